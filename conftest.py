@@ -1,0 +1,19 @@
+"""Root conftest: the names docstring examples use, for ``--doctest-modules``."""
+
+import os
+
+os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import jaxpool  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _doctest_names(doctest_namespace):
+  doctest_namespace.update(jax=jax, jnp=jnp, np=np, jaxpool=jaxpool)
+  doctest_namespace.update({name: getattr(jaxpool, name) for name in jaxpool.__all__})

@@ -1,0 +1,18 @@
+"""jaxpool: every pooling operator, as pure, jit-able JAX functions.
+
+Layout is channel-last, ``(*batch, *spatial, C)``; the length of ``window``
+says how many spatial dims are pooled. Flax modules live in
+:mod:`jaxpool.linen`.
+"""
+
+from jaxpool.classic import avg_pool, lp_pool, max_pool, max_unpool, min_pool
+
+__version__ = '0.1.0'
+
+__all__ = [
+    'avg_pool',
+    'lp_pool',
+    'max_pool',
+    'max_unpool',
+    'min_pool',
+]

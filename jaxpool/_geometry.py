@@ -1,0 +1,239 @@
+"""Window geometry: the one place that turns user arguments into integers.
+
+Every windowed op calls :func:`pool_geometry` once, at trace time, with Python
+values. It validates the arguments (errors name the argument, the value and
+what is allowed), applies PyTorch's output-size rule (``ceil_mode`` included,
+with its "a last window may not start in the right padding" rule) and returns
+a frozen, hashable :class:`Geometry` that backward rules take as static data.
+
+All index maths here is Python/NumPy integer arithmetic: window bounds derived
+from traced float arithmetic go wrong on XLA:CPU (see the README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+
+Padding = Union[str, int, Sequence[int], Sequence[tuple[int, int]]]
+
+
+def is_int(value: Any) -> bool:
+  """True for Python/NumPy integers, False for bools and everything else."""
+  return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def int_tuple(value: Any, n: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
+  """Broadcasts an int, or checks a sequence of ``n`` ints; each must be >= minimum."""
+  if is_int(value):
+    values = (int(value),) * n
+  elif isinstance(value, Sequence) and not isinstance(value, str):
+    if len(value) != n:
+      raise ValueError(
+          f'{name} must be an int or have {n} entries (one per spatial dim); '
+          f'got {value!r} with {len(value)}')
+    if not all(is_int(v) for v in value):
+      raise TypeError(f'{name} must hold ints; got {value!r}')
+    values = tuple(int(v) for v in value)
+  else:
+    raise TypeError(
+        f'{name} must be an int or a sequence of {n} ints; got {value!r} '
+        f'of type {type(value).__name__}')
+  if any(v < minimum for v in values):
+    raise ValueError(f'{name} entries must be >= {minimum}; got {value!r}')
+  return values
+
+
+def normalize_window(window: Any, name: str = 'window') -> tuple[int, ...]:
+  """A non-empty sequence of positive ints, one per spatial dim."""
+  if is_int(window):
+    raise TypeError(
+        f'{name} must be a sequence of positive ints, one per spatial dim, '
+        f'e.g. ({window}, {window}) for 2-d pooling; got the int {window!r}')
+  if not isinstance(window, Sequence) or isinstance(window, str) or not window:
+    raise TypeError(
+        f'{name} must be a non-empty sequence of positive ints, one per '
+        f'spatial dim; got {window!r}')
+  return int_tuple(window, len(window), name)
+
+
+def check_rank(shape: Sequence[int], n: int, name: str = 'x',
+               what: str = 'window') -> int:
+  """Checks ``shape == (*batch, *spatial[n], C)``; returns the number of batch dims."""
+  if len(shape) < n + 1:
+    raise ValueError(
+        f'{name} must have shape (*batch, *spatial, channels) with {n} spatial '
+        f'dim(s) for a {n}-entry {what}, i.e. rank >= {n + 1}; got shape '
+        f'{tuple(shape)} (rank {len(shape)})')
+  return len(shape) - n - 1
+
+
+def _same_padding(size: int, k_eff: int, s: int) -> tuple[int, int]:
+  out = -(-size // s)
+  total = max((out - 1) * s + k_eff - size, 0)
+  return total // 2, total - total // 2
+
+
+def normalize_padding(padding: Padding, in_shape: Sequence[int],
+                      window: Sequence[int], strides: Sequence[int],
+                      dilation: Sequence[int], *, check_limit: bool = True,
+                      name: str = 'padding') -> tuple[tuple[int, int], ...]:
+  """Explicit ``(low, high)`` pads per spatial dim from any accepted form.
+
+  'VALID' is no padding; 'SAME' is XLA's rule (output ``ceil(L / s)``); an int
+  pads every side; a sequence of ints pads each dim symmetrically; a sequence
+  of pairs is taken as is. Explicit pads above half the effective window
+  ``dilation * (k - 1) + 1`` raise, as in PyTorch (``check_limit``).
+  """
+  n = len(window)
+  k_eff = [d * (k - 1) + 1 for k, d in zip(window, dilation)]
+  if isinstance(padding, str):
+    mode = padding.upper()
+    if mode == 'VALID':
+      return ((0, 0),) * n
+    if mode == 'SAME':
+      return tuple(_same_padding(size, ke, s)
+                   for size, ke, s in zip(in_shape, k_eff, strides))
+    raise ValueError(
+        f"{name} must be 'VALID', 'SAME', an int, a sequence of {n} ints or of "
+        f'{n} (low, high) pairs; got the string {padding!r}')
+  if is_int(padding):
+    pads = ((int(padding), int(padding)),) * n
+  elif isinstance(padding, Sequence) and len(padding) == n and all(
+      is_int(p) for p in padding):
+    pads = tuple((int(p), int(p)) for p in padding)
+  elif isinstance(padding, Sequence) and len(padding) == n and all(
+      isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2
+      and all(is_int(v) for v in p) for p in padding):
+    pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+  else:
+    raise (ValueError if isinstance(padding, Sequence) else TypeError)(
+        f"{name} must be 'VALID', 'SAME', an int, a sequence of {n} ints or of "
+        f'{n} (low, high) pairs (one per spatial dim); got {padding!r}')
+  if any(v < 0 for pair in pads for v in pair):
+    raise ValueError(f'{name} must be non-negative; got {padding!r}')
+  if check_limit:
+    for (lo, hi), ke in zip(pads, k_eff):
+      if max(lo, hi) > ke // 2:
+        raise ValueError(
+            f'{name} must be at most half the effective window '
+            f'(dilation * (window - 1) + 1) // 2 = {ke // 2} on each side, as in '
+            f'PyTorch; got {padding!r}')
+  return pads
+
+
+def output_size(size: int, k: int, s: int, d: int, lo: int, hi: int,
+                ceil_mode: bool) -> int:
+  """PyTorch's ``pooling_output_shape_pad_lr``; <= 0 when the window does not fit."""
+  k_eff = d * (k - 1) + 1
+  span = size + lo + hi - k_eff
+  if span < 0:
+    return 0
+  if ceil_mode:
+    out = -(-span // s) + 1
+    if (out - 1) * s >= size + lo:  # the last window must start inside
+      out -= 1
+  else:
+    out = span // s + 1
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+  """Static description of a pooling: input/output spatial sizes and windows.
+
+  Output index ``p`` along a dim reads the input positions
+  ``p * stride + j * dilation - pad_low`` for ``j < window``; positions outside
+  ``[0, in_size)`` are padding and never contribute (except to the divisor of
+  ``avg_pool(count_include_pad=True)``).
+  """
+  in_shape: tuple[int, ...]
+  out_shape: tuple[int, ...]
+  window: tuple[int, ...]
+  strides: tuple[int, ...]
+  dilation: tuple[int, ...]
+  padding: tuple[tuple[int, int], ...]
+
+  @property
+  def ndim(self) -> int:
+    return len(self.window)
+
+  @property
+  def window_size(self) -> int:
+    return math.prod(self.window)
+
+  @property
+  def full_padding(self) -> tuple[tuple[int, int], ...]:
+    """Padding extended on the high side so every output window fits (ceil_mode)."""
+    pads = []
+    for size, out, k, s, d, (lo, hi) in zip(self.in_shape, self.out_shape,
+                                            self.window, self.strides,
+                                            self.dilation, self.padding):
+      need = (out - 1) * s + d * (k - 1) + 1 - size - lo
+      pads.append((lo, max(hi, need)))
+    return tuple(pads)
+
+  def tap_positions(self, axis: int) -> np.ndarray:
+    """Input coordinate of tap ``j`` of output ``p`` along one dim: shape (window, out)."""
+    k, s, d = self.window[axis], self.strides[axis], self.dilation[axis]
+    lo = self.padding[axis][0]
+    return (np.arange(self.out_shape[axis])[None, :] * s
+            + np.arange(k)[:, None] * d - lo)
+
+  def tap_valid(self, axis: int) -> np.ndarray:
+    """Whether each tap lies inside the input: bool (window, out)."""
+    pos = self.tap_positions(axis)
+    return (pos >= 0) & (pos < self.in_shape[axis])
+
+  def valid_counts(self, include_pad: bool = False) -> np.ndarray:
+    """Number of taps of each output window inside the input, shape ``out_shape``.
+
+    With ``include_pad`` the explicit padding counts too (never the ceil_mode
+    overhang beyond it), which is PyTorch's ``count_include_pad`` divisor.
+    """
+    counts = np.ones((), np.int64)
+    for axis in range(self.ndim):
+      pos = self.tap_positions(axis)
+      lo, hi = self.padding[axis]
+      if include_pad:
+        inside = (pos >= -lo) & (pos < self.in_shape[axis] + hi)
+      else:
+        inside = (pos >= 0) & (pos < self.in_shape[axis])
+      counts = np.multiply.outer(counts, inside.sum(0))
+    return counts
+
+
+def pool_geometry(shape: Sequence[int], window: Any, strides: Any = None,
+                  padding: Padding = 'VALID', dilation: Any = 1,
+                  ceil_mode: bool = False, *, name: str = 'x',
+                  check_padding: bool = True) -> tuple[Geometry, int]:
+  """Validates pooling arguments for an input of ``shape``.
+
+  Returns ``(geometry, num_batch_dims)``. ``strides=None`` means equal to the
+  window.
+  """
+  window = normalize_window(window)
+  n = len(window)
+  num_batch = check_rank(shape, n, name)
+  in_shape = tuple(int(v) for v in shape[num_batch:num_batch + n])
+  if any(v < 1 for v in in_shape):
+    raise ValueError(f'{name} must have non-empty spatial dims; got shape {tuple(shape)}')
+  strides = window if strides is None else int_tuple(strides, n, 'strides')
+  dilation = int_tuple(dilation, n, 'dilation')
+  if not isinstance(ceil_mode, (bool, np.bool_)):
+    raise TypeError(f'ceil_mode must be a bool; got {ceil_mode!r}')
+  pads = normalize_padding(padding, in_shape, window, strides, dilation,
+                           check_limit=check_padding)
+  out_shape = tuple(
+      output_size(size, k, s, d, lo, hi, bool(ceil_mode))
+      for size, k, s, d, (lo, hi) in zip(in_shape, window, strides, dilation, pads))
+  if any(o < 1 for o in out_shape):
+    raise ValueError(
+        f'window {window} (dilation {dilation}) is larger than the padded input: '
+        f'spatial shape {in_shape} with padding {pads} gives output shape '
+        f'{out_shape}; every output size must be >= 1')
+  return Geometry(in_shape, out_shape, window, strides, dilation, pads), num_batch

@@ -1,0 +1,53 @@
+"""Dtype policy shared by every op: floats in, same dtype out, f32 accumulation."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+
+def as_array(x, name: str = 'x') -> jnp.ndarray:
+  """``jnp.asarray`` with a TypeError naming the argument for non-numeric input."""
+  try:
+    arr = jnp.asarray(x)
+  except TypeError as err:
+    raise TypeError(f'{name} must be an array; got {type(x).__name__}: {err}') from None
+  if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
+    raise TypeError(f'{name} must be a numeric array; got dtype {arr.dtype}')
+  return arr
+
+
+def check_float(x: jnp.ndarray, op: str, name: str = 'x') -> None:
+  """Ops defined only for floats raise a TypeError naming the dtype."""
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(
+        f'{op} needs a floating-point {name} (float16, bfloat16, float32, '
+        f'float64); got dtype {x.dtype}')
+
+
+def compute_dtype(dtype) -> np.dtype:
+  """Accumulation dtype: float32 for half precisions, the dtype itself otherwise."""
+  dtype = jnp.dtype(dtype)
+  if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
+    return jnp.dtype(jnp.float32)
+  return dtype
+
+
+def lowest(dtype):
+  """The identity of ``max``: -inf for floats, the minimum for integers."""
+  dtype = jnp.dtype(dtype)
+  if jnp.issubdtype(dtype, jnp.floating):
+    return -np.inf
+  if dtype == jnp.bool_:
+    return False
+  return jnp.iinfo(dtype).min
+
+
+def highest(dtype):
+  """The identity of ``min``: +inf for floats, the maximum for integers."""
+  dtype = jnp.dtype(dtype)
+  if jnp.issubdtype(dtype, jnp.floating):
+    return np.inf
+  if dtype == jnp.bool_:
+    return True
+  return jnp.iinfo(dtype).max

@@ -1,0 +1,405 @@
+"""Classic pooling with PyTorch parity: max, min, average, LP, and max-unpool.
+
+Max/min pooling run forward on ``lax.reduce_window`` and backward through a
+custom VJP that never uses ``SelectAndScatter`` or a scatter: per window
+offset, a first-extremum mask routes the cotangent to one tap, and
+:func:`~jaxpool._windows.scatter_taps` puts the taps back in place. It is
+deterministic, works with dilation (where ``lax``'s max-pool gradient raises)
+and sends ties to the first extremum in row-major window order, as PyTorch.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool import _geometry, _numerics, _windows
+from jaxpool._geometry import Geometry, Padding
+
+__all__ = ['max_pool', 'min_pool', 'avg_pool', 'lp_pool', 'max_unpool']
+
+
+# --- max / min: first-extremum taps --------------------------------------------------
+
+
+def _extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
+  if kind == 'max':
+    return _windows.reduce_window(x, _numerics.lowest(x.dtype), lax.max, geom)
+  return _windows.reduce_window(x, _numerics.highest(x.dtype), lax.min, geom)
+
+
+def _first_extremum_hits(x, y, geom: Geometry, kind: str):
+  """Yields ``(offset, hit)``: hit marks the tap each window's output came from.
+
+  The first tap (row-major) equal to the output wins; a NaN window picks its
+  first NaN. Padded taps never win.
+  """
+  fill = _numerics.lowest(x.dtype) if kind == 'max' else _numerics.highest(x.dtype)
+  xp = _windows.pad_input(x, geom, fill)
+  is_float = jnp.issubdtype(x.dtype, jnp.floating)
+  taken = None
+  for offset in _windows.offsets(geom):
+    view = _windows.tap_view(xp, geom, offset)
+    hit = view == y
+    if is_float:
+      hit = hit | jnp.isnan(view)
+    mask = _windows.tap_mask(geom, offset)
+    if mask is not None:
+      hit = hit & mask
+    if taken is None:
+      taken = hit
+    else:
+      hit = hit & ~taken
+      taken = taken | hit
+    yield offset, hit
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _extremum_pool(x, geom: Geometry, kind: str):
+  return _extremum_forward(x, geom, kind)
+
+
+def _extremum_pool_fwd(x, geom, kind):
+  y = _extremum_forward(x, geom, kind)
+  return y, (x, y)
+
+
+def _extremum_pool_bwd(geom, kind, residuals, g):
+  x, y = residuals
+  zero = jnp.zeros((), g.dtype)
+  taps = {o: jnp.where(hit, g, zero) for o, hit in _first_extremum_hits(x, y, geom, kind)}
+  return (_windows.scatter_taps(taps, geom),)
+
+
+_extremum_pool.defvjp(_extremum_pool_fwd, _extremum_pool_bwd)
+
+
+def _extremum_indices(x, y, geom: Geometry, kind: str) -> jnp.ndarray:
+  index = None
+  for offset, hit in _first_extremum_hits(x, y, geom, kind):
+    flat = _windows.tap_flat_index(geom, offset)
+    index = (jnp.where(hit, flat, 0) if index is None
+             else jnp.where(hit, flat, index))
+  return index.astype(jnp.int32)
+
+
+def _extremum(x, window, strides, padding, dilation, ceil_mode, kind,
+              return_indices=False):
+  x = _numerics.as_array(x)
+  geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  if jnp.issubdtype(x.dtype, jnp.floating):
+    y = _extremum_pool(x, geom, kind)
+  else:
+    y = _extremum_forward(x, geom, kind)
+  if not return_indices:
+    return y
+  x0, y0 = lax.stop_gradient(x), lax.stop_gradient(y)
+  return y, _extremum_indices(x0, y0, geom, kind)
+
+
+def max_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
+             padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
+             ceil_mode: bool = False, return_indices: bool = False):
+  r"""Max pooling, PyTorch's ``max_pool{1,2,3}d`` in channel-last layout.
+
+  .. math:: y_p = \max_{i \in R(p)} x_i
+
+  over the valid (non-padding) taps ``R(p)`` of window ``p``.
+
+  Output size per spatial dim (PyTorch's rule)::
+
+    out = floor((L + pad_lo + pad_hi - dilation * (k - 1) - 1 + (s - 1 if ceil_mode)) / s) + 1
+    # with ceil_mode, a last window starting in the right padding is dropped
+
+  Gradient: :math:`\bar x_i = \sum_{p:\, i = \mathrm{argmax}_{R(p)}} \bar y_p`,
+  the argmax being the first maximum in row-major window order (PyTorch's tie
+  rule; a window holding NaN routes to its first NaN, PyTorch to its last). The
+  backward uses no scatter, so it is deterministic and defined with dilation.
+
+  Args:
+    x: ``(*batch, *spatial, C)``; floats or integers.
+    window: window size per spatial dim, e.g. ``(3, 3)``.
+    strides: int or per-dim; ``None`` means ``window``.
+    padding: ``'VALID'``, ``'SAME'``, int, per-dim ints or ``(low, high)`` pairs;
+      explicit pads are at most half the effective window.
+    dilation: spacing between window taps.
+    ceil_mode: PyTorch's ceil output-size rule.
+    return_indices: also return int32 flat indices of each maximum into the
+      unpadded spatial extent of its (batch, channel) slice, as PyTorch.
+
+  Returns:
+    ``y`` of shape ``(*batch, *out, C)`` and ``x``'s dtype, or ``(y, indices)``.
+
+  Example:
+    >>> x = jnp.arange(16.).reshape(4, 4, 1)
+    >>> max_pool(x, (2, 2))[..., 0]
+    Array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+  """
+  return _extremum(x, window, strides, padding, dilation, ceil_mode, 'max', return_indices)
+
+
+def min_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
+             padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
+             ceil_mode: bool = False) -> jnp.ndarray:
+  r"""Min pooling: :math:`y_p = \min_{i \in R(p)} x_i` over valid taps.
+
+  Same geometry, output size and gradient rule as :func:`max_pool` (ties to the
+  first minimum). Accepts floats and integers.
+
+  Example:
+    >>> x = jnp.arange(16.).reshape(4, 4, 1)
+    >>> min_pool(x, (2, 2))[..., 0]
+    Array([[ 0.,  2.],
+           [ 8., 10.]], dtype=float32)
+  """
+  return _extremum(x, window, strides, padding, dilation, ceil_mode, 'min')
+
+
+# --- sums: average and LP -------------------------------------------------------------
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _sum_pool(x, geom: Geometry):
+  return _windows.reduce_window(x, 0, lax.add, geom)
+
+
+def _sum_pool_fwd(x, geom):
+  return _sum_pool(x, geom), None
+
+
+def _sum_pool_bwd(geom, _, g):
+  return (_windows.scatter_taps({o: g for o in _windows.offsets(geom)}, geom),)
+
+
+_sum_pool.defvjp(_sum_pool_fwd, _sum_pool_bwd)
+
+
+def sum_pool(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  """Window sums over valid taps, accumulated in f32 for half precisions (internal)."""
+  return _sum_pool(x.astype(_numerics.compute_dtype(x.dtype)), geom)
+
+
+def avg_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
+             padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
+             ceil_mode: bool = False, count_include_pad: bool = True,
+             divisor_override: int | None = None) -> jnp.ndarray:
+  r"""Average pooling, PyTorch's ``avg_pool{1,2,3}d`` in channel-last layout.
+
+  .. math:: y_p = \frac{1}{D_p} \sum_{i \in R(p)} x_i
+
+  where the divisor :math:`D_p` is ``divisor_override`` if given, else the
+  number of taps of window ``p`` inside the input plus — with
+  ``count_include_pad`` — inside the explicit padding (never the ``ceil_mode``
+  overhang beyond it, exactly as PyTorch). Padded taps add nothing to the sum.
+  A window with no valid tap (possible only with dilation) gives 0.
+
+  Output size: as :func:`max_pool`. Gradient:
+  :math:`\bar x_i = \sum_{p \ni i} \bar y_p / D_p`, computed without scatter.
+  Dilation is an extension (PyTorch's average pooling has none).
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats; half precisions accumulate in f32.
+    window, strides, padding, dilation, ceil_mode: as :func:`max_pool`.
+    count_include_pad: count explicit padding in the divisor.
+    divisor_override: a non-zero int used as every window's divisor.
+
+  Returns:
+    ``(*batch, *out, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.arange(16.).reshape(4, 4, 1)
+    >>> avg_pool(x, (2, 2))[..., 0]
+    Array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+  """
+  x = _numerics.as_array(x)
+  _numerics.check_float(x, 'avg_pool')
+  geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  if divisor_override is not None:
+    if not _geometry.is_int(divisor_override) or divisor_override == 0:
+      raise ValueError(f'divisor_override must be a non-zero int or None; got {divisor_override!r}')
+    divisor = np.asarray(float(divisor_override))
+  else:
+    if not isinstance(count_include_pad, (bool, np.bool_)):
+      raise TypeError(f'count_include_pad must be a bool; got {count_include_pad!r}')
+    divisor = np.maximum(geom.valid_counts(bool(count_include_pad)), 1)[..., None]
+  y = sum_pool(x, geom) / divisor.astype(_numerics.compute_dtype(x.dtype))
+  return y.astype(x.dtype)
+
+
+def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
+            strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
+            dilation: int | Sequence[int] = 1, ceil_mode: bool = False) -> jnp.ndarray:
+  r"""Power-average (LP) pooling, PyTorch's ``lp_pool{1,2,3}d``.
+
+  .. math:: y_p = \Big(\sum_{i \in R(p)} x_i^{\,p}\Big)^{1/p}
+
+  a *sum* over the valid taps (no ``|x|``, as PyTorch: for non-integer ``p``
+  the input should be non-negative). ``p = 1`` is sum pooling, ``p -> inf``
+  max pooling of ``|x|``; ``p=float('inf')`` computes that exactly.
+
+  Differences from PyTorch, on purpose:
+
+  * Evaluated as ``m * (sum (x_i / m)^p)^(1/p)`` with ``m`` the window's
+    ``max |x|``, so it neither overflows nor underflows where PyTorch does
+    (``p = 2`` overflows PyTorch's f32 above ``|x| ~ 1.8e19``).
+  * With ``ceil_mode`` a partial last window sums its valid taps; PyTorch
+    rescales it by ``window_size / valid_count`` (its LP pool is built on
+    ``avg_pool``).
+  * An odd integer ``p`` whose window sum is negative gives the real root
+    ``-|S|^{1/p}`` (PyTorch: NaN). ``padding`` and ``dilation`` are extensions.
+
+  Gradient: :math:`\partial y_p / \partial x_i = x_i^{p-1} y_p^{1-p}`, and 0 for an
+  all-zero window (PyTorch's rule); ``p`` may be a traced array and gets
+  its gradient by autodiff.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats.
+    p: the power, a positive number or a scalar array (learnable).
+    window, strides, padding, dilation, ceil_mode: as :func:`max_pool`.
+
+  Returns:
+    ``(*batch, *out, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.array([[3.], [4.], [1.], [1.]])
+    >>> lp_pool(x, 2, (2,))[:, 0]
+    Array([5.       , 1.4142135], dtype=float32)
+  """
+  x = _numerics.as_array(x)
+  _numerics.check_float(x, 'lp_pool')
+  geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  if isinstance(p, (int, float, np.integer, np.floating)) and not isinstance(p, bool):
+    if not p > 0:
+      raise ValueError(f'p must be a positive number (or a scalar array); got {p!r}')
+    if math.isinf(p):
+      return _extremum_pool(jnp.abs(x), geom, 'max')
+    static_int = float(p).is_integer()
+  else:
+    p = jnp.asarray(p)
+    if p.ndim != 0 or not jnp.issubdtype(p.dtype, jnp.floating):
+      raise TypeError(f'p must be a positive number or a float scalar array; got {p!r}')
+    static_int = False
+  cdt = _numerics.compute_dtype(x.dtype)
+  xc = x.astype(cdt)
+  scale = lax.stop_gradient(
+      _windows.reduce_window(jnp.abs(xc), 0, lax.max, geom))
+  safe_scale = jnp.where(scale > 0, scale, 1)
+  total = None
+  for offset, tap in zip(_windows.offsets(geom), _windows.window_taps(xc, geom, 0.0)):
+    ratio = tap / safe_scale
+    term = lax.integer_pow(ratio, int(p)) if static_int else jnp.power(ratio, p)
+    mask = _windows.tap_mask(geom, offset)
+    if mask is not None:
+      term = jnp.where(mask, term, 0)
+    total = term if total is None else total + term
+  nonzero = total != 0
+  magnitude = jnp.where(nonzero, jnp.abs(total), 1)
+  root = jnp.power(magnitude, 1.0 / p)
+  y = jnp.where(nonzero, jnp.sign(total) * root * scale, 0)
+  return y.astype(x.dtype)
+
+
+# --- unpooling ----------------------------------------------------------------------
+
+
+@jax.custom_vjp
+def _scatter_set(values, index, size_holder):
+  # values/index: (rows, P); size_holder: zeros (rows, Q) giving the output size.
+  return jax.vmap(lambda z, i, v: z.at[i].set(v, mode='drop'))(size_holder, index, values)
+
+
+def _scatter_set_fwd(values, index, size_holder):
+  return _scatter_set(values, index, size_holder), (index, size_holder.shape)
+
+
+def _scatter_set_bwd(residuals, g):
+  index, _ = residuals
+  grad_values = jnp.take_along_axis(g, index, axis=1, mode='fill', fill_value=0)
+  return grad_values, None, None
+
+
+_scatter_set.defvjp(_scatter_set_fwd, _scatter_set_bwd)
+
+
+def max_unpool(y: jnp.ndarray, indices: jnp.ndarray, window: Sequence[int],
+               strides: int | Sequence[int] | None = None,
+               padding: int | Sequence[int] = 0,
+               output_size: Sequence[int] | None = None) -> jnp.ndarray:
+  r"""Inverse of :func:`max_pool` with ``return_indices``: PyTorch's ``max_unpool{1,2,3}d``.
+
+  .. math:: \hat x_{\mathrm{indices}_p} = y_p, \quad \hat x_i = 0 \text{ elsewhere}
+
+  per (batch, channel) slice. Output spatial size, unless ``output_size`` is
+  given: ``(out - 1) * stride - 2 * padding + window`` per dim (``output_size``
+  must lie strictly within ``stride`` of that, as PyTorch checks). Indices
+  outside the output are dropped. Gradient: ``ȳ_p = x̄_{indices_p}`` (every
+  output reading its index, as PyTorch).
+
+  Args:
+    y: pooled values ``(*batch, *out, C)``.
+    indices: int flat indices, same shape as ``y``.
+    window, strides: as given to :func:`max_pool` (``strides=None`` = window).
+    padding: int or per-dim ints, as given to :func:`max_pool`.
+    output_size: spatial sizes, or the whole output shape (spatial taken).
+
+  Returns:
+    ``(*batch, *in, C)`` in ``y``'s dtype.
+
+  Example:
+    >>> x = jnp.array([[1.], [3.], [2.], [0.]])
+    >>> y, idx = max_pool(x, (2,), return_indices=True)
+    >>> max_unpool(y, idx, (2,))[:, 0]
+    Array([0., 3., 2., 0.], dtype=float32)
+  """
+  y = _numerics.as_array(y, 'y')
+  indices = _numerics.as_array(indices, 'indices')
+  window = _geometry.normalize_window(window)
+  n = len(window)
+  nb = _geometry.check_rank(y.shape, n, 'y')
+  if indices.shape != y.shape:
+    raise ValueError(f'indices must have the shape of y {y.shape}; got {indices.shape}')
+  if not jnp.issubdtype(indices.dtype, jnp.integer):
+    raise TypeError(f'indices must be integers; got dtype {indices.dtype}')
+  strides = window if strides is None else _geometry.int_tuple(strides, n, 'strides')
+  pads = _geometry.int_tuple(padding, n, 'padding', minimum=0)
+  pooled = y.shape[nb:nb + n]
+  default = tuple((o - 1) * s - 2 * p + k for o, s, p, k in zip(pooled, strides, pads, window))
+  if output_size is None:
+    size = default
+  else:
+    if not isinstance(output_size, Sequence) or not all(_geometry.is_int(v) for v in output_size):
+      raise TypeError(f'output_size must be a sequence of ints; got {output_size!r}')
+    size = tuple(int(v) for v in output_size)
+    if len(size) == y.ndim:
+      size = size[nb:nb + n]
+    if len(size) != n:
+      raise ValueError(
+          f'output_size must have {n} spatial entries (or {y.ndim} for the whole shape); '
+          f'got {output_size!r}')
+    for d, (got, dflt, s) in enumerate(zip(size, default, strides)):
+      if not dflt - s < got < dflt + s:
+        raise ValueError(
+            f'output_size {output_size!r}: entry {d} must be in ({dflt - s}, {dflt + s}) '
+            f'for this y, window and strides; got {got}')
+  if any(v < 1 for v in size):
+    raise ValueError(f'max_unpool output spatial size must be positive; got {size}')
+  batch, channels = y.shape[:nb], y.shape[-1]
+  rows = math.prod(batch) * channels
+
+  def to_rows(a):
+    return jnp.moveaxis(a.reshape(math.prod(batch), math.prod(pooled), channels), -1, 1).reshape(
+        rows, math.prod(pooled))
+
+  holder = jnp.zeros((rows, math.prod(size)), y.dtype)
+  out = _scatter_set(to_rows(y), to_rows(indices.astype(jnp.int32)), holder)
+  out = jnp.moveaxis(out.reshape(math.prod(batch), channels, math.prod(size)), 1, -1)
+  return out.reshape(*batch, *size, channels)

@@ -1,0 +1,3 @@
+"""Flax linen modules, one per jaxpool op (fields mirror the functional arguments)."""
+
+from jaxpool.linen._classic import AvgPool, LPPool, MaxPool, MaxUnpool, MinPool

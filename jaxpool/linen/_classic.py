@@ -1,0 +1,89 @@
+"""Flax linen modules for classic pooling: thin wrappers over :mod:`jaxpool.classic`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxpool import classic
+from jaxpool._geometry import Padding
+from jaxpool.linen._base import check_window_fields
+
+
+class _Windowed(nn.Module):
+  window: Sequence[int]
+  strides: int | Sequence[int] | None = None
+  padding: Padding = 'VALID'
+  dilation: int | Sequence[int] = 1
+  ceil_mode: bool = False
+
+  def __post_init__(self):
+    check_window_fields(self)
+    super().__post_init__()
+
+  @property
+  def _geometry_args(self):
+    return (self.window, self.strides, self.padding, self.dilation, self.ceil_mode)
+
+
+class MaxPool(_Windowed):
+  """:func:`jaxpool.max_pool` as a module; ``return_indices`` returns ``(y, indices)``."""
+  return_indices: bool = False
+
+  def __call__(self, x: jnp.ndarray):
+    return classic.max_pool(x, *self._geometry_args, return_indices=self.return_indices)
+
+
+class MinPool(_Windowed):
+  """:func:`jaxpool.min_pool` as a module."""
+
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    return classic.min_pool(x, *self._geometry_args)
+
+
+class AvgPool(_Windowed):
+  """:func:`jaxpool.avg_pool` as a module."""
+  count_include_pad: bool = True
+  divisor_override: int | None = None
+
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    return classic.avg_pool(x, *self._geometry_args, count_include_pad=self.count_include_pad,
+                            divisor_override=self.divisor_override)
+
+
+class LPPool(_Windowed):
+  """:func:`jaxpool.lp_pool` as a module.
+
+  ``p`` is fixed, or with ``learnable_p=True`` a parameter ``p`` initialised to
+  the field's value (kept > 0 as ``p = softplus(p_raw)`` would change its
+  scale, so it is stored directly; keep the learning rate modest).
+  """
+  p: float = 2.0
+  learnable_p: bool = False
+
+  def __post_init__(self):
+    if not self.p > 0:
+      raise ValueError(f'p must be positive; got {self.p!r}')
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    p = self.param('p', lambda _: jnp.asarray(self.p, jnp.float32)) if self.learnable_p else self.p
+    return classic.lp_pool(x, p, *self._geometry_args)
+
+
+class MaxUnpool(nn.Module):
+  """:func:`jaxpool.max_unpool` as a module: ``MaxUnpool(window)(y, indices)``."""
+  window: Sequence[int]
+  strides: int | Sequence[int] | None = None
+  padding: int | Sequence[int] = 0
+
+  def __post_init__(self):
+    check_window_fields(self)
+    super().__post_init__()
+
+  def __call__(self, y: jnp.ndarray, indices: jnp.ndarray,
+               output_size: Sequence[int] | None = None) -> jnp.ndarray:
+    return classic.max_unpool(y, indices, self.window, self.strides, self.padding, output_size)
