@@ -61,6 +61,45 @@ def tap_view(xp: jnp.ndarray, geom: Geometry, offset: Offset) -> jnp.ndarray:
   return lax.slice(xp, start, limit, step)
 
 
+def phase_blocks(geom: Geometry) -> list[int]:
+  """Blocks ``M`` per dim: the padded extent rounded up to a multiple of the stride, over it."""
+  return [-(-(lo + size + hi) // s)
+          for size, (lo, hi), s in zip(geom.in_shape, geom.full_padding, geom.strides)]
+
+
+def split_phases(x: jnp.ndarray, geom: Geometry, fill) -> jnp.ndarray:
+  """Pads with ``fill`` and reshapes each spatial dim ``L`` into ``(M, s)`` blocks.
+
+  Returns ``(*batch, M_1, s_1, ..., M_n, s_n, C)``: the input of padded position
+  ``m * s + r`` sits at ``[m, r]``. Every tap view is then a contiguous slice
+  (:func:`phase_view`), which XLA:CPU reads faster than a strided slice.
+  """
+  blocks = phase_blocks(geom)
+  config = _spatial_config(x.ndim, geom, (
+      (lo, m * s - size - lo, 0)
+      for size, (lo, _), m, s in zip(geom.in_shape, geom.full_padding, blocks, geom.strides)))
+  xp = lax.pad(x, jnp.asarray(fill, x.dtype), config)
+  nb = x.ndim - geom.ndim - 1
+  shape = [*x.shape[:nb]]
+  for m, s in zip(blocks, geom.strides):
+    shape += [m, s]
+  return xp.reshape(*shape, x.shape[-1])
+
+
+def phase_view(xr: jnp.ndarray, geom: Geometry, offset: Offset) -> jnp.ndarray:
+  """Tap ``offset`` of every output window from :func:`split_phases`: (*batch, *out, C)."""
+  nb = xr.ndim - 2 * geom.ndim - 1
+  start = [0] * xr.ndim
+  limit = list(xr.shape)
+  for axis, (o, s, d, out) in enumerate(
+      zip(offset, geom.strides, geom.dilation, geom.out_shape)):
+    shift, phase = divmod(o * d, s)
+    start[nb + 2 * axis], limit[nb + 2 * axis] = shift, shift + out
+    start[nb + 2 * axis + 1], limit[nb + 2 * axis + 1] = phase, phase + 1
+  view = lax.slice(xr, start, limit)
+  return view.reshape(*xr.shape[:nb], *geom.out_shape, xr.shape[-1])
+
+
 def tap_mask(geom: Geometry, offset: Offset) -> np.ndarray | None:
   """Static validity of tap ``offset``, shape ``(*out, 1)``; None when all valid."""
   mask = np.ones((), bool)
@@ -93,7 +132,7 @@ def reduce_window(x: jnp.ndarray, init, op: Callable, geom: Geometry) -> jnp.nda
 
 
 def scatter_taps(taps: Mapping[Offset, jnp.ndarray], geom: Geometry) -> jnp.ndarray:
-  """Transpose of :func:`tap_view`: sums each tap array back to its input position.
+  """Transpose of :func:`tap_view` / :func:`phase_view`: sums each tap array back to its input position.
 
   ``result[i] = sum over (o, p) with p * s + o * d - pad_low == i of taps[o][p]``;
   taps that land in padding are dropped. Offsets with the same stride phase
@@ -110,8 +149,7 @@ def scatter_taps(taps: Mapping[Offset, jnp.ndarray], geom: Geometry) -> jnp.ndar
   first = next(iter(taps.values()))
   nb = first.ndim - geom.ndim - 1
   batch, channels = first.shape[:nb], first.shape[-1]
-  padded = [lo + size + hi for size, (lo, hi) in zip(geom.in_shape, geom.full_padding)]
-  blocks = [-(-p // s) for p, s in zip(padded, geom.strides)]
+  blocks = phase_blocks(geom)
   phases: dict[Offset, jnp.ndarray] = {}
   for offset, tap in taps.items():
     shift = [o * d // s for o, d, s in zip(offset, geom.dilation, geom.strides)]
@@ -120,18 +158,21 @@ def scatter_taps(taps: Mapping[Offset, jnp.ndarray], geom: Geometry) -> jnp.ndar
         (a, m - a - out, 0) for a, m, out in zip(shift, blocks, geom.out_shape)))
     shifted = lax.pad(tap, jnp.zeros((), tap.dtype), config)
     phases[phase] = shifted if phase not in phases else phases[phase] + shifted
-  n_phases = int(np.prod(geom.strides))
-  if n_phases == 1:
+  if all(s == 1 for s in geom.strides):
     full = phases[(0,) * geom.ndim]
   else:
     zeros = jnp.zeros((*batch, *blocks, channels), first.dtype)
-    grids = [phases.get(p, zeros) for p in itertools.product(*(range(s) for s in geom.strides))]
-    stacked = jnp.stack(grids, axis=-1).reshape(*batch, *blocks, channels, *geom.strides)
-    n = geom.ndim
-    perm = (list(range(nb))
-            + [a for j in range(n) for a in (nb + j, nb + n + 1 + j)]
-            + [nb + n])
-    full = stacked.transpose(perm).reshape(
+
+    def interleave(prefix: Offset) -> jnp.ndarray:
+      # Phase grids sharing `prefix`, stacked so that a reshape interleaves them:
+      # (*batch, M_1, ..., M_j, s_j, ..., M_n, s_n, C) for prefix length j - 1.
+      depth = len(prefix)
+      if depth == geom.ndim:
+        return phases.get(prefix, zeros)
+      parts = [interleave(prefix + (r,)) for r in range(geom.strides[depth])]
+      return jnp.stack(parts, axis=nb + depth + 1)
+
+    full = interleave(()).reshape(
         *batch, *(m * s for m, s in zip(blocks, geom.strides)), channels)
   start = [0] * full.ndim
   limit = list(full.shape)
@@ -149,8 +190,8 @@ def window_taps(x: jnp.ndarray, geom: Geometry, fill: float) -> tuple[jnp.ndarra
   is the value read at padded positions (mask it or choose it neutral).
   Offsets are in :func:`offsets` order.
   """
-  xp = pad_input(x, geom, fill)
-  return tuple(tap_view(xp, geom, o) for o in offsets(geom))
+  xr = split_phases(x, geom, fill)
+  return tuple(phase_view(xr, geom, o) for o in offsets(geom))
 
 
 def _window_taps_fwd(x, geom, fill):

@@ -35,30 +35,48 @@ def _extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
   return _windows.reduce_window(x, _numerics.highest(x.dtype), lax.min, geom)
 
 
-def _first_extremum_hits(x, y, geom: Geometry, kind: str):
-  """Yields ``(offset, hit)``: hit marks the tap each window's output came from.
+def _choice_dtype(geom: Geometry):
+  return jnp.int8 if geom.window_size <= 127 else jnp.int32
 
-  The first tap (row-major) equal to the output wins; a NaN window picks its
-  first NaN. Padded taps never win.
+
+def _extremum_with_choice(x, geom: Geometry, kind: str):
+  """One pass over the window taps: the extremum and which tap (row-major) gave it.
+
+  PyTorch's scan: a tap replaces the running extremum if it is strictly better
+  or NaN, so ties go to the first extremum and a NaN window to its last NaN.
+  Padded taps never win; a window whose valid taps are all -inf (max) picks its
+  first valid tap.
   """
   fill = _numerics.lowest(x.dtype) if kind == 'max' else _numerics.highest(x.dtype)
-  xp = _windows.pad_input(x, geom, fill)
+  better_than = lax.gt if kind == 'max' else lax.lt
   is_float = jnp.issubdtype(x.dtype, jnp.floating)
-  taken = None
-  for offset in _windows.offsets(geom):
-    view = _windows.tap_view(xp, geom, offset)
-    hit = view == y
-    if is_float:
-      hit = hit | jnp.isnan(view)
+  xr = _windows.split_phases(x, geom, fill)
+  best = choice = seen = None  # `seen`: static mask of windows with a valid tap so far
+  for i, offset in enumerate(_windows.offsets(geom)):
+    view = _windows.phase_view(xr, geom, offset)
     mask = _windows.tap_mask(geom, offset)
+    if best is None:
+      best, choice = view, jnp.zeros(view.shape, _choice_dtype(geom))
+      seen = np.ones((), bool) if mask is None else mask
+      continue
+    better = better_than(view, best)
+    if is_float:
+      better = better | jnp.isnan(view)
+    if not seen.all():
+      better = better | ~seen
     if mask is not None:
-      hit = hit & mask
-    if taken is None:
-      taken = hit
-    else:
-      hit = hit & ~taken
-      taken = taken | hit
-    yield offset, hit
+      better = better & mask
+    best = jnp.where(better, view, best)
+    choice = jnp.where(better, jnp.asarray(i, choice.dtype), choice)
+    seen = np.ones((), bool) if mask is None else seen | mask
+  return best, choice
+
+
+def _route_to_choice(g, choice, geom: Geometry) -> jnp.ndarray:
+  """Transpose of "pick tap ``choice``": each cotangent goes back to its chosen tap."""
+  zero = jnp.zeros((), g.dtype)
+  taps = {o: jnp.where(choice == i, g, zero) for i, o in enumerate(_windows.offsets(geom))}
+  return _windows.scatter_taps(taps, geom)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
@@ -67,41 +85,37 @@ def _extremum_pool(x, geom: Geometry, kind: str):
 
 
 def _extremum_pool_fwd(x, geom, kind):
-  y = _extremum_forward(x, geom, kind)
-  return y, (x, y)
+  y, choice = _extremum_with_choice(x, geom, kind)
+  return y, choice
 
 
-def _extremum_pool_bwd(geom, kind, residuals, g):
-  x, y = residuals
-  zero = jnp.zeros((), g.dtype)
-  taps = {o: jnp.where(hit, g, zero) for o, hit in _first_extremum_hits(x, y, geom, kind)}
-  return (_windows.scatter_taps(taps, geom),)
+def _extremum_pool_bwd(geom, kind, choice, g):
+  del kind
+  return (_route_to_choice(g, choice, geom),)
 
 
 _extremum_pool.defvjp(_extremum_pool_fwd, _extremum_pool_bwd)
 
 
-def _extremum_indices(x, y, geom: Geometry, kind: str) -> jnp.ndarray:
-  index = None
-  for offset, hit in _first_extremum_hits(x, y, geom, kind):
-    flat = _windows.tap_flat_index(geom, offset)
-    index = (jnp.where(hit, flat, 0) if index is None
-             else jnp.where(hit, flat, index))
-  return index.astype(jnp.int32)
+def _choice_to_index(choice, geom: Geometry) -> jnp.ndarray:
+  index = jnp.zeros(choice.shape, jnp.int32)
+  for i, offset in enumerate(_windows.offsets(geom)):
+    index = jnp.where(choice == i, jnp.asarray(_windows.tap_flat_index(geom, offset)), index)
+  return index
 
 
 def _extremum(x, window, strides, padding, dilation, ceil_mode, kind,
               return_indices=False):
   x = _numerics.as_array(x)
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
-  if jnp.issubdtype(x.dtype, jnp.floating):
-    y = _extremum_pool(x, geom, kind)
-  else:
+  if not jnp.issubdtype(x.dtype, jnp.floating):
     y = _extremum_forward(x, geom, kind)
+  else:
+    y = _extremum_pool(x, geom, kind)
   if not return_indices:
     return y
-  x0, y0 = lax.stop_gradient(x), lax.stop_gradient(y)
-  return y, _extremum_indices(x0, y0, geom, kind)
+  _, choice = _extremum_with_choice(lax.stop_gradient(x), geom, kind)
+  return y, _choice_to_index(choice, geom)
 
 
 def max_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
@@ -120,8 +134,10 @@ def max_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int]
 
   Gradient: :math:`\bar x_i = \sum_{p:\, i = \mathrm{argmax}_{R(p)}} \bar y_p`,
   the argmax being the first maximum in row-major window order (PyTorch's tie
-  rule; a window holding NaN routes to its first NaN, PyTorch to its last). The
-  backward uses no scatter, so it is deterministic and defined with dilation.
+  rule; a window holding NaN routes to its last NaN, as PyTorch). The forward
+  under differentiation records the winning tap as an int8 per output (as
+  PyTorch saves indices); the backward uses no scatter, so it is deterministic
+  and defined with dilation.
 
   Args:
     x: ``(*batch, *spatial, C)``; floats or integers.

@@ -1,0 +1,142 @@
+"""Shared benchmark machinery: cases, interleaved timing, compiled memory.
+
+A suite module in ``benchmarks/suites/`` defines ``cases(quick: bool) ->
+list[Case]``. Every implementation of a case is timed in the same run,
+interleaved rep by rep, and reported as medians and as ratios to the case's
+baseline. JAX implementations are jitted; their forward+backward is
+``jit(value_and_grad(sum(f(x) * ct)))``. PyTorch runs on the CPU in NCHW
+(``(N, C, *spatial)``) layout, optionally also channels-last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import pkgutil
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+
+@dataclasses.dataclass
+class Case:
+  """One benchmark: an op at one geometry, several implementations."""
+  op: str
+  label: str
+  shape: tuple[int, ...]
+  jax: dict[str, Callable]
+  torch: Callable | None = None
+  baseline: str = 'jaxpool'
+  torch_channels_last: bool = False
+  dtype: str = 'float32'
+
+
+def load_cases(quick: bool, only: set[str] | None = None) -> list[Case]:
+  """Collects cases from every suite module, filtered by op name."""
+  import benchmarks.suites as suites
+  cases = []
+  for info in sorted(pkgutil.iter_modules(suites.__path__), key=lambda m: m.name):
+    module = importlib.import_module(f'benchmarks.suites.{info.name}')
+    if hasattr(module, 'cases'):
+      cases.extend(module.cases(quick))
+  if only:
+    cases = [c for c in cases if c.op in only or f'{c.op} {c.label}' in only]
+  return cases
+
+
+def make_input(case: Case, seed: int = 0) -> np.ndarray:
+  return np.random.default_rng(seed).standard_normal(case.shape).astype(case.dtype)
+
+
+def _block(tree):
+  return jax.tree_util.tree_map(lambda a: a.block_until_ready(), tree)
+
+
+def jax_callables(f: Callable, x: np.ndarray):
+  """Jitted forward and forward+backward (with a fixed random cotangent)."""
+  out = jax.eval_shape(f, jnp.asarray(x))
+  ct = jnp.asarray(np.random.default_rng(1).standard_normal(out.shape).astype(out.dtype))
+  fwd = jax.jit(f)
+  # The cotangent is an argument, never a closed-over constant: XLA would
+  # constant-fold a backward that does not depend on x (e.g. avg pooling's).
+  fb_ct = jax.jit(jax.value_and_grad(lambda a, c: jnp.sum(f(a) * c)))
+  fb = lambda a: fb_ct(a, ct)  # noqa: E731
+  fb.lower = lambda a: fb_ct.lower(a, ct)
+  return fwd, fb
+
+
+def torch_callables(f: Callable, x: np.ndarray, n_spatial: int, channels_last: bool):
+  import torch
+  xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)))
+  if channels_last and n_spatial in (2, 3):
+    xt = xt.contiguous(memory_format=torch.channels_last if n_spatial == 2
+                       else torch.channels_last_3d)
+  with torch.no_grad():
+    out = f(xt)
+  ct = torch.from_numpy(np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(x.dtype))
+
+  def fwd(_):
+    with torch.no_grad():
+      return f(xt)
+
+  def fb(_):
+    leaf = xt.detach().requires_grad_()
+    y = f(leaf)
+    y.backward(ct)
+    return leaf.grad
+
+  return fwd, fb
+
+
+def time_case(case: Case, reps: int, torch_ok: bool) -> dict[str, dict[str, float]]:
+  """Median ms of forward and forward+backward for every implementation, interleaved."""
+  x = make_input(case)
+  n_spatial = len(case.shape) - 2
+  impls: dict[str, tuple[Callable, Callable, object]] = {}
+  for name, f in case.jax.items():
+    fwd, fb = jax_callables(f, x)
+    impls[name] = (fwd, fb, jnp.asarray(x))
+  if case.torch is not None and torch_ok:
+    impls['torch'] = (*torch_callables(case.torch, x, n_spatial, False), None)
+    if case.torch_channels_last:
+      impls['torch channels_last'] = (*torch_callables(case.torch, x, n_spatial, True), None)
+  samples = {name: {'fwd': [], 'f+b': []} for name in impls}
+  for rep in range(reps + 1):  # rep 0 compiles / warms up
+    for name, (fwd, fb, arg) in impls.items():
+      for kind, fn in (('fwd', fwd), ('f+b', fb)):
+        start = time.perf_counter()
+        _block(fn(arg)) if arg is not None else fn(arg)
+        elapsed = (time.perf_counter() - start) * 1e3
+        if rep:
+          samples[name][kind].append(elapsed)
+  return {name: {k: statistics.median(v) for k, v in s.items()} for name, s in samples.items()}
+
+
+def compiled_temp_bytes(f: Callable, x: np.ndarray) -> int | None:
+  """Temp bytes XLA allocates for the jitted forward+backward of ``f``."""
+  _, fb = jax_callables(f, x)
+  stats = fb.lower(jnp.asarray(x)).compile().memory_analysis()
+  return None if stats is None else int(stats.temp_size_in_bytes)
+
+
+def machine_line() -> str:
+  lines = [f'{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}',
+           f'jax {jax.__version__} ({jax.default_backend()}, {len(jax.devices())} device(s))']
+  try:
+    import torch
+    lines.append(f'torch {torch.__version__} ({torch.get_num_threads()} threads)')
+  except ImportError:
+    lines.append('torch not installed')
+  return '; '.join(lines)
