@@ -11,7 +11,7 @@ def as_array(x, name: str = 'x') -> jnp.ndarray:
   try:
     arr = jnp.asarray(x)
   except TypeError as err:
-    raise TypeError(f'{name} must be an array; got {type(x).__name__}: {err}') from None
+    raise TypeError(f'{name} must be a numeric array; got {type(x).__name__} {x!r:.60}') from None
   if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
     raise TypeError(f'{name} must be a numeric array; got dtype {arr.dtype}')
   return arr

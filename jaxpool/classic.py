@@ -306,8 +306,8 @@ def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
     static_int = False
   cdt = _numerics.compute_dtype(x.dtype)
   xc = x.astype(cdt)
-  scale = lax.stop_gradient(
-      _windows.reduce_window(jnp.abs(xc), 0, lax.max, geom))
+  # The result does not depend on the scale; no gradient flows through it.
+  scale = _windows.reduce_window(lax.stop_gradient(jnp.abs(xc)), 0, lax.max, geom)
   safe_scale = jnp.where(scale > 0, scale, 1)
   total = None
   for offset, tap in zip(_windows.offsets(geom), _windows.window_taps(xc, geom, 0.0)):

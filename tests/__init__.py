@@ -1,0 +1,1 @@
+"""jaxpool test suite."""
