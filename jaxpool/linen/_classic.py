@@ -56,9 +56,8 @@ class AvgPool(_Windowed):
 class LPPool(_Windowed):
   """:func:`jaxpool.lp_pool` as a module.
 
-  ``p`` is fixed, or with ``learnable_p=True`` a parameter ``p`` initialised to
-  the field's value (kept > 0 as ``p = softplus(p_raw)`` would change its
-  scale, so it is stored directly; keep the learning rate modest).
+  ``p`` is fixed, or with ``learnable_p=True`` a parameter ``'p'`` initialised
+  to the field's value (stored directly, so its gradient is ``dy/dp``).
   """
   p: float = 2.0
   learnable_p: bool = False
