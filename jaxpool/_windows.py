@@ -182,6 +182,31 @@ def scatter_taps(taps: Mapping[Offset, jnp.ndarray], geom: Geometry) -> jnp.ndar
   return lax.slice(full, start, limit)
 
 
+def materialize(a: jnp.ndarray) -> jnp.ndarray:
+  """Returns ``a`` unchanged, computed once: a fusion boundary for XLA.
+
+  XLA fuses cheap elementwise producers into each consumer. When a backward
+  rule recomputes per-window data (an argmax, softmax weights) and
+  :func:`scatter_taps` reads it at several shifted positions, XLA:CPU
+  re-evaluates the whole producer per input element and tap (measured 10-20x
+  slower). ``lax.optimization_barrier`` is dropped on CPU, but a reduce-window
+  is a fusion boundary, so this identity one (a max over a pair whose second
+  entry is the dtype's lowest value) makes XLA compute ``a`` once.
+  """
+  low = jnp.asarray(_lowest(a.dtype), a.dtype)
+  paired = lax.pad(a[..., None], low, [(0, 0, 0)] * a.ndim + [(0, 1, 0)])
+  return lax.reduce_window(paired, low, lax.max, (1,) * a.ndim + (2,),
+                           (1,) * (a.ndim + 1), 'VALID')[..., 0]
+
+
+def _lowest(dtype):
+  if jnp.issubdtype(dtype, jnp.floating):
+    return -np.inf
+  if dtype == jnp.bool_:
+    return False
+  return jnp.iinfo(dtype).min
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
 def window_taps(x: jnp.ndarray, geom: Geometry, fill: float) -> tuple[jnp.ndarray, ...]:
   """All taps of every output window, one ``(*batch, *out, C)`` array per offset.

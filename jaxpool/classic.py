@@ -36,40 +36,38 @@ def _extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
 
 
 def _choice_dtype(geom: Geometry):
-  return jnp.int8 if geom.window_size <= 127 else jnp.int32
+  return jnp.int8 if geom.window_size < 127 else jnp.int32
 
 
-def _extremum_with_choice(x, geom: Geometry, kind: str):
-  """One pass over the window taps: the extremum and which tap (row-major) gave it.
+def _extremum_choice(x, y, geom: Geometry, kind: str) -> jnp.ndarray:
+  """Which tap (row-major number) of each window produced ``y``: PyTorch's rule.
 
-  PyTorch's scan: a tap replaces the running extremum if it is strictly better
-  or NaN, so ties go to the first extremum and a NaN window to its last NaN.
-  Padded taps never win; a window whose valid taps are all -inf (max) picks its
-  first valid tap.
+  PyTorch's scan replaces the running extremum by a tap that is strictly
+  better or NaN: ties go to the first extremum, a NaN window to its last NaN.
+  Padded taps never win; a window whose valid taps all equal the padding value
+  (e.g. all -inf) picks its first valid tap. Windows with no valid tap get
+  ``window_size`` (routes nowhere).
+
+  Computed from ``x`` and the pooled ``y`` by one reverse scan of equality
+  tests: cheaper for XLA to fuse into the backward than a forward argmax scan,
+  whose chain XLA:CPU would re-evaluate for every input element.
   """
   fill = _numerics.lowest(x.dtype) if kind == 'max' else _numerics.highest(x.dtype)
-  better_than = lax.gt if kind == 'max' else lax.lt
   is_float = jnp.issubdtype(x.dtype, jnp.floating)
   xr = _windows.split_phases(x, geom, fill)
-  best = choice = seen = None  # `seen`: static mask of windows with a valid tap so far
-  for i, offset in enumerate(_windows.offsets(geom)):
+  unset = geom.window_size
+  choice = jnp.full(y.shape, unset, _choice_dtype(geom))
+  taps = list(enumerate(_windows.offsets(geom)))
+  for i, offset in reversed(taps):
     view = _windows.phase_view(xr, geom, offset)
+    hit = view == y
+    if is_float:  # in reverse order, the first NaN met is the window's last
+      hit = hit | (jnp.isnan(view) & (choice == unset))
     mask = _windows.tap_mask(geom, offset)
-    if best is None:
-      best, choice = view, jnp.zeros(view.shape, _choice_dtype(geom))
-      seen = np.ones((), bool) if mask is None else mask
-      continue
-    better = better_than(view, best)
-    if is_float:
-      better = better | jnp.isnan(view)
-    if not seen.all():
-      better = better | ~seen
     if mask is not None:
-      better = better & mask
-    best = jnp.where(better, view, best)
-    choice = jnp.where(better, jnp.asarray(i, choice.dtype), choice)
-    seen = np.ones((), bool) if mask is None else seen | mask
-  return best, choice
+      hit = hit & mask
+    choice = jnp.where(hit, jnp.asarray(i, choice.dtype), choice)
+  return choice
 
 
 def _route_to_choice(g, choice, geom: Geometry) -> jnp.ndarray:
@@ -85,13 +83,13 @@ def _extremum_pool(x, geom: Geometry, kind: str):
 
 
 def _extremum_pool_fwd(x, geom, kind):
-  y, choice = _extremum_with_choice(x, geom, kind)
-  return y, choice
+  y = _extremum_forward(x, geom, kind)
+  return y, (x, y)
 
 
-def _extremum_pool_bwd(geom, kind, choice, g):
-  del kind
-  return (_route_to_choice(g, choice, geom),)
+def _extremum_pool_bwd(geom, kind, residuals, g):
+  x, y = residuals
+  return (_route_to_choice(g, _windows.materialize(_extremum_choice(x, y, geom, kind)), geom),)
 
 
 _extremum_pool.defvjp(_extremum_pool_fwd, _extremum_pool_bwd)
@@ -114,7 +112,7 @@ def _extremum(x, window, strides, padding, dilation, ceil_mode, kind,
     y = _extremum_pool(x, geom, kind)
   if not return_indices:
     return y
-  _, choice = _extremum_with_choice(lax.stop_gradient(x), geom, kind)
+  choice = _extremum_choice(lax.stop_gradient(x), lax.stop_gradient(y), geom, kind)
   return y, _choice_to_index(choice, geom)
 
 
@@ -134,10 +132,9 @@ def max_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int]
 
   Gradient: :math:`\bar x_i = \sum_{p:\, i = \mathrm{argmax}_{R(p)}} \bar y_p`,
   the argmax being the first maximum in row-major window order (PyTorch's tie
-  rule; a window holding NaN routes to its last NaN, as PyTorch). The forward
-  under differentiation records the winning tap as an int8 per output (as
-  PyTorch saves indices); the backward uses no scatter, so it is deterministic
-  and defined with dilation.
+  rule; a window holding NaN routes to its last NaN, as PyTorch). The backward
+  finds each window's winning tap from ``x`` and ``y`` and uses no scatter, so
+  it is deterministic and defined with dilation.
 
   Args:
     x: ``(*batch, *spatial, C)``; floats or integers.
