@@ -80,7 +80,7 @@ class MaxUnpool(nn.Module):
   padding: int | Sequence[int] = 0
 
   def __post_init__(self):
-    check_window_fields(self)
+    check_window_fields(self, unpool_padding=True)
     super().__post_init__()
 
   def __call__(self, y: jnp.ndarray, indices: jnp.ndarray,
