@@ -1,0 +1,246 @@
+"""Flax linen modules for the softmax-weighted family: thin wrappers over :mod:`jaxpool.weighted`.
+
+Learned parameters start where the papers start and stay in range by
+construction: AdaPool's ``beta = sigmoid(theta)`` with ``theta = 0``; LIP's
+logit module is a zero-initialised conv, so pooling starts as average pooling;
+a learnable SoftPool temperature is stored as its logarithm.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+from jax import lax
+
+from jaxpool import _geometry, weighted
+from jaxpool._geometry import Padding
+from jaxpool.linen._base import check_window_fields
+
+_BETA_SHAPES = ('scalar', 'channel', 'location', 'location_channel')
+
+
+def _check_positive(value, name: str) -> None:
+  if (isinstance(value, bool) or not isinstance(value, (int, float))
+      or not (math.isfinite(value) and value > 0)):
+    raise ValueError(f'{name} must be a positive finite number; got {value!r}')
+
+
+def _check_bool(value, name: str) -> None:
+  if not isinstance(value, bool):
+    raise TypeError(f'{name} must be a bool; got {value!r}')
+
+
+class _Windowed(nn.Module):
+  window: Sequence[int]
+  strides: int | Sequence[int] | None = None
+  padding: Padding = 'VALID'
+  dilation: int | Sequence[int] = 1
+  ceil_mode: bool = False
+
+  def __post_init__(self):
+    check_window_fields(self)
+    super().__post_init__()
+
+  @property
+  def _geometry_args(self):
+    return (self.window, self.strides, self.padding, self.dilation, self.ceil_mode)
+
+
+class SoftPool(_Windowed):
+  """:func:`jaxpool.soft_pool` as a module.
+
+  ``learnable_temperature=True`` adds a parameter ``log_temperature``
+  (initialised to ``log(temperature)``; ``T = exp(log_temperature) > 0``).
+  ``return_weights=True`` returns ``(y, weights)``.
+  """
+  temperature: float = 1.0
+  learnable_temperature: bool = False
+  return_weights: bool = False
+
+  def __post_init__(self):
+    _check_positive(self.temperature, 'temperature')
+    _check_bool(self.learnable_temperature, 'learnable_temperature')
+    _check_bool(self.return_weights, 'return_weights')
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray):
+    temperature = self.temperature
+    if self.learnable_temperature:
+      log_t = self.param('log_temperature',
+                         lambda _: jnp.asarray(math.log(self.temperature), jnp.float32))
+      temperature = jnp.exp(log_t)
+    return weighted.soft_pool(x, *self._geometry_args, temperature=temperature,
+                              return_weights=self.return_weights)
+
+
+class LIPLogits(nn.Module):
+  """LIP's default logit module (Gao et al. 2019, ``SimplifiedLIP``).
+
+  ``logits = coeff * sigmoid(InstanceNorm(Conv(x)))``: a bias-free conv with
+  ``C`` output channels and ``SAME`` padding, **zero-initialised** (so every
+  logit starts at ``coeff / 2`` and LIP starts as average pooling), instance
+  norm over the spatial dims with a learned per-channel scale and bias, and
+  the paper's ``SoftGate`` (``coeff = 12``), which bounds the logits to
+  ``(0, coeff)``.
+  """
+  kernel_size: Sequence[int]
+  coeff: float = 12.0
+  epsilon: float = 1e-5
+
+  def __post_init__(self):
+    _geometry.normalize_window(self.kernel_size, 'logit_window')
+    _check_positive(self.coeff, 'coeff')
+    _check_positive(self.epsilon, 'epsilon')
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    n = len(self.kernel_size)
+    channels = x.shape[-1]
+    h = nn.Conv(channels, tuple(self.kernel_size), padding='SAME', use_bias=False,
+                kernel_init=nn.initializers.zeros, name='conv')(x)
+    axes = tuple(range(h.ndim - n - 1, h.ndim - 1))
+    h32 = h.astype(jnp.float32)
+    mean = h32.mean(axes, keepdims=True)
+    var = jnp.square(h32 - mean).mean(axes, keepdims=True)
+    h32 = (h32 - mean) * lax.rsqrt(var + self.epsilon)
+    scale = self.param('scale', nn.initializers.ones, (channels,), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros, (channels,), jnp.float32)
+    return (self.coeff * nn.sigmoid(h32 * scale + bias)).astype(x.dtype)
+
+
+class LIP(_Windowed):
+  """:func:`jaxpool.lip_pool` with a logit module: Local Importance-based Pooling.
+
+  By default the logits come from :class:`LIPLogits` (a zero-initialised
+  ``logit_window`` conv, default 3 per spatial dim, + instance norm +
+  ``sigmoid * coeff``), so the layer starts as average pooling over the valid
+  taps. Any module mapping ``x`` to logits broadcastable to ``x`` may be given
+  as ``logit_module`` instead (its output is used as the logits as is). The
+  paper's ResNet setting is ``LIP((3, 3), strides=2, padding=1)``.
+  """
+  logit_module: nn.Module | None = None
+  logit_window: Sequence[int] | None = None
+  coeff: float = 12.0
+  return_weights: bool = False
+
+  def __post_init__(self):
+    if self.logit_window is not None:
+      kernel = _geometry.normalize_window(self.logit_window, 'logit_window')
+      if len(kernel) != len(_geometry.normalize_window(self.window)):
+        raise ValueError(
+            f'logit_window must have one entry per spatial dim of window {self.window!r}; '
+            f'got {self.logit_window!r}')
+    _check_positive(self.coeff, 'coeff')
+    _check_bool(self.return_weights, 'return_weights')
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray):
+    if self.logit_module is not None:
+      logits = self.logit_module(x)
+    else:
+      kernel = self.logit_window or (3,) * len(self.window)
+      logits = LIPLogits(tuple(kernel), self.coeff, name='logits')(x)
+    return weighted.lip_pool(x, logits, *self._geometry_args,
+                             return_weights=self.return_weights)
+
+
+class EDSCWPool(_Windowed):
+  """:func:`jaxpool.edscw_pool` as a module (no parameters)."""
+  eps: float = 1e-6
+  return_weights: bool = False
+
+  def __post_init__(self):
+    _check_positive(self.eps, 'eps')
+    _check_bool(self.return_weights, 'return_weights')
+    super().__post_init__()
+
+  def __call__(self, x: jnp.ndarray):
+    return weighted.edscw_pool(x, *self._geometry_args, eps=self.eps,
+                               return_weights=self.return_weights)
+
+
+class IDWPool(_Windowed):
+  """:func:`jaxpool.idw_pool` as a module (no parameters)."""
+  eps: float = 1e-6
+  return_weights: bool = False
+
+  def __post_init__(self):
+    _check_positive(self.eps, 'eps')
+    _check_bool(self.return_weights, 'return_weights')
+    super().__post_init__()
+
+  def __call__(self, x: jnp.ndarray):
+    return weighted.idw_pool(x, *self._geometry_args, eps=self.eps,
+                             return_weights=self.return_weights)
+
+
+class AdaPool(_Windowed):
+  """:func:`jaxpool.ada_pool` with a learned blend ``beta = sigmoid(theta)``, ``theta = 0``.
+
+  ``beta_shape``: ``'scalar'`` (one beta), ``'channel'`` ``(C,)``,
+  ``'location'`` ``(*out_spatial, 1)`` (the paper's region-specific beta,
+  shared over channels) or ``'location_channel'`` ``(*out_spatial, C)``. The
+  location shapes tie the parameters to one input size; calling the module on
+  another size raises. ``beta`` starts at 0.5 everywhere (the reference draws
+  ``clamp(randn, 0, 1)``) and stays in ``(0, 1)`` by construction.
+  """
+  beta_shape: str = 'scalar'
+  eps: float = 1e-6
+  return_weights: bool = False
+
+  def __post_init__(self):
+    if self.beta_shape not in _BETA_SHAPES:
+      raise ValueError(f'beta_shape must be one of {_BETA_SHAPES}; got {self.beta_shape!r}')
+    _check_positive(self.eps, 'eps')
+    _check_bool(self.return_weights, 'return_weights')
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray):
+    x = jnp.asarray(x)
+    geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
+    channels = x.shape[-1]
+    shape = {'scalar': (), 'channel': (channels,), 'location': (*geom.out_shape, 1),
+             'location_channel': (*geom.out_shape, channels)}[self.beta_shape]
+    if self.has_variable('params', 'theta'):
+      created = self.get_variable('params', 'theta').shape
+      if created != shape:
+        if self.beta_shape.startswith('location'):
+          hint = (f"beta_shape={self.beta_shape!r} needs a fixed input size: theta was created "
+                  f'with shape {created} (output spatial shape, channels), but this input of '
+                  f'shape {x.shape} gives {shape}; use beta_shape=\'scalar\' or \'channel\' '
+                  f'for variable input sizes')
+        else:
+          hint = (f'theta was created with shape {created} for {self.beta_shape!r} but this '
+                  f'input of shape {x.shape} needs {shape}')
+        raise ValueError(f'AdaPool: {hint}')
+    theta = self.param('theta', nn.initializers.zeros, shape, jnp.float32)
+    return weighted.ada_pool(x, nn.sigmoid(theta), *self._geometry_args, eps=self.eps,
+                             return_weights=self.return_weights)
+
+
+class AdaUnPool(nn.Module):
+  """:func:`jaxpool.ada_unpool` as a module: ``AdaUnPool(window)(y, weights)``.
+
+  Pass the weights returned by a pooling module with ``return_weights=True``
+  and the same geometry.
+  """
+  window: Sequence[int]
+  strides: int | Sequence[int] | None = None
+  padding: Padding = 'VALID'
+  dilation: int | Sequence[int] = 1
+
+  def __post_init__(self):
+    check_window_fields(self)
+    super().__post_init__()
+
+  def __call__(self, y: jnp.ndarray, weights: jnp.ndarray,
+               output_shape: Sequence[int] | None = None) -> jnp.ndarray:
+    return weighted.weighted_unpool(y, weights, self.window, self.strides, self.padding,
+                                    self.dilation, output_shape)

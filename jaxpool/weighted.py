@@ -1,0 +1,829 @@
+r"""SoftPool and the softmax-weighted family: one window core, many logits.
+
+Every op here computes, over the valid (non-padding) taps :math:`R(p)` of each
+output window :math:`p`,
+
+.. math::
+
+   y_p = \sum_{i \in R(p)} w_{p,i}\, x_i, \qquad
+   w_{p,i} = \frac{e^{z_{p,i}}}{\sum_{j \in R(p)} e^{z_{p,j}}}
+
+with the logits
+
+=============  =====================================================================
+op             logits :math:`z_{p,i}`
+=============  =====================================================================
+``soft_pool``  :math:`x_i / T` (SoftPool; ``T -> 0`` max, ``T -> inf`` average)
+``lip_pool``   given, :math:`z_i` (LIP)
+``edscw_pool`` :math:`(2|x_i a_p| + \epsilon) / (x_i^2 + a_p^2 + \epsilon)`, :math:`a_p` the window mean
+``idw_pool``   :math:`-\log(|x_i - a_p| + \epsilon)` (inverse distance weighting)
+=============  =====================================================================
+
+One custom VJP (:func:`_weighted_pool`) serves them all. It stores only its
+inputs (``x``, the logit source, a per-window statistic) and recomputes the
+weights in the backward pass, where
+
+.. math::
+
+   \frac{\partial y_p}{\partial x_i}\Big|_{z} = w_{p,i}, \qquad
+   \frac{\partial y_p}{\partial z_{p,i}} = w_{p,i}\,(x_i - y_p).
+
+Numerics: the weights are evaluated as :math:`e_i = \exp(z_i - \max_R z)` (the
+per-window maximum over valid taps), so any finite magnitude is safe; padded
+taps are excluded (logit :math:`-\infty`); a tap whose weight is exactly 0 (a
+``-inf`` logit) contributes 0 to the value and the gradient, never ``0 * inf``.
+The weighted sum is accumulated at a power-of-two scale ``<= 1 / window_size``,
+so it cannot overflow before the division. Half precisions accumulate in f32.
+
+The reference code (SoftPool, adaPool, LIP) differs on purpose in several
+places; each public function's docstring says where.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool import _geometry, _numerics, _windows
+from jaxpool._geometry import Geometry, Padding
+from jaxpool.classic import sum_pool
+
+__all__ = ['soft_pool', 'lip_pool', 'edscw_pool', 'idw_pool', 'ada_pool', 'weighted_unpool',
+           'ada_unpool']
+
+
+# --- logit kinds: how a tap's unnormalised weight comes from (t, s) ---------------------
+#
+# A kind maps a tap of the logit source ``t`` (input resolution, read per tap) and
+# an optional per-window statistic ``s`` (output resolution) to an unnormalised
+# weight ``e = exp(z - m - shift)``, ``m`` a per-window normaliser that makes
+# ``e <= 2**-c`` (``shift = c * ln 2``, ``2**c >= window_size``). Since the
+# softmax is invariant to a per-window shift, the backward treats ``m`` as a
+# constant and only needs ``de/dt`` and ``de/ds`` (``weight_vjp``).
+
+
+def _scale_exponent(geom: Geometry) -> int:
+  """``c`` with ``2**c >= window_size``: the weights are kept <= 2**-c."""
+  return max(int(math.ceil(math.log2(geom.window_size))), 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Softmax:
+  """``z = t / temperature``: SoftPool (t = x) and LIP (t = logits)."""
+  temperature: float = 1.0
+
+  def normaliser(self, t, t_taps, s, masks, geom, backward=False):
+    """The window maximum over valid taps."""
+    del s
+    if backward:
+      # A reduce_window is materialised once; an elementwise maximum of the taps
+      # (fastest in the forward, where it fuses) would be re-derived in each of
+      # the backward's per-tap fusions.
+      return _windows.reduce_window(t, -jnp.inf, lax.max, geom)
+    m = None
+    for t_k, mask in zip(t_taps, masks):
+      if mask is not None:
+        t_k = jnp.where(mask, t_k, -jnp.inf)
+      m = t_k if m is None else jnp.maximum(m, t_k)
+    return m
+
+  def weight(self, t, s, m, geom):
+    del s
+    # t == m covers the max tap, and windows whose maximum is +-inf (no inf - inf).
+    d = jnp.where(t == m, 0, t - m)
+    if self.temperature != 1.0:
+      d = d * (1.0 / self.temperature)
+    return jnp.exp(d - _scale_exponent(geom) * math.log(2.0))
+
+  def weight_vjp(self, t, s, m, e, e_bar, geom):
+    del t, s, m, geom
+    t_bar = e * e_bar
+    if self.temperature != 1.0:
+      t_bar = t_bar * (1.0 / self.temperature)
+    return t_bar, None
+
+
+@dataclasses.dataclass(frozen=True)
+class _DSC:
+  """eDSCW: ``z = (2|t s| + eps) / (t**2 + s**2 + eps)``, ``s`` the window mean; z in (0, 1]."""
+  eps: float
+
+  def normaliser(self, t, t_taps, s, masks, geom, backward=False):
+    return None  # z <= 1: exp(z - 1) <= 1 needs no per-window maximum.
+
+  def _dsc(self, t, s):
+    # Scale-free evaluation: divide t, s by r = max(|t|, |s|, 1) and eps by r**2.
+    # The value is unchanged and t**2 cannot overflow.
+    r = jnp.maximum(jnp.maximum(jnp.abs(t), jnp.abs(s)), 1)
+    u, v = t / r, s / r
+    den = u * u + v * v + self.eps / r / r
+    z = (2 * jnp.abs(u * v) + self.eps / r / r) / den
+    return z, u, v, r * den
+
+  def weight(self, t, s, m, geom):
+    del m
+    z, _, _, _ = self._dsc(t, s)
+    return jnp.exp(z - 1 - _scale_exponent(geom) * math.log(2.0))
+
+  def weight_vjp(self, t, s, m, e, e_bar, geom):
+    # dz/dt = 2 (sign(t)|s| - z t) / (t**2 + s**2 + eps), in the scaled variables.
+    del m, geom
+    z, u, v, r_den = self._dsc(t, s)
+    c = 2 * e * e_bar / r_den
+    return c * (jnp.sign(u) * jnp.abs(v) - z * u), c * (jnp.sign(v) * jnp.abs(u) - z * v)
+
+
+@dataclasses.dataclass(frozen=True)
+class _InverseDistance:
+  """IDW: ``w proportional to 1 / (|t - s| + eps)``, ``s`` the window mean.
+
+  Normalised by the window's smallest distance ``h_min`` (so the closest tap
+  has weight 1); distances are taken halved, ``|t/2 - s/2|``, so they cannot
+  overflow.
+  """
+  eps: float
+
+  def _half_distance(self, t, s):
+    return jnp.abs(0.5 * t - 0.5 * s)
+
+  def normaliser(self, t, t_taps, s, masks, geom, backward=False):
+    m = None
+    for t, mask in zip(t_taps, masks):
+      h = self._half_distance(t, s)
+      if mask is not None:
+        h = jnp.where(mask, h, jnp.inf)
+      m = h if m is None else jnp.minimum(m, h)
+    return m
+
+  def weight(self, t, s, m, geom):
+    half_eps = 0.5 * self.eps
+    scale = 2.0 ** -_scale_exponent(geom)
+    return (m + half_eps) / (self._half_distance(t, s) + half_eps) * scale
+
+  def weight_vjp(self, t, s, m, e, e_bar, geom):
+    # de/dt = -e sign(t - s) / (2 (h + eps / 2)) = -de/ds.
+    del m, geom
+    c = -0.5 * e * e_bar * jnp.sign(t - s) / (self._half_distance(t, s) + 0.5 * self.eps)
+    return c, -c
+
+
+# --- the core ----------------------------------------------------------------------------
+
+
+def _difference(x, y):
+  """``x - y``, and 0 where they are equal (so ``-inf - -inf`` is 0, not NaN)."""
+  return jnp.where(x == y, 0, x - y)
+
+
+def _masks(geom: Geometry) -> list:
+  return [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)]
+
+
+def _unnormalised(x, t, s, geom: Geometry, kind, backward: bool = False):
+  """Taps and unnormalised weights in the compute dtype (padded taps weigh 0)."""
+  cdt = _numerics.compute_dtype(x.dtype)
+  xc = x.astype(cdt)
+  tc = xc if t is None else t.astype(cdt)
+  x_taps = _windows.window_taps(xc, geom, 0.0)
+  t_taps = x_taps if t is None else _windows.window_taps(tc, geom, 0.0)
+  s = None if s is None else s.astype(cdt)
+  masks = _masks(geom)
+  m = kind.normaliser(tc, t_taps, s, masks, geom, backward)
+  e_taps = []
+  for t_k, mask in zip(t_taps, masks):
+    e = kind.weight(t_k, s, m, geom)
+    e_taps.append(e if mask is None else jnp.where(mask, e, 0))
+  s0 = functools.reduce(jnp.add, e_taps)
+  empty = geom.valid_counts() == 0
+  if empty.any():  # only possible with dilation: such windows output 0
+    s0 = jnp.where(empty[..., None], 1, s0)
+  return x_taps, t_taps, s, m, e_taps, s0
+
+
+def _forward(x, t, s, geom: Geometry, kind, with_weights: bool):
+  x_taps, _, _, _, e_taps, s0 = _unnormalised(x, t, s, geom, kind)
+  # e == 0 (a -inf logit or a padded tap) contributes 0 even where x is infinite.
+  s1 = functools.reduce(jnp.add, [jnp.where(e > 0, e * x_k, 0)
+                                  for e, x_k in zip(e_taps, x_taps)])
+  y = s1 / s0
+  if not with_weights:
+    return y
+  w = jnp.stack(e_taps, axis=-2) / s0[..., None, :]
+  return y, w.reshape(*w.shape[:-2], *geom.window, w.shape[-1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _weighted_pool(x, t, s, geom: Geometry, kind, with_weights: bool):
+  """``y_p = sum_i w_{p,i} x_i`` with weights from ``kind``; result in the compute dtype.
+
+  ``t`` is the logit source at input resolution (``None``: ``t = x``, and the
+  gradient through the weights is added to ``x``'s), ``s`` an optional
+  per-window statistic at output resolution. With ``with_weights`` also
+  returns the weights ``(*batch, *out, *window, C)``.
+  """
+  return _forward(x, t, s, geom, kind, with_weights)
+
+
+def _weighted_pool_fwd(x, t, s, geom, kind, with_weights):
+  out = _forward(x, t, s, geom, kind, with_weights)
+  return out, (x, t, s, out[0] if with_weights else out)
+
+
+def _weighted_pool_bwd(geom, kind, with_weights, residuals, cotangent):
+  x, t, s, y = residuals
+  g, g_w = cotangent if with_weights else (cotangent, None)
+  g = g.astype(y.dtype)
+  if g_w is None and isinstance(kind, _Softmax) and _is_blocked(geom):
+    x_bar, t_bar = _softmax_block_bwd(x, t, y, g, geom, kind)
+    return x_bar, t_bar, None
+  x_taps, t_taps, s_c, m, e_taps, s0 = _unnormalised(x, t, s, geom, kind, backward=True)
+  q = g / s0
+  if g_w is not None:
+    # w_k = e_k / s0  =>  dL/de_k += (g_w_k - sum_j g_w_j w_j) / s0.
+    g_w = g_w.astype(y.dtype).reshape(*y.shape[:-1], geom.window_size, y.shape[-1])
+    gw_taps = [g_w[..., k, :] for k in range(geom.window_size)]
+    dot = functools.reduce(jnp.add, [gk * e for gk, e in zip(gw_taps, e_taps)]) / s0
+  x_bars, t_bars, s_bar = [], [], None
+  for k, (x_k, t_k, e) in enumerate(zip(x_taps, t_taps, e_taps)):
+    live = e > 0
+    e_bar = q * _difference(x_k, y)
+    if g_w is not None:
+      e_bar = e_bar + (gw_taps[k] - dot) / s0
+    t_bar, s_bar_k = kind.weight_vjp(t_k, s_c, m, e, e_bar, geom)
+    x_bar = q * e
+    if t is None:
+      x_bars.append(jnp.where(live, x_bar + t_bar, 0))
+    else:
+      x_bars.append(x_bar)
+      t_bars.append(jnp.where(live, t_bar, 0))
+    if s_bar_k is not None:
+      s_bar_k = jnp.where(live, s_bar_k, 0)
+      s_bar = s_bar_k if s_bar is None else s_bar + s_bar_k
+  offsets = list(_windows.offsets(geom))
+  x_bar = _windows.scatter_taps(dict(zip(offsets, x_bars)), geom).astype(x.dtype)
+  t_bar = None if t is None else _windows.scatter_taps(
+      dict(zip(offsets, t_bars)), geom).astype(t.dtype)
+  s_bar = None if s is None else s_bar.astype(s.dtype)
+  return x_bar, t_bar, s_bar
+
+
+_weighted_pool.defvjp(_weighted_pool_fwd, _weighted_pool_bwd)
+
+
+# --- non-overlapping windows: the backward in block layout -----------------------------
+#
+# With strides == window and no dilation every input position lies in at most one
+# window. The input then reshapes to blocks (*batch, out_1, k_1, ..., out_n, k_n, C)
+# and the whole backward is one elementwise pass over them, reading per-window
+# arrays through broadcasts. The broadcast also makes XLA materialise the
+# per-window log-normaliser once instead of re-deriving it (K exps) per tap.
+
+
+def _is_blocked(geom: Geometry) -> bool:
+  return geom.strides == geom.window and all(d == 1 for d in geom.dilation)
+
+
+def _block_pads(geom: Geometry):
+  """Per dim ``(low, high)`` taking the input to exactly ``out * k`` (high may be < 0)."""
+  return [(lo, o * k - lo - size)
+          for size, o, k, (lo, _) in zip(geom.in_shape, geom.out_shape, geom.window,
+                                         geom.padding)]
+
+
+def _to_blocks(a: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  nb = a.ndim - geom.ndim - 1
+  config = [(0, 0, 0)] * nb + [(lo, hi, 0) for lo, hi in _block_pads(geom)] + [(0, 0, 0)]
+  if any(c != (0, 0, 0) for c in config):
+    a = lax.pad(a, jnp.zeros((), a.dtype), config)
+  shape = [*a.shape[:nb]]
+  for o, k in zip(geom.out_shape, geom.window):
+    shape += [o, k]
+  return a.reshape(*shape, a.shape[-1])
+
+
+def _from_blocks(b: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  nb = b.ndim - 2 * geom.ndim - 1
+  a = b.reshape(*b.shape[:nb], *(o * k for o, k in zip(geom.out_shape, geom.window)),
+                b.shape[-1])
+  config = [(0, 0, 0)] * nb + [(-lo, -hi, 0) for lo, hi in _block_pads(geom)] + [(0, 0, 0)]
+  if any(c != (0, 0, 0) for c in config):
+    a = lax.pad(a, jnp.zeros((), a.dtype), config)
+  return a
+
+
+def _per_block(a: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  """(*batch, *out, C) -> (*batch, out_1, 1, ..., out_n, 1, C), broadcasting over blocks."""
+  nb = a.ndim - geom.ndim - 1
+  shape = [*a.shape[:nb]]
+  for o in geom.out_shape:
+    shape += [o, 1]
+  return a.reshape(*shape, a.shape[-1])
+
+
+def _block_mask(geom: Geometry) -> np.ndarray | None:
+  """Static validity of each block position, or None when all are inside the input."""
+  mask = np.ones((), bool)
+  for axis, (lo, _) in enumerate(_block_pads(geom)):
+    size = geom.out_shape[axis] * geom.window[axis]
+    pos = np.arange(size) - lo
+    mask = np.multiply.outer(mask, (pos >= 0) & (pos < geom.in_shape[axis]))
+  if mask.all():
+    return None
+  shape = []
+  for o, k in zip(geom.out_shape, geom.window):
+    shape += [o, k]
+  return mask.reshape(*shape, 1)
+
+
+def _softmax_block_bwd(x, t, y, g, geom: Geometry, kind: _Softmax):
+  """Backward of the softmax kinds for non-overlapping windows (see above)."""
+  cdt = y.dtype
+  inv_t = 1.0 / kind.temperature
+  tc = (x if t is None else t).astype(cdt)
+  t_taps = _windows.window_taps(tc, geom, 0.0)
+  masks = _masks(geom)
+  m = kind.normaliser(tc, t_taps, None, masks, geom)
+  s0 = None
+  for t_k, mask in zip(t_taps, masks):
+    e = jnp.exp(jnp.where(t_k == m, 0, t_k - m) * inv_t)
+    e = e if mask is None else jnp.where(mask, e, 0)
+    s0 = e if s0 is None else s0 + e
+  x_b = _to_blocks(x.astype(cdt), geom)
+  t_b = x_b if t is None else _to_blocks(t.astype(cdt), geom)
+  m_b = _per_block(m, geom)
+  # w = exp(z - logsumexp z), evaluated with the same inf-safe difference as the forward.
+  w = jnp.exp(jnp.where(t_b == m_b, 0, t_b - m_b) * inv_t - _per_block(jnp.log(s0), geom))
+  mask = _block_mask(geom)
+  if mask is not None:
+    w = jnp.where(mask, w, 0)
+  g_b = _per_block(g, geom)
+  diff = _difference(x_b, _per_block(y, geom)) * inv_t
+  live = w > 0
+  if t is None:  # dy/dx = w (1 + (x - y) / T)
+    x_bar = jnp.where(live, w * g_b * (1 + diff), 0)
+    return _from_blocks(x_bar, geom).astype(x.dtype), None
+  x_bar = _from_blocks(w * g_b, geom).astype(x.dtype)
+  t_bar = _from_blocks(jnp.where(live, w * g_b * diff, 0), geom).astype(t.dtype)
+  return x_bar, t_bar
+
+
+# --- argument checks -------------------------------------------------------------------
+
+
+def _float_input(x, op: str):
+  x = _numerics.as_array(x)
+  _numerics.check_float(x, op)
+  return x
+
+
+def _check_bool(value, name: str) -> bool:
+  if not isinstance(value, (bool, np.bool_)):
+    raise TypeError(f'{name} must be a bool; got {value!r}')
+  return bool(value)
+
+
+def _check_eps(eps) -> float:
+  if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.integer,
+                                                                np.floating)):
+    raise TypeError(f'eps must be a positive float; got {eps!r}')
+  if not (math.isfinite(eps) and eps > 0):
+    raise ValueError(f'eps must be a positive finite float; got {eps!r}')
+  return float(eps)
+
+
+def _finish(x, out, return_weights):
+  """Casts ``y`` (and the weights) back to ``x``'s dtype."""
+  if return_weights:
+    y, w = out
+    return y.astype(x.dtype), w.astype(x.dtype)
+  return out.astype(x.dtype)
+
+
+def _window_mean(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  """Mean over each window's valid taps, in the compute dtype, without overflow.
+
+  The sum is taken at the exact power-of-two scale ``2**-c <= 1 / window_size``.
+  Empty windows (possible only with dilation) give 0.
+  """
+  scale = 2.0 ** -_scale_exponent(geom)
+  cdt = _numerics.compute_dtype(x.dtype)
+  counts = np.maximum(geom.valid_counts(), 1)[..., None].astype(cdt)
+  return sum_pool(x.astype(cdt) * scale, geom) / (counts * scale)
+
+
+# --- public ops ------------------------------------------------------------------------
+
+
+def soft_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
+              padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
+              ceil_mode: bool = False, temperature: float | jnp.ndarray = 1.0,
+              return_weights: bool = False):
+  r"""SoftPool (Stergiou et al., ICCV 2021) with a temperature.
+
+  .. math::
+
+     y_p = \sum_{i \in R(p)} w_{p,i}\, x_i, \qquad
+     w_{p,i} = \frac{e^{x_i / T}}{\sum_{j \in R(p)} e^{x_j / T}}
+
+  over the valid taps :math:`R(p)` of window :math:`p` (padded taps are
+  excluded, so there is no ``count_include_pad``). ``T -> 0`` approaches max
+  pooling, ``T -> inf`` average pooling; ``T = 1`` is the paper's SoftPool.
+
+  Output size per spatial dim (PyTorch's rule, as :func:`max_pool`)::
+
+    out = floor((L + pad_lo + pad_hi - dilation * (k - 1) - 1 + (s - 1 if ceil_mode)) / s) + 1
+
+  Gradient (custom VJP, the full rule; the weights are recomputed, only ``x``
+  is stored):
+
+  .. math:: \frac{\partial y_p}{\partial x_i} = w_{p,i}\Big(1 + \frac{x_i - y_p}{T}\Big)
+
+  A traced ``temperature`` gets its exact gradient through
+  ``soft_pool(x, T) = T * soft_pool(x / T, 1)``.
+
+  Differences from the reference code, on purpose: the weights are a softmax
+  per window *and per channel* (the reference CPU path sums ``exp`` over
+  channels and clamps the output to ``>= 0``); the per-window maximum is
+  subtracted before ``exp`` (the reference overflows for ``x > 88.7`` in f32);
+  the gradient includes the derivative of the weights (the reference CUDA
+  backward drops ``w_i (x_i - y)``); padding, dilation and ``ceil_mode`` are
+  supported. Finite for any finite input and for ``-inf`` entries beside finite
+  ones (they get weight and gradient 0); a window of only ``-inf`` gives ``-inf``.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats; half precisions accumulate in f32.
+    window, strides, padding, dilation, ceil_mode: as :func:`max_pool`.
+    temperature: a positive number, or a positive float array of shape ``()``
+      or ``(C,)`` (learnable).
+    return_weights: also return the weights,
+      ``(*batch, *out, *window, C)`` (0 at padded taps).
+
+  Returns:
+    ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, weights)``.
+
+  Example:
+    >>> x = jnp.array([[0.], [1.], [2.], [2.]])
+    >>> soft_pool(x, (2,))[:, 0]
+    Array([0.7310586, 2.       ], dtype=float32)
+  """
+  x = _float_input(x, 'soft_pool')
+  geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  return_weights = _check_bool(return_weights, 'return_weights')
+  if isinstance(temperature, (bool, np.bool_)):
+    raise TypeError(f'temperature must be a positive number or a float array; got {temperature!r}')
+  if isinstance(temperature, (int, float, np.integer, np.floating)):
+    if not (math.isfinite(temperature) and temperature > 0):
+      raise ValueError(f'temperature must be a positive finite number; got {temperature!r}')
+    out = _weighted_pool(x, None, None, geom, _Softmax(float(temperature)), return_weights)
+    return _finish(x, out, return_weights)
+  temperature = _numerics.as_array(temperature, 'temperature')
+  if not jnp.issubdtype(temperature.dtype, jnp.floating):
+    raise TypeError(f'temperature must be a float array; got dtype {temperature.dtype}')
+  if temperature.shape not in ((), (x.shape[-1],)):
+    raise ValueError(
+        f'temperature must be a number or an array of shape () or (C,) = ({x.shape[-1]},); '
+        f'got shape {temperature.shape}')
+  cdt = _numerics.compute_dtype(x.dtype)
+  temp = temperature.astype(cdt)
+  out = _weighted_pool(x.astype(cdt) / temp, None, None, geom, _Softmax(), return_weights)
+  if return_weights:
+    return (temp * out[0]).astype(x.dtype), out[1].astype(x.dtype)
+  return (temp * out).astype(x.dtype)
+
+
+def lip_pool(x: jnp.ndarray, logits: jnp.ndarray, window: Sequence[int],
+             strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
+             dilation: int | Sequence[int] = 1, ceil_mode: bool = False,
+             return_weights: bool = False):
+  r"""Local Importance-based Pooling (LIP, Gao et al., ICCV 2019).
+
+  .. math::
+
+     y_p = \frac{\sum_{i \in R(p)} x_i\, e^{z_i}}{\sum_{i \in R(p)} e^{z_i}}
+
+  over the valid taps of each window, ``z = logits`` (the output of a logit
+  module, e.g. :class:`jaxpool.linen.LIP`'s gated conv). Padded taps are
+  excluded; with the reference's zero padding and ``count_include_pad`` this
+  is the same number. ``lip_pool(x, x) == soft_pool(x)`` and
+  ``lip_pool(x, 0 * x) == avg_pool(x, ..., count_include_pad=False)``.
+
+  Output size: as :func:`max_pool`. Gradient (custom VJP, weights recomputed):
+
+  .. math::
+
+     \frac{\partial y_p}{\partial x_i} = w_{p,i}, \qquad
+     \frac{\partial y_p}{\partial z_i} = w_{p,i}\,(x_i - y_p)
+
+  Differences from the reference: the per-window maximum logit is subtracted
+  (the reference's fast CUDA kernel does not; its "SoftGate" exists to avoid
+  the overflow), ``padding`` is honoured and any geometry is supported.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats.
+    logits: floats broadcastable to ``x`` (e.g. ``(*batch, *spatial, 1)``,
+      shared over channels).
+    window, strides, padding, dilation, ceil_mode: as :func:`max_pool`.
+    return_weights: also return the weights ``(*batch, *out, *window, C)``.
+
+  Returns:
+    ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, weights)``.
+
+  Example:
+    >>> x = jnp.array([[1.], [3.], [5.], [7.]])
+    >>> lip_pool(x, jnp.zeros_like(x), (2,))[:, 0]   # zero logits: average pooling
+    Array([2., 6.], dtype=float32)
+  """
+  x = _float_input(x, 'lip_pool')
+  logits = _numerics.as_array(logits, 'logits')
+  _numerics.check_float(logits, 'lip_pool', 'logits')
+  geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  return_weights = _check_bool(return_weights, 'return_weights')
+  try:
+    shape = jnp.broadcast_shapes(logits.shape, x.shape)
+  except ValueError:
+    shape = None
+  if shape != x.shape:
+    raise ValueError(
+        f'logits must be broadcastable to x\'s shape {x.shape} (e.g. {x.shape[:-1] + (1,)} '
+        f'to share them over channels); got shape {logits.shape}')
+  logits = jnp.broadcast_to(logits, x.shape)
+  out = _weighted_pool(x, logits, None, geom, _Softmax(), return_weights)
+  return _finish(x, out, return_weights)
+
+
+def edscw_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
+               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
+               ceil_mode: bool = False, eps: float = 1e-6, return_weights: bool = False):
+  r"""eDSCW pooling (adaPool, Stergiou & Poppe, IEEE TIP 2023): Dice-Sørensen weights.
+
+  .. math::
+
+     z_{p,i} = \frac{2|x_i a_p| + \epsilon}{x_i^2 + a_p^2 + \epsilon}, \qquad
+     a_p = \frac{1}{|R(p)|} \sum_{j \in R(p)} x_j, \qquad
+     y_p = \sum_{i \in R(p)} \mathrm{softmax}_{R(p)}(z)_i\, x_i
+
+  per channel, over the valid taps. :math:`z \in (0, 1]`, so the weights
+  differ by at most a factor ``e``: a mild re-weighting of average pooling
+  towards activations similar to the window mean. Defined everywhere: a zero or
+  constant window gives that constant (:math:`z = 1` for every tap).
+
+  Output size: as :func:`max_pool`. Gradient: exact (custom VJP of the
+  weighted sum, :math:`\partial y/\partial z_i = w_i (x_i - y)`, chained
+  through :math:`z(x_i, a_p)` and the window mean).
+
+  Differences from the reference: ``eps`` keeps DSC defined on zero windows
+  (the reference divides 0 by 0 and hides the NaN with ``nan_to_num``); the
+  gradient includes the derivative of the weights (the reference treats them
+  as constants); weights have batch and channel axes.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats.
+    window, strides, padding, dilation, ceil_mode: as :func:`max_pool`.
+    eps: positive smoothing constant of the DSC.
+    return_weights: also return the weights ``(*batch, *out, *window, C)``.
+
+  Returns:
+    ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, weights)``.
+
+  Example:
+    >>> x = jnp.array([[2.], [2.], [0.], [4.]])   # mean 2 in both windows
+    >>> edscw_pool(x, (2,))[:, 0]                 # [0, 4]: weights 1 : e^0.8 favour 4
+    Array([2.      , 2.759898], dtype=float32)
+  """
+  x = _float_input(x, 'edscw_pool')
+  geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  eps = _check_eps(eps)
+  return_weights = _check_bool(return_weights, 'return_weights')
+  out = _weighted_pool(x, None, _window_mean(x, geom), geom, _DSC(eps), return_weights)
+  return _finish(x, out, return_weights)
+
+
+def idw_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
+             padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
+             ceil_mode: bool = False, eps: float = 1e-6, return_weights: bool = False):
+  r"""Inverse-distance-weighted pooling (adaPool's IDW).
+
+  .. math::
+
+     w_{p,i} = \frac{1 / (|x_i - a_p| + \epsilon)}{\sum_{j \in R(p)} 1 / (|x_j - a_p| + \epsilon)},
+     \qquad y_p = \sum_{i \in R(p)} w_{p,i}\, x_i
+
+  per channel, :math:`a_p` the mean of the window's valid taps (logits
+  :math:`z = -\log(|x_i - a_p| + \epsilon)`). A constant window gives that
+  constant (uniform weights).
+
+  Output size: as :func:`max_pool`. Gradient: exact, through the weights and
+  the window mean (the reference treats the weights as constants).
+
+  Difference from the reference: ``eps`` keeps the weights finite where
+  :math:`x_i = a_p` (the reference computes ``1 / 0``).
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats.
+    window, strides, padding, dilation, ceil_mode: as :func:`max_pool`.
+    eps: positive distance offset.
+    return_weights: also return the weights ``(*batch, *out, *window, C)``.
+
+  Returns:
+    ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, weights)``.
+
+  Example:
+    >>> x = jnp.array([[3.], [3.], [1.], [3.]])
+    >>> idw_pool(x, (2,))[:, 0]
+    Array([3., 2.], dtype=float32)
+  """
+  x = _float_input(x, 'idw_pool')
+  geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  eps = _check_eps(eps)
+  return_weights = _check_bool(return_weights, 'return_weights')
+  out = _weighted_pool(x, None, _window_mean(x, geom), geom, _InverseDistance(eps),
+                       return_weights)
+  return _finish(x, out, return_weights)
+
+
+def _broadcast_beta(beta, out_shape: tuple[int, ...], n_spatial: int, dtype) -> jnp.ndarray:
+  if isinstance(beta, (bool, np.bool_)):
+    raise TypeError(f'beta must be a float or a float array in [0, 1]; got {beta!r}')
+  if isinstance(beta, (int, float, np.integer, np.floating)) and not 0 <= beta <= 1:
+    raise ValueError(f'beta must lie in [0, 1]; got {beta!r}')
+  beta = _numerics.as_array(beta, 'beta')
+  if not jnp.issubdtype(beta.dtype, jnp.floating) and beta.ndim:
+    raise TypeError(f'beta must be a float array; got dtype {beta.dtype}')
+  try:
+    ok = jnp.broadcast_shapes(beta.shape, out_shape) == out_shape
+  except ValueError:
+    ok = False
+  if not ok:
+    spatial = out_shape[len(out_shape) - n_spatial - 1:-1]
+    raise ValueError(
+        f'beta must be broadcastable to the output shape {out_shape}: a scalar, (C,) = '
+        f'({out_shape[-1]},), (*out_spatial, 1) = {spatial + (1,)} or (*out_spatial, C) = '
+        f'{spatial + (out_shape[-1],)}; got shape {beta.shape}')
+  return jnp.broadcast_to(beta.astype(dtype), out_shape)
+
+
+def ada_pool(x: jnp.ndarray, beta: float | jnp.ndarray, window: Sequence[int],
+             strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
+             dilation: int | Sequence[int] = 1, ceil_mode: bool = False, eps: float = 1e-6,
+             return_weights: bool = False):
+  r"""adaPool (Stergiou & Poppe, IEEE TIP 2023): a learned blend of eDSCW and SoftPool.
+
+  .. math:: y_p = \beta_p\, y^{\mathrm{eDSCW}}_p + (1 - \beta_p)\, y^{\mathrm{eM}}_p
+
+  with :math:`y^{\mathrm{eM}}` = :func:`soft_pool` (``T = 1``) and
+  :math:`y^{\mathrm{eDSCW}}` = :func:`edscw_pool`. Equivalently
+  :math:`y_p = \sum_i m_{p,i} x_i` with the fused weights
+  :math:`m = \beta w^{\mathrm{eDSCW}} + (1 - \beta) w^{\mathrm{eM}}` (returned
+  by ``return_weights``, ready for :func:`ada_unpool`).
+
+  Output size: as :func:`max_pool`. Gradients: exact for ``x`` (both branches'
+  custom VJPs) and for ``beta``,
+  :math:`\partial y_p / \partial \beta_p = y^{\mathrm{eDSCW}}_p - y^{\mathrm{eM}}_p`.
+
+  Differences from the reference: ``beta`` is a plain argument (the
+  :class:`jaxpool.linen.AdaPool` module keeps it in range as
+  ``sigmoid(theta)``, where the reference clamps ``randn`` at initialisation and
+  never again); its gradient always flows; weights carry batch and channel axes.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats.
+    beta: blend in [0, 1], broadcastable to the output ``(*batch, *out, C)``:
+      a scalar, ``(C,)``, ``(*out_spatial, 1)`` or ``(*out_spatial, C)``.
+    window, strides, padding, dilation, ceil_mode: as :func:`max_pool`.
+    eps: eDSCW's smoothing constant.
+    return_weights: also return the fused weights ``(*batch, *out, *window, C)``.
+
+  Returns:
+    ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, weights)``.
+
+  Example:
+    >>> x = jnp.array([[0.], [4.]])
+    >>> y_dscw, y_soft = edscw_pool(x, (2,)), soft_pool(x, (2,))
+    >>> bool(jnp.allclose(ada_pool(x, 0.25, (2,)), 0.25 * y_dscw + 0.75 * y_soft))
+    True
+  """
+  x = _float_input(x, 'ada_pool')
+  geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  eps = _check_eps(eps)
+  return_weights = _check_bool(return_weights, 'return_weights')
+  cdt = _numerics.compute_dtype(x.dtype)
+  out_shape = (*x.shape[:nb], *geom.out_shape, x.shape[-1])
+  beta = _broadcast_beta(beta, out_shape, geom.ndim, cdt)
+  dscw = _weighted_pool(x, None, _window_mean(x, geom), geom, _DSC(eps), return_weights)
+  soft = _weighted_pool(x, None, None, geom, _Softmax(), return_weights)
+  if not return_weights:
+    return (beta * dscw + (1 - beta) * soft).astype(x.dtype)
+  y = beta * dscw[0] + (1 - beta) * soft[0]
+  b = beta.reshape(*out_shape[:-1], *(1,) * geom.ndim, out_shape[-1])
+  w = b * dscw[1] + (1 - b) * soft[1]
+  return y.astype(x.dtype), w.astype(x.dtype)
+
+
+def _unpool_geometry(y_shape, window, strides, padding, dilation, output_shape) -> Geometry:
+  window = _geometry.normalize_window(window)
+  n = len(window)
+  nb = _geometry.check_rank(y_shape, n, 'y')
+  out = tuple(y_shape[nb:nb + n])
+  strides_t = window if strides is None else _geometry.int_tuple(strides, n, 'strides')
+  dilation_t = _geometry.int_tuple(dilation, n, 'dilation')
+  if output_shape is None:
+    if isinstance(padding, str) and padding.upper() == 'SAME':
+      size = tuple(o * s for o, s in zip(out, strides_t))
+    else:
+      # The smallest input giving `out` windows: (out - 1) * s + effective window - pads.
+      probe = tuple((o - 1) * s + d * (k - 1) + 1
+                    for o, s, d, k in zip(out, strides_t, dilation_t, window))
+      pads = _geometry.normalize_padding(padding, probe, window, strides_t, dilation_t)
+      size = tuple(max(p - lo - hi, 1) for p, (lo, hi) in zip(probe, pads))
+  else:
+    if (not isinstance(output_shape, Sequence) or isinstance(output_shape, str)
+        or not all(_geometry.is_int(v) for v in output_shape)):
+      raise TypeError(f'output_shape must be a sequence of ints; got {output_shape!r}')
+    size = tuple(int(v) for v in output_shape)
+    if len(size) == len(y_shape):
+      size = size[nb:nb + n]
+    if len(size) != n:
+      raise ValueError(
+          f'output_shape must have {n} spatial entries (or {len(y_shape)} for the whole '
+          f'shape); got {output_shape!r}')
+  shape = (*y_shape[:nb], *size, y_shape[-1])
+  found = []
+  for ceil_mode in (False, True):
+    geom, _ = _geometry.pool_geometry(shape, window, strides, padding, dilation, ceil_mode,
+                                      name='output_shape')
+    if geom.out_shape == out:
+      return geom
+    found.append(geom.out_shape)
+  raise ValueError(
+      f'output_shape {output_shape!r}: pooling spatial size {size} with window {window}, '
+      f'strides {strides_t}, padding {padding!r}, dilation {dilation_t} gives '
+      f'{found[0]} windows ({found[1]} with ceil_mode), not y\'s spatial shape {out}')
+
+
+def weighted_unpool(y: jnp.ndarray, weights: jnp.ndarray, window: Sequence[int],
+                    strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
+                    dilation: int | Sequence[int] = 1,
+                    output_shape: Sequence[int] | None = None) -> jnp.ndarray:
+  r"""Weighted unpooling (adaUnPool and friends): the transpose of a fixed-weight pooling.
+
+  .. math:: \hat x_i = \sum_{p \,:\, i \in R(p)} \mathrm{weights}_{p,i}\, y_p
+
+  For fixed weights this is exactly the transpose of
+  :math:`x \mapsto \sum_i \mathrm{weights}_{p,i} x_i`; overlapping windows add
+  up. Pass the weights returned by ``soft_pool`` / ``lip_pool`` /
+  ``edscw_pool`` / ``idw_pool`` / ``ada_pool`` with ``return_weights=True``
+  and the same geometry. Computed without scatter.
+
+  Output spatial size: ``output_shape`` if given (spatial sizes or the whole
+  shape; ``ceil_mode`` poolings need it), else the smallest input that gives
+  ``y``'s windows, ``(out - 1) * stride + dilation * (k - 1) + 1 - pad_lo - pad_hi``
+  (``'SAME'``: ``out * stride``). Differentiable in ``y`` and ``weights``.
+
+  Differences from the reference ``adaunpool``: weights have batch and channel
+  axes (the reference's masks are shared by every sample and channel and only
+  the first sample's are written); overlapping windows are supported.
+
+  Args:
+    y: pooled values ``(*batch, *out, C)``.
+    weights: ``(*batch, *out, *window, C)`` (``C`` may be 1, shared over channels).
+    window, strides, padding, dilation: the pooling's geometry.
+    output_shape: the pooled input's spatial shape (or whole shape), or None.
+
+  Returns:
+    ``(*batch, *in, C)`` in the result dtype of ``y`` and ``weights``.
+
+  Example:
+    >>> x = jnp.array([[1.], [3.], [2.], [2.]])
+    >>> y, w = soft_pool(x, (2,), return_weights=True)
+    >>> weighted_unpool(y, w, (2,)).shape
+    (4, 1)
+  """
+  y = _numerics.as_array(y, 'y')
+  weights = _numerics.as_array(weights, 'weights')
+  _numerics.check_float(y, 'weighted_unpool', 'y')
+  _numerics.check_float(weights, 'weighted_unpool', 'weights')
+  geom = _unpool_geometry(y.shape, window, strides, padding, dilation, output_shape)
+  n = geom.ndim
+  expected = (*y.shape[:-1], *geom.window)
+  if weights.shape[:-1] != expected or weights.shape[-1] not in (1, y.shape[-1]):
+    raise ValueError(
+        f'weights must have shape (*batch, *out, *window, C) = {expected + (y.shape[-1],)} '
+        f'(or C = 1); got {weights.shape}')
+  dtype = jnp.result_type(y.dtype, weights.dtype)
+  cdt = _numerics.compute_dtype(dtype)
+  w = weights.astype(cdt).reshape(*y.shape[:-1], geom.window_size, weights.shape[-1])
+  yc = y.astype(cdt)
+  taps = {o: w[..., k, :] * yc for k, o in enumerate(_windows.offsets(geom))}
+  del n
+  return _windows.scatter_taps(taps, geom).astype(dtype)
+
+
+ada_unpool = weighted_unpool
