@@ -6,6 +6,7 @@ says how many spatial dims are pooled. Flax modules live in
 """
 
 from jaxpool.classic import avg_pool, lp_pool, max_pool, max_unpool, min_pool
+from jaxpool.learned import dpp_pool, gated_pool, max_avg_pool, tree_pool
 
 __version__ = '0.1.0'
 
@@ -15,4 +16,8 @@ __all__ = [
     'max_pool',
     'max_unpool',
     'min_pool',
+    'max_avg_pool',
+    'gated_pool',
+    'tree_pool',
+    'dpp_pool',
 ]

@@ -1,3 +1,4 @@
 """Flax linen modules, one per jaxpool op (fields mirror the functional arguments)."""
 
 from jaxpool.linen._classic import AvgPool, LPPool, MaxPool, MaxUnpool, MinPool
+from jaxpool.linen._learned import DPP, GatedPool, MaxAvgPool, TreePool

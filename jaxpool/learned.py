@@ -1,0 +1,498 @@
+"""Learned and guided pooling: mixed, gated and tree pooling, and DPP.
+
+* :func:`max_avg_pool`, :func:`gated_pool`, :func:`tree_pool` — Lee, Gallagher
+  & Tu, "Generalizing Pooling Functions in Convolutional Neural Networks:
+  Mixed, Gated, and Tree", AISTATS 2016.
+* :func:`dpp_pool` — Saeedan, Weber, Goesele & Roth, "Detail-Preserving
+  Pooling in Deep Networks", CVPR 2018.
+
+Parameters are plain arrays passed in by the caller (the Flax modules in
+:mod:`jaxpool.linen` own and initialise them). Every op works on the valid
+(non-padding) taps of each window only, in any number of spatial dims, and is
+differentiated by JAX through :func:`~jaxpool._windows.window_taps` (whose
+backward is scatter-free) and :func:`jaxpool.max_pool`'s first-maximum VJP.
+
+Numerics: finite inputs of any magnitude give finite outputs and gradients.
+Window means are summed on ``x / 2**k`` (``2**k >= window size``, exact); DPP
+rescales each window by a power of two ``t`` (invisible to its result and, via
+a custom VJP, to its gradient). The learned inner products of gated and tree
+pooling are plain sums: finite whenever every product ``w_q x_q`` is (always for
+``|w_q| <= 1``); a gate's sum may saturate to ``+-inf``, which the sigmoid maps
+to 0 or 1 with zero gradient.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool import _geometry, _numerics, _windows, classic
+from jaxpool._geometry import Geometry, Padding
+
+__all__ = ['max_avg_pool', 'gated_pool', 'tree_pool', 'dpp_pool']
+
+
+# --- shared pieces ------------------------------------------------------------------
+
+
+def _prepare(x, op, window, strides, padding, dilation, ceil_mode):
+  x = _numerics.as_array(x)
+  _numerics.check_float(x, op)
+  geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  out_shape = (*x.shape[:nb], *geom.out_shape, x.shape[-1])
+  return x, geom, out_shape, _numerics.compute_dtype(x.dtype)
+
+
+def _counts(geom: Geometry, dtype) -> np.ndarray:
+  """Valid taps per window, ``(*out, 1)``, at least 1 (empty windows are zeroed later)."""
+  return np.maximum(geom.valid_counts(), 1)[..., None].astype(dtype)
+
+
+def _empty(geom: Geometry) -> np.ndarray | None:
+  """Static ``(*out, 1)`` mask of windows without a valid tap (dilation only), or None."""
+  empty = geom.valid_counts() == 0
+  return empty[..., None] if empty.any() else None
+
+
+def _finish(y, geom: Geometry, dtype):
+  """A window without a valid tap gives 0; cast back to the input dtype."""
+  empty = _empty(geom)
+  if empty is not None:
+    y = jnp.where(empty, jnp.zeros((), y.dtype), y)
+  return y.astype(dtype)
+
+
+def _mixing_weight(value, name: str, out_shape, dtype):
+  """A weight broadcastable to the output ``(*batch, *out, C)`` without changing it."""
+  arr = _numerics.as_array(value, name)
+  # right-aligned, each dim 1 or equal (works with symbolic output dims too)
+  ok = arr.ndim <= len(out_shape) and all(
+      a == 1 or a == o for a, o in zip(arr.shape[::-1], tuple(out_shape)[::-1]))
+  if not ok:
+    raise ValueError(
+        f'{name} must broadcast to the output shape {tuple(out_shape)}: a scalar, (C,), '
+        f'(*out_spatial, 1) or (*out_spatial, C) (or with batch dims); got shape {arr.shape}')
+  return arr.astype(dtype)
+
+
+def _nonnegative_per_channel(value, name: str, channels: int, dtype):
+  """A scalar or ``(C,)`` parameter >= 0 (values are checked when not traced)."""
+  arr = _numerics.as_array(value, name)
+  if arr.shape not in ((), (1,), (channels,)):
+    raise ValueError(
+        f'{name} must be a scalar or have shape ({channels},) (one per channel); '
+        f'got shape {arr.shape}')
+  try:
+    concrete = np.asarray(arr)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    concrete = None  # traced: the caller keeps it in range (the modules use exp)
+  if concrete is not None and not np.all(concrete >= 0):
+    raise ValueError(f'{name} must be >= 0 everywhere; got {concrete!r}')
+  return arr.astype(dtype)
+
+
+def _window_filters(value, name: str, geom: Geometry, channels: int, dtype,
+                    lead: tuple[int, ...] = ()):
+  """Filters of shape ``(*lead, *window)`` or ``(*lead, *window, C)`` -> ``(*lead, K, C)``.
+
+  Shared filters are broadcast over channels: autodiff then reduces their gradient
+  over batch and space per channel first (a fast column reduction on XLA:CPU).
+  """
+  arr = _numerics.as_array(value, name)
+  shared = (*lead, *geom.window)
+  per_channel = (*shared, channels)
+  if arr.shape not in (shared, per_channel):
+    raise ValueError(
+        f'{name} must have shape {shared} (shared over channels) or {per_channel} '
+        f'(one filter per channel); got shape {arr.shape}')
+  if arr.shape == shared:
+    arr = arr[..., None]
+  arr = arr.astype(dtype).reshape(*lead, geom.window_size, arr.shape[-1])
+  return jnp.broadcast_to(arr, (*lead, geom.window_size, channels))
+
+
+def _pow2_scale(magnitude):
+  """``(t, 1 / t)``: ``t`` a power of two >= 1 with ``magnitude / t < 4``, ``1 / t`` normal.
+
+  Read off the float's exponent bits (``frexp``/``ldexp`` are slow on XLA:CPU).
+  """
+  dtype = magnitude.dtype
+  finfo = jnp.finfo(dtype)
+  itype = jnp.int64 if dtype.itemsize == 8 else jnp.int32
+  bias = finfo.maxexp - 1  # 127 for float32
+  bits = lax.bitcast_convert_type(jnp.maximum(magnitude, 1), itype)
+  exponent = jnp.minimum(bits >> finfo.nmant, 2 * bias - 1)  # biased; t <= 2**(bias - 1)
+  t = lax.bitcast_convert_type(exponent << finfo.nmant, dtype)
+  inv_t = lax.bitcast_convert_type((2 * bias - exponent) << finfo.nmant, dtype)
+  return t, inv_t
+
+
+def _max_abs(arrays):
+  """Elementwise ``max |a|`` over a sequence of arrays."""
+  return functools.reduce(jnp.maximum, [jnp.abs(a) for a in arrays])
+
+
+def _window_dot(taps, weights):
+  """``sum_q weights[q] * taps[q]`` (broadcast): a filter's inner product with each window."""
+  return sum(w * tap for w, tap in zip(weights, taps))
+
+
+def _safe_max(xc, geom: Geometry):
+  """``max_pool`` over valid taps (first-maximum gradient); 0 for an empty window."""
+  m = classic._extremum_pool(xc, geom, 'max')  # pylint: disable=protected-access
+  empty = _empty(geom)
+  return m if empty is None else jnp.where(empty, jnp.zeros((), m.dtype), m)
+
+
+def _valid_mean(xc, geom: Geometry):
+  """Mean over the valid taps, summed on ``x / 2**k`` (``2**k >= K``): it cannot overflow."""
+  k = max(math.ceil(math.log2(geom.window_size)), 0)
+  total = classic.sum_pool(xc * (2.0 ** -k), geom)
+  return total / _counts(geom, xc.dtype) * (2.0 ** k)
+
+
+# --- Lee et al. 2016: mixed, gated, tree ------------------------------------------------
+
+
+def max_avg_pool(x: jnp.ndarray, alpha, window: Sequence[int],
+                 strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
+                 dilation: int | Sequence[int] = 1, ceil_mode: bool = False) -> jnp.ndarray:
+  r"""Mixed max-average pooling (Lee, Gallagher & Tu, AISTATS 2016).
+
+  .. math:: y_p = \alpha_p \max_{i \in R(p)} x_i + (1 - \alpha_p) \frac{1}{|R(p)|}
+            \sum_{i \in R(p)} x_i
+
+  over the valid (non-padding) taps ``R(p)`` of each window: the average is
+  ``avg_pool(..., count_include_pad=False)``. ``alpha`` in ``[0, 1]`` is the
+  paper's range (0 is average, 1 is max pooling); other values extrapolate and
+  are not checked. Granularities of the paper: one ``alpha`` per layer (scalar),
+  per channel ``(C,)``, per region ``(*out_spatial, 1)`` or per region and
+  channel ``(*out_spatial, C)``. A window with no valid tap (possible only with
+  dilation) gives 0.
+
+  Output size per spatial dim, as :func:`jaxpool.max_pool` (PyTorch's rule)::
+
+    out = floor((L + pad_lo + pad_hi - dilation * (k - 1) - 1 + (s - 1 if ceil_mode)) / s) + 1
+
+  Gradients (exact): :math:`\partial y_p / \partial x_i = \alpha_p [i = i^*_p]
+  + (1 - \alpha_p) / |R(p)|` with :math:`i^*_p` the *first* maximum of the
+  window in row-major order (the tie rule of :func:`jaxpool.max_pool`), and
+  :math:`\partial y_p / \partial \alpha_p = \max_R x - \mathrm{avg}_R x`.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats; half precisions compute in f32.
+    alpha: mixing proportion, broadcastable to the output ``(*batch, *out, C)``.
+    window, strides, padding, dilation, ceil_mode: as :func:`jaxpool.max_pool`
+      (``strides=None`` means ``window``).
+
+  Returns:
+    ``(*batch, *out, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.array([[1.], [3.], [2.], [6.]])
+    >>> max_avg_pool(x, 0.5, (2,))[:, 0]
+    Array([2.5, 5. ], dtype=float32)
+  """
+  x, geom, out_shape, cdt = _prepare(x, 'max_avg_pool', window, strides, padding,
+                                     dilation, ceil_mode)
+  alpha = _mixing_weight(alpha, 'alpha', out_shape, cdt)
+  xc = x.astype(cdt)
+  y = alpha * _safe_max(xc, geom) + (1 - alpha) * _valid_mean(xc, geom)
+  return _finish(y, geom, x.dtype)
+
+
+def gated_pool(x: jnp.ndarray, gate, window: Sequence[int],
+               strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
+               dilation: int | Sequence[int] = 1, ceil_mode: bool = False) -> jnp.ndarray:
+  r"""Gated max-average pooling (Lee, Gallagher & Tu, AISTATS 2016).
+
+  .. math:: y_p = \sigma(z_p) \max_{i \in R(p)} x_i + (1 - \sigma(z_p))
+            \frac{1}{|R(p)|} \sum_{i \in R(p)} x_i, \qquad
+            z_p = \sum_{i \in R(p)} \omega_{o(i)} x_i
+
+  with :math:`\sigma` the logistic sigmoid and :math:`\omega_{o(i)}` the gate
+  weight at the window offset of tap ``i``. Both the inner product and the
+  average run over the valid (non-padding) taps only (the author's code clips
+  windows at the border the same way). ``gate`` of shape ``window`` is one
+  gating mask shared over channels and positions (the paper's "one per
+  layer"); ``(*window, C)`` gives one per channel. A zero gate gives the mean
+  of max and average pooling; a window with no valid tap gives 0.
+
+  Output size: as :func:`jaxpool.max_pool`.
+
+  Gradients (exact; ties to the *first* maximum in row-major window order, as
+  :func:`jaxpool.max_pool`, where the author's CUDA code credits every tied
+  maximum), with :math:`\delta_p = \sigma(1 - \sigma)(\max_R x - \mathrm{avg}_R x)`:
+
+  .. math:: \frac{\partial y_p}{\partial x_i} = \sigma [i = i^*_p]
+            + \frac{1 - \sigma}{|R(p)|} + \delta_p\, \omega_{o(i)}, \qquad
+            \frac{\partial y_p}{\partial \omega_o} = \delta_p\, x_{i(o)}.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats; half precisions compute in f32.
+    gate: gating mask, shape ``window`` or ``(*window, C)``.
+    window, strides, padding, dilation, ceil_mode: as :func:`jaxpool.max_pool`.
+
+  Returns:
+    ``(*batch, *out, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.array([[1.], [3.], [2.], [6.]])
+    >>> gated_pool(x, jnp.zeros(2), (2,))[:, 0]   # sigma(0) = 1/2
+    Array([2.5, 5. ], dtype=float32)
+  """
+  x, geom, out_shape, cdt = _prepare(x, 'gated_pool', window, strides, padding,
+                                     dilation, ceil_mode)
+  omega = _window_filters(gate, 'gate', geom, out_shape[-1], cdt)
+  xc = x.astype(cdt)
+  taps = _windows.window_taps(xc, geom, 0.0)  # padding reads 0: adds nothing to the dot
+  s = jax.nn.sigmoid(_window_dot(taps, tuple(omega)))
+  y = s * _safe_max(xc, geom) + (1 - s) * _valid_mean(xc, geom)
+  return _finish(y, geom, x.dtype)
+
+
+def tree_pool(x: jnp.ndarray, leaves, gates, window: Sequence[int],
+              strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
+              dilation: int | Sequence[int] = 1, ceil_mode: bool = False) -> jnp.ndarray:
+  r"""Tree pooling (Lee, Gallagher & Tu, AISTATS 2016): gated mixtures of learned filters.
+
+  A complete binary tree of depth ``d`` in heap order: node 0 is the root, node
+  ``i`` has children ``2i + 1`` (left) and ``2i + 2`` (right); nodes
+  ``0 .. 2**d - 2`` are internal and use ``gates[i]``, nodes
+  ``2**d - 1 + m`` are the leaves ``m = 0 .. 2**d - 1`` (left to right) and
+  use ``leaves[m]``:
+
+  .. math:: f_{\mathrm{leaf}\ m}(p) = v_m^\top x_{R(p)}, \qquad
+            f_i(p) = \sigma(\omega_i^\top x_{R(p)})\, f_{2i+1}(p)
+                     + (1 - \sigma(\omega_i^\top x_{R(p)}))\, f_{2i+2}(p), \qquad
+            y_p = f_0(p)
+
+  where :math:`v^\top x_{R(p)} = \sum_{i \in R(p)} v_{o(i)} x_i` runs over the
+  valid (non-padding) taps. The paper's "2-level tree" is ``d = 1`` (two leaves,
+  one gate; the author's AlexNet example), its 3-level tree ``d = 2``; ``d = 0``
+  (one leaf, no gate) is a learned linear pooling filter. Each filter is
+  ``window``-shaped (shared over channels, as in the paper) or has a trailing
+  ``C`` axis (one per channel); leaves and gates choose independently.
+
+  Output size: as :func:`jaxpool.max_pool`.
+
+  Gradients (autodiff of the smooth formula): with :math:`\sigma_i` node ``i``'s
+  gate, :math:`\partial f_i / \partial \omega_i = \sigma_i (1 - \sigma_i)
+  (f_{2i+1} - f_{2i+2})\, x_{R}`, and a leaf's filter gets
+  :math:`x_R` times the product of the gate factors on its path to the root.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats; half precisions compute in f32.
+    leaves: ``(2**d, *window)`` or ``(2**d, *window, C)`` leaf filters.
+    gates: ``(2**d - 1, *window)`` or ``(2**d - 1, *window, C)`` gating masks.
+    window, strides, padding, dilation, ceil_mode: as :func:`jaxpool.max_pool`.
+
+  Returns:
+    ``(*batch, *out, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.array([[1.], [3.], [2.], [6.]])
+    >>> leaves = jnp.array([[0.5, 0.5], [0.0, 1.0]])   # average; right tap
+    >>> gates = jnp.zeros((1, 2))                       # sigma = 1/2 at the root
+    >>> tree_pool(x, leaves, gates, (2,))[:, 0]
+    Array([2.5, 5. ], dtype=float32)
+  """
+  x, geom, out_shape, cdt = _prepare(x, 'tree_pool', window, strides, padding,
+                                     dilation, ceil_mode)
+  n = geom.ndim
+  for name, value in (('leaves', leaves), ('gates', gates)):
+    shape = np.shape(value)
+    if len(shape) not in (n + 1, n + 2):
+      raise ValueError(
+          f'{name} must have shape ({name}, *window) or ({name}, *window, C) with window '
+          f'{geom.window}; got shape {tuple(shape)}')
+  n_leaves = int(np.shape(leaves)[0])
+  if n_leaves < 1 or n_leaves & (n_leaves - 1):
+    raise ValueError(
+        f'leaves must hold 2**depth filters (1, 2, 4, ...) along axis 0; got {n_leaves}')
+  channels = out_shape[-1]
+  v = _window_filters(leaves, 'leaves', geom, channels, cdt, (n_leaves,))
+  w = _window_filters(gates, 'gates', geom, channels, cdt, (n_leaves - 1,))
+  xc = x.astype(cdt)
+  taps = _windows.window_taps(xc, geom, 0.0)  # padding reads 0: adds nothing to the dots
+  # f[i] for heap node i: leaves first, then internal nodes bottom-up
+  f = [None] * (n_leaves - 1) + [_window_dot(taps, leaf) for leaf in v]
+  for i in reversed(range(n_leaves - 1)):
+    s = jax.nn.sigmoid(_window_dot(taps, w[i]))
+    f[i] = s * f[2 * i + 1] + (1 - s) * f[2 * i + 2]
+  return _finish(f[0], geom, x.dtype)
+
+
+# --- Saeedan et al. 2018: detail-preserving pooling -----------------------------------
+
+
+def _dpp_weights_and_mean(xs, alpha, half_lam, gs, eps_t, geom: Geometry, symmetric: bool):
+  """DPP on taps scaled by ``1 / t``: returns ``y / t`` (every term bounded)."""
+  cdt = xs[0].dtype
+  counts = _counts(geom, cdt)
+  masks = [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)]
+  empty = _empty(geom)
+  # d**2 + eps >= floor: 1/floor bounds every backward factor; the floor is eps_dtype**2
+  # below the finest relative difference the dtype resolves, so it never changes a weight.
+  floor = float(jnp.finfo(cdt).eps) ** 4
+
+  def valid(v, mask, fill=0.0):
+    return v if mask is None else jnp.where(mask, v, jnp.asarray(fill, v.dtype))
+
+  if gs is None:  # DPP lite: the window mean
+    gs = sum(xs) / counts
+  penalty = []  # d**2 + eps, scaled by 1/t**2
+  for tap in xs:
+    d = tap - gs if symmetric else jnp.maximum(tap - gs, 0)
+    penalty.append(jnp.maximum(jnp.square(d) + eps_t, floor))
+  log_mean = jnp.log(sum(valid(e, m) for e, m in zip(penalty, masks)) / counts)
+  log_ratio = [half_lam * (jnp.log(e) - log_mean) for e in penalty]
+  # the window's largest log weight term, held constant (it cancels in the ratio)
+  shift = functools.reduce(jnp.maximum, [valid(lr, m, -np.inf)
+                                         for lr, m in zip(log_ratio, masks)])
+  if empty is not None:
+    shift = jnp.where(empty, 0, shift)
+  shift = lax.stop_gradient(shift)
+  offset = alpha * jnp.exp(-shift)
+  scale = lax.stop_gradient(jnp.maximum(offset, 1))  # weights <= 2: a huge alpha
+  offset = offset / scale                             # cannot overflow their sum
+  weights = [valid(offset + jnp.exp(valid(lr - shift, m, -np.inf)) / scale, m)
+             for lr, m in zip(log_ratio, masks)]
+  total = sum(weights)
+  if empty is not None:
+    total = jnp.where(empty, 1, total)
+  return sum(wq * tap for wq, tap in zip(weights, xs)) / total
+
+
+def _dpp_scaled(taps, guide):
+  """Per-window power-of-two scale ``t`` and the scaled inputs of the DPP core."""
+  t, inv_t = _pow2_scale(_max_abs(taps if guide is None else (*taps, guide)))
+  return t, tuple(tap * inv_t for tap in taps), None if guide is None else guide * inv_t
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _dpp(taps, alpha, half_lam, guide, geom: Geometry, symmetric: bool, eps: float):
+  """``y = t * F(taps / t, guide / t)``: exact and finite for inputs of any magnitude.
+
+  The backward differentiates the scaled core ``F`` with the caller's cotangent
+  (``dy/dx = dF/dxs`` as ``t`` cancels), never forming ``t`` times a cotangent.
+  """
+  t, xs, gs = _dpp_scaled(taps, guide)
+  eps_t = jnp.square(math.sqrt(eps) / t)
+  return t * _dpp_weights_and_mean(xs, alpha, half_lam, gs, eps_t, geom, symmetric)
+
+
+def _dpp_fwd(taps, alpha, half_lam, guide, geom, symmetric, eps):
+  t, xs, gs = _dpp_scaled(taps, guide)
+  eps_t = jnp.square(math.sqrt(eps) / t)
+  core = functools.partial(_dpp_weights_and_mean, geom=geom, symmetric=symmetric)
+  y, vjp = jax.vjp(core, xs, alpha, half_lam, gs, eps_t)
+  return t * y, (vjp, t)
+
+
+def _dpp_bwd(geom, symmetric, eps, residuals, g):
+  del geom, symmetric, eps
+  vjp, t = residuals
+  g_xs, g_alpha, g_half_lam, g_gs, _ = vjp(g)
+  # dy/dx = t * dF/dxs * (1/t); dy/dguide likewise; dy/dalpha = t * dF/dalpha (per window).
+  return g_xs, t * g_alpha, t * g_half_lam, g_gs
+
+
+_dpp.defvjp(_dpp_fwd, _dpp_bwd)
+
+
+def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
+             strides: int | Sequence[int] | None = None, padding: Padding = 'VALID', *,
+             guide: jnp.ndarray | None = None, symmetric: bool = True, eps: float = 1e-3,
+             dilation: int | Sequence[int] = 1, ceil_mode: bool = False) -> jnp.ndarray:
+  r"""Detail-Preserving Pooling (Saeedan, Weber, Goesele & Roth, CVPR 2018).
+
+  An inverse bilateral filter: taps that differ from the guide get more weight.
+
+  .. math:: y_p = \frac{\sum_{q \in R(p)} w_q x_q}{\sum_{q \in R(p)} w_q}, \qquad
+            w_q = \alpha + \Big(\frac{d_q^2 + \varepsilon}
+                  {\mathrm{mean}_{R(p)}(d^2 + \varepsilon)}\Big)^{\lambda / 2}
+
+  with :math:`d_q = x_q - \tilde x_p` (symmetric) or :math:`d_q = \max(x_q -
+  \tilde x_p, 0)` (asymmetric: only taps brighter than the guide are
+  rewarded), over the valid (non-padding) taps ``R(p)`` of each window.
+  ``guide`` :math:`\tilde x` is given at output resolution — DPP "full" uses a
+  learned depthwise filter, see :class:`jaxpool.linen.DPP` — or, when None, is
+  the window mean (DPP "lite"). ``eps`` is the paper's :math:`\varepsilon^2`.
+
+  This is the reference nngraph implementation (``visinf/dpp``, normalised by
+  the window *mean* of :math:`d^2 + \varepsilon`) generalised from 2x2/s2 to any
+  window, stride, padding and dilation by computing the guide per window (no
+  nearest-neighbour upsampling). The authors' CUDA kernel normalises by the
+  window *sum*, which equals this with :math:`\alpha` scaled by
+  :math:`|R|^{\lambda/2}`.
+
+  Limits: :math:`\lambda = 0` (or :math:`\alpha \to \infty`) is average pooling
+  over valid taps; a constant window returns its constant for any guide,
+  :math:`\alpha`, :math:`\lambda`; a window with no valid tap gives 0.
+
+  Numerics: the weights are evaluated as :math:`(\alpha e^{-s} +
+  e^{\lambda/2 \log r_q - s}) / c` with the window's shift :math:`s = \max_q
+  \lambda/2 \log r_q` and :math:`c = \max(\alpha e^{-s}, 1)` (common factors
+  cancel in the ratio), and inputs are rescaled per window by a power of two,
+  so neither large inputs nor large :math:`\alpha, \lambda` overflow; constant
+  windows have finite gradients (:math:`d^2 + \varepsilon \ge \varepsilon`).
+
+  Output size: as :func:`jaxpool.max_pool`.
+
+  Gradients: autodiff of the formula (exact), w.r.t. ``x``, ``guide``,
+  ``alpha`` and ``lam``; e.g.
+  :math:`\partial y_p / \partial \alpha = \sum_q (x_q - y_p) / \sum_q w_q`.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats; half precisions compute in f32.
+    alpha: weight offset :math:`\alpha \ge 0`, scalar or ``(C,)``.
+    lam: exponent :math:`\lambda \ge 0`, scalar or ``(C,)``.
+    window, strides, padding: as :func:`jaxpool.max_pool`.
+    guide: ``(*batch, *out, C)`` guide at output resolution, or None (window mean).
+    symmetric: symmetric (True) or asymmetric (False) penalty.
+    eps: :math:`\varepsilon^2 > 0`, default 1e-3 as the reference code.
+    dilation, ceil_mode: as :func:`jaxpool.max_pool` (extensions: the paper
+      pools 2x2/s2 only).
+
+  Returns:
+    ``(*batch, *out, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.array([[0.], [0.], [0.], [4.]])
+    >>> # guide 1, d**2 = (1, 1, 1, 9), mean 3: weights 1 + (1/3, 1/3, 1/3, 3)
+    >>> dpp_pool(x, 1.0, 2.0, (4,), eps=1e-12)[:, 0]
+    Array([2.], dtype=float32)
+    >>> dpp_pool(x, 1.0, 0.0, (4,))[:, 0]   # lam = 0: average pooling
+    Array([1.], dtype=float32)
+  """
+  x, geom, out_shape, cdt = _prepare(x, 'dpp_pool', window, strides, padding,
+                                     dilation, ceil_mode)
+  channels = out_shape[-1]
+  alpha = _nonnegative_per_channel(alpha, 'alpha', channels, cdt)
+  half_lam = _nonnegative_per_channel(lam, 'lam', channels, cdt) / 2
+  if not isinstance(symmetric, (bool, np.bool_)):
+    raise TypeError(f'symmetric must be a bool; got {symmetric!r}')
+  if (isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating))
+      or not math.isfinite(eps) or eps <= 0):
+    raise ValueError(f'eps must be a positive finite number; got {eps!r}')
+  if guide is not None:
+    guide = _numerics.as_array(guide, 'guide')
+    if guide.shape != tuple(out_shape):
+      raise ValueError(
+          f'guide must have the output shape (*batch, *out_spatial, C) = {tuple(out_shape)}; '
+          f'got shape {guide.shape}')
+    guide = guide.astype(cdt)
+
+  xc = x.astype(cdt)
+  taps = _windows.window_taps(xc, geom, 0.0)
+  alpha = jnp.broadcast_to(alpha, out_shape)  # per window: its gradient is scaled per window
+  half_lam = jnp.broadcast_to(half_lam, out_shape)
+  y = _dpp(taps, alpha, half_lam, guide, geom, bool(symmetric), float(eps))
+  return _finish(y, geom, x.dtype)

@@ -1,0 +1,233 @@
+"""Flax linen modules for learned pooling: they own and initialise the parameters of
+:mod:`jaxpool.learned` and keep them in range by construction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool import _geometry, _numerics, learned
+from jaxpool._geometry import Padding
+from jaxpool.linen._base import check_window_fields
+
+Initializer = Callable[..., Any]
+
+#: Lee et al. (2016) initialise gating masks and tree filters Gaussian with std 0.1
+#: (the author's ``train_val.prototxt``).
+filter_init = nn.initializers.normal(stddev=0.1)
+
+
+def box_init(key, shape, dtype=jnp.float32):
+  """A normalised box filter ``(*window, 1, C)``: every tap ``1 / prod(window)``."""
+  del key
+  return jnp.full(shape, 1.0 / math.prod(shape[:-2]), dtype)
+
+
+class _Windowed(nn.Module):
+  window: Sequence[int]
+  strides: int | Sequence[int] | None = None
+  padding: Padding = 'VALID'
+  dilation: int | Sequence[int] = 1
+  ceil_mode: bool = False
+
+  def __post_init__(self):
+    check_window_fields(self)
+    super().__post_init__()
+
+  @property
+  def _geometry_args(self):
+    return (self.window, self.strides, self.padding, self.dilation, self.ceil_mode)
+
+  def _checked_param(self, name: str, init, shape: tuple[int, ...], why: str):
+    """``self.param`` with a clear error when a stored parameter has another shape."""
+    if self.has_variable('params', name):
+      stored = jnp.shape(self.get_variable('params', name))
+      if stored != shape:
+        raise ValueError(
+            f'{type(self).__name__}: parameter {name!r} has shape {stored} but this input '
+            f'needs {shape} ({why}); got an input of another size or channel count')
+    return self.param(name, init, shape, jnp.float32)
+
+
+def _check_choice(value, name: str, allowed: Sequence[str]) -> None:
+  if value not in allowed:
+    raise ValueError(f'{name} must be one of {", ".join(map(repr, allowed))}; got {value!r}')
+
+
+def _check_bool(value, name: str) -> None:
+  if not isinstance(value, (bool, np.bool_)):
+    raise TypeError(f'{name} must be a bool; got {value!r}')
+
+
+class MaxAvgPool(_Windowed):
+  """:func:`jaxpool.max_avg_pool` with a learned ``alpha = sigmoid(alpha_logit)`` in ``[0, 1]``.
+
+  ``alpha_shape`` is the paper's granularity: ``'scalar'`` (one per layer),
+  ``'channel'`` ``(C,)``, ``'location'`` ``(*out_spatial, 1)`` or
+  ``'location_channel'`` ``(*out_spatial, C)`` — the location variants fix the
+  input's spatial size at initialisation. ``alpha_logit`` starts at 0, i.e.
+  ``alpha = 0.5``: an even mix of max and average pooling (the sigmoid keeps
+  ``alpha`` in the paper's range ``[0, 1]`` by construction).
+  """
+  alpha_shape: str = 'scalar'
+  alpha_init: Initializer = nn.initializers.zeros
+
+  def __post_init__(self):
+    _check_choice(self.alpha_shape, 'alpha_shape',
+                  ('scalar', 'channel', 'location', 'location_channel'))
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    x = _numerics.as_array(x)
+    geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
+    channels = x.shape[-1]
+    shape = {'scalar': (), 'channel': (channels,), 'location': (*geom.out_shape, 1),
+             'location_channel': (*geom.out_shape, channels)}[self.alpha_shape]
+    logit = self._checked_param(
+        'alpha_logit', self.alpha_init, shape,
+        f"alpha_shape={self.alpha_shape!r}; 'location' variants need a fixed input size")
+    return learned.max_avg_pool(x, jax.nn.sigmoid(logit), *self._geometry_args)
+
+
+class GatedPool(_Windowed):
+  """:func:`jaxpool.gated_pool` with a learned gating mask ``gate``.
+
+  ``gate`` has shape ``window`` (one mask per layer, the paper's choice) or,
+  with ``per_channel=True``, ``(*window, C)``; initialised N(0, 0.1**2) as the
+  author's code.
+  """
+  per_channel: bool = False
+  gate_init: Initializer = filter_init
+
+  def __post_init__(self):
+    _check_bool(self.per_channel, 'per_channel')
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    x = _numerics.as_array(x)
+    window = _geometry.normalize_window(self.window)
+    shape = (*window, x.shape[-1]) if self.per_channel else window
+    gate = self._checked_param('gate', self.gate_init, shape, 'per_channel gate')
+    return learned.gated_pool(x, gate, *self._geometry_args)
+
+
+class TreePool(_Windowed):
+  """:func:`jaxpool.tree_pool` with learned leaf filters and gating masks.
+
+  ``depth`` gate levels: ``leaves`` ``(2**depth, *window[, C])`` and ``gates``
+  ``(2**depth - 1, *window[, C])`` in heap order (see :func:`jaxpool.tree_pool`).
+  ``depth=1`` is the paper's "2-level tree" (two leaves, one gate), used in its
+  AlexNet example. Every filter starts N(0, 0.1**2) as the author's code;
+  ``per_channel=True`` learns one tree per channel.
+  """
+  depth: int = 1
+  per_channel: bool = False
+  leaf_init: Initializer = filter_init
+  gate_init: Initializer = filter_init
+
+  def __post_init__(self):
+    if not _geometry.is_int(self.depth) or self.depth < 0:
+      raise ValueError(f'depth must be an int >= 0; got {self.depth!r}')
+    _check_bool(self.per_channel, 'per_channel')
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    x = _numerics.as_array(x)
+    window = _geometry.normalize_window(self.window)
+    tail = (x.shape[-1],) if self.per_channel else ()
+    n = 2 ** self.depth
+    leaves = self._checked_param('leaves', self.leaf_init, (n, *window, *tail), 'leaves')
+    gates = self._checked_param('gates', self.gate_init, (n - 1, *window, *tail), 'gates')
+    return learned.tree_pool(x, leaves, gates, *self._geometry_args)
+
+
+class DPP(_Windowed):
+  """Detail-Preserving Pooling, :func:`jaxpool.dpp_pool`, with learned per-channel parameters.
+
+  ``alpha = exp(log_alpha)`` and ``lam = exp(log_lam)``, both ``(C,)`` and
+  positive by construction. Both raw parameters start at 0 (``alpha = lam =
+  1``), as the authors' CUDA module ``SpatialInverseBilateralPooling``; their
+  nngraph modules draw them ``U(-1/sqrt(C), 1/sqrt(C))``, centred on the same
+  point (pass ``alpha_init``/``lam_init`` for that). Unlike the reference we do
+  not clamp ``log_alpha`` to <= 10: the op is stable for any ``alpha``.
+
+  ``guide='lite'`` uses the window mean as the guide; ``guide='full'`` learns
+  it: a depthwise ``guide_window`` filter (default 3 per dim) with bias, read
+  with the pooling's strides and aligned on the pooling windows' centres, gives
+  the guide directly at output resolution (the reference: a per-channel 3x3
+  conv, stride 2, pad 1, for its 2x2/s2 pooling, zero padding as there). The
+  filter starts as a normalised box (a local mean, so "full" starts near
+  "lite"; the paper calls the guide a linearly downscaled image), bias 0 —
+  the reference used Torch's default ``U(-1/3, 1/3)``.
+  """
+  guide: str = 'lite'
+  symmetric: bool = True
+  eps: float = 1e-3
+  guide_window: int | Sequence[int] = 3
+  alpha_init: Initializer = nn.initializers.zeros
+  lam_init: Initializer = nn.initializers.zeros
+  guide_kernel_init: Initializer = box_init
+  guide_bias_init: Initializer = nn.initializers.zeros
+
+  def __post_init__(self):
+    _check_choice(self.guide, 'guide', ('lite', 'full'))
+    _check_bool(self.symmetric, 'symmetric')
+    if (isinstance(self.eps, bool) or not isinstance(self.eps, (int, float))
+        or not math.isfinite(self.eps) or self.eps <= 0):
+      raise ValueError(f'eps must be a positive finite number; got {self.eps!r}')
+    n = len(_geometry.normalize_window(self.window))
+    _geometry.int_tuple(self.guide_window, n, 'guide_window')
+    super().__post_init__()
+
+  def _full_guide(self, x: jnp.ndarray, geom: _geometry.Geometry) -> jnp.ndarray:
+    """Depthwise ``guide_window`` filter with the pooling strides, at output resolution."""
+    n = geom.ndim
+    nb = x.ndim - n - 1
+    channels = x.shape[-1]
+    gw = _geometry.int_tuple(self.guide_window, n, 'guide_window')
+    kernel = self._checked_param('guide_kernel', self.guide_kernel_init,
+                                 (*gw, 1, channels), 'depthwise guide filter')
+    bias = self._checked_param('guide_bias', self.guide_bias_init, (channels,), 'guide bias')
+    cdt = _numerics.compute_dtype(x.dtype)
+    xb = x.astype(cdt).reshape(-1, *x.shape[nb:])
+    # Filter j of output p reads p * s - lo_g + j: centred on the pooling window's middle tap.
+    config = [(0, 0, 0)]
+    for size, out, k, s, d, (lo, _), g in zip(geom.in_shape, geom.out_shape, geom.window,
+                                              geom.strides, geom.dilation, geom.padding, gw):
+      lo_g = lo - d * (k - 1) // 2 + (g - 1) // 2
+      config.append((lo_g, (out - 1) * s + g - size - lo_g, 0))
+    config.append((0, 0, 0))
+    xp = lax.pad(xb, jnp.zeros((), cdt), config)
+    spatial = tuple(range(1, n + 1))
+    dn = lax.ConvDimensionNumbers(lhs_spec=(0, n + 1, *spatial),
+                                  rhs_spec=(n + 1, n, *range(n)),
+                                  out_spec=(0, n + 1, *spatial))
+    guide = lax.conv_general_dilated(
+        xp, kernel.astype(cdt), geom.strides, 'VALID', dimension_numbers=dn,
+        feature_group_count=channels, precision=lax.Precision.HIGHEST)
+    guide = guide + bias.astype(cdt)
+    return guide.reshape(*x.shape[:nb], *geom.out_shape, channels)
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    x = _numerics.as_array(x)
+    _numerics.check_float(x, 'DPP')
+    geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
+    channels = x.shape[-1]
+    log_alpha = self._checked_param('log_alpha', self.alpha_init, (channels,), 'per channel')
+    log_lam = self._checked_param('log_lam', self.lam_init, (channels,), 'per channel')
+    guide = self._full_guide(x, geom) if self.guide == 'full' else None
+    return learned.dpp_pool(
+        x, jnp.exp(log_alpha), jnp.exp(log_lam), self.window, self.strides, self.padding,
+        guide=guide, symmetric=self.symmetric, eps=self.eps, dilation=self.dilation,
+        ceil_mode=self.ceil_mode)
