@@ -43,7 +43,9 @@ ZOOM = {
 
 
 def _short_note(note: str) -> str:
-  return ' (init)' if note.startswith('module init') else ''
+  if note.startswith('module init'):
+    return ' (init)'
+  return ' (eval)' if note.startswith('eval mode') else ''
 
 
 def pooled_images(img: np.ndarray, k: int):
@@ -98,23 +100,25 @@ def draw(photo: str, img: np.ndarray, k: int, rows, path: str, origin=(0, 0),
     label = f'{name}{_short_note(note)}\n{detail._fmt_psnr(psnr)} dB'
     panels.append((label, _scaled(region(y, k), (ph, pw))))
 
-  dpi, gap, band, header = 100, 14, 30, 44
+  dpi, gap, band, header = 100, 14, 30, 58
   cols = min(6, len(panels))
   nrows = math.ceil(len(panels) / cols)
-  width = cols * pw + (cols + 1) * gap
+  cell = max(pw, 140)  # room for the longest label ('fractional_max_pool (eval)')
+  width = cols * cell + (cols + 1) * gap
   height = header + nrows * (band + ph + gap)
   fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
   for i, (label, image) in enumerate(panels):
     r, c = divmod(i, cols)
-    x0, y0 = gap + c * (pw + gap), header + r * (band + ph + gap) + band
+    x0 = gap + c * (cell + gap) + (cell - pw) // 2
+    y0 = header + r * (band + ph + gap) + band
     fig.figimage(np.clip(image, 0.0, 1.0), xo=x0, yo=height - y0 - ph, origin='upper')
     fig.text((x0 + pw / 2) / width, 1 - (y0 - 3) / height, label, ha='center', va='bottom',
              fontsize=8, linespacing=1.1)
   fig.text(0.5, 1 - 6 / height,
            f'{what}: {k}x{k} windows, stride {k}, every deterministic jaxpool op\n'
-           f'each pooled pixel drawn as a {s}x{s} block; dB: PSNR vs the anti-aliased '
-           'downscale, protocol (a) of benchmarks/detail.py', ha='center', va='top',
-           fontsize=8.5)
+           f'each pooled pixel drawn as a {s}x{s} block\n'
+           'dB: PSNR vs the anti-aliased downscale (benchmarks/detail.py, protocol a)',
+           ha='center', va='top', fontsize=8.5)
   _save_rgb(fig, path, dpi)
   plt.close(fig)
 
