@@ -10,23 +10,28 @@ output window :math:`p`,
 
 with the logits
 
-=============  =====================================================================
+=============  ==============================================================
 op             logits :math:`z_{p,i}`
-=============  =====================================================================
-``soft_pool``  :math:`x_i / T` (SoftPool; ``T -> 0`` max, ``T -> inf`` average)
+=============  ==============================================================
+``soft_pool``  :math:`x_i / T` (``T -> 0`` max, ``T -> inf`` average pooling)
 ``lip_pool``   given, :math:`z_i` (LIP)
-``edscw_pool`` :math:`(2|x_i a_p| + \epsilon) / (x_i^2 + a_p^2 + \epsilon)`, :math:`a_p` the window mean
-``idw_pool``   :math:`-\log(|x_i - a_p| + \epsilon)` (inverse distance weighting)
-=============  =====================================================================
+``edscw_pool`` :math:`(2|x_i a_p| + \epsilon) / (x_i^2 + a_p^2 + \epsilon)`
+``idw_pool``   :math:`-\log(|x_i - a_p| + \epsilon)`
+=============  ==============================================================
 
-One custom VJP (:func:`_weighted_pool`) serves them all. It stores only its
-inputs (``x``, the logit source, a per-window statistic) and recomputes the
-weights in the backward pass, where
+(:math:`a_p` the mean of the window's valid taps). One custom VJP
+(:func:`_weighted_pool`) serves them all. It stores its inputs (``x``, the
+logit source, a per-window statistic) and its output, recomputes the weights
+in the backward pass, and uses no scatter:
 
 .. math::
 
    \frac{\partial y_p}{\partial x_i}\Big|_{z} = w_{p,i}, \qquad
    \frac{\partial y_p}{\partial z_{p,i}} = w_{p,i}\,(x_i - y_p).
+
+For non-overlapping windows (``strides == window``, no dilation) the SoftPool
+and LIP backward is a single elementwise pass over the input reshaped into
+blocks, reading ``w = exp(z - logsumexp_R z)`` and ``y`` through broadcasts.
 
 Numerics: the weights are evaluated as :math:`e_i = \exp(z_i - \max_R z)` (the
 per-window maximum over valid taps), so any finite magnitude is safe; padded
@@ -45,7 +50,6 @@ import dataclasses
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -61,7 +61,8 @@ def weighted_pool(x, kind, window, strides, pads, dilation, ceil_mode, *, temper
     vals = np.stack([x[(slice(None), *pos)] for _, pos in valid])  # (n, B, C)
     lv = None if lg is None else np.stack([lg[(slice(None), *pos)] for _, pos in valid])
     w = _softmax(_logits(kind, vals, lv, temperature, eps))
-    y[(slice(None), *p)] = np.where(w > 0, w * vals, 0).sum(0)
+    with np.errstate(invalid='ignore'):  # 0 * -inf where the weight is 0
+      y[(slice(None), *p)] = np.where(w > 0, w * vals, 0).sum(0)
     for (j, _), wi in zip(valid, w):
       w_all[(slice(None), *p, *j)] = wi
   return y, w_all
@@ -82,7 +83,7 @@ def soft_pool_grad(x, g, window, strides, pads, dilation, ceil_mode, temperature
       xi, yp = x[(slice(None), *pos)], y[(slice(None), *p)]
       with np.errstate(invalid='ignore'):
         diff = np.where(xi == yp, 0.0, xi - yp)
-      contrib = np.where(w > 0, g[(slice(None), *p)] * w * (1 + diff / temperature), 0)
+        contrib = np.where(w > 0, g[(slice(None), *p)] * w * (1 + diff / temperature), 0)
       x_bar[(slice(None), *pos)] += contrib
   return x_bar
 
