@@ -415,7 +415,10 @@ def main(argv=None) -> dict:
   """Runs the command line; returns ``{'runs': [...], 'table': str | None}`` (for tests)."""
   args = parse_args(argv)
   maybe_initialize_distributed(args.distributed)
-  dataset = cifar_data.load(args.dataset, args.data_dir, progress=args.progress)
+  try:
+    dataset = cifar_data.load(args.dataset, args.data_dir, progress=args.progress)
+  except RuntimeError as e:  # download/checksum/extraction: the message says what to do
+    raise SystemExit(f'error: {e}') from e
   args.out.mkdir(parents=True, exist_ok=True)
   runs = [run_one(args, dataset, pool, seed)
           for pool in (args.compare or [args.pool]) for seed in args.seeds]

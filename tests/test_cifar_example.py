@@ -173,6 +173,14 @@ def test_offline_error_says_where_to_put_the_archive(tmp_path):
     cifar_data.load_cifar10(tmp_path, url=url, progress=False)
 
 
+def test_cli_reports_a_data_error_without_traceback(monkeypatch, tmp_path):
+  def offline(url, dest, md5, **kwargs):
+    raise RuntimeError(f'could not download {url}: no network. Put it at {dest}')
+  monkeypatch.setattr(cifar_data, 'download', offline)  # never touch the real URL in tests
+  with pytest.raises(SystemExit, match=r'^error: could not download https://www\.cs\.toronto'):
+    cifar10.main(['--data-dir', str(tmp_path), '--out', str(tmp_path / 'runs'), '--no-progress'])
+
+
 # ----------------------------------------------------------------------------- data
 
 def test_digits_resized_with_fixed_split():
@@ -222,7 +230,7 @@ def test_every_registered_pool_builds_inits_and_trains_one_step(pool):
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 16, 16, 3)), jnp.float32)
   labels = jnp.array([1, 2])
   key = jax.random.key(0, impl=cifar10.PRNG_IMPL)
-  variables = model.init(key, x, train=False)
+  variables = jax.jit(model.init)(key, x)  # jitted: op-by-op init compiles every op apart
   tx = optax.sgd(0.1)
 
   @jax.jit
