@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from tqdm import tqdm
 
 CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 CIFAR10_MD5 = 'c58f30108f718f92721af3b95e74349a'
@@ -90,15 +91,22 @@ def download(url: str, dest: Path, md5: str, *, progress: bool = True, timeout: 
   file is md5-checked before it is renamed to ``dest``; a mismatch deletes it
   and raises ``RuntimeError``. Network errors raise ``RuntimeError`` saying
   where to put a manually downloaded file; the ``.part`` is kept for a resume.
+  A file already at ``dest`` (only ever put there verified, or by the user) with
+  the wrong md5 raises ``RuntimeError`` and is left alone.
   """
   dest = Path(dest)
   if dest.exists():
-    if md5sum(dest) == md5:
-      return dest
-    dest.unlink()  # stale or corrupt: fetch again
+    got = md5sum(dest)
+    if got != md5:
+      raise RuntimeError(f'{dest} has md5 {got}, expected {md5}: not the expected file. Delete '
+                         f'it to download again, or replace it with a good copy.')
+    return dest
   dest.parent.mkdir(parents=True, exist_ok=True)
   part = dest.with_name(dest.name + '.part')
   have = part.stat().st_size if part.exists() else 0
+  if have and md5sum(part) == md5:  # complete, but stopped before the rename
+    os.replace(part, dest)
+    return dest
   request = urllib.request.Request(url, headers={'Range': f'bytes={have}-'} if have else {})
   try:
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -108,7 +116,6 @@ def download(url: str, dest: Path, md5: str, *, progress: bool = True, timeout: 
         have = 0
       length = response.headers.get('Content-Length')
       total = int(length) + have if length is not None else None
-      from tqdm import tqdm
       with open(part, 'ab' if resumed else 'wb') as f, tqdm(
           total=total, initial=have, unit='B', unit_scale=True, desc=f'download {dest.name}',
           disable=not progress) as bar:

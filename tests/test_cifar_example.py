@@ -101,6 +101,22 @@ def test_corrupt_download_is_rejected(tiny_archive, tmp_path):
   assert not dest.exists() and not (tmp_path / (ARCHIVE + '.part')).exists()
 
 
+def test_wrong_file_in_place_is_reported_and_kept(tiny_archive, tmp_path):
+  path, md5, _ = tiny_archive
+  (tmp_path / ARCHIVE).write_bytes(b'not the archive')
+  with pytest.raises(RuntimeError, match=r'cifar-10-python.tar.gz has md5 [0-9a-f]{32}, expected '
+                     + md5 + ': not the expected file. Delete it'):
+    cifar_data.download(path.as_uri(), tmp_path / ARCHIVE, md5, progress=False)
+  assert (tmp_path / ARCHIVE).read_bytes() == b'not the archive'
+
+
+def test_complete_part_file_is_used_without_a_request(tiny_archive, tmp_path):
+  path, md5, _ = tiny_archive
+  (tmp_path / (ARCHIVE + '.part')).write_bytes(path.read_bytes())
+  dest = cifar_data.download('file:///nonexistent', tmp_path / ARCHIVE, md5, progress=False)
+  assert dest.read_bytes() == path.read_bytes() and not (tmp_path / (ARCHIVE + '.part')).exists()
+
+
 def test_archive_without_cifar_files_is_rejected(tmp_path):
   bogus = tmp_path / 'serve' / ARCHIVE
   bogus.parent.mkdir()
