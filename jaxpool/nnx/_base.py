@@ -1,0 +1,193 @@
+"""What every NNX module shares: its fields, their validation, parameters and random streams.
+
+An NNX module here has exactly the fields of the :mod:`jaxpool.linen` module of
+the same name, in the same order and with the same defaults, and validates them
+by building that linen module (its ``__post_init__``), so the two APIs raise the
+same construction-time errors. Fields are stored as plain static attributes,
+lists frozen to tuples so graph definitions hash under ``nnx.jit``. What NNX
+needs at construction and linen infers at the first call (the channel count,
+a fixed input size, a key for random initial values) comes as keyword-only
+``num_features``, ``input_size`` and ``rngs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxpool import _geometry
+
+#: The rng stream random modules draw from; ``nnx.Rngs`` falls back to ``'default'``.
+RNG_STREAM = 'pooling'
+
+
+def freeze(value: Any) -> Any:
+  """Lists (and nested lists) to tuples, so a field is hashable static data."""
+  if isinstance(value, (list, tuple)):
+    return tuple(freeze(v) for v in value)
+  return value
+
+
+def configure(module: nnx.Module, linen_cls: type, fields: Mapping[str, Any],
+              skip: Sequence[str] = ()) -> None:
+  """Validates ``fields`` with ``linen_cls`` and stores them on ``module`` (frozen).
+
+  ``fields`` are the linen module's fields, by name. Sub-modules (a user's
+  logit module) are validated by the caller and passed here as ``None``.
+  Fields named in ``skip`` are left for the caller, which stores a parameter
+  (a learnable ``p`` starts at the field's value) or a sub-module there.
+  """
+  linen_cls(**fields)
+  for name, value in fields.items():
+    if name not in skip:
+      setattr(module, name, freeze(value))
+
+
+def check_num_features(num_features: Any, owner: str, why: str) -> int:
+  """``num_features`` must be a positive int where parameters depend on the channel count."""
+  if num_features is None:
+    raise ValueError(
+        f'{owner} needs num_features (the channel count C) for {why}: NNX modules create '
+        f'their parameters at construction; pass num_features=C')
+  if not _geometry.is_int(num_features) or num_features < 1:
+    raise ValueError(f'num_features must be a positive int; got {num_features!r}')
+  return int(num_features)
+
+
+def check_optional_num_features(num_features: Any) -> None:
+  if num_features is not None and (not _geometry.is_int(num_features) or num_features < 1):
+    raise ValueError(f'num_features must be a positive int or None; got {num_features!r}')
+
+
+def out_spatial(input_size: Any, window, strides, padding, dilation, ceil_mode,
+                owner: str, why: str) -> tuple[int, ...]:
+  """The pooled spatial shape for an input of spatial size ``input_size``."""
+  n = len(_geometry.normalize_window(window))
+  if input_size is None:
+    raise ValueError(
+        f'{owner} needs input_size (the spatial size of its input, {n} ints) for {why}: '
+        f'these parameters are tied to one input size; pass input_size=(...)')
+  size = _geometry.int_tuple(input_size, n, 'input_size')
+  geom, _ = _geometry.pool_geometry((*size, 1), window, strides, padding, dilation, ceil_mode,
+                                    name='input_size')
+  return geom.out_shape
+
+
+def granular_shape(kind: str, field: str, owner: str, num_features, input_size,
+                   geometry_args) -> tuple[int, ...]:
+  """Parameter shape for ``'scalar' | 'channel' | 'location' | 'location_channel'``."""
+  why = f'{field}={kind!r}'
+  if kind == 'scalar':
+    return ()
+  if kind == 'channel':
+    return (check_num_features(num_features, owner, why),)
+  out = out_spatial(input_size, *geometry_args, owner, why)
+  if kind == 'location':
+    return (*out, 1)
+  return (*out, check_num_features(num_features, owner, why))
+
+
+def check_param_shape(param: jnp.ndarray, needed: tuple[int, ...], owner: str, name: str,
+                      x_shape: tuple[int, ...], why: str) -> None:
+  """The call-time counterpart of linen's "parameter created with another shape" error."""
+  stored = tuple(param.shape)
+  if stored != tuple(needed):
+    raise ValueError(
+        f'{owner}: parameter {name!r} has shape {stored} but this input of shape '
+        f'{tuple(x_shape)} needs {tuple(needed)} ({why}); got an input of another size or '
+        f'channel count')
+
+
+def init_param(init: Callable, shape: Sequence[int], rngs: nnx.Rngs | None, owner: str,
+               name: str) -> nnx.Param:
+  """``nnx.Param(init(key, shape, float32))``; the key comes from ``rngs.params()``.
+
+  Deterministic initialisers (zeros, a box filter) need no ``rngs``; a random
+  one without ``rngs`` raises a ``TypeError`` that says so.
+  """
+  shape = tuple(shape)
+  if rngs is not None:
+    return nnx.Param(init(rngs.params(), shape, jnp.float32))
+  try:
+    value = init(None, shape, jnp.float32)
+  except Exception as err:  # a random initialiser given no key
+    raise TypeError(
+        f'{owner}: the initialiser of {name!r} draws random values; pass rngs=nnx.Rngs(...)'
+    ) from err
+  return nnx.Param(jnp.asarray(value, jnp.float32))
+
+
+def require_rngs(rngs: Any, owner: str, why: str) -> nnx.Rngs:
+  if not isinstance(rngs, nnx.Rngs):
+    raise TypeError(f'{owner} needs rngs=nnx.Rngs(...) {why}; got {rngs!r}')
+  return rngs
+
+
+class Windowed(nnx.Module):
+  """Base of the windowed modules: the geometry fields as positional function arguments."""
+
+  @property
+  def _geometry_args(self):
+    return (self.window, self.strides, self.padding, self.dilation, self.ceil_mode)
+
+
+class Stochastic(nnx.Module):
+  """Flax NNX Dropout's convention for the random pooling modules.
+
+  ``deterministic`` (attribute and ``__call__`` argument, the call's taking
+  precedence; ``model.train()``/``model.eval()`` and ``nnx.view`` set it)
+  chooses evaluation (``True``: no key, each paper's test-time rule) or
+  training (``False``). Training keys come from ``rngs``: an ``nnx.Rngs``
+  (its ``'pooling'`` stream, else ``'default'``), forked at construction, or
+  given to ``__call__`` (an ``nnx.Rngs``, ``nnx.RngStream`` or a key).
+  """
+
+  def _init_rngs(self, rngs: nnx.Rngs | nnx.RngStream | None) -> None:
+    if isinstance(rngs, nnx.Rngs):
+      self.rngs = rngs[RNG_STREAM].fork()
+    elif isinstance(rngs, nnx.RngStream):
+      self.rngs = rngs.fork()
+    elif rngs is None:
+      self.rngs = nnx.data(None)
+    else:
+      raise TypeError(f'rngs must be an nnx.Rngs, an nnx.RngStream or None; got {rngs!r}')
+
+  def _key(self, deterministic: bool | None,
+           rngs: nnx.Rngs | nnx.RngStream | jax.Array | None) -> jax.Array | None:
+    """``None`` in evaluation mode, else a fresh key."""
+    owner = type(self).__name__
+    if deterministic is None:
+      deterministic = self.deterministic
+    if deterministic is None:
+      raise ValueError(
+          f'No deterministic argument was given to {owner}: pass deterministic=True (evaluation) '
+          f'or False (training) to the constructor or to __call__, or use model.train() / '
+          f'model.eval() / nnx.view(model, deterministic=...)')
+    if not isinstance(deterministic, bool):
+      raise TypeError(
+          f'deterministic must be a Python bool or None (static: it selects the computation; '
+          f'under nnx.jit close over it or mark it static); got {deterministic!r}')
+    if deterministic:
+      return None
+    if rngs is None:
+      rngs = self.rngs
+    if rngs is None:
+      raise ValueError(
+          f'{owner} is in training mode (deterministic=False) but has no rngs: pass '
+          f'rngs=nnx.Rngs(...) to the constructor or to __call__')
+    if isinstance(rngs, nnx.Rngs):
+      return rngs[RNG_STREAM]()
+    if isinstance(rngs, nnx.RngStream):
+      return rngs()
+    if isinstance(rngs, jax.Array):
+      return rngs
+    raise TypeError(f'rngs must be an nnx.Rngs, an nnx.RngStream or a key; got {rngs!r}')
+
+  def set_view(self, deterministic: bool | None = None):
+    """Used by ``nnx.view``: ``deterministic=True`` selects evaluation mode."""
+    if deterministic is not None:
+      self.deterministic = deterministic

@@ -1,0 +1,46 @@
+"""Flax NNX modules for anti-aliased pooling: thin wrappers over :mod:`jaxpool.blur`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxpool import blur
+from jaxpool import linen as _linen
+from jaxpool._geometry import Padding
+from jaxpool.nnx._base import configure
+
+
+class BlurPool(nnx.Module):
+  """:func:`jaxpool.blur_pool` as an NNX module (no parameters: the binomial filter is fixed).
+
+  ``BlurPool()`` is the paper's 3x3 anti-aliased stride-2 downsampling.
+  """
+
+  def __init__(self, window: Sequence[int] = (3, 3), strides: int | Sequence[int] | None = 2,
+               padding: Padding = 'SAME', pad_mode: str = 'constant',
+               count_include_pad: bool = False):
+    configure(self, _linen.BlurPool, dict(window=window, strides=strides, padding=padding,
+                                          pad_mode=pad_mode,
+                                          count_include_pad=count_include_pad))
+
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    return blur.blur_pool(x, self.window, self.strides, self.padding, pad_mode=self.pad_mode,
+                          count_include_pad=self.count_include_pad)
+
+
+class MaxBlurPool(nnx.Module):
+  """:func:`jaxpool.max_blur_pool` as an NNX module: dense max pooling, then BlurPool."""
+
+  def __init__(self, window: Sequence[int] = (2, 2), blur: Sequence[int] = (3, 3),
+               strides: int | Sequence[int] | None = 2, padding: Padding = 'SAME',
+               pad_mode: str = 'constant', count_include_pad: bool = False):
+    configure(self, _linen.MaxBlurPool, dict(window=window, blur=blur, strides=strides,
+                                             padding=padding, pad_mode=pad_mode,
+                                             count_include_pad=count_include_pad))
+
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    return blur.max_blur_pool(x, self.window, self.blur, self.strides, self.padding,
+                              pad_mode=self.pad_mode, count_include_pad=self.count_include_pad)

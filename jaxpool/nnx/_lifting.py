@@ -1,0 +1,111 @@
+"""Flax NNX modules for LiftPool: learned predict/update operators over :mod:`jaxpool.lifting`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxpool import lifting
+from jaxpool import linen as _linen
+from jaxpool.linen import _lifting as _linen_lifting
+from jaxpool.linen._lifting import _axes_tuple
+from jaxpool.nnx import _base
+from jaxpool.nnx._base import configure
+
+
+class LiftOperator(nnx.Module):
+  """LiftPool's predictor ``P`` / updater ``U``: conv(K) -> ReLU -> conv(1) -> tanh.
+
+  As :class:`jaxpool.linen.LiftOperator`: a 1-d operator on ``(*batch, M,
+  C)`` convolving along axis ``-2`` with ``'SAME'`` zero padding,
+  ``num_features -> num_features``; convs ``conv_k`` and ``conv_1`` with
+  Flax's default initialisers (LeCun normal kernels from ``rngs.params()``,
+  zero biases).
+  """
+
+  def __init__(self, kernel_size: int = 3, *, num_features: int | None = None,
+               rngs: nnx.Rngs | None = None):
+    configure(self, _linen_lifting.LiftOperator, dict(kernel_size=kernel_size))
+    c = _base.check_num_features(num_features, 'LiftOperator', 'its C -> C convolutions')
+    rngs = _base.require_rngs(rngs, 'LiftOperator', 'to draw its initial conv kernels')
+    self.conv_k = nnx.Conv(c, c, (kernel_size,), padding='SAME', rngs=rngs)
+    self.conv_1 = nnx.Conv(c, c, (1,), padding='SAME', rngs=rngs)
+
+  def __call__(self, v: jnp.ndarray) -> jnp.ndarray:
+    return jnp.tanh(self.conv_1(jax.nn.relu(self.conv_k(v))))
+
+
+class LiftDownPool(nnx.Module):
+  """:func:`jaxpool.lift_down_pool` with learned ``P`` and ``U`` (:class:`LiftOperator`).
+
+  ``__call__(x)`` returns ``(low, details)``; ``inverse(low, details,
+  output_size=None)`` is :func:`jaxpool.lift_up_pool` with this module's
+  ``predict`` and ``update`` — exact for any parameters. Needs
+  ``num_features`` (the channel count) and ``rngs``.
+
+  Example:
+    >>> from flax import nnx
+    >>> down = jaxpool.nnx.LiftDownPool(num_features=2, rngs=nnx.Rngs(0))
+    >>> x = jnp.ones((1, 4, 4, 2))
+    >>> low, details = down(x)
+    >>> low.shape, sorted(details)
+    ((1, 2, 2, 2), ['HH', 'HL', 'LH'])
+    >>> bool(jnp.allclose(down.inverse(low, details), x, atol=1e-6))
+    True
+  """
+
+  def __init__(self, kernel_size: int = 3, axes: int | Sequence[int] = (-3, -2), *,
+               num_features: int | None = None, rngs: nnx.Rngs | None = None):
+    configure(self, _linen.LiftDownPool, dict(kernel_size=kernel_size, axes=axes))
+    self.predict = LiftOperator(kernel_size, num_features=num_features, rngs=rngs)
+    self.update = LiftOperator(kernel_size, num_features=num_features, rngs=rngs)
+
+  def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    return lifting.lift_down_pool(x, self.predict, self.update, self.axes)
+
+  def inverse(self, low: jnp.ndarray, details: Mapping[str, jnp.ndarray],
+              output_size: int | Sequence[int] | None = None) -> jnp.ndarray:
+    """:func:`jaxpool.lift_up_pool` with this module's ``P``, ``U`` and ``axes``."""
+    return lifting.lift_up_pool(low, details, self.predict, self.update, self.axes,
+                                output_size)
+
+
+class LiftUpPool(nnx.Module):
+  """:func:`jaxpool.lift_up_pool` as an NNX module: ``LiftUpPool(...)(low, details)``.
+
+  * ``down=`` a :class:`LiftDownPool`: uses that module's ``P``, ``U`` and
+    ``axes`` (a shared reference: exact inversion, shared parameters).
+  * ``down=None``: owns ``predict``/``update`` (needs ``num_features`` and
+    ``rngs``), with the same state tree as a :class:`LiftDownPool`.
+  """
+
+  def __init__(self, down: LiftDownPool | None = None, kernel_size: int | None = None,
+               axes: int | Sequence[int] | None = None, *, num_features: int | None = None,
+               rngs: nnx.Rngs | None = None):
+    configure(self, _linen.LiftUpPool, dict(down=None, kernel_size=kernel_size, axes=axes),
+              skip=('down',))
+    self.down = down
+    if down is not None:
+      if not isinstance(down, LiftDownPool):
+        raise TypeError(f'down must be a jaxpool.nnx.LiftDownPool or None; '
+                        f'got {type(down).__name__}')
+      for field in ('kernel_size', 'axes'):
+        mine, theirs = getattr(self, field), getattr(down, field)
+        if mine is not None and (_axes_tuple(mine) if field == 'axes' else mine) != (
+            _axes_tuple(theirs) if field == 'axes' else theirs):
+          raise ValueError(f'{field}={mine!r} conflicts with down.{field}={theirs!r}; leave it '
+                           f"None to use the down pool's")
+    else:
+      k = 3 if kernel_size is None else kernel_size
+      self.predict = LiftOperator(k, num_features=num_features, rngs=rngs)
+      self.update = LiftOperator(k, num_features=num_features, rngs=rngs)
+
+  def __call__(self, low: jnp.ndarray, details: Mapping[str, jnp.ndarray],
+               output_size: int | Sequence[int] | None = None) -> jnp.ndarray:
+    if self.down is not None:
+      return self.down.inverse(low, details, output_size)
+    axes = (-3, -2) if self.axes is None else self.axes
+    return lifting.lift_up_pool(low, details, self.predict, self.update, axes, output_size)
