@@ -332,76 +332,125 @@ def tree_pool(x: jnp.ndarray, leaves, gates, window: Sequence[int],
 # --- Saeedan et al. 2018: detail-preserving pooling -----------------------------------
 
 
-def _dpp_weights_and_mean(xs, alpha, half_lam, gs, eps_t, geom: Geometry, symmetric: bool):
-  """DPP on taps scaled by ``1 / t``: returns ``y / t`` (every term bounded)."""
-  cdt = xs[0].dtype
-  counts = _counts(geom, cdt)
-  masks = [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)]
-  empty = _empty(geom)
-  # d**2 + eps >= floor: 1/floor bounds every backward factor; the floor is eps_dtype**2
-  # below the finest relative difference the dtype resolves, so it never changes a weight.
-  floor = float(jnp.finfo(cdt).eps) ** 4
+class _DPPContext:
+  """Pieces of the DPP core for one geometry: counts, tap masks, eps, the penalty floor."""
 
-  def valid(v, mask, fill=0.0):
-    return v if mask is None else jnp.where(mask, v, jnp.asarray(fill, v.dtype))
+  def __init__(self, geom: Geometry, dtype, symmetric: bool, eps_t):
+    self.counts = _counts(geom, dtype)
+    self.masks = [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)]
+    self.empty = _empty(geom)
+    self.symmetric = symmetric
+    self.eps_t = eps_t  # eps / t**2 per window
+    # d**2 + eps >= floor: 1/floor bounds every backward factor; the floor is eps_dtype**2
+    # below the finest relative difference the dtype resolves, so it never changes a weight.
+    self.floor = float(jnp.finfo(dtype).eps) ** 4
 
-  if gs is None:  # DPP lite: the window mean
-    gs = sum(xs) / counts
-  penalty = []  # d**2 + eps, scaled by 1/t**2
-  for tap in xs:
-    d = tap - gs if symmetric else jnp.maximum(tap - gs, 0)
-    penalty.append(jnp.maximum(jnp.square(d) + eps_t, floor))
-  log_mean = jnp.log(sum(valid(e, m) for e, m in zip(penalty, masks)) / counts)
+  def valid(self, values, fill=0.0):
+    """Per-tap values with the invalid (padding) taps replaced by ``fill``."""
+    return [v if m is None else jnp.where(m, v, jnp.asarray(fill, v.dtype))
+            for v, m in zip(values, self.masks)]
+
+  def deviation(self, xs, gs):
+    """``d_q = x_q - guide`` (asymmetric: clipped at 0) and ``d_q**2 + eps`` (>= floor)."""
+    devs = [x - gs if self.symmetric else jnp.maximum(x - gs, 0) for x in xs]
+    return devs, [jnp.maximum(jnp.square(d) + self.eps_t, self.floor) for d in devs]
+
+
+def _dpp_forward(ctx: _DPPContext, xs, alpha, half_lam, gs):
+  """DPP on taps scaled by ``1 / t``. Returns ``y / t`` and the per-window values.
+
+  With ``P_q = d_q**2 + eps``, ``M = mean_R P``, ``L_q = lam/2 log(P_q / M)``,
+  ``s = max_R L`` and ``c = max(alpha e^-s, 1)`` (held constant: common factors of
+  the weights cancel), ``w_q = (alpha e^-s + e^(L_q - s)) / c`` and
+  ``y = sum w x / sum w``.
+  """
+  if gs is None:  # DPP lite: the window mean, as max + mean(x - max): exact on constant windows
+    top = functools.reduce(jnp.maximum, ctx.valid(xs, -np.inf))
+    if ctx.empty is not None:
+      top = jnp.where(ctx.empty, 0, top)
+    # computed once (XLA:CPU would otherwise re-derive it inside every tap's fusion)
+    gs = _windows.materialize(top + sum(ctx.valid([x - top for x in xs])) / ctx.counts)
+  _, penalty = ctx.deviation(xs, gs)
+  log_mean = jnp.log(sum(ctx.valid(penalty)) / ctx.counts)
   log_ratio = [half_lam * (jnp.log(e) - log_mean) for e in penalty]
-  # the window's largest log weight term, held constant (it cancels in the ratio)
-  shift = functools.reduce(jnp.maximum, [valid(lr, m, -np.inf)
-                                         for lr, m in zip(log_ratio, masks)])
-  if empty is not None:
-    shift = jnp.where(empty, 0, shift)
-  shift = lax.stop_gradient(shift)
+  shift = functools.reduce(jnp.maximum, ctx.valid(log_ratio, -np.inf))
+  if ctx.empty is not None:
+    shift = jnp.where(ctx.empty, 0, shift)
   offset = alpha * jnp.exp(-shift)
-  scale = lax.stop_gradient(jnp.maximum(offset, 1))  # weights <= 2: a huge alpha
-  offset = offset / scale                             # cannot overflow their sum
-  weights = [valid(offset + jnp.exp(valid(lr - shift, m, -np.inf)) / scale, m)
-             for lr, m in zip(log_ratio, masks)]
+  scale = jnp.maximum(offset, 1)  # weights <= 2: a huge alpha cannot overflow their sum
+  weights = ctx.valid([(offset + jnp.exp(lr - shift)) / scale
+                       for lr in ctx.valid(log_ratio, -np.inf)])
   total = sum(weights)
-  if empty is not None:
-    total = jnp.where(empty, 1, total)
-  return sum(wq * tap for wq, tap in zip(weights, xs)) / total
+  if ctx.empty is not None:
+    total = jnp.where(ctx.empty, 1, total)
+  y = sum(w * x for w, x in zip(weights, xs)) / total
+  return y, (gs, log_mean, shift, scale, total, y)
 
 
-def _dpp_scaled(taps, guide):
-  """Per-window power-of-two scale ``t`` and the scaled inputs of the DPP core."""
-  t, inv_t = _pow2_scale(_max_abs(taps if guide is None else (*taps, guide)))
-  return t, tuple(tap * inv_t for tap in taps), None if guide is None else guide * inv_t
+def _dpp_scaled(taps, guide, eps):
+  """Per-window power-of-two scale ``t``, the scaled inputs, and ``eps / t**2``."""
+  _, inv_t = _pow2_scale(_max_abs(taps if guide is None else (*taps, guide)))
+  inv_t = _windows.materialize(inv_t)  # computed once, not inside every tap's fusion
+  t = 1 / inv_t  # exact: a power of two
+  xs = tuple(tap * inv_t for tap in taps)
+  return t, xs, None if guide is None else guide * inv_t, jnp.square(math.sqrt(eps) * inv_t)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
 def _dpp(taps, alpha, half_lam, guide, geom: Geometry, symmetric: bool, eps: float):
-  """``y = t * F(taps / t, guide / t)``: exact and finite for inputs of any magnitude.
-
-  The backward differentiates the scaled core ``F`` with the caller's cotangent
-  (``dy/dx = dF/dxs`` as ``t`` cancels), never forming ``t`` times a cotangent.
-  """
-  t, xs, gs = _dpp_scaled(taps, guide)
-  eps_t = jnp.square(math.sqrt(eps) / t)
-  return t * _dpp_weights_and_mean(xs, alpha, half_lam, gs, eps_t, geom, symmetric)
+  """``y = t * F(taps / t, guide / t)``: exact and finite for inputs of any magnitude."""
+  return _dpp_fwd(taps, alpha, half_lam, guide, geom, symmetric, eps)[0]
 
 
 def _dpp_fwd(taps, alpha, half_lam, guide, geom, symmetric, eps):
-  t, xs, gs = _dpp_scaled(taps, guide)
-  eps_t = jnp.square(math.sqrt(eps) / t)
-  core = functools.partial(_dpp_weights_and_mean, geom=geom, symmetric=symmetric)
-  y, vjp = jax.vjp(core, xs, alpha, half_lam, gs, eps_t)
-  return t * y, (vjp, t)
+  t, xs, gs, eps_t = _dpp_scaled(taps, guide, eps)
+  ctx = _DPPContext(geom, xs[0].dtype, symmetric, eps_t)
+  y, window = _dpp_forward(ctx, xs, alpha, half_lam, gs)
+  return t * y, (taps, alpha, half_lam, guide, t, eps_t, window)
 
 
 def _dpp_bwd(geom, symmetric, eps, residuals, g):
-  del geom, symmetric, eps
-  vjp, t = residuals
-  g_xs, g_alpha, g_half_lam, g_gs, _ = vjp(g)
-  # dy/dx = t * dF/dxs * (1/t); dy/dguide likewise; dy/dalpha = t * dF/dalpha (per window).
-  return g_xs, t * g_alpha, t * g_half_lam, g_gs
+  r"""Hand-written: per-window sums are formed once (autodiff's backward recomputes
+  them for every tap on XLA:CPU), and ``t`` never multiplies a cotangent.
+
+  With ``G = g / W``, ``E_q = e^(L_q - s) / c`` and everything on valid taps:
+  ``dF/dw_q = (x_q - y) / W``, ``Lbar_q = G (x_q - y) E_q``,
+  ``Pbar_q = lam/2 (Lbar_q / P_q - sum Lbar / (n M))``,
+  ``dbar_q = 2 d_q Pbar_q``, ``xbar_q = G w_q + dbar_q (+ guide term)``,
+  ``guidebar = -sum dbar``; ``dy/dalpha = t e^-s / c sum_q G (x_q - y)``,
+  ``dy/d(lam/2) = t sum_q Lbar_q log(P_q / M)`` (``t`` is the window scale).
+  """
+  del eps
+  taps, alpha, half_lam, guide, t, eps_t, window = residuals
+  gs, log_mean, shift, scale, total, y = window
+  ctx = _DPPContext(geom, taps[0].dtype, symmetric, eps_t)
+  inv_t = 1 / t  # exact: a power of two
+  xs = [tap * inv_t for tap in taps]
+  devs, penalty = ctx.deviation(xs, gs)
+  log_ratio_raw = [jnp.log(e) - log_mean for e in penalty]  # log(P_q / M)
+  expo = ctx.valid([jnp.exp(lr) / scale
+                    for lr in ctx.valid([half_lam * lr - shift for lr in log_ratio_raw], -np.inf)])
+  offset = alpha * jnp.exp(-shift) / scale
+  g_total = g / total
+  g_w = ctx.valid([g_total * (x - y) for x in xs])          # dF/dw_q
+  g_log_ratio = [gw * e for gw, e in zip(g_w, expo)]         # dF/dL_q
+  g_offset = sum(g_w)
+  g_half_lam = sum(gl * lr for gl, lr in zip(g_log_ratio, ctx.valid(log_ratio_raw)))
+  # d log M / d P_q = 1 / (n M) on valid taps, shared by every L_r
+  coef = _windows.materialize(half_lam * sum(g_log_ratio) / (ctx.counts * jnp.exp(log_mean)))
+  # dbar_q = 2 d_q Pbar_q where P_q is above the floor (asymmetric: d_q = 0 where clipped)
+  g_dev = [2 * d * jnp.where(e > ctx.floor, half_lam * gl / e - c, 0)
+           for gl, e, d, c in zip(g_log_ratio, penalty, devs, ctx.valid([coef] * len(xs)))]
+  weights = ctx.valid([offset + e for e in expo])
+  g_guide = -sum(g_dev)
+  g_xs = [g_total * w + gd for w, gd in zip(weights, g_dev)]
+  if guide is None:  # lite guide: the window mean of the (zero-filled) taps
+    g_mean = _windows.materialize(g_guide / ctx.counts)
+    g_xs = [gx + g_mean for gx in g_xs]
+    g_guide = None
+  # dy/dtap = t * dF/dxs * (1/t); dy/dguide likewise; dy/dalpha = t * dF/dalpha.
+  g_alpha = t * g_offset * jnp.exp(-shift) / scale
+  return tuple(g_xs), g_alpha, t * g_half_lam, g_guide
 
 
 _dpp.defvjp(_dpp_fwd, _dpp_bwd)
@@ -441,14 +490,25 @@ def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
   e^{\lambda/2 \log r_q - s}) / c` with the window's shift :math:`s = \max_q
   \lambda/2 \log r_q` and :math:`c = \max(\alpha e^{-s}, 1)` (common factors
   cancel in the ratio), and inputs are rescaled per window by a power of two,
-  so neither large inputs nor large :math:`\alpha, \lambda` overflow; constant
-  windows have finite gradients (:math:`d^2 + \varepsilon \ge \varepsilon`).
+  so neither large inputs nor large :math:`\alpha, \lambda` overflow; the lite
+  guide is ``max + mean(x - max)``, exact on constant windows, whose gradients
+  are finite (:math:`d^2 + \varepsilon \ge \varepsilon`).
 
   Output size: as :func:`jaxpool.max_pool`.
 
-  Gradients: autodiff of the formula (exact), w.r.t. ``x``, ``guide``,
-  ``alpha`` and ``lam``; e.g.
-  :math:`\partial y_p / \partial \alpha = \sum_q (x_q - y_p) / \sum_q w_q`.
+  Gradients (exact, a hand-written scatter-free VJP) w.r.t. ``x``, ``guide``,
+  ``alpha`` and ``lam``. With :math:`P_q = d_q^2 + \varepsilon`, :math:`M =
+  \mathrm{mean}_R P`, :math:`W = \sum_q w_q` and :math:`\bar L_q = \bar y_p
+  (x_q - y_p) (w_q - \alpha) / W`:
+
+  .. math:: \frac{\partial y_p}{\partial \alpha} = \sum_q \frac{x_q - y_p}{W},
+            \quad \frac{\partial y_p}{\partial \lambda} = \sum_q
+            \frac{\bar L_q}{2 \bar y_p} \log\frac{P_q}{M},
+            \quad \bar x_q = \bar y_p \frac{w_q}{W} + 2 d_q \frac{\lambda}{2}
+            \Big(\frac{\bar L_q}{P_q} - \frac{\sum_r \bar L_r}{|R| M}\Big)
+
+  plus, through the guide, :math:`\bar{\tilde x}_p = -\sum_q 2 d_q (\ldots)`
+  (spread as :math:`1/|R|` per tap for DPP lite).
 
   Args:
     x: ``(*batch, *spatial, C)`` floats; half precisions compute in f32.
