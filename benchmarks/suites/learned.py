@@ -54,7 +54,7 @@ def _torch_gated(xt, gate, k, s, p):
   import torch.nn.functional as F
   n, c, h, w = xt.shape
   cols = F.unfold(xt, k, padding=p, stride=s).view(n, c, k * k, -1)
-  z = torch.einsum('nckl,k->ncl', cols, torch.as_tensor(np.asarray(gate)).reshape(-1))
+  z = torch.einsum('nckl,k->ncl', cols, torch.tensor(np.array(gate)).reshape(-1))
   m = F.max_pool2d(xt, k, s, p).flatten(2)
   a = F.avg_pool2d(xt, k, s, p, count_include_pad=False).flatten(2)
   sig = torch.sigmoid(z)
