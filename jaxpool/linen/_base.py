@@ -29,3 +29,9 @@ def check_window_fields(module, *, unpool_padding: bool = False) -> None:
     _geometry.int_tuple(module.padding, n, 'padding', minimum=0)
   elif hasattr(module, 'padding'):
     _geometry.normalize_padding(module.padding, (1,) * n, window, strides, dilation)
+
+
+def check_bool(value, name: str) -> None:
+  """A flag field must be a bool (``1`` or ``'yes'`` is a mistake, not a truth value)."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise TypeError(f'{name} must be a bool; got {value!r}')

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import classic
+from jaxpool import _geometry, classic
 from jaxpool._geometry import Padding
-from jaxpool.linen._base import check_window_fields
+from jaxpool.linen._base import check_bool, check_window_fields
 
 
 class _Windowed(nn.Module):
@@ -32,6 +33,10 @@ class MaxPool(_Windowed):
   """:func:`jaxpool.max_pool` as a module; ``return_indices`` returns ``(y, indices)``."""
   return_indices: bool = False
 
+  def __post_init__(self):
+    check_bool(self.return_indices, 'return_indices')
+    super().__post_init__()
+
   def __call__(self, x: jnp.ndarray):
     return classic.max_pool(x, *self._geometry_args, return_indices=self.return_indices)
 
@@ -48,6 +53,14 @@ class AvgPool(_Windowed):
   count_include_pad: bool = True
   divisor_override: int | None = None
 
+  def __post_init__(self):
+    check_bool(self.count_include_pad, 'count_include_pad')
+    if self.divisor_override is not None and (
+        not _geometry.is_int(self.divisor_override) or self.divisor_override == 0):
+      raise ValueError(
+          f'divisor_override must be a non-zero int or None; got {self.divisor_override!r}')
+    super().__post_init__()
+
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return classic.avg_pool(x, *self._geometry_args, count_include_pad=self.count_include_pad,
                             divisor_override=self.divisor_override)
@@ -63,8 +76,9 @@ class LPPool(_Windowed):
   learnable_p: bool = False
 
   def __post_init__(self):
-    if not self.p > 0:
-      raise ValueError(f'p must be positive; got {self.p!r}')
+    if isinstance(self.p, bool) or not isinstance(self.p, numbers.Real) or not self.p > 0:
+      raise ValueError(f'p must be positive (a number, inf allowed); got {self.p!r}')
+    check_bool(self.learnable_p, 'learnable_p')
     super().__post_init__()
 
   @nn.compact
