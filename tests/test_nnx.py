@@ -88,7 +88,7 @@ def test_optimizer_only_sees_params_and_pooling_modules_inside_a_model():
     def __init__(self, rngs):
       self.conv = nnx.Conv(3, 4, (3, 3), rngs=rngs)
       self.pool = jn.AdaPool((2, 2), beta_shape='channel', num_features=4)
-      self.drop = jn.StochasticPool((2, 2), rngs=rngs)
+      self.drop = jn.MixedPool((2, 2), rngs=rngs)
       self.head = nnx.Linear(4, 1, rngs=rngs)
 
     def __call__(self, x):
@@ -322,3 +322,19 @@ def test_fields_are_hashable_static_data():
   hash(graphdef)
   np.testing.assert_array_equal(nnx.jit(lambda m, x: m(x))(pool, X),
                                 jaxpool.max_pool(X, (3, 3), 2, 1))
+
+
+def test_random_initial_values_follow_the_linen_distributions():
+  """Same initialisers, different keys: compare the spread of LiftPool's convs and gates."""
+  c = 32
+  x = jnp.zeros((1, 4, 4, c))
+  lin = jl.LiftDownPool().init(jax.random.key(0), x)['params']
+  mod = nnx.state(jn.LiftDownPool(num_features=c, rngs=nnx.Rngs(0)), nnx.Param).to_pure_dict()
+  for conv in ('conv_k', 'conv_1'):
+    a = np.std(lin['predict'][conv]['kernel'])
+    b = np.std(mod['predict'][conv]['kernel'])
+    assert abs(a / b - 1) < 0.15, (conv, a, b)
+    assert np.all(mod['predict'][conv]['bias'] == 0)
+  gate = jl.GatedPool((16, 16)).init(jax.random.key(0), jnp.zeros((1, 16, 16, 1)))['params']
+  assert abs(np.std(gate['gate']) / np.std(jn.GatedPool((16, 16), rngs=nnx.Rngs(0)).gate[...])
+             - 1) < 0.15
