@@ -5,8 +5,10 @@ says how many spatial dims are pooled. Flax modules live in
 :mod:`jaxpool.linen`.
 """
 
+from jaxpool.blur import blur_pool, max_blur_pool
 from jaxpool.classic import avg_pool, lp_pool, max_pool, max_unpool, min_pool
 from jaxpool.learned import dpp_pool, gated_pool, max_avg_pool, tree_pool
+from jaxpool.lifting import lift_down_pool, lift_up_pool
 
 __version__ = '0.1.0'
 
@@ -20,4 +22,8 @@ __all__ = [
     'gated_pool',
     'tree_pool',
     'dpp_pool',
+    'blur_pool',
+    'max_blur_pool',
+    'lift_down_pool',
+    'lift_up_pool',
 ]

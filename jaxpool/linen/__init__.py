@@ -1,4 +1,6 @@
 """Flax linen modules, one per jaxpool op (fields mirror the functional arguments)."""
 
+from jaxpool.linen._blur import BlurPool, MaxBlurPool
 from jaxpool.linen._classic import AvgPool, LPPool, MaxPool, MaxUnpool, MinPool
 from jaxpool.linen._learned import DPP, GatedPool, MaxAvgPool, TreePool
+from jaxpool.linen._lifting import LiftDownPool, LiftUpPool

@@ -1,0 +1,296 @@
+"""Anti-aliased downsampling: BlurPool and MaxBlurPool (Zhang, ICML 2019).
+
+"Making convolutional networks shift-invariant again" low-pass filters a
+signal before subsampling it. The filter is the binomial one: along a dim of
+window ``n`` its taps are the row ``C(n-1, j) / 2^(n-1)``, ``j < n``
+(``[1]``, ``[1, 1]/2``, ``[1, 2, 1]/4``, ... ``[1, 6, 15, 20, 15, 6, 1]/64``),
+and an n-d filter is the outer product of the rows, so it sums to 1 and is
+applied per channel (depthwise).
+
+Because the filter is separable, :func:`blur_pool` runs one strided 1-d pass
+per spatial dim: a sum of ``window`` strided views of the zero-padded input
+(:func:`~jaxpool._windows.window_taps`) scaled by the binomial weights, plus,
+for ``'reflect'``/``'edge'``, what the few border taps read instead of zeros.
+It is exact f32 arithmetic (no conv precision setting to get wrong). On
+XLA:CPU (16x56x56x64, 3x3/s2) it measured ~10x faster forward and ~40x
+faster forward+backward than a depthwise
+``lax.conv_general_dilated(feature_group_count=C)``. The backward is the
+taps' scatter-free transpose (per stride phase: shifted adds at output
+resolution, interleaved by a reshape), ~4x faster than autodiff of strided
+slices; like every jaxpool VJP it is reverse-mode only (no ``jvp``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool import _geometry, _numerics, _windows, classic
+from jaxpool._geometry import Padding
+
+__all__ = ['binomial_filter', 'blur_pool', 'max_blur_pool']
+
+PAD_MODES = ('constant', 'reflect', 'edge')
+
+
+def binomial_filter(window: Sequence[int]) -> np.ndarray:
+  r"""The normalised binomial (blur) filter of shape ``window``, float64.
+
+  .. math:: f_{j_1 \dots j_n} = \prod_a \binom{k_a - 1}{j_a} \, 2^{-(k_a - 1)}
+
+  the outer product of binomial rows; it sums to 1. ``window`` entries are
+  positive ints (the paper uses 1 to 7; any size works).
+
+  Example:
+    >>> binomial_filter((3,))
+    array([0.25, 0.5 , 0.25])
+    >>> binomial_filter((1, 2))
+    array([[0.5, 0.5]])
+  """
+  window = _geometry.normalize_window(window)
+  filt = np.ones(())
+  for k in window:
+    filt = np.multiply.outer(filt, _binomial_row(k))
+  return filt
+
+
+def _binomial_row(k: int) -> np.ndarray:
+  return np.array([math.comb(k - 1, j) for j in range(k)], np.float64) / 2.0 ** (k - 1)
+
+
+def _check_pad_mode(pad_mode) -> str:
+  if pad_mode not in PAD_MODES:
+    raise ValueError(f'pad_mode must be one of {PAD_MODES}; got {pad_mode!r}')
+  return pad_mode
+
+
+def _source(pos: int, size: int, mode: str) -> int:
+  """Input index that padded position ``pos`` repeats ('reflect': mirror without the edge)."""
+  if mode == 'edge':
+    return min(max(pos, 0), size - 1)
+  return -pos if pos < 0 else 2 * (size - 1) - pos
+
+
+def _border_plan(size: int, row: np.ndarray, s: int, lo: int, out: int,
+                 mode: str) -> tuple[tuple[int, tuple[tuple[int, float], ...]], ...]:
+  """Static ``((p, ((source, weight), ...)), ...)``: what border outputs read in the padding.
+
+  Output ``p`` reads, for each tap ``j`` in the padding, ``w_j x[source(p s + j - lo)]``.
+  """
+  plan = []
+  for p in range(out):
+    reads = {}
+    for j, w in enumerate(row):
+      pos = p * s + j - lo
+      if not 0 <= pos < size:
+        src = _source(pos, size, mode)
+        reads[src] = reads.get(src, 0.0) + float(w)
+    if reads:
+      plan.append((p, tuple(sorted(reads.items()))))
+  return tuple(plan)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _add_border(y: jnp.ndarray, x: jnp.ndarray, axis: int, plan) -> jnp.ndarray:
+  """``y[p] += sum w x[src]`` for the few border outputs of ``plan``, in place.
+
+  Forward: ``dynamic_update_slice`` of one-wide rows (no padded copy of ``x``
+  and no output-sized addend, which XLA:CPU fused badly after a max pool).
+  Backward: ``y``'s cotangent passes through; ``x`` gets one-wide rows of it.
+  """
+  for p, reads in plan:
+    row = lax.slice_in_dim(y, p, p + 1, axis=axis)
+    for src, w in reads:
+      row = row + lax.slice_in_dim(x, src, src + 1, axis=axis) * np.asarray(w, x.dtype)
+    y = lax.dynamic_update_slice_in_dim(y, row, p, axis)
+  return y
+
+
+def _add_border_fwd(y, x, axis, plan):
+  return _add_border(y, x, axis, plan), x.shape[axis]
+
+
+def _add_border_bwd(axis, plan, size, g):
+  rows = {}
+  for p, reads in plan:
+    gp = lax.slice_in_dim(g, p, p + 1, axis=axis)
+    for src, w in reads:
+      term = gp * np.asarray(w, g.dtype)
+      rows[src] = term if src not in rows else rows[src] + term
+  gx = None
+  for src, term in rows.items():
+    config = [(0, 0, 0)] * g.ndim
+    config[axis] = (src, size - 1 - src, 0)
+    placed = lax.pad(term, jnp.zeros((), g.dtype), config)
+    gx = placed if gx is None else gx + placed
+  return g, gx
+
+
+_add_border.defvjp(_add_border_fwd, _add_border_bwd)
+
+
+def _blur_axis(x: jnp.ndarray, nb: int, axis: int, k: int, s: int, pads: tuple[int, int],
+               out: int, pad_mode: str, renormalize: bool) -> jnp.ndarray:
+  """One separable pass along spatial dim ``axis``: ``y[p] = sum_j w_j x[p * s + j - lo]``."""
+  n = x.ndim - nb - 1
+  spatial = x.shape[nb:nb + n]
+  unit = (1,) * n
+
+  def along(value, other):
+    return tuple(value if a == axis else other[a] for a in range(n))
+
+  geom = _geometry.Geometry(
+      in_shape=spatial, out_shape=along(out, spatial), window=along(k, unit),
+      strides=along(s, unit), dilation=unit, padding=along(pads, ((0, 0),) * n))
+  row = _binomial_row(k)
+  y = None
+  for w, tap in zip(row, _windows.window_taps(x, geom, 0.0)):  # zeros in the padding
+    term = tap if k == 1 else tap * np.asarray(w, x.dtype)
+    y = term if y is None else y + term
+  lo, hi = pads
+  if not (lo or hi):
+    return y
+  if pad_mode != 'constant':
+    plan = _border_plan(spatial[axis], row, s, lo, out, pad_mode)
+    return _add_border(y, x, nb + axis, plan) if plan else y
+  if renormalize:
+    # Weight mass of the taps inside the input, per output position.
+    pos = np.arange(out)[:, None] * s + np.arange(k)[None, :] - lo
+    mass = (row[None, :] * ((pos >= 0) & (pos < spatial[axis]))).sum(1)
+    if not np.all(mass == 1):
+      shape = [1] * x.ndim
+      shape[nb + axis] = out
+      y = y * (1.0 / mass).reshape(shape).astype(x.dtype)
+  return y
+
+
+def blur_pool(x: jnp.ndarray, window: Sequence[int] = (3, 3),
+              strides: int | Sequence[int] | None = 2, padding: Padding = 'SAME', *,
+              pad_mode: str = 'constant', count_include_pad: bool = False) -> jnp.ndarray:
+  r"""BlurPool (Zhang, ICML 2019): depthwise binomial blur, then subsampling.
+
+  .. math:: y_p = \sum_{j \in \text{window}} f_j \, x_{p \cdot s + j - \text{pad}_{lo}}
+
+  with :func:`binomial_filter` ``f`` of shape ``window`` (sum 1), per channel.
+  ``window=(3, 3), strides=2`` is the paper's default anti-aliased stride-2
+  downsampling (``window=(1, 1)`` is plain subsampling ``x[::s, ::s]``).
+
+  Borders — positions outside the input, by ``pad_mode``:
+
+  * ``'constant'`` (default), ``count_include_pad=False``: padded taps never
+    contribute, as everywhere in jaxpool: the weights of the taps inside the
+    input are renormalised to sum to 1,
+    :math:`y_p = \sum_{j\,\mathrm{valid}} f_j x_j / \sum_{j\,\mathrm{valid}} f_j`.
+    A constant image stays that constant everywhere, borders included.
+  * ``'constant'``, ``count_include_pad=True``: zeros, counted — exactly a
+    zero-padded depthwise convolution (timm's ``'blurpc'``); border outputs of
+    a constant image are scaled by the filter mass inside the input.
+  * ``'reflect'`` (the paper's code; mirror without repeating the edge,
+    needs every pad smaller than its spatial size) or ``'edge'`` (repeat the
+    edge value): the padding holds real values, all taps count, and constants
+    are preserved. ``count_include_pad`` is ignored.
+
+  Padding follows jaxpool's rules (``'SAME'``, ``'VALID'``, int, per-dim ints,
+  ``(low, high)`` pairs; explicit pads at most ``window // 2``). Note that
+  ``'SAME'`` puts an odd total pad's extra tap on the high side (XLA's rule):
+  for a 3-tap window and an even size the taps are ``[2p, 2p + 2]``; pass
+  ``padding=1`` for the paper's centring ``[2p - 1, 2p + 1]``
+  (``padding=((1, 2), (1, 2))`` matches its 4-tap filter).
+
+  Output size per spatial dim: ``floor((L + lo + hi - k) / s) + 1``
+  (``ceil(L / s)`` for ``'SAME'``).
+
+  Gradient: linear, :math:`\bar x_i = \sum_{p, j:\, p s + j - lo = i} c_p f_j \bar y_p`
+  (a transposed blur; ``c_p`` the renormalisation factor, or 1), by autodiff of
+  the separable passes.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats; half precisions are computed in f32.
+    window: filter size per spatial dim (e.g. ``(3, 3)``; non-square allowed).
+    strides: int or per-dim; ``None`` means ``window``. Default 2.
+    padding: as above; default ``'SAME'``.
+    pad_mode: ``'constant'``, ``'reflect'`` or ``'edge'``.
+    count_include_pad: with ``'constant'``, count the zero padding (plain conv).
+
+  Returns:
+    ``(*batch, *out, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.arange(8.).reshape(8, 1)
+    >>> blur_pool(x, (3,), 2, padding=1)[:, 0]   # taps [2p - 1, 2p + 1]
+    Array([0.33333334, 2.        , 4.        , 6.        ], dtype=float32)
+    >>> blur_pool(x, (3,), 2, padding=1, pad_mode='reflect')[:, 0]
+    Array([0.5, 2. , 4. , 6. ], dtype=float32)
+  """
+  x = _numerics.as_array(x)
+  _numerics.check_float(x, 'blur_pool')
+  pad_mode = _check_pad_mode(pad_mode)
+  if not isinstance(count_include_pad, (bool, np.bool_)):
+    raise TypeError(f'count_include_pad must be a bool; got {count_include_pad!r}')
+  geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding)
+  if pad_mode == 'reflect':
+    for size, (lo, hi) in zip(geom.in_shape, geom.padding):
+      if max(lo, hi) >= size:
+        raise ValueError(
+            f"pad_mode='reflect' needs every pad smaller than its spatial size; got "
+            f'padding {geom.padding} for spatial shape {geom.in_shape} (use '
+            f"pad_mode='edge' or 'constant', or less padding)")
+  renormalize = pad_mode == 'constant' and not count_include_pad
+  y = x.astype(_numerics.compute_dtype(x.dtype))
+  for a in reversed(range(geom.ndim)):
+    y = _blur_axis(y, nb, a, geom.window[a], geom.strides[a], geom.padding[a],
+                   geom.out_shape[a], pad_mode, renormalize)
+  return y.astype(x.dtype)
+
+
+def max_blur_pool(x: jnp.ndarray, window: Sequence[int] = (2, 2),
+                  blur: Sequence[int] = (3, 3), strides: int | Sequence[int] | None = 2,
+                  padding: Padding = 'SAME', *, pad_mode: str = 'constant',
+                  count_include_pad: bool = False) -> jnp.ndarray:
+  r"""MaxBlurPool (Zhang, ICML 2019): dense max pooling, then :func:`blur_pool`.
+
+  .. math:: y = \mathrm{BlurPool}_{\text{blur}, s}\big(\mathrm{MaxPool}_{\text{window}, 1}(x)\big)
+
+  The paper's anti-aliased replacement for ``MaxPool(k, stride=s)``: evaluate
+  the max densely (stride 1, no padding, as the paper), then low-pass and
+  subsample. ``padding``, ``pad_mode`` and ``count_include_pad`` are those of
+  the blur step (see :func:`blur_pool`); ``strides=None`` means ``blur``.
+
+  Output size per spatial dim: the blur's rule applied to ``L - window + 1``
+  (``ceil((L - window + 1) / s)`` for ``'SAME'``; e.g. 56 -> 28 for the defaults).
+
+  Gradient: the blur's transpose, then the max-pool rule (each dense window's
+  cotangent to its first maximum), without scatter.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats.
+    window: max-pool window per spatial dim (stride 1, ``'VALID'``).
+    blur: blur filter size per spatial dim.
+    strides: subsampling factor of the blur (int or per-dim), default 2.
+    padding, pad_mode, count_include_pad: of the blur, as :func:`blur_pool`.
+
+  Returns:
+    ``(*batch, *out, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.array([[0.], [4.], [0.], [0.], [0.], [0.]])
+    >>> max_blur_pool(x, (2,), (3,), 2)[:, 0]
+    Array([4., 1., 0.], dtype=float32)
+  """
+  x = _numerics.as_array(x)
+  _numerics.check_float(x, 'max_blur_pool')
+  window = _geometry.normalize_window(window)
+  blur = _geometry.normalize_window(blur, 'blur')
+  if len(blur) != len(window):
+    raise ValueError(
+        f'blur must have one entry per spatial dim of window {window}; got {blur!r}')
+  pad_mode = _check_pad_mode(pad_mode)
+  dense = classic.max_pool(x, window, 1)
+  return blur_pool(dense, blur, strides, padding, pad_mode=pad_mode,
+                   count_include_pad=count_include_pad)

@@ -1,0 +1,122 @@
+"""Flax linen modules for LiftPool: learned predict/update operators over :mod:`jaxpool.lifting`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxpool import _geometry, lifting
+
+
+def _axes_tuple(axes) -> tuple[int, ...]:
+  """Shape-independent check of an ``axes`` field (ranges are checked at call time)."""
+  if _geometry.is_int(axes):
+    return (int(axes),)
+  if (not isinstance(axes, Sequence) or isinstance(axes, str) or not axes
+      or not all(_geometry.is_int(a) for a in axes)):
+    raise TypeError(f'axes must be an int or a non-empty sequence of ints; got {axes!r}')
+  return tuple(int(a) for a in axes)
+
+
+def _check_kernel_size(kernel_size) -> None:
+  if not _geometry.is_int(kernel_size) or kernel_size < 1:
+    raise ValueError(f'kernel_size must be a positive int; got {kernel_size!r}')
+
+
+class LiftOperator(nn.Module):
+  """LiftPool's predictor ``P`` / updater ``U``: conv(K) -> ReLU -> conv(1) -> tanh.
+
+  A 1-d operator on ``(*batch, M, C)`` (convolving along axis ``-2``, ``'SAME'``
+  zero padding) mapping ``C`` channels to ``C``; the features follow the input.
+  """
+  kernel_size: int = 3
+
+  @nn.compact
+  def __call__(self, v: jnp.ndarray) -> jnp.ndarray:
+    channels = v.shape[-1]
+    h = nn.Conv(channels, (self.kernel_size,), padding='SAME', name='conv_k')(v)
+    h = nn.Conv(channels, (1,), name='conv_1')(nn.relu(h))
+    return jnp.tanh(h)
+
+
+class LiftDownPool(nn.Module):
+  """:func:`jaxpool.lift_down_pool` with learned ``P`` and ``U`` (:class:`LiftOperator`).
+
+  ``__call__(x)`` returns ``(low, details)``; ``inverse(low, details,
+  output_size=None)`` is :func:`jaxpool.lift_up_pool` with *this* module's
+  ``P`` and ``U`` — exact for any parameters. Each instance has its own
+  parameters (``{'predict': ..., 'update': ...}``; not shared across layers, as
+  in the paper); one ``P``/``U`` pair serves every axis and band.
+
+  Inverting elsewhere in a model: build a :class:`LiftUpPool` with
+  ``down=`` this module (weight sharing), or apply a standalone
+  :class:`LiftUpPool` with this module's variables (same parameter tree), or
+  ``down.apply(variables, low, details, method='inverse')``.
+  """
+  kernel_size: int = 3
+  axes: int | Sequence[int] = (-3, -2)
+
+  def __post_init__(self):
+    _check_kernel_size(self.kernel_size)
+    _axes_tuple(self.axes)
+    super().__post_init__()
+
+  def setup(self):
+    self.predict = LiftOperator(self.kernel_size)
+    self.update = LiftOperator(self.kernel_size)
+
+  def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    return lifting.lift_down_pool(x, self.predict, self.update, self.axes)
+
+  def inverse(self, low: jnp.ndarray, details: Mapping[str, jnp.ndarray],
+              output_size: int | Sequence[int] | None = None) -> jnp.ndarray:
+    """:func:`jaxpool.lift_up_pool` with this module's ``P``, ``U`` and ``axes``."""
+    return lifting.lift_up_pool(low, details, self.predict, self.update, self.axes,
+                                output_size)
+
+
+class LiftUpPool(nn.Module):
+  """:func:`jaxpool.lift_up_pool` as a module: ``LiftUpPool(...)(low, details, output_size=None)``.
+
+  * ``down=`` a :class:`LiftDownPool` (e.g. one defined in the same parent's
+    ``setup``): uses that module's ``P``, ``U`` and ``axes`` — shared
+    parameters, exact inversion. ``kernel_size``/``axes`` may be left None.
+  * ``down=None``: owns ``P``/``U`` with the same parameter tree as a
+    :class:`LiftDownPool`, so ``LiftUpPool().apply(down_variables, ...)``
+    inverts the down pool whose variables it is given.
+  """
+  down: LiftDownPool | None = None
+  kernel_size: int | None = None
+  axes: int | Sequence[int] | None = None
+
+  def __post_init__(self):
+    if self.kernel_size is not None:
+      _check_kernel_size(self.kernel_size)
+    if self.axes is not None:
+      _axes_tuple(self.axes)
+    if self.down is not None:
+      if not isinstance(self.down, LiftDownPool):
+        raise TypeError(f'down must be a LiftDownPool or None; got {type(self.down).__name__}')
+      for field in ('kernel_size', 'axes'):
+        mine, theirs = getattr(self, field), getattr(self.down, field)
+        if mine is not None and (_axes_tuple(mine) if field == 'axes' else mine) != (
+            _axes_tuple(theirs) if field == 'axes' else theirs):
+          raise ValueError(
+              f'{field}={mine!r} conflicts with down.{field}={theirs!r}; leave it None '
+              f'to use the down pool\'s')
+    super().__post_init__()
+
+  def setup(self):
+    if self.down is None:
+      kernel_size = 3 if self.kernel_size is None else self.kernel_size
+      self.predict = LiftOperator(kernel_size)
+      self.update = LiftOperator(kernel_size)
+
+  def __call__(self, low: jnp.ndarray, details: Mapping[str, jnp.ndarray],
+               output_size: int | Sequence[int] | None = None) -> jnp.ndarray:
+    if self.down is not None:
+      return self.down.inverse(low, details, output_size)
+    axes = (-3, -2) if self.axes is None else self.axes
+    return lifting.lift_up_pool(low, details, self.predict, self.update, axes, output_size)
