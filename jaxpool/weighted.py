@@ -10,14 +10,14 @@ output window :math:`p`,
 
 with the logits
 
-=============  ==============================================================
-op             logits :math:`z_{p,i}`
-=============  ==============================================================
-``soft_pool``  :math:`x_i / T` (``T -> 0`` max, ``T -> inf`` average pooling)
-``lip_pool``   given, :math:`z_i` (LIP)
-``edscw_pool`` :math:`(2|x_i a_p| + \epsilon) / (x_i^2 + a_p^2 + \epsilon)`
-``idw_pool``   :math:`-\log(|x_i - a_p| + \epsilon)`
-=============  ==============================================================
+==============  ==============================================================
+op              logits :math:`z_{p,i}`
+==============  ==============================================================
+``soft_pool``   :math:`x_i / T` (``T -> 0`` max, ``T -> inf`` average pooling)
+``lip_pool``    given, :math:`z_i` (LIP)
+``edscw_pool``  :math:`(2|x_i a_p| + \epsilon) / (x_i^2 + a_p^2 + \epsilon)`
+``idw_pool``    :math:`-\log(|x_i - a_p| + \epsilon)`
+==============  ==============================================================
 
 (:math:`a_p` the mean of the window's valid taps). One custom VJP
 (:func:`_weighted_pool`) serves them all. It stores its inputs (``x``, the
