@@ -1,0 +1,736 @@
+"""Adaptive, global, channel-wise and spatial-pyramid pooling.
+
+Adaptive pooling fixes the *output* size. Along a dim of length ``L`` pooled to
+``out`` bins, bin ``i`` reads the interval (PyTorch's ``AdaptivePooling.h``)::
+
+  start_i = floor(i * L / out) = (i * L) // out
+  end_i   = ceil((i + 1) * L / out) = -((-(i + 1) * L) // out)
+
+computed once, in Python integers, at trace time. An n-d window is the product
+of its per-dim intervals, so sums and maxima over it are *separable*: the pool
+is a sequence of 1-d ranged reductions, one per spatial dim. Each 1-d reduction
+takes the cheapest exact form: nothing when ``out == L``, a reshape and a
+reduction when ``out`` divides ``L`` (224 -> 7, 56 -> 7, global pooling), and
+otherwise a few static gathers, one per tap (window sizes take only the values
+``ceil(L / out)`` and ``ceil(L / out) + 1``, or 1 and 2 when ``out > L``).
+
+Backward passes never scatter: the transpose of a ranged sum is another ranged
+sum (over, for each input position, the range of bins whose window holds it);
+a ranged max routes its cotangent to the first maximum of each window, read
+back with the same static gathers. Reducing the dims from the last to the first,
+each with a first-maximum rule, picks the first maximum in row-major window
+order — PyTorch's tie rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool import _geometry, _numerics
+
+__all__ = ['adaptive_avg_pool', 'adaptive_max_pool', 'global_pool', 'channel_pool',
+           'spatial_pyramid_pool']
+
+
+# --- per-dim intervals (integer maths, trace time) ------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ranges:
+  """Static intervals ``[starts[i], ends[i])`` over an axis of length ``size``."""
+  size: int
+  starts: tuple[int, ...]
+  ends: tuple[int, ...]
+
+  @classmethod
+  def adaptive(cls, size: int, out: int) -> _Ranges:
+    return cls(size, tuple(i * size // out for i in range(out)),
+               tuple(-(-(i + 1) * size // out) for i in range(out)))
+
+  @property
+  def out(self) -> int:
+    return len(self.starts)
+
+  @property
+  def block(self) -> int | None:
+    """``k`` when the intervals are the consecutive blocks ``[i*k, (i+1)*k)``, else None."""
+    k, rem = divmod(self.size, self.out)
+    if rem or any(s != i * k or e != s + k
+                  for i, (s, e) in enumerate(zip(self.starts, self.ends))):
+      return None
+    return k
+
+  def transpose(self) -> _Ranges:
+    """For each position ``p``, the range of intervals holding it (contiguous, non-empty)."""
+    p = np.arange(self.size)
+    first = np.searchsorted(np.asarray(self.ends), p, side='right')
+    stop = np.searchsorted(np.asarray(self.starts), p, side='right')
+    return _Ranges(self.out, tuple(int(v) for v in first), tuple(int(v) for v in stop))
+
+  def taps(self):
+    """Yields ``(index, valid)``: tap ``j`` of every interval (clipped) and its validity."""
+    starts, ends = np.asarray(self.starts), np.asarray(self.ends)
+    for j in range(int((ends - starts).max())):
+      yield np.minimum(starts + j, ends - 1), starts + j < ends
+
+
+def _along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
+  """A 1-d static array shaped to broadcast along ``axis`` of an ``ndim`` array."""
+  shape = [1] * ndim
+  shape[axis] = values.size
+  return np.asarray(values).reshape(shape)
+
+
+def _take(x: jnp.ndarray, index: np.ndarray, axis: int) -> jnp.ndarray:
+  return jnp.take(x, index, axis=axis, mode='clip', indices_are_sorted=True)
+
+
+# --- blocks: out divides L on every reduced axis (reshape + reduce) -------------------
+
+
+def _split(x: jnp.ndarray, ks: tuple[int, ...]) -> jnp.ndarray:
+  """``(d0, d1, ...) -> (d0 // k0, k0, d1 // k1, k1, ...)``; reduce over the odd axes."""
+  return x.reshape(tuple(v for d, k in zip(x.shape, ks) for v in (d // k, k)))
+
+
+def _unsplit(y: jnp.ndarray) -> jnp.ndarray:
+  """``(o0, o1, ...) -> (o0, 1, o1, 1, ...)``, broadcastable against :func:`_split`."""
+  return y.reshape(tuple(v for d in y.shape for v in (d, 1)))
+
+
+def _odd_axes(ks) -> tuple[int, ...]:
+  return tuple(range(1, 2 * len(ks), 2))
+
+
+def _block_iota(ks: tuple[int, ...]) -> np.ndarray:
+  """Row-major flat index of each tap of a block, shaped ``(1, k0, 1, k1, ...)``."""
+  flat = np.arange(math.prod(ks), dtype=np.int32).reshape(ks)
+  return flat.reshape(tuple(v for k in ks for v in (1, k)))
+
+
+def _hits(taps: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+  """Where a tap equals its window's maximum (a NaN maximum is hit by NaN taps)."""
+  hit = taps == y
+  if jnp.issubdtype(taps.dtype, jnp.floating):
+    hit = hit | jnp.isnan(taps)
+  return hit
+
+
+def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.ndarray:
+  """Row-major flat position of the first maximum inside each block: int32, shaped like y."""
+  iota = _block_iota(ks)
+  hit = _hits(_split(x, ks), _unsplit(y))
+  return jnp.min(jnp.where(hit, iota, math.prod(ks)), axis=_odd_axes(ks)).astype(jnp.int32)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _block_max(x: jnp.ndarray, ks: tuple[int, ...]) -> jnp.ndarray:
+  return jnp.max(_split(x, ks), axis=_odd_axes(ks))
+
+
+def _block_max_fwd(x, ks):
+  y = _block_max(x, ks)
+  return y, _block_first(x, y, ks)
+
+
+def _block_max_bwd(ks, first, g):
+  # x̄ = ḡ at the first maximum of each block, 0 elsewhere.
+  hit = _block_iota(ks) == _unsplit(first)
+  xbar = jnp.where(hit, _unsplit(g), jnp.zeros((), g.dtype))
+  return (xbar.reshape(tuple(o * k for o, k in zip(g.shape, ks))),)
+
+
+_block_max.defvjp(_block_max_fwd, _block_max_bwd)
+
+
+def _axis_ks(ndim: int, axis: int, k: int) -> tuple[int, ...]:
+  return tuple(k if a == axis else 1 for a in range(ndim))
+
+
+# --- ranged sums and maxima along one axis (static gathers, scatter-free VJPs) --------
+
+
+def _gather_sum(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
+  total = None
+  for index, valid in r.taps():
+    tap = _take(x, index, axis)
+    if not valid.all():
+      tap = jnp.where(_along(valid, axis, x.ndim), tap, jnp.zeros((), x.dtype))
+    total = tap if total is None else total + tap
+  return total
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _ranged_sum(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
+  """``y_i = sum(x[starts_i:ends_i])`` along ``axis``."""
+  return _gather_sum(x, r, axis)
+
+
+def _ranged_sum_fwd(x, r, axis):
+  return _ranged_sum(x, r, axis), None
+
+
+def _ranged_sum_bwd(r, axis, _, g):
+  # x̄_p = Σ_{i : p ∈ [start_i, end_i)} ḡ_i, itself a ranged sum over ḡ.
+  return (_ranged_sum(g, r.transpose(), axis),)
+
+
+_ranged_sum.defvjp(_ranged_sum_fwd, _ranged_sum_bwd)
+
+
+def _gather_max(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
+  y = None
+  for index, _ in r.taps():  # clipped taps repeat the last element: harmless for a max
+    tap = _take(x, index, axis)
+    y = tap if y is None else jnp.maximum(y, tap)
+  return y
+
+
+def _gather_first(x: jnp.ndarray, y: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
+  """Position along ``axis`` of the first maximum of each interval: int32, shaped like y."""
+  pos = None
+  for index, _ in reversed(list(r.taps())):  # the smallest tap hit wins
+    hit = _hits(_take(x, index, axis), y)
+    here = _along(index.astype(np.int32), axis, x.ndim)
+    pos = jnp.broadcast_to(here, y.shape) if pos is None else jnp.where(hit, here, pos)
+  return pos
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _ranged_max(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
+  """``y_i = max(x[starts_i:ends_i])`` along ``axis``."""
+  return _gather_max(x, r, axis)
+
+
+def _ranged_max_fwd(x, r, axis):
+  y = _ranged_max(x, r, axis)
+  return y, _gather_first(x, y, r, axis)
+
+
+def _ranged_max_bwd(r, axis, pos, g):
+  # x̄_p = Σ_{i : p ∈ window i, pos_i = p} ḡ_i; the i holding p come from the transpose.
+  here = _along(np.arange(r.size, dtype=np.int32), axis, g.ndim)
+  zero = jnp.zeros((), g.dtype)
+  total = None
+  for index, valid in r.transpose().taps():
+    hit = _take(pos, index, axis) == here
+    if not valid.all():
+      hit = hit & _along(valid, axis, g.ndim)
+    term = jnp.where(hit, _take(g, index, axis), zero)
+    total = term if total is None else total + term
+  return (total,)
+
+
+_ranged_max.defvjp(_ranged_max_fwd, _ranged_max_bwd)
+
+
+# --- argument handling ----------------------------------------------------------------
+
+
+def _adaptive_shapes(shape: tuple[int, ...], output_size: Any):
+  """``(num_batch_dims, in_spatial, out_spatial)`` from ``output_size``."""
+  if _geometry.is_int(output_size):
+    n = len(shape) - 2
+    if n < 1:
+      raise ValueError(
+          f'an int output_size means x is (N, *spatial, C) with at least one spatial dim; '
+          f'got x of shape {tuple(shape)}; pass a sequence, one entry per spatial dim, '
+          f'to pool an unbatched input')
+    sizes = (int(output_size),) * n
+  elif isinstance(output_size, Sequence) and not isinstance(output_size, str) and output_size:
+    if not all(v is None or _geometry.is_int(v) for v in output_size):
+      raise TypeError(
+          f'output_size entries must be positive ints or None (keep that dim); '
+          f'got {output_size!r}')
+    sizes = tuple(None if v is None else int(v) for v in output_size)
+    n = len(sizes)
+  else:
+    raise TypeError(
+        f'output_size must be an int or a non-empty sequence of positive ints or None, '
+        f'one per spatial dim; got {output_size!r}')
+  if any(v is not None and v < 1 for v in sizes):
+    raise ValueError(f'output_size entries must be >= 1 (or None); got {output_size!r}')
+  nb = _geometry.check_rank(shape, n, 'x', what='output_size')
+  in_shape = tuple(int(v) for v in shape[nb:nb + n])
+  if any(v < 1 for v in in_shape):
+    raise ValueError(f'x must have non-empty spatial dims; got shape {tuple(shape)}')
+  out_shape = tuple(L if o is None else o for L, o in zip(in_shape, sizes))
+  return nb, in_shape, out_shape
+
+
+def _dim_ranges(in_shape, out_shape) -> list[_Ranges]:
+  return [_Ranges.adaptive(L, o) for L, o in zip(in_shape, out_shape)]
+
+
+def _all_blocks(x_ndim: int, nb: int, ranges: list[_Ranges]) -> tuple[int, ...] | None:
+  """Per-axis block sizes of x (1 off the spatial dims) when every dim is a block."""
+  ks = [r.block for r in ranges]
+  if any(k is None for k in ks):
+    return None
+  return (1,) * nb + tuple(ks) + (1,) * (x_ndim - nb - len(ks))
+
+
+# --- adaptive pooling -----------------------------------------------------------------
+
+
+def adaptive_avg_pool(x: jnp.ndarray, output_size: int | Sequence[int | None]) -> jnp.ndarray:
+  r"""Adaptive average pooling, PyTorch's ``adaptive_avg_pool{1,2,3}d`` (channel-last).
+
+  .. math:: y_{i} = \frac{1}{|R(i)|} \sum_{p \in R(i)} x_p, \qquad
+     R(i) = \prod_d \big[\lfloor i_d L_d / O_d \rfloor,\ \lceil (i_d + 1) L_d / O_d \rceil\big)
+
+  for an input of spatial size ``L`` pooled to output size ``O``. Windows of
+  neighbouring bins overlap by one element when ``O`` does not divide ``L``, and
+  ``O > L`` (upsampling) is allowed. Bounds are exact integer maths.
+
+  Output size: ``output_size``, per spatial dim; ``None`` keeps that dim.
+
+  Gradient: :math:`\bar x_p = \sum_{i : p \in R(i)} \bar y_i / |R(i)|`, computed
+  as ranged sums (no scatter). Like PyTorch it sums, then divides: a window whose
+  sum leaves the float range (``|x|`` near ``3e38 / |R(i)|``) overflows.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats; half precisions accumulate in f32.
+    output_size: a sequence of positive ints or None, one per spatial dim (its
+      length says how many dims are pooled), or an int for every spatial dim of
+      a batched ``(N, *spatial, C)`` input.
+
+  Returns:
+    ``(*batch, *output_size, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.arange(5.).reshape(5, 1)
+    >>> adaptive_avg_pool(x, (3,))[:, 0]   # windows [0, 2), [1, 4), [3, 5)
+    Array([0.5, 2. , 3.5], dtype=float32)
+  """
+  x = _numerics.as_array(x)
+  _numerics.check_float(x, 'adaptive_avg_pool')
+  nb, _, out_shape = _adaptive_shapes(x.shape, output_size)
+  ranges = _dim_ranges(x.shape[nb:nb + len(out_shape)], out_shape)
+  xc = x.astype(_numerics.compute_dtype(x.dtype))
+  ks = _all_blocks(x.ndim, nb, ranges)
+  if ks is not None:
+    return (jnp.mean(_split(xc, ks), axis=_odd_axes(ks))).astype(x.dtype)
+  counts = np.ones((), np.int64)
+  for d, r in enumerate(ranges):
+    axis = nb + d
+    k = r.block
+    if k == 1:
+      pass
+    elif k is not None:
+      ks1 = _axis_ks(xc.ndim, axis, k)
+      xc = jnp.sum(_split(xc, ks1), axis=_odd_axes(ks1))
+    else:
+      xc = _ranged_sum(xc, r, axis)
+    counts = np.multiply.outer(counts, np.subtract(r.ends, r.starts))
+  return (xc / counts[..., None].astype(xc.dtype)).astype(x.dtype)
+
+
+def _max_along(x, r: _Ranges, axis: int) -> jnp.ndarray:
+  k = r.block
+  if k == 1:
+    return x
+  if k is not None:
+    return _block_max(x, _axis_ks(x.ndim, axis, k))
+  return _ranged_max(x, r, axis)
+
+
+def _first_along(x, r: _Ranges, axis: int):
+  """``(max, position of the first max along axis)`` for one dim, without gradients."""
+  k = r.block
+  if k == 1:
+    return x, lax.broadcasted_iota(jnp.int32, x.shape, axis)
+  if k is not None:
+    ks = _axis_ks(x.ndim, axis, k)
+    y = jnp.max(_split(x, ks), axis=_odd_axes(ks))
+    base = _along(np.arange(r.out, dtype=np.int32) * k, axis, x.ndim)
+    return y, _block_first(x, y, ks) + base
+  y = _gather_max(x, r, axis)
+  return y, _gather_first(x, y, r, axis)
+
+
+def _max_indices(x, nb: int, ranges: list[_Ranges]) -> jnp.ndarray:
+  """Flat (row-major) spatial index of the first maximum of each window, int32."""
+  stride = 1
+  flat = None
+  for d in reversed(range(len(ranges))):
+    axis = nb + d
+    x, pos = _first_along(x, ranges[d], axis)
+    if flat is None:
+      flat = pos * stride
+    elif ranges[d].block == 1:  # identity dim: nothing moved
+      flat = flat + pos * stride
+    else:
+      flat = pos * stride + jnp.take_along_axis(flat, pos, axis=axis)
+    stride *= ranges[d].size
+  return flat.astype(jnp.int32)
+
+
+def adaptive_max_pool(x: jnp.ndarray, output_size: int | Sequence[int | None],
+                      return_indices: bool = False):
+  r"""Adaptive max pooling, PyTorch's ``adaptive_max_pool{1,2,3}d`` (channel-last).
+
+  .. math:: y_i = \max_{p \in R(i)} x_p
+
+  with the windows ``R(i)`` of :func:`adaptive_avg_pool`. Output size:
+  ``output_size`` (``None`` keeps a dim).
+
+  Gradient: :math:`\bar x_p = \sum_{i : p = \mathrm{argmax}_{R(i)}} \bar y_i`, the
+  argmax being the first maximum in row-major window order, as PyTorch (a
+  window holding NaN routes to its first NaN). The backward reads the argmax
+  with static gathers or a block reshape: no scatter, no ``SelectAndScatter``.
+
+  Args:
+    x: ``(*batch, *spatial, C)``; floats or integers.
+    output_size: as :func:`adaptive_avg_pool`.
+    return_indices: also return int32 flat indices of each maximum into the
+      spatial extent of its (batch, channel) slice, PyTorch's convention, so
+      :func:`jaxpool.max_unpool` (given a window and stride that reproduce the
+      input size) puts the maxima back.
+
+  Returns:
+    ``y`` of shape ``(*batch, *output_size, C)`` and ``x``'s dtype, or
+    ``(y, indices)``.
+
+  Example:
+    >>> x = jnp.array([[1.], [5.], [2.], [4.], [3.]])
+    >>> y, idx = adaptive_max_pool(x, (2,), return_indices=True)   # [0, 3), [2, 5)
+    >>> y[:, 0], idx[:, 0]
+    (Array([5., 4.], dtype=float32), Array([1, 3], dtype=int32))
+  """
+  x = _numerics.as_array(x)
+  if not isinstance(return_indices, (bool, np.bool_)):
+    raise TypeError(f'return_indices must be a bool; got {return_indices!r}')
+  nb, _, out_shape = _adaptive_shapes(x.shape, output_size)
+  ranges = _dim_ranges(x.shape[nb:nb + len(out_shape)], out_shape)
+  ks = _all_blocks(x.ndim, nb, ranges)
+  if ks is not None:
+    y = _block_max(x, ks)
+  else:
+    y = x
+    for d in reversed(range(len(ranges))):  # last dim first: row-major first maximum
+      y = _max_along(y, ranges[d], nb + d)
+  if not return_indices:
+    return y
+  return y, _max_indices(lax.stop_gradient(x), nb, ranges)
+
+
+# --- global and channel-wise pooling --------------------------------------------------
+
+
+def _soft_reduce(x, axes, temperature):
+  """``sum softmax(x / T) * x`` over ``axes`` (keepdims), max-subtracted; -inf taps weigh 0."""
+  # Shift in x, not in x / T: x - max(x) <= 0 exactly, whereas XLA may evaluate x / T
+  # differently in two fusions, and at |x| ~ 1e30 one ulp of that difference overflows exp.
+  m = lax.stop_gradient(jnp.max(x, axis=axes, keepdims=True))
+  m = jnp.where(jnp.isfinite(m), m, jnp.zeros((), m.dtype))
+  e = jnp.exp((x - m) / temperature)
+  total = jnp.sum(e, axis=axes, keepdims=True)
+  live = total > 0
+  weighted = jnp.sum(e * jnp.where(e > 0, x, jnp.zeros((), x.dtype)), axis=axes, keepdims=True)
+  y = weighted / jnp.where(live, total, jnp.ones((), total.dtype))
+  return jnp.where(live, y, jnp.max(x, axis=axes, keepdims=True))
+
+
+def _power(ratio, p, static_int: bool):
+  return lax.integer_pow(ratio, int(p)) if static_int else jnp.power(ratio, p)
+
+
+def _normalizer(m):
+  """``(down, up)``: ``down(x) ~= x / m`` (``|down(x)| <= 1`` for ``|x| <= m``), ``up(y) = y m``.
+
+  A plain ``x / m`` fails near the top of the float range: XLA multiplies by ``1 / m``,
+  which is subnormal for ``m > 2^126`` and flushed to zero on CPU. Above ``2^(emax-28)``
+  both are pre-scaled by ``2^(-emax/2)`` (inputs that small relative to ``m`` add
+  nothing); ``m`` below the normal range counts as 0 (its ``x`` are flushed anyway).
+  """
+  info = jnp.finfo(m.dtype)
+  m = jnp.where(m >= info.tiny, m, jnp.ones((), m.dtype))
+  huge = m > 2.0 ** (info.maxexp - 28)
+  pre = jnp.where(huge, jnp.asarray(2.0 ** -(info.maxexp // 2), m.dtype), jnp.ones((), m.dtype))
+  inv = 1 / (m * pre)
+  return (lambda x: x * pre * inv), (lambda y: y * m)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
+def _power_mean(x, p, scale, axes, static_p, mean: bool):
+  """``(w sum x^p)^(1/p)`` over ``axes`` (keepdims), ``w = 1/S`` if ``mean`` else 1.
+
+  ``scale`` must equal ``max |x|`` over ``axes`` (the caller computes it from its raw
+  input, which lets XLA fuse the clamp of GeM into both passes; the value does not
+  depend on it, so it gets no gradient).
+  Evaluated as ``s sign(T) |T|^(1/p)`` with ``s = max |x|``, ``r = x / s``,
+  ``T = w sum r^p`` (``|r| <= 1``): no overflow or underflow at any magnitude. An
+  all-zero reduction gives 0; an odd integer ``p`` with ``T < 0`` the real root.
+  """
+  return _power_mean_parts(x, p, scale, axes, static_p, mean)[0]
+
+
+def _power_mean_parts(x, p_arr, scale, axes, static_p, mean):
+  static_int = static_p is not None and float(static_p).is_integer()
+  p = p_arr if static_p is None else static_p
+  down, up = _normalizer(scale)
+  r = down(x)
+  reduce = jnp.mean if mean else jnp.sum
+  total = reduce(_power(r, p, static_int), axis=axes, keepdims=True)
+  nonzero = total != 0
+  magnitude = jnp.where(nonzero, jnp.abs(total), jnp.ones((), total.dtype))
+  y = jnp.where(nonzero, up(jnp.sign(total) * jnp.power(magnitude, 1.0 / p)),
+                jnp.zeros((), total.dtype))
+  return y, (p, r, total, nonzero, magnitude, static_int)
+
+
+@_power_mean.defjvp
+def _power_mean_jvp(axes, static_p, mean, primals, tangents):
+  # dy/dx_i = w r_i^(p-1) |T|^(1/p - 1): degree 0 in x, written without s so the backward
+  # cannot overflow; 0 where T == 0 (PyTorch's LPPool rule).
+  # dy/dp = y (w sum(r^p ln|r|) / (p T) - ln|T| / p^2).
+  x, p_arr, scale = primals
+  dx, dp, _ = tangents
+  y, (p, r, total, nonzero, magnitude, static_int) = _power_mean_parts(
+      x, p_arr, scale, axes, static_p, mean)
+  w = 1.0 / math.prod(x.shape[a] for a in axes) if mean else 1.0
+  rp1 = lax.integer_pow(r, int(p) - 1) if static_int else jnp.power(r, p - 1)
+  coef = jnp.where(nonzero, w * jnp.power(magnitude, 1.0 / p - 1), jnp.zeros((), r.dtype))
+  dy = jnp.sum(coef * rp1 * dx, axis=axes, keepdims=True)
+  if static_p is None:
+    log_r = jnp.log(jnp.where(r != 0, jnp.abs(r), jnp.ones((), r.dtype)))
+    weighted = w * jnp.sum(jnp.power(r, p) * log_r, axis=axes, keepdims=True)
+    safe_total = jnp.where(nonzero, total, jnp.ones((), total.dtype))
+    dlog = weighted / (p * safe_total) - jnp.log(magnitude) / p ** 2
+    dy = dy + y * dlog * dp
+  return y, dy
+
+
+def _lp_reduce(x, axes, p):
+  """``(sum x^p)^(1/p)`` over ``axes`` (keepdims): LPPool with the whole extent as window."""
+  if not hasattr(p, 'shape') and math.isinf(p):
+    return _max_reduce(jnp.abs(x), 1)
+  static_p = None if hasattr(p, 'shape') else p
+  scale = lax.stop_gradient(jnp.max(jnp.abs(x), axis=axes, keepdims=True))
+  return _power_mean(x, jnp.asarray(p, x.dtype), scale, axes, static_p, False)
+
+
+def _gem_reduce(x, axes, p, eps):
+  """GeM over ``axes`` (keepdims): ``(mean clamp(x, eps)^p)^(1/p)``."""
+  xc = jnp.maximum(x, eps)
+  static_p = None if hasattr(p, 'shape') else p
+  scale = lax.stop_gradient(jnp.maximum(jnp.max(x, axis=axes, keepdims=True), eps))
+  return _power_mean(xc, jnp.asarray(p, xc.dtype), scale, axes, static_p, True)
+
+
+def _max_reduce(x, lead: int) -> jnp.ndarray:
+  """Max over all axes from ``lead`` to the last but one, ties to the first (row-major)."""
+  rows = math.prod(x.shape[:lead])
+  size = math.prod(x.shape[lead:-1])
+  y = _block_max(x.reshape(rows, size, x.shape[-1]), (1, size, 1))
+  return y.reshape(x.shape[:lead] + (1,) * (x.ndim - lead - 1) + x.shape[-1:])
+
+
+_GLOBAL_KW = {'avg': (), 'max': (), 'soft': ('temperature',), 'lp': ('p',),
+              'gem': ('p', 'eps'), 'avgmax': (), 'catavgmax': ()}
+
+
+def _positive(name: str, value, channels: int):
+  """A positive number -> ``(value, is_int)``; a float array (traced ok) of shape ``()``
+  or ``(C,)`` -> ``(array, False)``."""
+  if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+    if not value > 0:
+      raise ValueError(f'{name} must be positive; got {value!r}')
+    return value, float(value).is_integer() and not math.isinf(value)
+  if isinstance(value, bool) or not hasattr(value, 'shape'):
+    raise TypeError(f'{name} must be a positive number or a float array; got {value!r}')
+  value = jnp.asarray(value)
+  if not jnp.issubdtype(value.dtype, jnp.floating) or value.shape not in ((), (channels,)):
+    raise TypeError(
+        f'{name} must be a positive number or a float array of shape () or ({channels},); '
+        f'got dtype {value.dtype} and shape {value.shape}')
+  return value, False
+
+
+def _check_global_kw(method: str, kw: dict) -> None:
+  if not isinstance(method, str) or method not in _GLOBAL_KW:
+    raise ValueError(f'method must be one of {sorted(_GLOBAL_KW)}; got {method!r}')
+  allowed = _GLOBAL_KW[method]
+  extra = sorted(set(kw) - set(allowed))
+  if extra:
+    raise ValueError(
+        f"global_pool method {method!r} takes keyword arguments {list(allowed)}; "
+        f'got unexpected {extra}')
+
+
+def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **kw) -> jnp.ndarray:
+  r"""Global pooling: reduces every spatial axis, ``(N, *spatial, C) -> (N, C)``.
+
+  Over the ``S`` spatial positions ``s`` of each (example, channel):
+
+  * ``'avg'``: :math:`\frac1S \sum_s x_s`; ``'max'``: :math:`\max_s x_s` (gradient to
+    the first maximum in row-major order, as ``adaptive_max_pool(x, 1)``).
+  * ``'soft'``: :math:`\sum_s \mathrm{softmax}_s(x / T)\, x_s` (kw ``temperature=1``;
+    evaluated with the maximum subtracted, so no overflow; -inf entries weigh 0).
+  * ``'lp'``: :math:`(\sum_s x_s^p)^{1/p}` (kw ``p=2``; a sum, as PyTorch's LPPool with
+    the whole extent as window; evaluated scaled by :math:`\max|x|`).
+  * ``'gem'``: generalized mean (Radenović et al. 2018)
+    :math:`\big(\frac1S \sum_s \max(x_s, \epsilon)^p\big)^{1/p}` (kw ``p=3``, ``eps=1e-6``;
+    ``p = 1`` is average, ``p -> inf`` max pooling; evaluated scaled by its maximum).
+  * ``'avgmax'``: :math:`(\mathrm{avg} + \max) / 2`; ``'catavgmax'``: ``[avg, max]``
+    concatenated on the channel axis (``2C`` channels, avg first).
+
+  ``p`` and ``temperature`` may be traced arrays of shape ``()`` or ``(C,)``
+  (learnable; gradients by autodiff, e.g. :math:`\partial y / \partial p` for GeM).
+
+  Args:
+    x: ``(N, *spatial, C)`` with at least one spatial dim; floats (``'max'`` also
+      takes integers). Half precisions are computed in f32.
+    method: one of the names above.
+    keepdims: keep the spatial axes as size 1: ``(N, 1, ..., 1, C)``.
+    **kw: the method's keyword arguments (others raise ``ValueError``).
+
+  Returns:
+    ``(N, C)`` (``(N, 2C)`` for ``'catavgmax'``) in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.array([[[1.], [2.], [3.], [6.]]])          # (N=1, L=4, C=1)
+    >>> global_pool(x, 'avg'), global_pool(x, 'max')
+    (Array([[3.]], dtype=float32), Array([[6.]], dtype=float32))
+    >>> global_pool(x, 'gem', p=1.0)
+    Array([[3.]], dtype=float32)
+  """
+  _check_global_kw(method, kw)
+  x = _numerics.as_array(x)
+  if x.ndim < 3:
+    raise ValueError(
+        f'x must have shape (N, *spatial, C) with at least one spatial dim (rank >= 3); '
+        f'got shape {x.shape} (rank {x.ndim})')
+  if not isinstance(keepdims, (bool, np.bool_)):
+    raise TypeError(f'keepdims must be a bool; got {keepdims!r}')
+  if method != 'max':
+    _numerics.check_float(x, f'global_pool(method={method!r})')
+  axes = tuple(range(1, x.ndim - 1))
+  channels = x.shape[-1]
+  xc = x.astype(_numerics.compute_dtype(x.dtype))
+  if method == 'avg':
+    y = jnp.mean(xc, axis=axes, keepdims=True)
+  elif method == 'max':
+    y = _max_reduce(x, 1)
+  elif method == 'soft':
+    t, _ = _positive('temperature', kw.get('temperature', 1.0), channels)
+    y = _soft_reduce(xc, axes, t)
+  elif method == 'lp':
+    p, _ = _positive('p', kw.get('p', 2.0), channels)
+    y = _lp_reduce(xc, axes, p)
+  elif method == 'gem':
+    p, _ = _positive('p', kw.get('p', 3.0), channels)
+    eps, _ = _positive('eps', kw.get('eps', 1e-6), channels)
+    y = _gem_reduce(xc, axes, p, eps)
+  else:
+    avg = jnp.mean(xc, axis=axes, keepdims=True)
+    mx = _max_reduce(xc, 1)
+    y = (avg + mx) / 2 if method == 'avgmax' else jnp.concatenate([avg, mx], axis=-1)
+  y = y.astype(x.dtype)
+  return y if keepdims else y.reshape(x.shape[0], y.shape[-1])
+
+
+_CHANNEL_METHODS = ('avg', 'max', 'soft')
+
+
+def channel_pool(x: jnp.ndarray, method: str = 'max', keepdims: bool = True) -> jnp.ndarray:
+  r"""Pooling across channels: ``(..., C) -> (..., 1)`` (e.g. CBAM's spatial attention input).
+
+  ``'max'``: :math:`\max_c x_c` (gradient to the first maximum); ``'avg'``:
+  :math:`\frac1C \sum_c x_c`; ``'soft'``: :math:`\sum_c \mathrm{softmax}_c(x)\, x_c`
+  (max-subtracted).
+
+  Args:
+    x: ``(..., C)``, rank >= 1; floats (``'max'`` also takes integers).
+    method: ``'max'``, ``'avg'`` or ``'soft'``.
+    keepdims: keep the channel axis as size 1; otherwise ``(...)``.
+
+  Returns:
+    ``(..., 1)`` (or ``(...)``) in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.array([[1., 4., 1.], [2., 0., 4.]])
+    >>> channel_pool(x, 'max')[:, 0], channel_pool(x, 'avg', keepdims=False)
+    (Array([4., 4.], dtype=float32), Array([2., 2.], dtype=float32))
+  """
+  if not isinstance(method, str) or method not in _CHANNEL_METHODS:
+    raise ValueError(f'method must be one of {list(_CHANNEL_METHODS)}; got {method!r}')
+  x = _numerics.as_array(x)
+  if x.ndim < 1:
+    raise ValueError(f'x must have a channel axis (rank >= 1); got a scalar of shape {x.shape}')
+  if not isinstance(keepdims, (bool, np.bool_)):
+    raise TypeError(f'keepdims must be a bool; got {keepdims!r}')
+  if method == 'max':
+    rows = math.prod(x.shape[:-1])
+    y = _block_max(x.reshape(rows, x.shape[-1]), (1, x.shape[-1])).reshape(*x.shape[:-1], 1)
+  else:
+    _numerics.check_float(x, f'channel_pool(method={method!r})')
+    xc = x.astype(_numerics.compute_dtype(x.dtype))
+    y = (jnp.mean(xc, axis=-1, keepdims=True) if method == 'avg'
+         else _soft_reduce(xc, (-1,), 1.0)).astype(x.dtype)
+  return y if keepdims else y[..., 0]
+
+
+# --- spatial pyramid ------------------------------------------------------------------
+
+
+def spatial_pyramid_pool(x: jnp.ndarray, levels: Sequence[int | Sequence[int]] = (1, 2, 4),
+                         method: str = 'max') -> jnp.ndarray:
+  r"""Spatial pyramid pooling (He et al., ECCV 2014): a fixed-length vector from any size.
+
+  Each level ``l`` pools ``x`` adaptively to ``l`` bins per spatial dim
+  (:func:`adaptive_max_pool` or :func:`adaptive_avg_pool`, so sizes below ``l``
+  work too) and flattens the result; the levels are concatenated.
+
+  Output: ``(N, C * sum(l ** d))`` for ``d`` spatial dims. **Order**: level by
+  level as given; within a level, bins in row-major order with the channel
+  fastest, i.e. feature ``offset_level + bin * C + c`` — the channel-last
+  flattening. (Flattening a PyTorch NCHW level puts the channel slowest:
+  ``c * l**d + bin``.)
+
+  Gradient: that of the adaptive pools (first maximum / bin averages), no scatter.
+
+  Args:
+    x: ``(N, *spatial, C)``, at least one spatial dim.
+    levels: positive ints (bins per dim), or per-dim sequences of ints for
+      non-square grids (a level ``(a, b)`` contributes ``a * b`` bins).
+    method: ``'max'`` or ``'avg'``.
+
+  Returns:
+    ``(N, C * total_bins)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.arange(16.).reshape(1, 4, 4, 1)
+    >>> spatial_pyramid_pool(x, levels=(1, 2))
+    Array([[15.,  5.,  7., 13., 15.]], dtype=float32)
+  """
+  if method not in ('max', 'avg'):
+    raise ValueError(f"method must be one of ['avg', 'max']; got {method!r}")
+  x = _numerics.as_array(x)
+  if x.ndim < 3:
+    raise ValueError(
+        f'x must have shape (N, *spatial, C) with at least one spatial dim (rank >= 3); '
+        f'got shape {x.shape} (rank {x.ndim})')
+  n = x.ndim - 2
+  if isinstance(levels, str) or not isinstance(levels, Sequence) or not levels:
+    raise TypeError(f'levels must be a non-empty sequence of positive ints; got {levels!r}')
+  sizes = []
+  for level in levels:
+    if _geometry.is_int(level):
+      if level < 1:
+        raise ValueError(f'levels must be positive; got {levels!r}')
+      sizes.append((int(level),) * n)
+    else:
+      sizes.append(_geometry.int_tuple(level, n, 'levels entry'))
+  pool = adaptive_max_pool if method == 'max' else adaptive_avg_pool
+  return jnp.concatenate([pool(x, s).reshape(x.shape[0], -1) for s in sizes], axis=-1)
