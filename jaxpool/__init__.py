@@ -5,6 +5,8 @@ says how many spatial dims are pooled. Flax modules live in
 :mod:`jaxpool.linen`.
 """
 
+from jaxpool.adaptive import (adaptive_avg_pool, adaptive_max_pool, channel_pool, global_pool,
+                              spatial_pyramid_pool)
 from jaxpool.blur import blur_pool, max_blur_pool
 from jaxpool.classic import avg_pool, lp_pool, max_pool, max_unpool, min_pool
 from jaxpool.learned import dpp_pool, gated_pool, max_avg_pool, tree_pool
@@ -26,4 +28,9 @@ __all__ = [
     'max_blur_pool',
     'lift_down_pool',
     'lift_up_pool',
+    'adaptive_avg_pool',
+    'adaptive_max_pool',
+    'global_pool',
+    'channel_pool',
+    'spatial_pyramid_pool',
 ]

@@ -1,5 +1,7 @@
 """Flax linen modules, one per jaxpool op (fields mirror the functional arguments)."""
 
+from jaxpool.linen._adaptive import (AdaptiveAvgPool, AdaptiveMaxPool, ChannelPool, GlobalPool,
+                                       SpatialPyramidPool)
 from jaxpool.linen._blur import BlurPool, MaxBlurPool
 from jaxpool.linen._classic import AvgPool, LPPool, MaxPool, MaxUnpool, MinPool
 from jaxpool.linen._learned import DPP, GatedPool, MaxAvgPool, TreePool
