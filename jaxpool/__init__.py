@@ -11,6 +11,9 @@ from jaxpool.blur import blur_pool, max_blur_pool
 from jaxpool.classic import avg_pool, lp_pool, max_pool, max_unpool, min_pool
 from jaxpool.learned import dpp_pool, gated_pool, max_avg_pool, tree_pool
 from jaxpool.lifting import lift_down_pool, lift_up_pool
+from jaxpool.stochastic import fractional_max_pool, mixed_pool, s3_pool, stochastic_pool
+from jaxpool.weighted import (ada_pool, ada_unpool, edscw_pool, idw_pool, lip_pool, soft_pool,
+                              weighted_unpool)
 
 __version__ = '0.1.0'
 
@@ -24,13 +27,24 @@ __all__ = [
     'gated_pool',
     'tree_pool',
     'dpp_pool',
-    'blur_pool',
-    'max_blur_pool',
-    'lift_down_pool',
-    'lift_up_pool',
     'adaptive_avg_pool',
     'adaptive_max_pool',
     'global_pool',
     'channel_pool',
     'spatial_pyramid_pool',
+    'soft_pool',
+    'lip_pool',
+    'edscw_pool',
+    'idw_pool',
+    'ada_pool',
+    'weighted_unpool',
+    'ada_unpool',
+    'blur_pool',
+    'max_blur_pool',
+    'lift_down_pool',
+    'lift_up_pool',
+    'stochastic_pool',
+    'mixed_pool',
+    's3_pool',
+    'fractional_max_pool',
 ]

@@ -6,3 +6,6 @@ from jaxpool.linen._blur import BlurPool, MaxBlurPool
 from jaxpool.linen._classic import AvgPool, LPPool, MaxPool, MaxUnpool, MinPool
 from jaxpool.linen._learned import DPP, GatedPool, MaxAvgPool, TreePool
 from jaxpool.linen._lifting import LiftDownPool, LiftUpPool
+from jaxpool.linen._stochastic import FractionalMaxPool, MixedPool, S3Pool, StochasticPool
+from jaxpool.linen._weighted import (LIP, AdaPool, AdaUnPool, EDSCWPool, IDWPool, LIPLogits,
+                                       SoftPool)

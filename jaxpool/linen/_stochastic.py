@@ -1,0 +1,113 @@
+"""Flax linen modules for stochastic pooling: thin wrappers over :mod:`jaxpool.stochastic`.
+
+Flax Dropout's convention: ``deterministic`` (field and ``__call__`` argument,
+merged with ``nn.merge_param``; exactly one must be given) chooses evaluation
+(``True``: no key, each paper's test-time rule) or training (``False``: a key
+from the ``'pooling'`` rng stream, ``rngs={'pooling': key}`` in ``apply``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxpool import _geometry, stochastic
+from jaxpool.linen._classic import _Windowed
+
+RNG_STREAM = 'pooling'
+
+
+def _key(module: nn.Module, deterministic: bool | None) -> jax.Array | None:
+  deterministic = nn.merge_param('deterministic', module.deterministic, deterministic)
+  return None if deterministic else module.make_rng(RNG_STREAM)
+
+
+class StochasticPool(_Windowed):
+  """:func:`jaxpool.stochastic_pool` as a module (training draws from the ``'pooling'`` stream).
+
+  Example:
+    >>> import jaxpool.linen as jl
+    >>> pool = jl.StochasticPool((2, 2))
+    >>> x = jnp.ones((1, 4, 4, 3))
+    >>> pool.apply({}, x, deterministic=True).shape
+    (1, 2, 2, 3)
+    >>> pool.apply({}, x, deterministic=False, rngs={'pooling': jax.random.key(0)}).shape
+    (1, 2, 2, 3)
+  """
+  deterministic: bool | None = None
+
+  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None) -> jnp.ndarray:
+    return stochastic.stochastic_pool(x, *self._geometry_args, key=_key(self, deterministic))
+
+
+class MixedPool(_Windowed):
+  """:func:`jaxpool.mixed_pool` as a module: max or average at random while training."""
+  p_max: float = 0.5
+  granularity: str = 'channel'
+  deterministic: bool | None = None
+
+  def __post_init__(self):
+    stochastic.check_probability(self.p_max, 'p_max')
+    if self.granularity not in stochastic.GRANULARITIES:
+      raise ValueError(
+          f'granularity must be one of {stochastic.GRANULARITIES}; got {self.granularity!r}')
+    super().__post_init__()
+
+  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None) -> jnp.ndarray:
+    return stochastic.mixed_pool(x, *self._geometry_args, key=_key(self, deterministic),
+                                 p_max=self.p_max, granularity=self.granularity)
+
+
+class S3Pool(nn.Module):
+  """:func:`jaxpool.s3_pool` as a module: stride-1 max, then random rows/columns per grid cell."""
+  window: Sequence[int]
+  grid: int | Sequence[int] | None = None
+  deterministic: bool | None = None
+
+  def __post_init__(self):
+    window = _geometry.normalize_window(self.window)
+    if self.grid is not None:
+      grid = _geometry.int_tuple(self.grid, len(window), 'grid')
+      if any(g < k for g, k in zip(grid, window)):
+        raise ValueError(
+            f'grid must be >= window in every dim; got grid {grid} for window {window}')
+    super().__post_init__()
+
+  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None) -> jnp.ndarray:
+    return stochastic.s3_pool(x, self.window, self.grid, key=_key(self, deterministic))
+
+
+class FractionalMaxPool(nn.Module):
+  """:func:`jaxpool.fractional_max_pool` as a module.
+
+  Training draws the samples ``u`` from the ``'pooling'`` stream; evaluation
+  uses ``u = 0.5``. ``samples`` given to ``__call__`` (PyTorch's
+  ``_random_samples``) override both.
+  """
+  window: Sequence[int]
+  output_size: int | Sequence[int] | None = None
+  output_ratio: float | Sequence[float] | None = None
+  return_indices: bool = False
+  deterministic: bool | None = None
+
+  def __post_init__(self):
+    window = _geometry.normalize_window(self.window)
+    if (self.output_size is None) == (self.output_ratio is None):
+      raise ValueError(
+          'FractionalMaxPool needs exactly one of output_size and output_ratio; got '
+          f'output_size={self.output_size!r}, output_ratio={self.output_ratio!r}')
+    if self.output_size is not None:
+      _geometry.int_tuple(self.output_size, len(window), 'output_size')
+    else:
+      stochastic.ratio_output_size(self.output_ratio, (1,) * len(window))
+    super().__post_init__()
+
+  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None,
+               samples: jnp.ndarray | None = None):
+    key = None if samples is not None else _key(self, deterministic)
+    return stochastic.fractional_max_pool(x, self.window, self.output_size, self.output_ratio,
+                                          key=key, samples=samples,
+                                          return_indices=self.return_indices)

@@ -1,0 +1,640 @@
+"""Stochastic pooling with explicit PRNG keys: stochastic, mixed, S3 and fractional max.
+
+Every op takes ``key`` keyword-only: ``key=None`` is evaluation mode
+(deterministic, as each paper defines test time), a ``jax.random`` key is
+training mode. The same key gives the same result; nothing reads global
+state. Under ``vmap`` over inputs with one key every example sees the same
+draw shape-for-shape; split the key (or vmap over keys) for independent
+draws.
+
+* :func:`stochastic_pool` — Zeiler & Fergus 2013: sample one element per window
+  with probability proportional to its (positive part of the) value.
+* :func:`mixed_pool` — Yu et al. 2014: max or average, chosen at random.
+* :func:`s3_pool` — Zhai et al. 2017: stride-1 max pooling, then a random
+  sorted subset of rows/columns per grid cell.
+* :func:`fractional_max_pool` — Graham 2014 with PyTorch's pseudo-random
+  interval rule; given the same samples it reproduces
+  ``torch.nn.functional.fractional_max_pool{2,3}d`` (values, indices, gradients).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool import _geometry, _numerics, _windows, classic
+from jaxpool._geometry import Geometry, Padding
+
+__all__ = ['fractional_max_pool', 'mixed_pool', 's3_pool', 'stochastic_pool']
+
+GRANULARITIES = ('batch', 'example', 'channel', 'window')
+
+
+def _check_key(key: Any) -> None:
+  if key is None:
+    return
+  if not isinstance(key, jax.Array) or not (
+      jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+      or (key.dtype == jnp.uint32 and key.shape == (2,))):
+    raise TypeError(
+        'key must be None (evaluation) or a single jax.random key (training), e.g. '
+        f'jax.random.key(0); got {type(key).__name__} '
+        f'{getattr(key, "dtype", "")}{getattr(key, "shape", "")}')
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape != ():
+    raise ValueError(
+        f'key must be a single key (shape ()); got a key array of shape {key.shape}: '
+        'vmap over keys instead')
+
+
+def _prepare(x, window, strides, padding, dilation, ceil_mode, op: str, key):
+  x = _numerics.as_array(x)
+  _numerics.check_float(x, op)
+  _check_key(key)
+  geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  return x, geom, nb
+
+
+# --- stochastic pooling (Zeiler & Fergus 2013) -----------------------------------------
+
+
+def _taps_and_scale(x: jnp.ndarray, geom: Geometry):
+  """Every tap of ``x`` (0 at padding, read from phase views) and the window scale.
+
+  The scale ``m`` is the window's largest positive entry (1 when there is
+  none). Sums of ``max(x, 0) / m`` lie in ``[1, window_size]``, so nothing
+  overflows or underflows for any finite input; sampling probabilities are
+  scale-free and the eval formula is homogeneous of degree 1
+  (``y = m * f(a / m)``), so the scaling is exact.
+  """
+  xr = _windows.split_phases(x, geom, 0.0)
+  taps = [_windows.phase_view(xr, geom, o) for o in _windows.offsets(geom)]
+  m = _windows.reduce_window(jnp.maximum(x, 0), 0, lax.max, geom)
+  return taps, jnp.where(m > 0, m, 1)
+
+
+def _draw_taps(taps, scale, u, choice_dtype):
+  """Tap number drawn per window by inverse CDF; -1 for a window with no positive tap.
+
+  ``p_i = a_i / sum_j a_j`` with ``a = max(x, 0) / m``; the tap drawn is the
+  first with ``a_i > 0`` whose running sum exceeds ``u * sum a``. If rounding
+  leaves ``u * sum a`` at the total, the last positive tap is taken.
+  """
+  scaled = [jnp.maximum(t, 0) / scale for t in taps]
+  threshold = u * sum(scaled[1:], scaled[0])
+  running = jnp.zeros_like(threshold)
+  none = jnp.asarray(-1, choice_dtype)
+  chosen = last_positive = jnp.full(threshold.shape, none)
+  for i, a in enumerate(scaled):
+    running = running + a
+    positive = a > 0
+    index = jnp.asarray(i, choice_dtype)
+    chosen = jnp.where((chosen == none) & positive & (running > threshold), index, chosen)
+    last_positive = jnp.where(positive, index, last_positive)
+  return jnp.where(chosen == none, last_positive, chosen)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _stochastic_train(x, u, geom: Geometry):
+  return _stochastic_train_fwd(x, u, geom)[0]
+
+
+def _stochastic_train_fwd(x, u, geom):
+  taps, scale = _taps_and_scale(x, geom)
+  choice = _draw_taps(taps, scale, u, classic._choice_dtype(geom))  # pylint: disable=protected-access
+  y = jnp.zeros_like(u)
+  for i, tap in enumerate(taps):
+    y = jnp.where(choice == i, tap, y)
+  return y, _windows.materialize(choice)
+
+
+def _stochastic_train_bwd(geom, choice, g):
+  # the cotangent goes to the drawn tap only (the window with no draw routes nowhere)
+  return classic._route_to_choice(g, choice, geom), None  # pylint: disable=protected-access
+
+
+_stochastic_train.defvjp(_stochastic_train_fwd, _stochastic_train_bwd)
+
+
+def _weighting_sums(taps, scale):
+  """``S = sum a_i / m`` and ``Q = sum (a_i / m)^2`` over each window's positive taps."""
+  total = squares = None
+  for tap in taps:
+    a = jnp.where(tap > 0, tap, 0) / scale
+    total = a if total is None else total + a
+    squares = a * a if squares is None else squares + a * a
+  return total, squares
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _stochastic_eval(x, geom: Geometry):
+  return _stochastic_eval_fwd(x, geom)[0]
+
+
+def _stochastic_eval_fwd(x, geom):
+  taps, scale = _taps_and_scale(x, geom)
+  total, squares = _weighting_sums(taps, scale)
+  y = jnp.where(total > 0, scale * squares / jnp.where(total > 0, total, 1), 0)
+  return y, (x, scale, total, y)
+
+
+def _stochastic_eval_bwd(geom, residuals, g):
+  # dy/dx_i = (2 x_i - y) / sum_j a_j = (2 x_i / m - y / m) / S for x_i > 0, else 0
+  x, scale, total, y = residuals
+  weight = _windows.materialize(jnp.where(total > 0, g / jnp.where(total > 0, total, 1), 0))
+  inv_scale = _windows.materialize(1 / scale)
+  offset_y = _windows.materialize(y * inv_scale)
+  xr = _windows.split_phases(x, geom, 0.0)
+  cotangents = {}
+  for o in _windows.offsets(geom):
+    tap = _windows.phase_view(xr, geom, o)
+    cotangents[o] = jnp.where(tap > 0, weight * (2 * tap * inv_scale - offset_y), 0)
+  return (_windows.scatter_taps(cotangents, geom),)
+
+
+_stochastic_eval.defvjp(_stochastic_eval_fwd, _stochastic_eval_bwd)
+
+
+def stochastic_pool(x: jnp.ndarray, window: Sequence[int],
+                    strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
+                    dilation: int | Sequence[int] = 1, ceil_mode: bool = False, *,
+                    key: jax.Array | None = None) -> jnp.ndarray:
+  r"""Stochastic pooling (Zeiler & Fergus, ICLR 2013).
+
+  With :math:`a_i = \max(x_i, 0)` over the valid taps :math:`R(p)` of window
+  ``p`` and :math:`p_i = a_i / \sum_{j \in R(p)} a_j`:
+
+  * training (``key`` given): :math:`y_p = x_l`, :math:`l \sim \mathrm{Cat}(p)`,
+    drawn independently per (batch, window, channel) by inverse CDF from one
+    uniform per output;
+  * evaluation (``key=None``), probabilistic weighting:
+    :math:`y_p = \sum_i p_i x_i = \sum_i a_i^2 / \sum_i a_i`.
+
+  Negative entries count as 0 (the paper assumes ReLU inputs); a window with no
+  positive entry gives 0. Padded taps never contribute.
+
+  Output size per spatial dim: as :func:`~jaxpool.max_pool` (PyTorch's rule).
+
+  Gradient (custom VJPs, scatter-free): training, the cotangent goes to the
+  sampled element only (:math:`\bar x_l = \bar y_p`; nothing for a window
+  with no positive entry); evaluation, the exact
+  :math:`\partial y / \partial x_i = (2 a_i - y) / \sum_j a_j` for
+  :math:`x_i > 0`, else 0. Computed in f32 for half precisions; no overflow for
+  any finite magnitude (sums are scaled by the window max).
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats.
+    window, strides, padding, dilation, ceil_mode: as :func:`~jaxpool.max_pool`.
+    key: a ``jax.random`` key for training, ``None`` for evaluation.
+
+  Returns:
+    ``(*batch, *out, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.array([[1.], [3.], [0.], [2.]])
+    >>> stochastic_pool(x, (2,))[:, 0]  # (1 + 9) / 4, (0 + 4) / 2
+    Array([2.5, 2. ], dtype=float32)
+    >>> y = stochastic_pool(x, (2,), key=jax.random.key(0))
+    >>> bool(y[0, 0] in (1., 3.)), float(y[1, 0])
+    (True, 2.0)
+  """
+  x, geom, _ = _prepare(x, window, strides, padding, dilation, ceil_mode,
+                        'stochastic_pool', key)
+  xc = x.astype(_numerics.compute_dtype(x.dtype))
+  if key is None:
+    return _stochastic_eval(xc, geom).astype(x.dtype)
+  u = jax.random.uniform(key, (*x.shape[:-geom.ndim - 1], *geom.out_shape, x.shape[-1]),
+                         xc.dtype)
+  return _stochastic_train(xc, u, geom).astype(x.dtype)
+
+
+# --- mixed pooling (Yu et al. 2014) ----------------------------------------------------
+
+
+def check_probability(p: Any, name: str):
+  """A number in [0, 1] (returned as float) or a float scalar array (traced: unchecked)."""
+  if isinstance(p, (bool, np.bool_)):
+    raise TypeError(f'{name} must be a probability in [0, 1]; got the bool {p!r}')
+  if isinstance(p, (int, float, np.integer, np.floating)):
+    if not 0 <= p <= 1:
+      raise ValueError(f'{name} must be a probability in [0, 1]; got {p!r}')
+    return float(p)
+  p = jnp.asarray(p)
+  if p.ndim != 0 or not jnp.issubdtype(p.dtype, jnp.floating):
+    raise TypeError(f'{name} must be a number in [0, 1] or a float scalar array; got {p!r}')
+  return p
+
+
+def _choice_shape(y_shape, nb: int, n: int, granularity: str) -> tuple[int, ...]:
+  batch, channels = y_shape[:nb], y_shape[-1]
+  if granularity == 'batch':
+    return ()
+  if granularity == 'example':
+    return (*batch, *(1,) * n, 1)
+  if granularity == 'channel':
+    return (*batch, *(1,) * n, channels)
+  return tuple(y_shape)
+
+
+def mixed_pool(x: jnp.ndarray, window: Sequence[int],
+               strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
+               dilation: int | Sequence[int] = 1, ceil_mode: bool = False, *,
+               key: jax.Array | None = None, p_max: float | jnp.ndarray = 0.5,
+               granularity: str = 'channel') -> jnp.ndarray:
+  r"""Mixed pooling (Yu, Wang, Chen, Wei — RSKT 2014).
+
+  .. math:: y_p = \lambda \max_{i \in R(p)} x_i + (1 - \lambda)\, \frac{1}{|R(p)|}
+     \sum_{i \in R(p)} x_i
+
+  * training (``key`` given): :math:`\lambda \sim \mathrm{Bernoulli}(p_{max})`,
+    one draw per ``granularity`` unit: ``'batch'`` (one for the whole call),
+    ``'example'`` (per index of the batch dims), ``'channel'`` (per example and
+    channel) or ``'window'`` (per output element);
+  * evaluation (``key=None``): the expectation,
+    :math:`\lambda = p_{max}` (the paper keeps the most frequent training
+    choice; the expectation is its smooth counterpart and equals it for
+    ``p_max`` in {0, 1}).
+
+  The average excludes padding (divisor ``|R(p)|`` = valid taps, PyTorch's
+  ``count_include_pad=False``); the max ignores padding. A window with no
+  valid tap (only possible with dilation) gives 0.
+
+  Output size: as :func:`~jaxpool.max_pool`. Gradient:
+  :math:`\lambda\, \bar y_p` to the first maximum (as :func:`~jaxpool.max_pool`)
+  plus :math:`(1 - \lambda)\, \bar y_p / |R(p)|` to every valid tap; scatter-free.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats.
+    window, strides, padding, dilation, ceil_mode: as :func:`~jaxpool.max_pool`.
+    key: a ``jax.random`` key for training, ``None`` for evaluation.
+    p_max: probability of choosing max (a number in [0, 1] or a scalar array).
+    granularity: ``'batch'``, ``'example'``, ``'channel'`` or ``'window'``.
+
+  Returns:
+    ``(*batch, *out, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.array([[1.], [3.], [0.], [2.]])
+    >>> mixed_pool(x, (2,), p_max=0.25)[:, 0]  # 0.25 * max + 0.75 * avg
+    Array([2.25, 1.25], dtype=float32)
+    >>> mixed_pool(x, (2,), key=jax.random.key(0), p_max=1.0)[:, 0]
+    Array([3., 2.], dtype=float32)
+  """
+  x, geom, nb = _prepare(x, window, strides, padding, dilation, ceil_mode, 'mixed_pool', key)
+  p_max = check_probability(p_max, 'p_max')
+  if granularity not in GRANULARITIES:
+    raise ValueError(f'granularity must be one of {GRANULARITIES}; got {granularity!r}')
+  cdt = _numerics.compute_dtype(x.dtype)
+  counts = geom.valid_counts()[..., None]
+  avg = classic.sum_pool(x, geom) / np.maximum(counts, 1).astype(cdt)
+  mx = classic._extremum_pool(x, geom, 'max').astype(cdt)  # pylint: disable=protected-access
+  if (counts == 0).any():
+    mx = jnp.where(counts > 0, mx, 0)
+  if key is None:
+    y = p_max * mx + (1 - p_max) * avg
+  else:
+    shape = _choice_shape(avg.shape, nb, geom.ndim, granularity)
+    use_max = jax.random.bernoulli(key, p_max, shape)
+    y = jnp.where(use_max, mx, avg)
+  return y.astype(x.dtype)
+
+
+# --- S3Pool (Zhai et al. 2017) ---------------------------------------------------------
+
+
+def _cdiv(a: int, b: int) -> int:
+  return -(-a // b)
+
+
+def s3_output_size(size: int, k: int) -> int:
+  """Output size of :func:`s3_pool` along a dim of ``size`` with window ``k`` (both modes).
+
+  The eval average pooling (window ``k``, stride ``k``, padding ``k // 2``,
+  floor rule) of the stride-1 max map of size ``M = size - k + 1``:
+  ``(M + 2 * (k // 2) - k) // k + 1``, i.e. ``(size + 1) // k`` for even ``k``
+  and ``size // k`` for odd ``k``; always in ``[1, M]``.
+  """
+  m = size - k + 1
+  return (m + 2 * (k // 2) - k) // k + 1
+
+
+def s3_cells(size: int, k: int, g: int) -> tuple[np.ndarray, np.ndarray]:
+  """Static S3 layout along one dim: cell row bounds and per-cell sample bounds.
+
+  The stride-1 max map's ``M = size - k + 1`` rows are split into
+  ``n = ceil(out / (g // k))`` cells with bounds ``ceil(i * M / n)``, and the
+  ``out`` output rows into ``n`` groups with bounds ``ceil(i * out / n)``; cell
+  ``i`` contributes its group's count of distinct rows. Each cell holds at
+  least as many rows as it gives (checked exhaustively for sizes < 300,
+  windows <= 8, grids < 40 in the tests). When ``g`` divides ``size`` and ``k``
+  divides ``g`` this is the authors' layout: ``size / g`` cells of ``g`` rows
+  (``g - k + 1`` for the last one when ``k = 2``) giving ``g / k`` rows each.
+
+  Returns:
+    ``(row_bounds, out_bounds)``, int arrays of length ``n + 1``.
+  """
+  m = size - k + 1
+  out = s3_output_size(size, k)
+  n = _cdiv(out, g // k)
+  rows = np.array([_cdiv(i * m, n) for i in range(n + 1)])
+  outs = np.array([_cdiv(i * out, n) for i in range(n + 1)])
+  return rows, outs
+
+
+def _s3_rows(key: jax.Array, size: int, k: int, g: int) -> jnp.ndarray:
+  """The sorted rows of the stride-1 max map kept along one dim: int32 ``(out,)``.
+
+  Per cell, a uniformly random subset of the given size (the first entries of
+  a random permutation, drawn as an argsort of uniforms), sorted.
+  """
+  rows, outs = s3_cells(size, k, g)
+  sizes, counts = np.diff(rows), np.diff(outs)
+  n, width, take = len(sizes), int(sizes.max()), int(counts.max())
+  exists = np.arange(width)[None, :] < sizes[:, None]
+  scores = jnp.where(exists, jax.random.uniform(key, (n, width)), 2.0)
+  order = jnp.argsort(scores, axis=1)[:, :take].astype(jnp.int32)
+  used = np.arange(take)[None, :] < counts[:, None]
+  order = jnp.sort(jnp.where(used, order, width), axis=1)  # unused slots sort last
+  flat = np.flatnonzero(used.ravel())
+  return (order + rows[:-1, None].astype(np.int32)).reshape(-1)[flat]
+
+
+def s3_pool(x: jnp.ndarray, window: Sequence[int], grid: int | Sequence[int] | None = None,
+            *, key: jax.Array | None = None) -> jnp.ndarray:
+  r"""S3Pool: stochastic spatial sampling (Zhai et al., CVPR 2017).
+
+  Step 1: :math:`z = ` ``max_pool(x, window, strides=1)`` (VALID), a map of
+  ``M = L - k + 1`` rows per spatial dim.
+
+  * training (``key`` given): per spatial dim, the ``M`` rows are split into
+    ``n = ceil(out / (g // k))`` grid cells and each cell keeps a uniformly
+    random, sorted subset of distinct rows (``g // k`` of them when sizes
+    divide; see :func:`s3_cells` for the exact bounds); the output is
+    ``z`` restricted to the kept rows of every dim (an outer-product
+    selection). One draw per call, shared by the batch and the channels, as
+    the authors' code; vmap over split keys for per-example draws.
+  * evaluation (``key=None``): ``avg_pool(z, window, strides=window,
+    padding=window // 2, count_include_pad=False)``.
+
+  Output size, the same in both modes so a network's shapes do not depend on
+  the mode (the authors' train rule ``L // g * (g // k)`` and their eval rule
+  disagree when ``g`` does not divide ``L``; we take the eval one)::
+
+    out = (M + 2 * (k // 2) - k) // k + 1   # = (L + 1) // k for even k, L // k for odd k
+
+  Gradient: the transpose of the row selection (a scatter of the kept rows)
+  followed by :func:`~jaxpool.max_pool`'s scatter-free max backward; in
+  evaluation the average-pool backward.
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats.
+    window: ``k`` per spatial dim (the pooling factor).
+    grid: grid cell size ``g`` per dim (int or sequence), ``g >= k``;
+      ``None`` means ``window``.
+    key: a ``jax.random`` key for training, ``None`` for evaluation.
+
+  Returns:
+    ``(*batch, *out, C)`` in ``x``'s dtype.
+
+  Example:
+    >>> x = jnp.arange(16.).reshape(4, 4, 1)
+    >>> s3_pool(x, (2, 2)).shape  # max map 3x3, eval average pool -> 2x2
+    (2, 2, 1)
+    >>> s3_pool(x, (2, 2), key=jax.random.key(0)).shape
+    (2, 2, 1)
+  """
+  x = _numerics.as_array(x)
+  _numerics.check_float(x, 's3_pool')
+  _check_key(key)
+  window = _geometry.normalize_window(window)
+  n = len(window)
+  nb = _geometry.check_rank(x.shape, n)
+  grid = window if grid is None else _geometry.int_tuple(grid, n, 'grid')
+  if any(g < k for g, k in zip(grid, window)):
+    raise ValueError(f'grid must be >= window in every dim; got grid {grid} for window {window}')
+  z = classic.max_pool(x, window, strides=1)
+  if key is None:
+    return classic.avg_pool(z, window, strides=window, padding=[k // 2 for k in window],
+                            count_include_pad=False)
+  spatial = x.shape[nb:nb + n]
+  for axis, (key_d, size, k, g) in enumerate(zip(jax.random.split(key, n), spatial, window,
+                                                 grid)):
+    z = jnp.take(z, _s3_rows(key_d, size, k, g), axis=nb + axis, mode='clip')
+  return z
+
+
+# --- fractional max pooling (Graham 2014, PyTorch's rule) ------------------------------
+
+
+def ratio_output_size(ratio: Any, spatial: Sequence[int]) -> tuple[int, ...]:
+  """PyTorch's ``int(L * ratio)`` per dim; ratios in (0, 1], one per dim or shared."""
+  n = len(spatial)
+  if isinstance(ratio, (int, float, np.integer, np.floating)) and not isinstance(ratio, bool):
+    ratios = (float(ratio),) * n
+  elif isinstance(ratio, Sequence) and not isinstance(ratio, str) and len(ratio) == n and all(
+      isinstance(r, (int, float, np.integer, np.floating)) and not isinstance(r, bool)
+      for r in ratio):
+    ratios = tuple(float(r) for r in ratio)
+  else:
+    raise TypeError(
+        f'output_ratio must be a number or a sequence of {n} numbers in (0, 1]; got {ratio!r}')
+  if not all(0 < r <= 1 for r in ratios):
+    raise ValueError(f'output_ratio entries must be in (0, 1]; got {ratio!r}')
+  return tuple(int(size * r) for size, r in zip(spatial, ratios))
+
+
+def _round_like(v: jnp.ndarray, dtype) -> jnp.ndarray:
+  """Rounds f32 ``v`` to the nearest ``dtype`` value (f16/bf16), kept in f32.
+
+  Done with integer bit arithmetic so that no compiler pass can keep excess
+  precision: this is how c10::Half / c10::BFloat16 arithmetic rounds after
+  every operation.
+  """
+  dtype = jnp.dtype(dtype)
+  if dtype.itemsize >= 4:
+    return v
+  bits = lax.bitcast_convert_type(v, jnp.uint32)
+  if dtype == jnp.bfloat16:
+    drop = 16
+  else:
+    drop = 13
+  half = jnp.uint32((1 << (drop - 1)) - 1)
+  bits = (bits + half + ((bits >> drop) & 1)) & jnp.uint32(~((1 << drop) - 1) & 0xFFFFFFFF)
+  rounded = lax.bitcast_convert_type(bits, jnp.float32)
+  if dtype == jnp.float16:  # subnormal halves have an absolute step of 2**-24
+    tiny = jnp.round(v * 2.0**24) * 2.0**-24
+    rounded = jnp.where(jnp.abs(v) < 2.0**-14, tiny, rounded)
+  return rounded
+
+
+def _host_round(value: float, dtype) -> np.ndarray:
+  """A Python number in ``dtype`` (as the C++ cast), returned in the working float dtype."""
+  dtype = jnp.dtype(dtype)
+  work = np.float64 if dtype == np.float64 else np.float32
+  if dtype.itemsize >= 4:
+    return np.asarray(value, dtype)
+  return np.asarray(np.asarray(value, np.float32).astype(dtype), work)
+
+
+def fractional_starts(u: jnp.ndarray, size: int, k: int, out: int, dtype) -> jnp.ndarray:
+  """PyTorch's ``generate_intervals``: window starts along one dim, int32 ``(*u.shape, out)``.
+
+  ``alpha = (size - k) / (out - 1)``, ``start_i = int((i + u) * alpha) - int(u * alpha)``
+  for ``i < out - 1`` and ``start_{out-1} = size - k``, evaluated in ``dtype``'s
+  precision with a rounding after every operation, exactly as ATen's CPU
+  kernel does in the input's scalar type (f16/bf16 emulated bit-exactly). Starts
+  are clipped to ``[0, size - k]`` (bf16 rounding can push PyTorch past the
+  end, where it fails an internal assert).
+  """
+  last = size - k
+  if out == 1:
+    return jnp.full((*u.shape, 1), last, jnp.int32)
+  dtype = jnp.dtype(dtype)
+  work = np.float64 if dtype == np.float64 else np.float32
+  if dtype.itemsize >= 4:
+    alpha = np.asarray(np.asarray(last, dtype) / np.asarray(out - 1, dtype), work)
+  else:
+    alpha = _host_round(float(_host_round(last, dtype) / _host_round(out - 1, dtype)), dtype)
+  i = np.stack([_host_round(v, dtype) for v in range(out - 1)]).astype(work)
+  u = _round_like(u.astype(work), dtype)[..., None]
+  head = _round_like(_round_like(i + u, dtype) * alpha, dtype)
+  base = _round_like(u * alpha, dtype)
+  starts = head.astype(jnp.int32) - base.astype(jnp.int32)
+  starts = jnp.concatenate([starts, jnp.full((*starts.shape[:-1], 1), last, jnp.int32)], -1)
+  return jnp.clip(starts, 0, last)
+
+
+def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
+                        output_size: int | Sequence[int] | None = None,
+                        output_ratio: float | Sequence[float] | None = None, *,
+                        key: jax.Array | None = None, samples: jnp.ndarray | None = None,
+                        return_indices: bool = False):
+  r"""Fractional max pooling (Graham 2014) with PyTorch's pseudo-random intervals.
+
+  Along each spatial dim, with :math:`\alpha = (L - k) / (out - 1)` and a
+  sample :math:`u \in [0, 1)` per (batch, channel, dim), output ``i`` pools the
+  fixed-size window ``[s_i, s_i + k)`` with
+
+  .. math:: s_i = \lfloor (i + u)\,\alpha \rfloor - \lfloor u\,\alpha \rfloor
+     \ (i < out - 1), \qquad s_{out - 1} = L - k
+
+  and :math:`y = \max` over the box of windows (first maximum in row-major
+  order on ties, a NaN wins, as PyTorch). The float maths runs in ``x``'s
+  precision exactly as PyTorch's CPU kernel (see :func:`fractional_starts`),
+  so the same samples give the same windows — for f16/bf16 too.
+
+  Samples: ``samples`` of shape ``(*batch, C, ndim)`` (broadcastable) in
+  ``[0, 1)``, in PyTorch's ``_random_samples`` order — for 2-d pooling
+  ``samples[..., 0]`` drives the *last* spatial dim (W) and ``samples[..., 1]``
+  the first (H); for every other ``ndim`` (3-d: T, H, W) entry ``j`` drives
+  spatial dim ``j``. Cast to ``x``'s dtype. Otherwise a ``key`` draws them
+  uniformly (training); with neither, ``u = 0.5`` (a deterministic evaluation
+  mode: PyTorch has no eval mode and keeps drawing).
+
+  Output size: ``output_size`` (int or per dim), or ``int(L * output_ratio)``
+  (ratio in (0, 1], per dim or shared), exactly one of them; ``k + out - 1 <= L``
+  must hold.
+
+  Gradient: :math:`\bar x_j = \sum_{p:\, \mathrm{argmax}_p = j} \bar y_p`, the
+  transpose of one gather (a scatter-add, as PyTorch).
+
+  Args:
+    x: ``(*batch, *spatial, C)`` floats.
+    window: window size ``k`` per spatial dim.
+    output_size: output spatial size (int or sequence).
+    output_ratio: output size as a fraction of the input (number or sequence).
+    key: a ``jax.random`` key to draw the samples (training).
+    samples: explicit samples (reproduces PyTorch's ``_random_samples``).
+    return_indices: also return int32 flat indices of each maximum into its
+      (batch, channel) plane (PyTorch's convention), shaped like ``y``.
+
+  Returns:
+    ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, indices)``.
+
+  Example:
+    >>> x = jnp.arange(25.).reshape(5, 5, 1)
+    >>> fractional_max_pool(x, (2, 2), output_size=3)[..., 0]  # u = 0.5: starts 0, 2, 3
+    Array([[ 6.,  8.,  9.],
+           [16., 18., 19.],
+           [21., 23., 24.]], dtype=float32)
+  """
+  x = _numerics.as_array(x)
+  _numerics.check_float(x, 'fractional_max_pool')
+  _check_key(key)
+  window = _geometry.normalize_window(window)
+  n = len(window)
+  nb = _geometry.check_rank(x.shape, n)
+  batch, spatial, channels = x.shape[:nb], x.shape[nb:nb + n], x.shape[-1]
+  if (output_size is None) == (output_ratio is None):
+    raise ValueError(
+        'fractional_max_pool needs exactly one of output_size and output_ratio; got '
+        f'output_size={output_size!r}, output_ratio={output_ratio!r}')
+  if output_size is not None:
+    out = _geometry.int_tuple(output_size, n, 'output_size')
+  else:
+    out = ratio_output_size(output_ratio, spatial)
+    if any(o < 1 for o in out):
+      raise ValueError(
+          f'output_ratio {output_ratio!r} gives output size {out} for spatial shape '
+          f'{tuple(spatial)}; every output size must be >= 1')
+  for d, (size, k, o) in enumerate(zip(spatial, window, out)):
+    if k + o - 1 > size:
+      raise ValueError(
+          f'fractional_max_pool needs window + output_size - 1 <= input size in every dim; '
+          f'dim {d}: window {k} + output {o} - 1 > {size} (x shape {x.shape}, '
+          f'window {window}, output size {out})')
+  if not isinstance(return_indices, (bool, np.bool_)):
+    raise TypeError(f'return_indices must be a bool; got {return_indices!r}')
+  sample_shape = (*batch, channels, n)
+  if samples is not None:
+    if key is not None:
+      raise ValueError('fractional_max_pool takes a key or samples, not both')
+    samples = _numerics.as_array(samples, 'samples')
+    if not jnp.issubdtype(samples.dtype, jnp.floating):
+      raise TypeError(f'samples must be floats in [0, 1); got dtype {samples.dtype}')
+    try:
+      samples = jnp.broadcast_to(samples, sample_shape)
+    except ValueError:
+      raise ValueError(
+          f'samples must have shape (*batch, C, ndim) = {sample_shape} (or broadcast to it); '
+          f'got {samples.shape}') from None
+    u = samples.astype(x.dtype)
+  elif key is not None:
+    u = jax.random.uniform(key, sample_shape, x.dtype)
+  else:
+    u = jnp.full(sample_shape, 0.5, x.dtype)
+  order = (1, 0) if n == 2 else tuple(range(n))  # PyTorch 2-d samples are (W, H)
+
+  # Flat per-plane index of each window's first tap: (*batch, C, *out).
+  strides = [math.prod(spatial[d + 1:]) for d in range(n)]
+  base = jnp.zeros((*batch, channels, *(1,) * n), jnp.int32)
+  for d in range(n):
+    starts = fractional_starts(lax.stop_gradient(u[..., order[d]]), spatial[d], window[d],
+                               out[d], x.dtype)
+    base = base + (starts * strides[d]).reshape(*batch, channels, *(1,) * d, out[d],
+                                                *(1,) * (n - d - 1))
+  base = jnp.moveaxis(base, nb, -1).reshape(*batch, -1, channels)
+  planes = x.reshape(*batch, -1, channels)
+  frozen = lax.stop_gradient(planes)
+  best_value = best_index = None
+  for offset in itertools.product(*(range(k) for k in window)):  # row-major, as PyTorch
+    index = base + sum(o * s for o, s in zip(offset, strides))
+    value = jnp.take_along_axis(frozen, index, axis=-2, mode='promise_in_bounds')
+    if best_value is None:
+      best_value, best_index = value, index
+    else:
+      better = (value > best_value) | jnp.isnan(value)
+      best_value = jnp.where(better, value, best_value)
+      best_index = jnp.where(better, index, best_index)
+  y = jnp.take_along_axis(planes, best_index, axis=-2, mode='promise_in_bounds')
+  y = y.reshape(*batch, *out, channels)
+  if return_indices:
+    return y, best_index.reshape(*batch, *out, channels)
+  return y
