@@ -51,3 +51,19 @@ def highest(dtype):
   if dtype == jnp.bool_:
     return True
   return jnp.iinfo(dtype).max
+
+
+def scale_normalizer(m):
+  """``(down, up)``: ``down(x) ~= x / m`` (``|down(x)| <= 1`` for ``|x| <= m``), ``up(y) = y m``.
+
+  A plain ``x / m`` fails near the top of the float range: XLA multiplies by ``1 / m``,
+  which is subnormal for ``m > 2^126`` and flushed to zero on CPU. Above ``2^(emax-28)``
+  both are pre-scaled by ``2^(-emax/2)`` (inputs that small relative to ``m`` add
+  nothing); ``m`` below the normal range counts as 0 (its ``x`` are flushed anyway).
+  """
+  info = jnp.finfo(m.dtype)
+  m = jnp.where(m >= info.tiny, m, jnp.ones((), m.dtype))
+  huge = m > 2.0 ** (info.maxexp - 28)
+  pre = jnp.where(huge, jnp.asarray(2.0 ** -(info.maxexp // 2), m.dtype), jnp.ones((), m.dtype))
+  inv = 1 / (m * pre)
+  return (lambda x: x * pre * inv), (lambda y: y * m)

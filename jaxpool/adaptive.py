@@ -445,22 +445,6 @@ def _power(ratio, p, static_int: bool):
   return lax.integer_pow(ratio, int(p)) if static_int else jnp.power(ratio, p)
 
 
-def _normalizer(m):
-  """``(down, up)``: ``down(x) ~= x / m`` (``|down(x)| <= 1`` for ``|x| <= m``), ``up(y) = y m``.
-
-  A plain ``x / m`` fails near the top of the float range: XLA multiplies by ``1 / m``,
-  which is subnormal for ``m > 2^126`` and flushed to zero on CPU. Above ``2^(emax-28)``
-  both are pre-scaled by ``2^(-emax/2)`` (inputs that small relative to ``m`` add
-  nothing); ``m`` below the normal range counts as 0 (its ``x`` are flushed anyway).
-  """
-  info = jnp.finfo(m.dtype)
-  m = jnp.where(m >= info.tiny, m, jnp.ones((), m.dtype))
-  huge = m > 2.0 ** (info.maxexp - 28)
-  pre = jnp.where(huge, jnp.asarray(2.0 ** -(info.maxexp // 2), m.dtype), jnp.ones((), m.dtype))
-  inv = 1 / (m * pre)
-  return (lambda x: x * pre * inv), (lambda y: y * m)
-
-
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
 def _power_mean(x, p, scale, axes, static_p, mean: bool):
   """``(w sum x^p)^(1/p)`` over ``axes`` (keepdims), ``w = 1/S`` if ``mean`` else 1.
@@ -478,7 +462,7 @@ def _power_mean(x, p, scale, axes, static_p, mean: bool):
 def _power_mean_parts(x, p_arr, scale, axes, static_p, mean):
   static_int = static_p is not None and float(static_p).is_integer()
   p = p_arr if static_p is None else static_p
-  down, up = _normalizer(scale)
+  down, up = _numerics.scale_normalizer(scale)
   r = down(x)
   reduce = jnp.mean if mean else jnp.sum
   total = reduce(_power(r, p, static_int), axis=axes, keepdims=True)

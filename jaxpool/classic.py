@@ -305,10 +305,10 @@ def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
   xc = x.astype(cdt)
   # The result does not depend on the scale; no gradient flows through it.
   scale = _windows.reduce_window(lax.stop_gradient(jnp.abs(xc)), 0, lax.max, geom)
-  safe_scale = jnp.where(scale > 0, scale, 1)
+  down, up = _numerics.scale_normalizer(scale)
   total = None
   for offset, tap in zip(_windows.offsets(geom), _windows.window_taps(xc, geom, 0.0)):
-    ratio = tap / safe_scale
+    ratio = down(tap)
     term = lax.integer_pow(ratio, int(p)) if static_int else jnp.power(ratio, p)
     mask = _windows.tap_mask(geom, offset)
     if mask is not None:
@@ -317,7 +317,7 @@ def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
   nonzero = total != 0
   magnitude = jnp.where(nonzero, jnp.abs(total), 1)
   root = jnp.power(magnitude, 1.0 / p)
-  y = jnp.where(nonzero, jnp.sign(total) * root * scale, 0)
+  y = jnp.where(nonzero, up(jnp.sign(total) * root), 0)
   return y.astype(x.dtype)
 
 

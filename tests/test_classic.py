@@ -174,6 +174,17 @@ def test_lp_pool_extreme_values_and_zero_windows(x64):
   assert np.isfinite(gp)
 
 
+def test_lp_pool_near_the_float32_limit():
+  # window maxima above 2**126: 1/max is subnormal, so a plain x / max flushes to 0
+  x = np.array([[3e38], [1e37], [-2.5e38], [0.], [2e38], [2e38]], np.float32)
+  y = jax.jit(lambda a: jaxpool.lp_pool(a, 3, (2,)))(x)
+  x64 = x[:, 0].astype(np.float64).reshape(3, 2)
+  want = np.cbrt((x64 ** 3).sum(1))
+  np.testing.assert_allclose(np.asarray(y[:, 0], np.float64), want, rtol=1e-6)
+  g = jax.grad(lambda a: jaxpool.lp_pool(a, 2, (2,))[0, 0])(x)
+  np.testing.assert_allclose(g[:2, 0], x64[0] / np.sqrt((x64[0] ** 2).sum()), rtol=1e-6)
+
+
 def test_lp_pool_infinite_p_is_max_of_abs():
   x = np.random.default_rng(0).standard_normal((5, 6, 2)).astype(np.float32)
   np.testing.assert_array_equal(jaxpool.lp_pool(x, float('inf'), (2, 3)),
