@@ -22,6 +22,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+# PyTorch's OpenMP threads otherwise spin for a while after each op, stealing the cores
+# from the JAX call timed next (interleaving would then penalise whichever runs after torch).
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)

@@ -6,7 +6,10 @@ flag must be set before JAX is imported, hence here.
 
 import os
 
-os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
+# 8 host devices for the sharding tests. The suite is compile-bound: LLVM's -O0 cuts XLA:CPU
+# compile time by ~20% and changes no result (no fast-math, so no reassociation either way).
+os.environ.setdefault(
+    'XLA_FLAGS', '--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
 import jax  # noqa: E402

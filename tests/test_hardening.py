@@ -16,7 +16,8 @@ from tests.catalogue import CALLS
 from tests.reference.windows import out_size
 
 KEY = jax.random.key(0)
-NAMES = sorted(jaxpool.__all__)
+# one name per function object (ada_unpool is weighted_unpool)
+NAMES = sorted({id(getattr(jaxpool, n)): n for n in sorted(jaxpool.__all__)}.values())
 
 
 def _input(batch=8, seed=0):
@@ -138,11 +139,7 @@ def geometries(draw):
   return geometry, batch, spatial, out
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(op=st.sampled_from(FUZZED), case=geometries(),
-       dtype=st.sampled_from([jnp.float32, jnp.bfloat16, jnp.float16]),
-       scale=st.sampled_from([1.0, 1e3]))
-def test_fuzzed_geometry_gives_documented_shape_and_finite_values(op, case, dtype, scale):
+def _check_fuzzed(op, case, dtype, scale):
   geometry, batch, spatial, out = case
   x = (np.random.default_rng(0).standard_normal((*batch, *spatial, 3)) * scale)
   x = jnp.asarray(x, dtype)
@@ -150,6 +147,24 @@ def test_fuzzed_geometry_gives_documented_shape_and_finite_values(op, case, dtyp
   assert y.shape == (*batch, *out, 3)
   assert y.dtype == dtype
   assert bool(jnp.isfinite(y.astype(jnp.float32)).all())
+
+
+FUZZ_ARGS = dict(op=st.sampled_from(FUZZED), case=geometries(),
+                 dtype=st.sampled_from([jnp.float32, jnp.bfloat16, jnp.float16]),
+                 scale=st.sampled_from([1.0, 1e3]))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**FUZZ_ARGS)
+def test_fuzzed_geometry_gives_documented_shape_and_finite_values(op, case, dtype, scale):
+  _check_fuzzed(op, case, dtype, scale)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**FUZZ_ARGS)
+def test_fuzzed_geometry_long_run(op, case, dtype, scale):
+  _check_fuzzed(op, case, dtype, scale)
 
 
 BAD_VALUES = [
