@@ -244,6 +244,8 @@ def avg_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int]
     if not isinstance(count_include_pad, (bool, np.bool_)):
       raise TypeError(f'count_include_pad must be a bool; got {count_include_pad!r}')
     divisor = np.maximum(geom.valid_counts(bool(count_include_pad)), 1)[..., None]
+    if divisor.size and (divisor == divisor.flat[0]).all():
+      divisor = np.asarray(divisor.flat[0])  # a scalar: no constant array to broadcast
   y = sum_pool(x, geom) / divisor.astype(_numerics.compute_dtype(x.dtype))
   return y.astype(x.dtype)
 

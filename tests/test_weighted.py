@@ -14,6 +14,7 @@ from jax import test_util as jtu
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxpool
+from jaxpool import weighted
 from jaxpool import linen as jpl
 from tests import helpers
 from tests.reference import weighted as ref
@@ -22,14 +23,16 @@ from tests.reference.windows import windows
 OPS = ('soft', 'lip', 'edscw', 'idw', 'ada')
 
 
-def _sweep(seed, count, max_taps=8, fast=None):
+def _sweep(seed, count, max_taps=8, fast=None, min_taps=1):
   # Windows of at most `max_taps` taps keep the compile time of the unrolled
-  # per-tap code (and so the suite) short; larger windows are covered below.
+  # per-tap code (and so the suite) short; larger windows (the stacked-taps
+  # path, weighted._UNROLL_MAX) have their own sweep.
   rng = np.random.default_rng(seed)
   out = []
   while len(out) < count:
-    geo = helpers.random_geometry(rng, 1 + len(out) % 3)
-    if np.prod(geo['window']) <= max_taps:
+    ndim = 1 + len(out) % 3 if min_taps <= 4 else 2 + len(out) % 2  # 1-d has <= 4 taps
+    geo = helpers.random_geometry(rng, ndim)
+    if min_taps <= np.prod(geo['window']) <= max_taps:
       out.append(geo)
   fast = count if fast is None else fast
   return [g if i < fast else pytest.param(g, marks=pytest.mark.slow) for i, g in enumerate(out)]
@@ -151,6 +154,45 @@ def _split(op, a):
 
 @pytest.mark.parametrize('geo', _sweep(3, 9, fast=3), ids=str)
 def test_values_weights_and_gradients_match_references(geo, x64):
+  _check_against_references(geo)
+
+
+@pytest.mark.parametrize('geo', _sweep(41, 4, max_taps=64, min_taps=10, fast=2), ids=str)
+def test_large_windows_match_references(geo, x64):
+  assert np.prod(geo['window']) > weighted._UNROLL_MAX  # the stacked-taps path
+  _check_against_references(geo)
+
+
+def test_stacked_and_unrolled_paths_agree_including_weight_cotangents(monkeypatch, x64):
+  rng = np.random.default_rng(17)
+  geo = dict(window=(3, 4), strides=(2, 3), padding=(1, 2), dilation=(2, 1), ceil_mode=True)
+  x = rng.standard_normal((2, 9, 11, 3))
+  z = rng.standard_normal((2, 9, 11, 1))
+  calls = {
+      'soft': lambda a, z: jaxpool.soft_pool(a, *_args(geo), temperature=0.6, return_weights=True),
+      'lip': lambda a, z: jaxpool.lip_pool(a, z, *_args(geo), return_weights=True),
+      'edscw': lambda a, z: jaxpool.edscw_pool(a, *_args(geo), return_weights=True),
+      'idw': lambda a, z: jaxpool.idw_pool(a, *_args(geo), return_weights=True),
+      'ada': lambda a, z: jaxpool.ada_pool(a, 0.3, *_args(geo), return_weights=True),
+  }
+
+  def run(f):
+    out, vjp = jax.vjp(f, x, z)
+    cts = jax.tree_util.tree_map(lambda o: rng.standard_normal(o.shape), out)
+    return out, vjp(cts)
+
+  for name, f in calls.items():
+    state = rng.bit_generator.state
+    monkeypatch.setattr(weighted, '_UNROLL_MAX', 1000)
+    unrolled = run(f)
+    rng.bit_generator.state = state
+    monkeypatch.setattr(weighted, '_UNROLL_MAX', 0)
+    stacked = run(f)
+    for a, b in zip(jax.tree_util.tree_leaves(unrolled), jax.tree_util.tree_leaves(stacked)):
+      np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13, err_msg=name)
+
+
+def _check_against_references(geo):
   rng = np.random.default_rng(11)
   inputs = {op: _inputs(rng, geo, op) for op in OPS}
   shapes = {op: jax.eval_shape(lambda a, z, b, op=op: _call(op, a, geo, z=z, beta=b), *inputs[op])
