@@ -108,6 +108,28 @@ def tap_mask(geom: Geometry, offset: Offset) -> np.ndarray | None:
   return None if mask.all() else mask[..., None]
 
 
+# Ops that loop over taps unroll up to this many (one fused graph per tap: fastest to run);
+# beyond it they work on one stacked (K, *batch, *out, C) array, whose HLO does not grow
+# with K (a 3x3x3 gradient compiles 4-10x faster, at the price of materialising the taps).
+UNROLL_MAX_TAPS = 9
+
+
+def unrolls(geom: Geometry) -> bool:
+  """Whether a tap loop over ``geom``'s window should be unrolled (see UNROLL_MAX_TAPS)."""
+  return geom.window_size <= UNROLL_MAX_TAPS
+
+
+def stacked_tap_masks(geom: Geometry, num_batch: int) -> np.ndarray | None:
+  """Validity of every tap, ``(K, *1s, *out, 1)`` bool, or None when all are valid."""
+  masks = [tap_mask(geom, o) for o in offsets(geom)]
+  if all(m is None for m in masks):
+    return None
+  shape = (*geom.out_shape, 1)
+  stacked = np.stack([np.ones(shape, bool) if m is None else np.broadcast_to(m, shape)
+                      for m in masks])
+  return stacked.reshape(len(masks), *(1,) * num_batch, *shape)
+
+
 def tap_flat_index(geom: Geometry, offset: Offset) -> np.ndarray:
   """Flat index into the unpadded spatial extent of tap ``offset``: int32 ``(*out, 1)``.
 

@@ -308,14 +308,20 @@ def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
   # The result does not depend on the scale; no gradient flows through it.
   scale = _windows.reduce_window(lax.stop_gradient(jnp.abs(xc)), 0, lax.max, geom)
   down, up = _numerics.scale_normalizer(scale)
-  total = None
-  for offset, tap in zip(_windows.offsets(geom), _windows.window_taps(xc, geom, 0.0)):
-    ratio = down(tap)
-    term = lax.integer_pow(ratio, int(p)) if static_int else jnp.power(ratio, p)
-    mask = _windows.tap_mask(geom, offset)
-    if mask is not None:
-      term = jnp.where(mask, term, 0)
-    total = term if total is None else total + term
+  power = lambda r: lax.integer_pow(r, int(p)) if static_int else jnp.power(r, p)  # noqa: E731
+  taps = _windows.window_taps(xc, geom, 0.0)
+  if _windows.unrolls(geom):
+    total = None
+    for offset, tap in zip(_windows.offsets(geom), taps):
+      term = power(down(tap))
+      mask = _windows.tap_mask(geom, offset)
+      if mask is not None:
+        term = jnp.where(mask, term, 0)
+      total = term if total is None else total + term
+  else:
+    terms = power(down(jnp.stack(taps)))
+    masks = _windows.stacked_tap_masks(geom, x.ndim - geom.ndim - 1)
+    total = jnp.sum(terms if masks is None else jnp.where(masks, terms, 0), axis=0)
   nonzero = total != 0
   magnitude = jnp.where(nonzero, jnp.abs(total), 1)
   root = jnp.power(magnitude, 1.0 / p)

@@ -224,36 +224,17 @@ def _unnormalised(x, t, s, geom: Geometry, kind, backward: bool = False):
   return x_taps, t_taps, s, m, e_taps, s0
 
 
-# Windows of more than _UNROLL_MAX taps (3-d windows, large 2-d ones) are handled as one
-# stacked (K, *batch, *out, C) array: the HLO then has one elementwise graph instead of K
-# (measured on a 3x3x3 gradient: compile time / 4-8), at the price of materialising the
-# stacked taps. Small windows keep one fused graph per tap, which is faster to run.
-_UNROLL_MAX = 9
-
-
-def _stacks(geom: Geometry) -> bool:
-  return geom.window_size > _UNROLL_MAX
-
-
-def _stacked_masks(geom: Geometry, num_batch: int):
-  """Validity of every tap, ``(K, *1s, *out, 1)`` bool, or None when all are valid."""
-  masks = _masks(geom)
-  if all(m is None for m in masks):
-    return None
-  shape = (*geom.out_shape, 1)
-  stacked = np.stack([np.ones(shape, bool) if m is None else np.broadcast_to(m, shape)
-                      for m in masks])
-  return stacked.reshape(len(masks), *(1,) * num_batch, *shape)
-
-
 def _unnormalised_stacked(x, t, s, geom: Geometry, kind):
-  """:func:`_unnormalised` over stacked taps; per-window arrays get a leading 1 axis."""
+  """:func:`_unnormalised` over stacked taps (windows beyond ``_windows.UNROLL_MAX_TAPS``).
+
+  Per-window arrays get a leading axis of size 1.
+  """
   cdt = _numerics.compute_dtype(x.dtype)
   xc = x.astype(cdt)
   x_taps = jnp.stack(_windows.window_taps(xc, geom, 0.0))
   t_taps = x_taps if t is None else jnp.stack(_windows.window_taps(t.astype(cdt), geom, 0.0))
   s = None if s is None else s.astype(cdt)[None]
-  masks = _stacked_masks(geom, x.ndim - geom.ndim - 1)
+  masks = _windows.stacked_tap_masks(geom, x.ndim - geom.ndim - 1)
   m = kind.stacked_normaliser(t_taps, s, masks)
   m = None if m is None else m[None]
   e = kind.weight(t_taps, s, m, geom)
@@ -267,7 +248,7 @@ def _unnormalised_stacked(x, t, s, geom: Geometry, kind):
 
 
 def _forward(x, t, s, geom: Geometry, kind, with_weights: bool):
-  if _stacks(geom):
+  if not _windows.unrolls(geom):
     x_taps, _, _, _, e, s0 = _unnormalised_stacked(x, t, s, geom, kind)
     y = jnp.sum(jnp.where(e > 0, e * x_taps, 0), axis=0) / s0
     if not with_weights:
@@ -336,7 +317,7 @@ def _weighted_pool_bwd(geom, kind, with_weights, residuals, cotangent):
   if g_w is None and isinstance(kind, _Softmax) and _is_blocked(geom):
     x_bar, t_bar = _softmax_block_bwd(x, t, y, g, geom, kind)
     return x_bar, t_bar, None
-  if _stacks(geom):
+  if not _windows.unrolls(geom):
     return _stacked_bwd(x, t, s, y, g, g_w, geom, kind)
   x_taps, t_taps, s_c, m, e_taps, s0 = _unnormalised(x, t, s, geom, kind, backward=True)
   q = g / s0

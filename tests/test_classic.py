@@ -174,6 +174,23 @@ def test_lp_pool_extreme_values_and_zero_windows(x64):
   assert np.isfinite(gp)
 
 
+def test_lp_pool_stacked_and_unrolled_tap_loops_agree(monkeypatch, x64):
+  # windows beyond _windows.UNROLL_MAX_TAPS sum one stacked tap array
+  from jaxpool import _windows
+  x = np.random.default_rng(3).standard_normal((2, 9, 8, 7, 3))
+  args = ((3, 2, 2), (2, 1, 3), (1, 1, 0), (1, 2, 1), True)
+  out = {}
+  for limit in (1000, 0):
+    monkeypatch.setattr(_windows, 'UNROLL_MAX_TAPS', limit)
+    out[limit] = jax.value_and_grad(lambda a: jnp.sum(jaxpool.lp_pool(a, 3, *args) ** 2))(x)
+  np.testing.assert_allclose(out[0][0], out[1000][0], rtol=1e-12)
+  np.testing.assert_allclose(out[0][1], out[1000][1], rtol=1e-12, atol=1e-14)
+  pads = tuple((p, p) for p in args[2])
+  np.testing.assert_allclose(jaxpool.lp_pool(x, 3, *args),
+                             ref.lp_pool(x, 3, args[0], args[1], pads, args[3], args[4]),
+                             rtol=1e-10)
+
+
 def test_lp_pool_near_the_float32_limit():
   # window maxima above 2**126: 1/max is subnormal, so a plain x / max flushes to 0
   x = np.array([[3e38], [1e37], [-2.5e38], [0.], [2e38], [2e38]], np.float32)

@@ -14,7 +14,7 @@ from jax import test_util as jtu
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxpool
-from jaxpool import weighted
+from jaxpool import _windows
 from jaxpool import linen as jpl
 from tests import helpers
 from tests.reference import weighted as ref
@@ -26,7 +26,7 @@ OPS = ('soft', 'lip', 'edscw', 'idw', 'ada')
 def _sweep(seed, count, max_taps=8, fast=None, min_taps=1):
   # Windows of at most `max_taps` taps keep the compile time of the unrolled
   # per-tap code (and so the suite) short; larger windows (the stacked-taps
-  # path, weighted._UNROLL_MAX) have their own sweep.
+  # path, _windows.UNROLL_MAX_TAPS) have their own sweep.
   rng = np.random.default_rng(seed)
   out = []
   while len(out) < count:
@@ -159,7 +159,7 @@ def test_values_weights_and_gradients_match_references(geo, x64):
 
 @pytest.mark.parametrize('geo', _sweep(41, 4, max_taps=64, min_taps=10, fast=2), ids=str)
 def test_large_windows_match_references(geo, x64):
-  assert np.prod(geo['window']) > weighted._UNROLL_MAX  # the stacked-taps path
+  assert np.prod(geo['window']) > _windows.UNROLL_MAX_TAPS  # the stacked-taps path
   _check_against_references(geo)
 
 
@@ -183,10 +183,10 @@ def test_stacked_and_unrolled_paths_agree_including_weight_cotangents(monkeypatc
 
   for name, f in calls.items():
     state = rng.bit_generator.state
-    monkeypatch.setattr(weighted, '_UNROLL_MAX', 1000)
+    monkeypatch.setattr(_windows, 'UNROLL_MAX_TAPS', 1000)
     unrolled = run(f)
     rng.bit_generator.state = state
-    monkeypatch.setattr(weighted, '_UNROLL_MAX', 0)
+    monkeypatch.setattr(_windows, 'UNROLL_MAX_TAPS', 0)
     stacked = run(f)
     for a, b in zip(jax.tree_util.tree_leaves(unrolled), jax.tree_util.tree_leaves(stacked)):
       np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13, err_msg=name)
