@@ -133,11 +133,6 @@ def _pow2_scale(magnitude):
   return t, inv_t
 
 
-def _max_abs(arrays):
-  """Elementwise ``max |a|`` over a sequence of arrays."""
-  return functools.reduce(jnp.maximum, [jnp.abs(a) for a in arrays])
-
-
 def _window_dot(taps, weights):
   """``sum_q weights[q] * taps[q]`` (broadcast): a filter's inner product with each window."""
   return sum(w * tap for w, tap in zip(weights, taps))
@@ -333,11 +328,21 @@ def tree_pool(x: jnp.ndarray, leaves, gates, window: Sequence[int],
 
 
 class _DPPContext:
-  """Pieces of the DPP core for one geometry: counts, tap masks, eps, the penalty floor."""
+  """Pieces of the DPP core for one geometry: tap algebra, counts, eps, the penalty floor.
 
-  def __init__(self, geom: Geometry, dtype, symmetric: bool, eps_t):
+  Taps are a tuple of ``(*batch, *out, C)`` arrays for up to
+  ``_windows.UNROLL_MAX_TAPS`` taps (one fused graph per tap: fastest to run), else
+  one stacked ``(K, *batch, *out, C)`` array (an HLO whose size does not grow with
+  the window: 3-d windows compile ~9x faster). ``map``, ``sum``, ``max`` and
+  ``valid`` act on either; per-window arrays broadcast against both.
+  """
+
+  def __init__(self, geom: Geometry, dtype, symmetric: bool, eps_t, num_batch: int):
+    self.stacked = not _windows.unrolls(geom)
+    self.size = geom.window_size
+    self.masks = (_windows.stacked_tap_masks(geom, num_batch) if self.stacked else
+                  [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)])
     self.counts = _counts(geom, dtype)
-    self.masks = [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)]
     self.empty = _empty(geom)
     self.symmetric = symmetric
     self.eps_t = eps_t  # eps / t**2 per window
@@ -345,68 +350,96 @@ class _DPPContext:
     # below the finest relative difference the dtype resolves, so it never changes a weight.
     self.floor = float(jnp.finfo(dtype).eps) ** 4
 
-  def valid(self, values, fill=0.0):
+  def map(self, f, *args):
+    """``f`` per tap; tuple arguments are per tap, arrays per window (or stacked)."""
+    if self.stacked:
+      return f(*args)
+    columns = [a if isinstance(a, (tuple, list)) else (a,) * self.size for a in args]
+    return tuple(f(*values) for values in zip(*columns))
+
+  def sum(self, taps):
+    return jnp.sum(taps, axis=0) if self.stacked else functools.reduce(jnp.add, taps)
+
+  def max(self, taps):
+    return jnp.max(taps, axis=0) if self.stacked else functools.reduce(jnp.maximum, taps)
+
+  def valid(self, taps, fill=0.0):
     """Per-tap values with the invalid (padding) taps replaced by ``fill``."""
-    return [v if m is None else jnp.where(m, v, jnp.asarray(fill, v.dtype))
-            for v, m in zip(values, self.masks)]
+    if self.stacked:
+      return taps if self.masks is None else jnp.where(
+          self.masks, taps, jnp.asarray(fill, taps.dtype))
+    return tuple(v if m is None else jnp.where(m, v, jnp.asarray(fill, v.dtype))
+                 for v, m in zip(taps, self.masks))
 
   def deviation(self, xs, gs):
     """``d_q = x_q - guide`` (asymmetric: clipped at 0) and ``d_q**2 + eps`` (>= floor)."""
-    devs = [x - gs if self.symmetric else jnp.maximum(x - gs, 0) for x in xs]
-    return devs, [jnp.maximum(jnp.square(d) + self.eps_t, self.floor) for d in devs]
+    devs = self.map((lambda x: x - gs) if self.symmetric else
+                    (lambda x: jnp.maximum(x - gs, 0)), xs)
+    return devs, self.map(lambda d: jnp.maximum(jnp.square(d) + self.eps_t, self.floor), devs)
 
 
 def _dpp_forward(ctx: _DPPContext, xs, alpha, half_lam, gs):
   """DPP on taps scaled by ``1 / t``. Returns ``y / t`` and the per-window values.
 
   With ``P_q = d_q**2 + eps``, ``M = mean_R P``, ``L_q = lam/2 log(P_q / M)``,
-  ``s = max_R L`` and ``c = max(alpha e^-s, 1)`` (held constant: common factors of
-  the weights cancel), ``w_q = (alpha e^-s + e^(L_q - s)) / c`` and
-  ``y = sum w x / sum w``.
+  ``s = max_R L`` and ``c`` a power of two near ``max(alpha e^-s, 1)`` (held
+  constant: common factors of the weights cancel), ``w_q = (alpha e^-s + e^(L_q - s)) / c``
+  and ``y = sum w x / sum w``. ``1 / c`` is a normal float, so multiplying by it never
+  flushes to 0 (XLA turns a shared division into one).
   """
   if gs is None:  # DPP lite: the window mean, as max + mean(x - max): exact on constant windows
-    top = functools.reduce(jnp.maximum, ctx.valid(xs, -np.inf))
+    top = ctx.max(ctx.valid(xs, -np.inf))
     if ctx.empty is not None:
       top = jnp.where(ctx.empty, 0, top)
     # computed once (XLA:CPU would otherwise re-derive it inside every tap's fusion)
-    gs = _windows.materialize(top + sum(ctx.valid([x - top for x in xs])) / ctx.counts)
+    gs = _windows.materialize(top + ctx.sum(ctx.valid(ctx.map(lambda x: x - top, xs)))
+                              / ctx.counts)
   _, penalty = ctx.deviation(xs, gs)
-  log_mean = jnp.log(sum(ctx.valid(penalty)) / ctx.counts)
-  log_ratio = [half_lam * (jnp.log(e) - log_mean) for e in penalty]
-  shift = functools.reduce(jnp.maximum, ctx.valid(log_ratio, -np.inf))
+  log_mean = jnp.log(ctx.sum(ctx.valid(penalty)) / ctx.counts)
+  log_ratio = ctx.valid(ctx.map(lambda e: half_lam * (jnp.log(e) - log_mean), penalty), -np.inf)
+  shift = ctx.max(log_ratio)
   if ctx.empty is not None:
     shift = jnp.where(ctx.empty, 0, shift)
   offset = alpha * jnp.exp(-shift)
-  scale = jnp.maximum(offset, 1)  # weights <= 2: a huge alpha cannot overflow their sum
-  weights = ctx.valid([(offset + jnp.exp(lr - shift)) / scale
-                       for lr in ctx.valid(log_ratio, -np.inf)])
-  total = sum(weights)
+  _, inv_scale = _pow2_scale(offset)  # weights < 5: a huge alpha cannot overflow their sum
+  weights = ctx.valid(ctx.map(lambda lr: (offset + jnp.exp(lr - shift)) * inv_scale, log_ratio))
+  total = ctx.sum(weights)
   if ctx.empty is not None:
     total = jnp.where(ctx.empty, 1, total)
-  y = sum(w * x for w, x in zip(weights, xs)) / total
-  return y, (gs, log_mean, shift, scale, total, y)
+  y = ctx.sum(ctx.map(jnp.multiply, weights, xs)) / total
+  return y, (gs, log_mean, shift, inv_scale, total, y)
 
 
-def _dpp_scaled(taps, guide, eps):
-  """Per-window power-of-two scale ``t``, the scaled inputs, and ``eps / t**2``."""
-  _, inv_t = _pow2_scale(_max_abs(taps if guide is None else (*taps, guide)))
+def _dpp_scaled(ctx: _DPPContext, taps, guide, eps):
+  """Per-window power-of-two scale ``t``, the scaled taps, and ``eps / t**2``."""
+  max_abs = ctx.max(ctx.map(jnp.abs, taps))
+  if guide is not None:
+    max_abs = jnp.maximum(max_abs, jnp.abs(guide))
+  _, inv_t = _pow2_scale(max_abs)
   inv_t = _windows.materialize(inv_t)  # computed once, not inside every tap's fusion
   t = 1 / inv_t  # exact: a power of two
-  xs = tuple(tap * inv_t for tap in taps)
+  xs = ctx.map(lambda tap: tap * inv_t, taps)
   return t, xs, None if guide is None else guide * inv_t, jnp.square(math.sqrt(eps) * inv_t)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
 def _dpp(taps, alpha, half_lam, guide, geom: Geometry, symmetric: bool, eps: float):
-  """``y = t * F(taps / t, guide / t)``: exact and finite for inputs of any magnitude."""
+  """``y = t * F(taps / t, guide / t)``: exact and finite for inputs of any magnitude.
+
+  ``taps``: a tuple of per-tap arrays, or one stacked array (see :class:`_DPPContext`).
+  """
   return _dpp_fwd(taps, alpha, half_lam, guide, geom, symmetric, eps)[0]
 
 
+def _context(geom: Geometry, alpha, symmetric: bool, eps_t):
+  return _DPPContext(geom, alpha.dtype, symmetric, eps_t, alpha.ndim - geom.ndim - 1)
+
+
 def _dpp_fwd(taps, alpha, half_lam, guide, geom, symmetric, eps):
-  t, xs, gs, eps_t = _dpp_scaled(taps, guide, eps)
-  ctx = _DPPContext(geom, xs[0].dtype, symmetric, eps_t)
+  ctx = _context(geom, alpha, symmetric, None)
+  t, xs, gs, ctx.eps_t = _dpp_scaled(ctx, taps, guide, eps)
   y, window = _dpp_forward(ctx, xs, alpha, half_lam, gs)
-  return t * y, (taps, alpha, half_lam, guide, t, eps_t, window)
+  return t * y, (taps, alpha, half_lam, guide, t, ctx.eps_t, window)
 
 
 def _dpp_bwd(geom, symmetric, eps, residuals, g):
@@ -422,35 +455,36 @@ def _dpp_bwd(geom, symmetric, eps, residuals, g):
   """
   del eps
   taps, alpha, half_lam, guide, t, eps_t, window = residuals
-  gs, log_mean, shift, scale, total, y = window
-  ctx = _DPPContext(geom, taps[0].dtype, symmetric, eps_t)
+  gs, log_mean, shift, inv_scale, total, y = window
+  ctx = _context(geom, alpha, symmetric, eps_t)
   inv_t = 1 / t  # exact: a power of two
-  xs = [tap * inv_t for tap in taps]
+  xs = ctx.map(lambda tap: tap * inv_t, taps)
   devs, penalty = ctx.deviation(xs, gs)
-  log_ratio_raw = [jnp.log(e) - log_mean for e in penalty]  # log(P_q / M)
-  expo = ctx.valid([jnp.exp(lr) / scale
-                    for lr in ctx.valid([half_lam * lr - shift for lr in log_ratio_raw], -np.inf)])
-  offset = alpha * jnp.exp(-shift) / scale
+  log_ratio_raw = ctx.map(lambda e: jnp.log(e) - log_mean, penalty)  # log(P_q / M)
+  scaled = ctx.valid(ctx.map(lambda lr: half_lam * lr - shift, log_ratio_raw), -np.inf)
+  expo = ctx.valid(ctx.map(lambda lr: jnp.exp(lr) * inv_scale, scaled))
+  offset = alpha * jnp.exp(-shift) * inv_scale
   g_total = g / total
-  g_w = ctx.valid([g_total * (x - y) for x in xs])          # dF/dw_q
-  g_log_ratio = [gw * e for gw, e in zip(g_w, expo)]         # dF/dL_q
-  g_offset = sum(g_w)
-  g_half_lam = sum(gl * lr for gl, lr in zip(g_log_ratio, ctx.valid(log_ratio_raw)))
+  g_w = ctx.valid(ctx.map(lambda x: g_total * (x - y), xs))        # dF/dw_q
+  g_log_ratio = ctx.map(jnp.multiply, g_w, expo)                   # dF/dL_q
+  g_offset = ctx.sum(g_w)
+  g_half_lam = ctx.sum(ctx.map(jnp.multiply, g_log_ratio, ctx.valid(log_ratio_raw)))
   # d log M / d P_q = 1 / (n M) on valid taps, shared by every L_r
-  coef = _windows.materialize(half_lam * sum(g_log_ratio) / (ctx.counts * jnp.exp(log_mean)))
+  coef = _windows.materialize(half_lam * ctx.sum(g_log_ratio) / (ctx.counts * jnp.exp(log_mean)))
+  coefs = ctx.valid(jnp.broadcast_to(coef, xs.shape) if ctx.stacked else (coef,) * ctx.size)
   # dbar_q = 2 d_q Pbar_q where P_q is above the floor (asymmetric: d_q = 0 where clipped)
-  g_dev = [2 * d * jnp.where(e > ctx.floor, half_lam * gl / e - c, 0)
-           for gl, e, d, c in zip(g_log_ratio, penalty, devs, ctx.valid([coef] * len(xs)))]
-  weights = ctx.valid([offset + e for e in expo])
-  g_guide = -sum(g_dev)
-  g_xs = [g_total * w + gd for w, gd in zip(weights, g_dev)]
+  g_dev = ctx.map(lambda gl, e, d, c: 2 * d * jnp.where(e > ctx.floor, half_lam * gl / e - c, 0),
+                  g_log_ratio, penalty, devs, coefs)
+  weights = ctx.valid(ctx.map(lambda e: offset + e, expo))
+  g_guide = -ctx.sum(g_dev)
+  g_xs = ctx.map(lambda w, gd: g_total * w + gd, weights, g_dev)
   if guide is None:  # lite guide: the window mean of the (zero-filled) taps
     g_mean = _windows.materialize(g_guide / ctx.counts)
-    g_xs = [gx + g_mean for gx in g_xs]
+    g_xs = ctx.map(lambda gx: gx + g_mean, g_xs)
     g_guide = None
   # dy/dtap = t * dF/dxs * (1/t); dy/dguide likewise; dy/dalpha = t * dF/dalpha.
-  g_alpha = t * g_offset * jnp.exp(-shift) / scale
-  return tuple(g_xs), g_alpha, t * g_half_lam, g_guide
+  g_alpha = t * g_offset * jnp.exp(-shift) * inv_scale
+  return g_xs, g_alpha, t * g_half_lam, g_guide
 
 
 _dpp.defvjp(_dpp_fwd, _dpp_bwd)
@@ -488,9 +522,9 @@ def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
 
   Numerics: the weights are evaluated as :math:`(\alpha e^{-s} +
   e^{\lambda/2 \log r_q - s}) / c` with the window's shift :math:`s = \max_q
-  \lambda/2 \log r_q` and :math:`c = \max(\alpha e^{-s}, 1)` (common factors
-  cancel in the ratio), and inputs are rescaled per window by a power of two,
-  so neither large inputs nor large :math:`\alpha, \lambda` overflow; the lite
+  \lambda/2 \log r_q` and :math:`c` a power of two within 4x of
+  :math:`\max(\alpha e^{-s}, 1)` (common factors cancel in the ratio), and inputs
+  are rescaled per window by a power of two, so neither large inputs nor large :math:`\alpha, \lambda` overflow; the lite
   guide is ``max + mean(x - max)``, exact on constant windows, whose gradients
   are finite (:math:`d^2 + \varepsilon \ge \varepsilon`).
 
@@ -552,6 +586,8 @@ def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
 
   xc = x.astype(cdt)
   taps = _windows.window_taps(xc, geom, 0.0)
+  if not _windows.unrolls(geom):
+    taps = jnp.stack(taps)
   alpha = jnp.broadcast_to(alpha, out_shape)  # per window: its gradient is scaled per window
   half_lam = jnp.broadcast_to(half_lam, out_shape)
   y = _dpp(taps, alpha, half_lam, guide, geom, bool(symmetric), float(eps))

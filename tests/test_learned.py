@@ -549,3 +549,27 @@ def test_module_errors():
     jl.GatedPool(3)
   with pytest.raises(TypeError, match='DPP needs a floating-point x'):
     jl.DPP((2, 2)).init(jax.random.key(0), np.zeros((4, 4, 1), jnp.int32))
+
+
+def test_dpp_stacked_and_unrolled_tap_paths_agree(monkeypatch, x64):
+  # windows beyond _windows.UNROLL_MAX_TAPS run on one stacked tap array
+  from jaxpool import _windows
+  rng = np.random.default_rng(8)
+  x = rng.standard_normal((2, 9, 8, 3))
+  guide = rng.standard_normal((2, 5, 3, 3))
+  alpha, lam = np.array([0.5, 1.0, 2.0]), np.array([1.0, 0.5, 3.0])
+  calls = {
+      'lite': lambda x, a, l: jaxpool.dpp_pool(x, a, l, (3, 4), (2, 3), ((1, 1), (2, 1)),
+                                               dilation=(1, 2), ceil_mode=True),
+      'guided asymmetric': lambda x, a, l: jaxpool.dpp_pool(
+          x, a, l, (3, 4), (2, 3), ((1, 1), (2, 1)), guide=guide, symmetric=False,
+          dilation=(1, 2), ceil_mode=True),
+  }
+  for name, f in calls.items():
+    out = {}
+    for limit in (1000, 0):
+      monkeypatch.setattr(_windows, 'UNROLL_MAX_TAPS', limit)
+      y, vjp = jax.vjp(f, x, alpha, lam)
+      out[limit] = (y, vjp(np.cos(np.arange(y.size)).reshape(y.shape)))
+    for a, b in zip(jax.tree.leaves(out[1000]), jax.tree.leaves(out[0])):
+      np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13, err_msg=name)
