@@ -46,12 +46,22 @@ OPS = {
     'ada_pool': lambda x: jaxpool.ada_pool(x, 0.5, W, S, P),
     'max_avg_pool': lambda x: jaxpool.max_avg_pool(x, 0.5, W, S, P),
     'gated_pool': lambda x: jaxpool.gated_pool(x, jnp.full(W, 0.1), W, S, P),
+    'tree_pool': lambda x: jaxpool.tree_pool(x, jnp.full((2, *W), 0.1), jnp.full((1, *W), 0.1),
+                                             W, S, P),
     'dpp_pool': lambda x: jaxpool.dpp_pool(x, 1.0, 1.0, W, S, P),
     'blur_pool': lambda x: jaxpool.blur_pool(x, W, S),
+    'max_blur_pool': lambda x: jaxpool.max_blur_pool(x, (2, 2, 2), W, S),
+    'lift_down_pool': lambda x: jaxpool.lift_down_pool(x, jnp.array([0.5, 0.5]),
+                                                       jnp.array([0.25, 0.25]), (-4, -3, -2))[0],
     'adaptive_avg_pool': lambda x: jaxpool.adaptive_avg_pool(x, (5, 5, 5)),
     'adaptive_max_pool': lambda x: jaxpool.adaptive_max_pool(x, (5, 5, 5)),
+    'global_pool (gem)': lambda x: jaxpool.global_pool(x, 'gem', p=3.0),
+    'spatial_pyramid_pool': lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2, 4)),
     'stochastic_pool': lambda x: jaxpool.stochastic_pool(jnp.abs(x), W, S, P, key=KEY),
     'mixed_pool': lambda x: jaxpool.mixed_pool(x, W, S, P, key=KEY),
+    's3_pool': lambda x: jaxpool.s3_pool(x, (2, 2, 2), key=KEY),
+    'fractional_max_pool': lambda x: jaxpool.fractional_max_pool(x, (2, 2, 2), output_size=(11,) * 3,
+                                                                 key=KEY),
 }
 
 
@@ -78,7 +88,7 @@ def main(argv=None) -> None:
   print('|---|---:|---:|')
   base = None
   for name, f in OPS.items():
-    if not hasattr(jaxpool, name) and not name.startswith('flax'):
+    if not hasattr(jaxpool, name.split()[0]) and not name.startswith('flax'):
       continue
     seconds = compile_seconds(f, x, reps)
     base = base or seconds
