@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import flax.linen as nn
 import numpy as np
 
 from jaxpool import _geometry
+from jaxpool._geometry import Padding
 
 
 def check_window_fields(module, *, unpool_padding: bool = False) -> None:
@@ -35,3 +39,21 @@ def check_bool(value, name: str) -> None:
   """A flag field must be a bool (``1`` or ``'yes'`` is a mistake, not a truth value)."""
   if not isinstance(value, (bool, np.bool_)):
     raise TypeError(f'{name} must be a bool; got {value!r}')
+
+
+class Windowed(nn.Module):
+  """The geometry fields every windowed module shares, validated at construction."""
+
+  window: Sequence[int]
+  strides: int | Sequence[int] | None = None
+  padding: Padding = 'VALID'
+  dilation: int | Sequence[int] = 1
+  ceil_mode: bool = False
+
+  def __post_init__(self):
+    check_window_fields(self)
+    super().__post_init__()
+
+  @property
+  def _geometry_args(self):
+    return (self.window, self.strides, self.padding, self.dilation, self.ceil_mode)

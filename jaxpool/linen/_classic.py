@@ -9,27 +9,10 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxpool import _geometry, classic
-from jaxpool._geometry import Padding
-from jaxpool.linen._base import check_bool, check_window_fields
+from jaxpool.linen._base import Windowed, check_bool, check_window_fields
 
 
-class _Windowed(nn.Module):
-  window: Sequence[int]
-  strides: int | Sequence[int] | None = None
-  padding: Padding = 'VALID'
-  dilation: int | Sequence[int] = 1
-  ceil_mode: bool = False
-
-  def __post_init__(self):
-    check_window_fields(self)
-    super().__post_init__()
-
-  @property
-  def _geometry_args(self):
-    return (self.window, self.strides, self.padding, self.dilation, self.ceil_mode)
-
-
-class MaxPool(_Windowed):
+class MaxPool(Windowed):
   """:func:`jaxpool.max_pool` as a module; ``return_indices`` returns ``(y, indices)``."""
   return_indices: bool = False
 
@@ -41,14 +24,14 @@ class MaxPool(_Windowed):
     return classic.max_pool(x, *self._geometry_args, return_indices=self.return_indices)
 
 
-class MinPool(_Windowed):
+class MinPool(Windowed):
   """:func:`jaxpool.min_pool` as a module."""
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return classic.min_pool(x, *self._geometry_args)
 
 
-class AvgPool(_Windowed):
+class AvgPool(Windowed):
   """:func:`jaxpool.avg_pool` as a module."""
   count_include_pad: bool = True
   divisor_override: int | None = None
@@ -66,7 +49,7 @@ class AvgPool(_Windowed):
                             divisor_override=self.divisor_override)
 
 
-class LPPool(_Windowed):
+class LPPool(Windowed):
   """:func:`jaxpool.lp_pool` as a module.
 
   ``p`` is fixed, or with ``learnable_p=True`` a parameter ``'p'`` initialised

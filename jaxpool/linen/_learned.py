@@ -14,8 +14,7 @@ import numpy as np
 from jax import lax
 
 from jaxpool import _geometry, _numerics, learned
-from jaxpool._geometry import Padding
-from jaxpool.linen._base import check_window_fields
+from jaxpool.linen._base import Windowed
 
 Initializer = Callable[..., Any]
 
@@ -30,20 +29,8 @@ def box_init(key, shape, dtype=jnp.float32):
   return jnp.full(shape, 1.0 / math.prod(shape[:-2]), dtype)
 
 
-class _Windowed(nn.Module):
-  window: Sequence[int]
-  strides: int | Sequence[int] | None = None
-  padding: Padding = 'VALID'
-  dilation: int | Sequence[int] = 1
-  ceil_mode: bool = False
-
-  def __post_init__(self):
-    check_window_fields(self)
-    super().__post_init__()
-
-  @property
-  def _geometry_args(self):
-    return (self.window, self.strides, self.padding, self.dilation, self.ceil_mode)
+class _Windowed(Windowed):
+  """Windowed, plus checked parameter creation."""
 
   def _checked_param(self, name: str, init, shape: tuple[int, ...], why: str):
     """``self.param`` with a clear error when a stored parameter has another shape."""

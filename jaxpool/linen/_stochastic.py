@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxpool import _geometry, stochastic
-from jaxpool.linen._classic import _Windowed
+from jaxpool.linen._base import Windowed as _Windowed
 
 RNG_STREAM = 'pooling'
 

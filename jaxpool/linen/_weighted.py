@@ -17,7 +17,7 @@ from jax import lax
 
 from jaxpool import _geometry, weighted
 from jaxpool._geometry import Padding
-from jaxpool.linen._base import check_window_fields
+from jaxpool.linen._base import Windowed, check_window_fields
 
 _BETA_SHAPES = ('scalar', 'channel', 'location', 'location_channel')
 
@@ -33,23 +33,7 @@ def _check_bool(value, name: str) -> None:
     raise TypeError(f'{name} must be a bool; got {value!r}')
 
 
-class _Windowed(nn.Module):
-  window: Sequence[int]
-  strides: int | Sequence[int] | None = None
-  padding: Padding = 'VALID'
-  dilation: int | Sequence[int] = 1
-  ceil_mode: bool = False
-
-  def __post_init__(self):
-    check_window_fields(self)
-    super().__post_init__()
-
-  @property
-  def _geometry_args(self):
-    return (self.window, self.strides, self.padding, self.dilation, self.ceil_mode)
-
-
-class SoftPool(_Windowed):
+class SoftPool(Windowed):
   """:func:`jaxpool.soft_pool` as a module.
 
   ``learnable_temperature=True`` adds a parameter ``log_temperature``
@@ -113,7 +97,7 @@ class LIPLogits(nn.Module):
     return (self.coeff * nn.sigmoid(h32 * scale + bias)).astype(x.dtype)
 
 
-class LIP(_Windowed):
+class LIP(Windowed):
   """:func:`jaxpool.lip_pool` with a logit module: Local Importance-based Pooling.
 
   By default the logits come from :class:`LIPLogits` (a zero-initialised
@@ -150,7 +134,7 @@ class LIP(_Windowed):
                              return_weights=self.return_weights)
 
 
-class EDSCWPool(_Windowed):
+class EDSCWPool(Windowed):
   """:func:`jaxpool.edscw_pool` as a module (no parameters)."""
   eps: float = 1e-6
   return_weights: bool = False
@@ -165,7 +149,7 @@ class EDSCWPool(_Windowed):
                                return_weights=self.return_weights)
 
 
-class IDWPool(_Windowed):
+class IDWPool(Windowed):
   """:func:`jaxpool.idw_pool` as a module (no parameters)."""
   eps: float = 1e-6
   return_weights: bool = False
@@ -180,7 +164,7 @@ class IDWPool(_Windowed):
                              return_weights=self.return_weights)
 
 
-class AdaPool(_Windowed):
+class AdaPool(Windowed):
   """:func:`jaxpool.ada_pool` with a learned blend ``beta = sigmoid(theta)``, ``theta = 0``.
 
   ``beta_shape``: ``'scalar'`` (one beta), ``'channel'`` ``(C,)``,
