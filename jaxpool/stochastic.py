@@ -85,19 +85,37 @@ def _draw_taps(taps, scale, u, choice_dtype):
 
   ``p_i = a_i / sum_j a_j`` with ``a = max(x, 0) / m``; the tap drawn is the
   first with ``a_i > 0`` whose running sum exceeds ``u * sum a``. If rounding
-  leaves ``u * sum a`` at the total, the last positive tap is taken.
+  leaves ``u * sum a`` at the total, the last positive tap is taken. Sums run
+  left to right over the taps: unrolled for a few taps, a ``lax.scan`` (same order,
+  same roundings, an HLO that does not grow with the window) beyond
+  ``_windows.UNROLL_MAX_TAPS``.
   """
-  scaled = [jnp.maximum(t, 0) / scale for t in taps]
-  threshold = u * sum(scaled[1:], scaled[0])
-  running = jnp.zeros_like(threshold)
   none = jnp.asarray(-1, choice_dtype)
-  chosen = last_positive = jnp.full(threshold.shape, none)
-  for i, a in enumerate(scaled):
+
+  def step(threshold, carry, item):
+    running, chosen, last_positive = carry
+    index, a = item
     running = running + a
     positive = a > 0
-    index = jnp.asarray(i, choice_dtype)
     chosen = jnp.where((chosen == none) & positive & (running > threshold), index, chosen)
     last_positive = jnp.where(positive, index, last_positive)
+    return (running, chosen, last_positive), None
+
+  if len(taps) <= _windows.UNROLL_MAX_TAPS:
+    scaled = [jnp.maximum(t, 0) / scale for t in taps]
+    threshold = u * sum(scaled[1:], scaled[0])
+    start = jnp.full(threshold.shape, none)
+    carry = (jnp.zeros_like(threshold), start, start)
+    for i, a in enumerate(scaled):
+      carry, _ = step(threshold, carry, (jnp.asarray(i, choice_dtype), a))
+  else:
+    scaled = jnp.maximum(jnp.stack(taps), 0) / scale
+    total, _ = lax.scan(lambda c, a: (c + a, None), scaled[0], scaled[1:])
+    threshold = u * total
+    start = jnp.full(total.shape, none)
+    carry, _ = lax.scan(functools.partial(step, threshold), (jnp.zeros_like(total), start, start),
+                        (jnp.arange(len(taps), dtype=choice_dtype), scaled))
+  _, chosen, last_positive = carry
   return jnp.where(chosen == none, last_positive, chosen)
 
 
@@ -109,9 +127,14 @@ def _stochastic_train(x, u, geom: Geometry):
 def _stochastic_train_fwd(x, u, geom):
   taps, scale = _taps_and_scale(x, geom)
   choice = _draw_taps(taps, scale, u, classic._choice_dtype(geom))  # pylint: disable=protected-access
-  y = jnp.zeros_like(u)
-  for i, tap in enumerate(taps):
-    y = jnp.where(choice == i, tap, y)
+  if len(taps) <= _windows.UNROLL_MAX_TAPS:
+    y = jnp.zeros_like(u)
+    for i, tap in enumerate(taps):
+      y = jnp.where(choice == i, tap, y)
+  else:
+    picked = jnp.take_along_axis(jnp.stack(taps), jnp.maximum(choice, 0)[None].astype(jnp.int32),
+                                 axis=0)[0]
+    y = jnp.where(choice >= 0, picked, jnp.zeros_like(u))
   return y, _windows.materialize(choice)
 
 

@@ -718,3 +718,22 @@ def test_gradients_have_no_select_and_scatter():
     for key in (None, KEY):
       hlo = jax.jit(jax.grad(lambda a, op=OPS[name], key=key: op(a, key).sum())).lower(x).as_text()
       assert 'select_and_scatter' not in hlo and 'scatter' not in hlo, name
+
+
+def test_stochastic_draw_is_the_same_unrolled_and_scanned(monkeypatch):
+  # beyond _windows.UNROLL_MAX_TAPS the inverse-CDF draw runs as a lax.scan in the same order
+  from jaxpool import _windows
+  x = np.abs(np.random.default_rng(4).standard_normal((2, 7, 6, 5, 3))).astype(np.float32)
+  x[0, :3] = 0  # windows without a positive entry draw nothing
+  key = jax.random.key(3)
+  f = lambda a: jaxpool.stochastic_pool(a, (3, 2, 2), (2, 1, 2), (1, 1, 0), key=key)  # noqa: E731
+  shape = jax.eval_shape(f, x).shape
+  ct = np.cos(np.arange(np.prod(shape))).reshape(shape).astype(np.float32)
+  out = {}
+  for limit in (1000, 0):
+    monkeypatch.setattr(_windows, 'UNROLL_MAX_TAPS', limit)
+    y, vjp = jax.vjp(f, x)
+    out[limit] = (y, vjp(ct)[0])
+  assert (out[0][0] != 0).any() and (out[0][1] != 0).any()
+  np.testing.assert_array_equal(out[0][0], out[1000][0])
+  np.testing.assert_array_equal(out[0][1], out[1000][1])
