@@ -534,6 +534,52 @@ def fractional_starts(u: jnp.ndarray, size: int, k: int, out: int, dtype) -> jnp
   return jnp.clip(starts, 0, last)
 
 
+def _take(planes: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
+  """``planes[..., index, c]`` per (batch, channel) plane: flat positions on axis -2."""
+  return jnp.take_along_axis(planes, index, axis=-2, mode='promise_in_bounds')
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _window_maxima(planes: jnp.ndarray, base: jnp.ndarray,
+                   geom: tuple[tuple[int, ...], tuple[int, ...]]):
+  """Per (batch, channel) plane, the maximum of the box at each ``base`` and its position.
+
+  ``planes``: ``(*batch, prod(spatial), C)``; ``base``: ``(*batch, P, C)`` flat
+  position of each window's first tap; ``geom = (spatial, window)``. Taps run
+  in row-major order; a later tap wins if strictly larger or NaN (PyTorch's
+  rule). Returns ``(y, index)``, both ``(*batch, P, C)``.
+  """
+  spatial, window = geom
+  strides = [math.prod(spatial[d + 1:]) for d in range(len(spatial))]
+  best_value = best_index = None
+  for offset in itertools.product(*(range(k) for k in window)):
+    index = base + sum(o * s for o, s in zip(offset, strides))
+    value = _take(planes, index)
+    if best_value is None:
+      best_value, best_index = value, index
+    else:
+      better = (value > best_value) | jnp.isnan(value)
+      best_value = jnp.where(better, value, best_value)
+      best_index = jnp.where(better, index, best_index)
+  return best_value, best_index
+
+
+def _window_maxima_fwd(planes, base, geom):
+  y, index = _window_maxima(planes, base, geom)
+  return (y, index), index
+
+
+def _window_maxima_bwd(geom, index, cotangents):
+  # x̄_j = Σ_{p: index_p = j} ȳ_p: one scatter-add (as PyTorch), accumulated in f32.
+  g = cotangents[0]
+  zeros = jnp.zeros((*index.shape[:-2], math.prod(geom[0]), index.shape[-1]), jnp.float32)
+  xbar = jax.vjp(lambda p: _take(p, index), zeros)[1](g.astype(jnp.float32))[0]
+  return xbar.astype(g.dtype), None
+
+
+_window_maxima.defvjp(_window_maxima_fwd, _window_maxima_bwd)
+
+
 def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
                         output_size: int | Sequence[int] | None = None,
                         output_ratio: float | Sequence[float] | None = None, *,
@@ -565,8 +611,9 @@ def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
   (ratio in (0, 1], per dim or shared), exactly one of them; ``k + out - 1 <= L``
   must hold.
 
-  Gradient: :math:`\bar x_j = \sum_{p:\, \mathrm{argmax}_p = j} \bar y_p`, the
-  transpose of one gather (a scatter-add, as PyTorch).
+  Gradient: :math:`\bar x_j = \sum_{p:\, \mathrm{argmax}_p = j} \bar y_p`,
+  the transpose of one gather: a scatter-add (as PyTorch), accumulated in
+  f32 and rounded once to ``x``'s dtype.
 
   Args:
     x: ``(*batch, *spatial, C)`` floats.
@@ -644,19 +691,8 @@ def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
     base = base + (starts * strides[d]).reshape(*batch, channels, *(1,) * d, out[d],
                                                 *(1,) * (n - d - 1))
   base = jnp.moveaxis(base, nb, -1).reshape(*batch, -1, channels)
-  planes = x.reshape(*batch, -1, channels)
-  frozen = lax.stop_gradient(planes)
-  best_value = best_index = None
-  for offset in itertools.product(*(range(k) for k in window)):  # row-major, as PyTorch
-    index = base + sum(o * s for o, s in zip(offset, strides))
-    value = jnp.take_along_axis(frozen, index, axis=-2, mode='promise_in_bounds')
-    if best_value is None:
-      best_value, best_index = value, index
-    else:
-      better = (value > best_value) | jnp.isnan(value)
-      best_value = jnp.where(better, value, best_value)
-      best_index = jnp.where(better, index, best_index)
-  y = jnp.take_along_axis(planes, best_index, axis=-2, mode='promise_in_bounds')
+  y, best_index = _window_maxima(x.reshape(*batch, -1, channels), base,
+                                 (tuple(spatial), window))
   y = y.reshape(*batch, *out, channels)
   if return_indices:
     return y, best_index.reshape(*batch, *out, channels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import flax.linen as nn
 import jax
@@ -384,9 +385,15 @@ def _check_against_torch(torch, nd, dtype, k, size, out, n, c, samples=None):
   np.testing.assert_array_equal(np.asarray(y, np.float64),
                                 helpers.from_torch_layout(yt.double(), nd))
   np.testing.assert_array_equal(idx, helpers.from_torch_layout(it, nd))
+  # gradient: the exact sum of the cotangent over each element's wins, rounded once (f32
+  # accumulation); torch accumulates halves in their own precision, so it is only close there
+  half = dtype in ('float16', 'bfloat16')
+  np.testing.assert_allclose(np.asarray(g, np.float64), _wins_sum(g.shape, idx, cj),
+                             rtol=float(jnp.finfo(dtype).eps) if half else 1e-6, atol=1e-6)
   np.testing.assert_allclose(np.asarray(g, np.float64),
                              helpers.from_torch_layout(xt.grad.double(), nd),
-                             rtol=1e-2 if dtype in ('float16', 'bfloat16') else 1e-6, atol=1e-6)
+                             rtol=5e-2 if half else 1e-6,
+                             atol=float(jnp.finfo(dtype).eps * np.abs(cj).max()) if half else 1e-6)
   return idx
 
 
@@ -520,6 +527,37 @@ def test_fractional_gradient(x64):
     for c in range(2):
       np.add.at(counts[n, :, c], idx[n, ..., c].ravel(), 1)
   np.testing.assert_array_equal(g, counts.reshape(x.shape))
+
+
+def _wins_sum(x_shape, idx, cot):
+  """x̄ by a loop: each plane's cotangent added at its maxima's flat indices (float64)."""
+  idx, cot = np.asarray(idx), np.asarray(cot, np.float64)
+  n, c = x_shape[0], x_shape[-1]
+  exact = np.zeros((n, math.prod(x_shape[1:-1]), c))
+  for b in range(n):
+    for ch in range(c):
+      np.add.at(exact[b, :, ch], idx[b, ..., ch].ravel(), cot[b, ..., ch].ravel())
+  return exact.reshape(x_shape)
+
+
+@pytest.mark.parametrize('shape, window, out, dtype', [
+    ((2, 13, 3), (3,), (7,), 'float32'),                     # 1-d, overlapping windows
+    ((2, 5, 6, 4, 5, 2), (2, 1, 2, 2), (3, 4, 2, 3), 'float32'),  # 4-d
+    ((2, 300, 2), (2,), (290,), 'bfloat16'),                 # bf16 rounding repeats starts
+])
+def test_fractional_gradient_is_the_sum_over_wins(shape, window, out, dtype):
+  rng = np.random.default_rng(39)
+  x = jnp.asarray(rng.standard_normal(shape), dtype)
+  u = jnp.asarray(rng.random((shape[0], shape[-1], len(window))), dtype)
+  y, idx = fractional_max_pool(x, window, out, samples=u, return_indices=True)
+  cot = jnp.asarray(rng.standard_normal(y.shape), dtype)
+  g = jax.vjp(lambda a: fractional_max_pool(a, window, out, samples=u), x)[1](cot)[0]
+  assert g.dtype == x.dtype
+  np.testing.assert_allclose(np.asarray(g, np.float64), _wins_sum(shape, idx, cot),
+                             rtol=float(jnp.finfo(dtype).eps), atol=1e-6)
+  if dtype == 'bfloat16':  # the case does hold coinciding windows (repeated starts)
+    starts = stochastic.fractional_starts(u[..., 0], shape[1], window[0], out[0], x.dtype)
+    assert np.any(np.diff(np.asarray(starts), axis=-1) <= 0)
 
 
 # --- shared behaviour: keys, jit/vmap, dtypes, sharding, modules, errors ----------------
