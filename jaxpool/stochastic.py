@@ -54,12 +54,25 @@ def _check_key(key: Any) -> None:
         'vmap over keys instead')
 
 
-def _prepare(x, window, strides, padding, dilation, ceil_mode, op: str, key):
+def _checked(x, op: str, key):
+  """``x`` as a float array, with ``key`` checked (every op here starts with both)."""
   x = _numerics.as_array(x)
   _numerics.check_float(x, op)
   _check_key(key)
+  return x
+
+
+def _prepare(x, window, strides, padding, dilation, ceil_mode, op: str, key):
+  x = _checked(x, op, key)
   geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   return x, geom, nb
+
+
+def _prepare_window(x, window, op: str, key):
+  """``(x, window, num_batch_dims)`` for the ops with a window but no stride geometry."""
+  x = _checked(x, op, key)
+  window = _geometry.normalize_window(window)
+  return x, window, _geometry.check_rank(x.shape, len(window))
 
 
 # --- stochastic pooling (Zeiler & Fergus 2013) -----------------------------------------
@@ -433,12 +446,8 @@ def s3_pool(x: jnp.ndarray, window: Sequence[int], grid: int | Sequence[int] | N
     >>> s3_pool(x, (2, 2), key=jax.random.key(0)).shape
     (2, 2, 1)
   """
-  x = _numerics.as_array(x)
-  _numerics.check_float(x, 's3_pool')
-  _check_key(key)
-  window = _geometry.normalize_window(window)
+  x, window, nb = _prepare_window(x, window, 's3_pool', key)
   n = len(window)
-  nb = _geometry.check_rank(x.shape, n)
   grid = window if grid is None else _geometry.int_tuple(grid, n, 'grid')
   if any(g < k for g, k in zip(grid, window)):
     raise ValueError(f'grid must be >= window in every dim; got grid {grid} for window {window}')
@@ -550,10 +559,9 @@ def _window_maxima(planes: jnp.ndarray, base: jnp.ndarray,
   rule). Returns ``(y, index)``, both ``(*batch, P, C)``.
   """
   spatial, window = geom
-  strides = [math.prod(spatial[d + 1:]) for d in range(len(spatial))]
   best_value = best_index = None
   for offset in itertools.product(*(range(k) for k in window)):
-    index = base + sum(o * s for o, s in zip(offset, strides))
+    index = base + int(np.ravel_multi_index(offset, spatial))
     value = _take(planes, index)
     if best_value is None:
       best_value, best_index = value, index
@@ -635,12 +643,8 @@ def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
            [16., 18., 19.],
            [21., 23., 24.]], dtype=float32)
   """
-  x = _numerics.as_array(x)
-  _numerics.check_float(x, 'fractional_max_pool')
-  _check_key(key)
-  window = _geometry.normalize_window(window)
+  x, window, nb = _prepare_window(x, window, 'fractional_max_pool', key)
   n = len(window)
-  nb = _geometry.check_rank(x.shape, n)
   batch, spatial, channels = x.shape[:nb], x.shape[nb:nb + n], x.shape[-1]
   if (output_size is None) == (output_ratio is None):
     raise ValueError(

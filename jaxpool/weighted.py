@@ -203,6 +203,14 @@ def _masks(geom: Geometry) -> list:
   return [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)]
 
 
+def _nonzero_total(s0, geom: Geometry):
+  """The weights' sum ``s0``, with 1 in windows that hold no real tap (they output 0)."""
+  empty = geom.valid_counts() == 0
+  if empty.any():  # only possible with dilation
+    s0 = jnp.where(empty[..., None], 1, s0)
+  return s0
+
+
 def _unnormalised(x, t, s, geom: Geometry, kind, backward: bool = False):
   """Taps and unnormalised weights in the compute dtype (padded taps weigh 0)."""
   cdt = _numerics.compute_dtype(x.dtype)
@@ -217,11 +225,7 @@ def _unnormalised(x, t, s, geom: Geometry, kind, backward: bool = False):
   for t_k, mask in zip(t_taps, masks):
     e = kind.weight(t_k, s, m, geom)
     e_taps.append(e if mask is None else jnp.where(mask, e, 0))
-  s0 = functools.reduce(jnp.add, e_taps)
-  empty = geom.valid_counts() == 0
-  if empty.any():  # only possible with dilation: such windows output 0
-    s0 = jnp.where(empty[..., None], 1, s0)
-  return x_taps, t_taps, s, m, e_taps, s0
+  return x_taps, t_taps, s, m, e_taps, _nonzero_total(functools.reduce(jnp.add, e_taps), geom)
 
 
 def _unnormalised_stacked(x, t, s, geom: Geometry, kind):
@@ -240,29 +244,24 @@ def _unnormalised_stacked(x, t, s, geom: Geometry, kind):
   e = kind.weight(t_taps, s, m, geom)
   if masks is not None:
     e = jnp.where(masks, e, 0)
-  s0 = jnp.sum(e, axis=0)
-  empty = geom.valid_counts() == 0
-  if empty.any():
-    s0 = jnp.where(empty[..., None], 1, s0)
-  return x_taps, t_taps, s, m, e, s0
+  return x_taps, t_taps, s, m, e, _nonzero_total(jnp.sum(e, axis=0), geom)
 
 
 def _forward(x, t, s, geom: Geometry, kind, with_weights: bool):
-  if not _windows.unrolls(geom):
-    x_taps, _, _, _, e, s0 = _unnormalised_stacked(x, t, s, geom, kind)
-    y = jnp.sum(jnp.where(e > 0, e * x_taps, 0), axis=0) / s0
-    if not with_weights:
-      return y
-    w = jnp.moveaxis(e, 0, -2) / s0[..., None, :]
-    return y, w.reshape(*w.shape[:-2], *geom.window, w.shape[-1])
-  x_taps, _, _, _, e_taps, s0 = _unnormalised(x, t, s, geom, kind)
   # e == 0 (a -inf logit or a padded tap) contributes 0 even where x is infinite.
-  s1 = functools.reduce(jnp.add, [jnp.where(e > 0, e * x_k, 0)
-                                  for e, x_k in zip(e_taps, x_taps)])
+  if _windows.unrolls(geom):
+    x_taps, _, _, _, e_taps, s0 = _unnormalised(x, t, s, geom, kind)
+    s1 = functools.reduce(jnp.add, [jnp.where(e > 0, e * x_k, 0)
+                                    for e, x_k in zip(e_taps, x_taps)])
+    weights = lambda: jnp.stack(e_taps, axis=-2)  # noqa: E731
+  else:
+    x_taps, _, _, _, e, s0 = _unnormalised_stacked(x, t, s, geom, kind)
+    s1 = jnp.sum(jnp.where(e > 0, e * x_taps, 0), axis=0)
+    weights = lambda: jnp.moveaxis(e, 0, -2)  # noqa: E731
   y = s1 / s0
   if not with_weights:
     return y
-  w = jnp.stack(e_taps, axis=-2) / s0[..., None, :]
+  w = weights() / s0[..., None, :]  # (..., K, C)
   return y, w.reshape(*w.shape[:-2], *geom.window, w.shape[-1])
 
 
