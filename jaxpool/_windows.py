@@ -1,13 +1,15 @@
 """Window machinery over a :class:`~jaxpool._geometry.Geometry`.
 
 An output window is a set of *taps*, one per offset ``o`` in the window. For a
-fixed offset, the taps of all outputs form a strided view of the padded input
-(:func:`tap_view`); its validity is a static mask (:func:`tap_mask`). A
-weighted pooling is then a sum over offsets of elementwise work on views, which
-XLA fuses, and the transpose of "read tap ``o``" (:func:`scatter_taps`) puts
-per-offset cotangents back at input resolution without a scatter: offsets are
-grouped by stride phase, shifted with ``lax.pad`` at output resolution and
-interleaved with one reshape.
+fixed offset, the taps of all outputs form a strided view of the padded input;
+its validity is a static mask (:func:`tap_mask`). Views are read from the
+input split into stride phases (:func:`window_taps`): a pad, a reshape and
+unit-stride slices, all of which JAX transposes to pads and reshapes, so the
+reverse mode that JAX derives from any tangent rule written over taps puts
+per-offset cotangents back at input resolution without a scatter or interior
+padding. :class:`Taps` is the one interface over the taps that every op's
+forward and tangent rule use: unrolled for small windows, one stacked array
+for large ones.
 
 Arrays are channel-last with any number of leading batch dims:
 ``(*batch, *spatial, C)``.
@@ -37,28 +39,6 @@ def offsets(geom: Geometry) -> Iterator[Offset]:
 def _spatial_config(x_ndim: int, geom: Geometry, per_dim) -> list:
   nb = x_ndim - geom.ndim - 1
   return [(0, 0, 0)] * nb + list(per_dim) + [(0, 0, 0)]
-
-
-def pad_input(x: jnp.ndarray, geom: Geometry, fill) -> jnp.ndarray:
-  """Pads the spatial dims with ``fill`` so that every output window fits."""
-  config = _spatial_config(x.ndim, geom, ((lo, hi, 0) for lo, hi in geom.full_padding))
-  if all(c == (0, 0, 0) for c in config):
-    return x
-  return lax.pad(x, jnp.asarray(fill, x.dtype), config)
-
-
-def tap_view(xp: jnp.ndarray, geom: Geometry, offset: Offset) -> jnp.ndarray:
-  """Tap ``offset`` of every output window, from the padded input: (*batch, *out, C)."""
-  nb = xp.ndim - geom.ndim - 1
-  start = [0] * xp.ndim
-  limit = list(xp.shape)
-  step = [1] * xp.ndim
-  for axis, (o, s, d, out) in enumerate(
-      zip(offset, geom.strides, geom.dilation, geom.out_shape)):
-    start[nb + axis] = o * d
-    limit[nb + axis] = o * d + (out - 1) * s + 1
-    step[nb + axis] = s
-  return lax.slice(xp, start, limit, step)
 
 
 def phase_blocks(geom: Geometry) -> list[int]:
@@ -154,12 +134,11 @@ def reduce_window(x: jnp.ndarray, init, op: Callable, geom: Geometry) -> jnp.nda
 
 
 def scatter_taps(taps: Mapping[Offset, jnp.ndarray], geom: Geometry) -> jnp.ndarray:
-  """Transpose of :func:`tap_view` / :func:`phase_view`: sums each tap array back to its input position.
+  """Transpose of :func:`window_taps`: sums each tap array back to its input position.
 
   ``result[i] = sum over (o, p) with p * s + o * d - pad_low == i of taps[o][p]``;
-  taps that land in padding are dropped. Offsets with the same stride phase
-  ``(o * d) % s`` are shifted by ``(o * d) // s`` at output resolution and added;
-  the phases are then interleaved by a reshape. No scatter, no interior padding.
+  taps that land in padding are dropped. Derived by ``jax.linear_transpose`` of
+  :func:`window_taps` (shifted pads per stride phase and a reshape: no scatter).
 
   Args:
     taps: offset -> array ``(*batch, *out, C)``; missing offsets count as zero.
@@ -170,38 +149,12 @@ def scatter_taps(taps: Mapping[Offset, jnp.ndarray], geom: Geometry) -> jnp.ndar
   """
   first = next(iter(taps.values()))
   nb = first.ndim - geom.ndim - 1
-  batch, channels = first.shape[:nb], first.shape[-1]
-  blocks = phase_blocks(geom)
-  phases: dict[Offset, jnp.ndarray] = {}
-  for offset, tap in taps.items():
-    shift = [o * d // s for o, d, s in zip(offset, geom.dilation, geom.strides)]
-    phase = tuple(o * d % s for o, d, s in zip(offset, geom.dilation, geom.strides))
-    config = _spatial_config(tap.ndim, geom, (
-        (a, m - a - out, 0) for a, m, out in zip(shift, blocks, geom.out_shape)))
-    shifted = lax.pad(tap, jnp.zeros((), tap.dtype), config)
-    phases[phase] = shifted if phase not in phases else phases[phase] + shifted
-  if all(s == 1 for s in geom.strides):
-    full = phases[(0,) * geom.ndim]
-  else:
-    zeros = jnp.zeros((*batch, *blocks, channels), first.dtype)
-
-    def interleave(prefix: Offset) -> jnp.ndarray:
-      # Phase grids sharing `prefix`, stacked so that a reshape interleaves them:
-      # (*batch, M_1, ..., M_j, s_j, ..., M_n, s_n, C) for prefix length j - 1.
-      depth = len(prefix)
-      if depth == geom.ndim:
-        return phases.get(prefix, zeros)
-      parts = [interleave(prefix + (r,)) for r in range(geom.strides[depth])]
-      return jnp.stack(parts, axis=nb + depth + 1)
-
-    full = interleave(()).reshape(
-        *batch, *(m * s for m, s in zip(blocks, geom.strides)), channels)
-  start = [0] * full.ndim
-  limit = list(full.shape)
-  for axis, (size, (lo, _)) in enumerate(zip(geom.in_shape, geom.full_padding)):
-    start[nb + axis] = lo
-    limit[nb + axis] = lo + size
-  return lax.slice(full, start, limit)
+  shape = (*first.shape[:nb], *geom.in_shape, first.shape[-1])
+  spec = jax.ShapeDtypeStruct(shape, first.dtype)
+  read = jax.linear_transpose(lambda x: window_taps(x, geom, 0), spec)
+  zero = jnp.zeros_like(first)
+  (out,) = read(tuple(taps.get(o, zero) for o in offsets(geom)))
+  return out
 
 
 def materialize(a: jnp.ndarray) -> jnp.ndarray:
@@ -229,25 +182,152 @@ def _lowest(dtype):
   return jnp.iinfo(dtype).min
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def window_taps(x: jnp.ndarray, geom: Geometry, fill: float) -> tuple[jnp.ndarray, ...]:
-  """All taps of every output window, one ``(*batch, *out, C)`` array per offset.
+def _phase_arrays(x: jnp.ndarray, geom: Geometry, fill) -> dict[Offset, jnp.ndarray]:
+  """The padded input split into its stride phases: phase ``r`` -> ``(*batch, *M, C)``.
 
-  Differentiable with a scatter-free backward (:func:`scatter_taps`). ``fill``
-  is the value read at padded positions (mask it or choose it neutral).
-  Offsets are in :func:`offsets` order.
+  Position ``m * s + r`` of the padded input sits at ``[m]`` of phase ``r``. Built
+  from a pad, a reshape and one unit-stride slice per phase, so the transpose of
+  reading it is a pad per phase and a reshape: no scatter, no interior padding.
   """
   xr = split_phases(x, geom, fill)
-  return tuple(phase_view(xr, geom, o) for o in offsets(geom))
+  nb = x.ndim - geom.ndim - 1
+  blocks = phase_blocks(geom)
+  out_shape = (*x.shape[:nb], *blocks, x.shape[-1])
+  arrays = {}
+  for phase in itertools.product(*(range(s) for s in geom.strides)):
+    start = [0] * xr.ndim
+    limit = list(xr.shape)
+    for axis, r in enumerate(phase):
+      start[nb + 2 * axis + 1], limit[nb + 2 * axis + 1] = r, r + 1
+    arrays[phase] = lax.slice(xr, start, limit).reshape(out_shape)
+  return arrays
 
 
-def _window_taps_fwd(x, geom, fill):
-  return window_taps(x, geom, fill), None
+def window_taps(x: jnp.ndarray, geom: Geometry, fill) -> tuple[jnp.ndarray, ...]:
+  """All taps of every output window, one ``(*batch, *out, C)`` array per offset.
+
+  ``fill`` is the value read at padded positions (mask it or choose it neutral).
+  Offsets are in :func:`offsets` order. A plain differentiable function: each tap
+  is a unit-stride slice of one stride phase (:func:`_phase_arrays`), so JAX
+  derives its transpose as shifted pads at output resolution added per phase and
+  interleaved by a reshape: a scatter-free backward (the sum
+  ``x_bar[i] = sum over (o, p) with p * s + o * d - pad_low == i of tap_bar[o][p]``).
+  """
+  phases = _phase_arrays(x, geom, fill)
+  nb = x.ndim - geom.ndim - 1
+  taps = []
+  for offset in offsets(geom):
+    shift = [o * d // s for o, d, s in zip(offset, geom.dilation, geom.strides)]
+    phase = tuple(o * d % s for o, d, s in zip(offset, geom.dilation, geom.strides))
+    arr = phases[phase]
+    start = [0] * arr.ndim
+    limit = list(arr.shape)
+    for axis, (a, out) in enumerate(zip(shift, geom.out_shape)):
+      start[nb + axis], limit[nb + axis] = a, a + out
+    taps.append(lax.slice(arr, start, limit))
+  return tuple(taps)
 
 
-def _window_taps_bwd(geom, fill, _, cotangents):
-  del fill
-  return (scatter_taps(dict(zip(offsets(geom), cotangents)), geom),)
+class Taps:
+  """The taps of every output window of one array: the interface every op's forward
+  and tangent rule use.
 
+  Small windows (``<= UNROLL_MAX_TAPS``) hold a tuple of ``(*batch, *out, C)``
+  arrays and unroll every operation (one fused graph per tap: fastest to run);
+  larger ones hold one stacked ``(K, *batch, *out, C)`` array, whose HLO does not
+  grow with ``K``. Operations take per-window arrays (``(*batch, *out, C)``) and
+  other ``Taps`` of the same geometry interchangeably.
+  """
 
-window_taps.defvjp(_window_taps_fwd, _window_taps_bwd)
+  def __init__(self, data, geom: Geometry, num_batch: int):
+    self.data, self.geom, self.num_batch = data, geom, num_batch
+
+  @property
+  def stacked(self) -> bool:
+    return not isinstance(self.data, tuple)
+
+  @classmethod
+  def read(cls, x: jnp.ndarray, geom: Geometry, fill=0.0, stacked: bool | None = None) -> Taps:
+    """Taps of ``x`` (differentiable, scatter-free transpose); padding reads ``fill``."""
+    taps = window_taps(x, geom, fill)
+    nb = x.ndim - geom.ndim - 1
+    if stacked is None:
+      stacked = not unrolls(geom)
+    return cls(jnp.stack(taps) if stacked else taps, geom, nb)
+
+  def _like(self, data) -> Taps:
+    return Taps(data, self.geom, self.num_batch)
+
+  def _args(self, args, k: int | None):
+    # k None: stacked form (per-window arrays get a leading axis); else tap k.
+    out = []
+    for a in args:
+      if isinstance(a, Taps):
+        out.append(a.data if k is None else a.data[k])
+      elif k is None and isinstance(a, (jnp.ndarray, np.ndarray, jax.Array)) and np.ndim(a):
+        out.append(a[None])
+      else:
+        out.append(a)
+    return out
+
+  def map(self, fn: Callable, *args) -> Taps:
+    """``fn(tap, *args)`` per tap; ``args`` are Taps (read tapwise) or per-window arrays."""
+    if self.stacked:
+      return self._like(fn(self.data, *self._args(args, None)))
+    return self._like(tuple(fn(t, *self._args(args, k)) for k, t in enumerate(self.data)))
+
+  def masks(self) -> list | np.ndarray | None:
+    """Static validity: per tap ``(*out, 1)`` masks (None = all valid), or the stacked one."""
+    if self.stacked:
+      return stacked_tap_masks(self.geom, self.num_batch)
+    return [tap_mask(self.geom, o) for o in offsets(self.geom)]
+
+  def where_valid(self, fill) -> Taps:
+    """Taps with padded (invalid) positions replaced by ``fill``."""
+    masks = self.masks()
+    if self.stacked:
+      return self if masks is None else self._like(jnp.where(masks, self.data, fill))
+    return self._like(tuple(t if m is None else jnp.where(m, t, fill)
+                            for t, m in zip(self.data, masks)))
+
+  def _reduce(self, pair: Callable, stacked_reduce: Callable) -> jnp.ndarray:
+    if self.stacked:
+      return stacked_reduce(self.data, axis=0)
+    return functools.reduce(pair, self.data)
+
+  def sum(self) -> jnp.ndarray:
+    return self._reduce(jnp.add, jnp.sum)
+
+  def max(self) -> jnp.ndarray:
+    return self._reduce(jnp.maximum, jnp.max)
+
+  def min(self) -> jnp.ndarray:
+    return self._reduce(jnp.minimum, jnp.min)
+
+  def first(self, hit: Taps, none: int, dtype) -> jnp.ndarray:
+    """Per window, the number of the first tap where ``hit`` (bool Taps) holds; ``none`` if none."""
+    k = self.geom.window_size
+    if hit.stacked:
+      iota = lax.broadcasted_iota(dtype, hit.data.shape, 0)
+      return jnp.min(jnp.where(hit.data, iota, jnp.asarray(none, dtype)), axis=0)
+    choice = jnp.full(hit.data[0].shape, none, dtype)
+    for i in reversed(range(k)):
+      choice = jnp.where(hit.data[i], jnp.asarray(i, dtype), choice)
+    return choice
+
+  def pick(self, choice: jnp.ndarray) -> jnp.ndarray:
+    """Per window, tap number ``choice`` (0 where ``choice`` is no tap): linear in the taps.
+
+    Its transpose puts each window's cotangent on its chosen tap only (a select per
+    tap), so a tangent rule written with it derives a scatter-free routing backward.
+    """
+    if self.stacked:
+      iota = lax.broadcasted_iota(choice.dtype, self.data.shape, 0)
+      return jnp.sum(jnp.where(iota == choice[None], self.data, 0), axis=0)
+    zero = jnp.zeros_like(self.data[0])
+    which = jnp.clip(choice.astype(jnp.int32), 0, len(self.data))
+    return lax.select_n(which, *self.data, zero)
+
+  def to_last_axis(self) -> jnp.ndarray:
+    """The taps as one ``(*batch, *out, K, C)`` array."""
+    return jnp.moveaxis(self.data, 0, -2) if self.stacked else jnp.stack(self.data, axis=-2)

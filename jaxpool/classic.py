@@ -1,11 +1,14 @@
 """Classic pooling with PyTorch parity: max, min, average, LP, and max-unpool.
 
-Max/min pooling run forward on ``lax.reduce_window`` and backward through a
-custom VJP that never uses ``SelectAndScatter`` or a scatter: per window
-offset, a first-extremum mask routes the cotangent to one tap, and
-:func:`~jaxpool._windows.scatter_taps` puts the taps back in place. It is
-deterministic, works with dilation (where ``lax``'s max-pool gradient raises)
-and sends ties to the first extremum in row-major window order, as PyTorch.
+Max/min pooling run forward on ``lax.reduce_window``. Their derivative is a
+``jax.custom_jvp`` whose tangent is linear: each window's tangent is the
+tangent of its winning tap (first extremum in row-major window order, as
+PyTorch; a NaN window's last NaN). Forward mode uses it directly; JAX derives
+reverse mode by transposing it, which routes each cotangent to its winning tap
+with selects and shifted pads per stride phase: no ``SelectAndScatter``, no
+scatter, deterministic, and defined with dilation (where ``lax``'s max-pool
+gradient raises). Sum-based pools (average, LP) differentiate through the same
+window taps.
 """
 
 from __future__ import annotations
@@ -39,60 +42,51 @@ def _choice_dtype(geom: Geometry):
   return jnp.int8 if geom.window_size < 127 else jnp.int32
 
 
-def _extremum_choice(x, y, geom: Geometry, kind: str) -> jnp.ndarray:
-  """Which tap (row-major number) of each window produced ``y``: PyTorch's rule.
+def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Each window's extremum and which tap (row-major number) holds it: PyTorch's scan.
 
-  PyTorch's scan replaces the running extremum by a tap that is strictly
+  PyTorch's kernels replace the running extremum by a tap that is strictly
   better or NaN: ties go to the first extremum, a NaN window to its last NaN.
   Padded taps never win; a window whose valid taps all equal the padding value
   (e.g. all -inf) picks its first valid tap. Windows with no valid tap get
-  ``window_size`` (routes nowhere).
-
-  Computed from ``x`` and the pooled ``y`` by one reverse scan of equality
-  tests: cheaper for XLA to fuse into the backward than a forward argmax scan,
-  whose chain XLA:CPU would re-evaluate for every input element.
+  ``window_size`` (routes nowhere) and the padding value. One fused pass over
+  the taps, unrolled at every window size (a stacked copy of the taps costs
+  more than it saves here).
   """
   fill = _numerics.lowest(x.dtype) if kind == 'max' else _numerics.highest(x.dtype)
+  better = lax.gt if kind == 'max' else lax.lt
   is_float = jnp.issubdtype(x.dtype, jnp.floating)
-  xr = _windows.split_phases(x, geom, fill)
   unset = geom.window_size
-  choice = jnp.full(y.shape, unset, _choice_dtype(geom))
-  taps = list(enumerate(_windows.offsets(geom)))
-  for i, offset in reversed(taps):
-    view = _windows.phase_view(xr, geom, offset)
-    hit = view == y
-    if is_float:  # in reverse order, the first NaN met is the window's last
-      hit = hit | (jnp.isnan(view) & (choice == unset))
-    mask = _windows.tap_mask(geom, offset)
+  taps = _windows.Taps.read(x, geom, fill, stacked=False)
+  best, choice = None, None
+  for i, (tap, mask) in enumerate(zip(taps.data, taps.masks())):
+    if best is None:
+      best = jnp.full(tap.shape, fill, x.dtype)
+      choice = jnp.full(tap.shape, unset, _choice_dtype(geom))
+    take = better(tap, best) | (choice == unset)
+    if is_float:
+      take = take | jnp.isnan(tap)
     if mask is not None:
-      hit = hit & mask
-    choice = jnp.where(hit, jnp.asarray(i, choice.dtype), choice)
-  return choice
+      take = take & mask
+    best = jnp.where(take, tap, best)
+    choice = jnp.where(take, jnp.asarray(i, choice.dtype), choice)
+  return best, choice
 
 
-def _route_to_choice(g, choice, geom: Geometry) -> jnp.ndarray:
-  """Transpose of "pick tap ``choice``": each cotangent goes back to its chosen tap."""
-  zero = jnp.zeros((), g.dtype)
-  taps = {o: jnp.where(choice == i, g, zero) for i, o in enumerate(_windows.offsets(geom))}
-  return _windows.scatter_taps(taps, geom)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _extremum_pool(x, geom: Geometry, kind: str):
+  """Max/min pooling of float ``x``; derivative: the winning tap's (first extremum, last NaN)."""
   return _extremum_forward(x, geom, kind)
 
 
-def _extremum_pool_fwd(x, geom, kind):
-  y = _extremum_forward(x, geom, kind)
-  return y, (x, y)
-
-
-def _extremum_pool_bwd(geom, kind, residuals, g):
-  x, y = residuals
-  return (_route_to_choice(g, _windows.materialize(_extremum_choice(x, y, geom, kind)), geom),)
-
-
-_extremum_pool.defvjp(_extremum_pool_fwd, _extremum_pool_bwd)
+@_extremum_pool.defjvp
+def _extremum_pool_jvp(geom, kind, primals, tangents):
+  # y_dot_p = x_dot at the window's winning tap: linear in x_dot, so JAX transposes it
+  # to "each cotangent to its winning tap" (selects, shifted pads: no scatter).
+  (x,), (x_dot,) = primals, tangents
+  y, choice = _extremum_scan(x, geom, kind)
+  choice = _windows.materialize(choice)
+  return y, _windows.Taps.read(x_dot, geom, 0.0, stacked=False).pick(choice)
 
 
 def _choice_to_index(choice, geom: Geometry) -> jnp.ndarray:
@@ -112,7 +106,7 @@ def _extremum(x, window, strides, padding, dilation, ceil_mode, kind,
     y = _extremum_pool(x, geom, kind)
   if not return_indices:
     return y
-  choice = _extremum_choice(lax.stop_gradient(x), lax.stop_gradient(y), geom, kind)
+  _, choice = _extremum_scan(lax.stop_gradient(x), geom, kind)
   return y, _choice_to_index(choice, geom)
 
 
@@ -179,20 +173,17 @@ def min_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int]
 # --- sums: average and LP -------------------------------------------------------------
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _sum_pool(x, geom: Geometry):
   return _windows.reduce_window(x, 0, lax.add, geom)
 
 
-def _sum_pool_fwd(x, geom):
-  return _sum_pool(x, geom), None
-
-
-def _sum_pool_bwd(geom, _, g):
-  return (_windows.scatter_taps({o: g for o in _windows.offsets(geom)}, geom),)
-
-
-_sum_pool.defvjp(_sum_pool_fwd, _sum_pool_bwd)
+@_sum_pool.defjvp
+def _sum_pool_jvp(geom, primals, tangents):
+  # Linear: the tangent is the same window sum, written over taps so that its transpose
+  # is shifted pads per stride phase (reduce_window's own transpose pads in the interior).
+  (x,), (x_dot,) = primals, tangents
+  return _sum_pool(x, geom), _windows.Taps.read(x_dot, geom, 0.0).sum()
 
 
 def sum_pool(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
@@ -309,19 +300,8 @@ def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
   scale = _windows.reduce_window(lax.stop_gradient(jnp.abs(xc)), 0, lax.max, geom)
   down, up = _numerics.scale_normalizer(scale)
   power = lambda r: lax.integer_pow(r, int(p)) if static_int else jnp.power(r, p)  # noqa: E731
-  taps = _windows.window_taps(xc, geom, 0.0)
-  if _windows.unrolls(geom):
-    total = None
-    for offset, tap in zip(_windows.offsets(geom), taps):
-      term = power(down(tap))
-      mask = _windows.tap_mask(geom, offset)
-      if mask is not None:
-        term = jnp.where(mask, term, 0)
-      total = term if total is None else total + term
-  else:
-    terms = power(down(jnp.stack(taps)))
-    masks = _windows.stacked_tap_masks(geom, x.ndim - geom.ndim - 1)
-    total = jnp.sum(terms if masks is None else jnp.where(masks, terms, 0), axis=0)
+  taps = _windows.Taps.read(xc, geom, 0.0)
+  total = taps.map(lambda t: power(down(t))).where_valid(0).sum()
   nonzero = total != 0
   magnitude = jnp.where(nonzero, jnp.abs(total), 1)
   root = jnp.power(magnitude, 1.0 / p)
