@@ -117,19 +117,19 @@ def _block_iota(ks: tuple[int, ...]) -> np.ndarray:
   return flat.reshape(tuple(v for k in ks for v in (1, k)))
 
 
-def _hits(taps: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
-  """Where a tap equals its window's maximum (a NaN maximum is hit by NaN taps)."""
-  hit = taps == y
-  if jnp.issubdtype(taps.dtype, jnp.floating):
-    hit = hit | jnp.isnan(taps)
-  return hit
-
-
 def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.ndarray:
-  """Row-major flat position of the first maximum inside each block: int32, shaped like y."""
+  """Row-major flat position of the first maximum inside each block: int32, shaped like y.
+
+  A block holding NaN gives its *last* NaN (PyTorch's kernels: a later tap replaces
+  the running maximum if it is larger or NaN), as :func:`jaxpool.max_pool`.
+  """
   iota = _block_iota(ks)
-  hit = _hits(_split(x, ks), _unsplit(y))
-  return jnp.min(jnp.where(hit, iota, math.prod(ks)), axis=_odd_axes(ks)).astype(jnp.int32)
+  xs = _split(x, ks)
+  first = jnp.min(jnp.where(xs == _unsplit(y), iota, math.prod(ks)), axis=_odd_axes(ks))
+  if jnp.issubdtype(x.dtype, jnp.floating):
+    last_nan = jnp.max(jnp.where(jnp.isnan(xs), iota, -1), axis=_odd_axes(ks))
+    first = jnp.where(jnp.isnan(y), last_nan, first)
+  return first.astype(jnp.int32)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
@@ -196,12 +196,23 @@ def _gather_max(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
 
 
 def _gather_first(x: jnp.ndarray, y: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
-  """Position along ``axis`` of the first maximum of each interval: int32, shaped like y."""
+  """Position along ``axis`` of the first maximum of each interval: int32, shaped like y.
+
+  An interval holding NaN gives its last NaN (PyTorch's rule, see :func:`_block_first`);
+  reducing the dims last to first then picks the row-major last NaN of an n-d window.
+  """
   pos = None
   for index, _ in reversed(list(r.taps())):  # the smallest tap hit wins
-    hit = _hits(_take(x, index, axis), y)
+    hit = _take(x, index, axis) == y
     here = _along(index.astype(np.int32), axis, x.ndim)
     pos = jnp.broadcast_to(here, y.shape) if pos is None else jnp.where(hit, here, pos)
+  if jnp.issubdtype(x.dtype, jnp.floating):
+    last_nan = None
+    for index, _ in r.taps():  # the largest NaN tap wins
+      here = _along(index.astype(np.int32), axis, x.ndim)
+      last_nan = (jnp.broadcast_to(here, y.shape) if last_nan is None
+                  else jnp.where(jnp.isnan(_take(x, index, axis)), here, last_nan))
+    pos = jnp.where(jnp.isnan(y), last_nan, pos)
   return pos
 
 
@@ -386,7 +397,7 @@ def adaptive_max_pool(x: jnp.ndarray, output_size: int | Sequence[int | None],
 
   Gradient: :math:`\bar x_p = \sum_{i : p = \mathrm{argmax}_{R(i)}} \bar y_i`, the
   argmax being the first maximum in row-major window order, as PyTorch (a
-  window holding NaN routes to its first NaN). The backward reads the argmax
+  window holding NaN routes to its last NaN). The backward reads the argmax
   with static gathers or a block reshape: no scatter, no ``SelectAndScatter``.
 
   Args:
