@@ -341,9 +341,13 @@ def max_unpool(y: jnp.ndarray, indices: jnp.ndarray, window: Sequence[int],
 
   per (batch, channel) slice. Output spatial size, unless ``output_size`` is
   given: ``(out - 1) * stride - 2 * padding + window`` per dim (``output_size``
-  must lie strictly within ``stride`` of that, as PyTorch checks). Indices
-  outside the output are dropped. Gradient: ``ȳ_p = x̄_{indices_p}`` (every
-  output reading its index, as PyTorch).
+  must lie strictly within ``stride`` of that, as PyTorch checks). An index
+  outside ``[0, prod(output spatial size))`` (a negative "no index" marker such
+  as ``-1``, or one past the end) raises ``ValueError`` when ``indices`` is
+  concrete, as PyTorch; under ``jit`` (traced indices, which cannot be checked)
+  such an entry is dropped: it writes nothing and gets gradient 0 — never
+  wrapped NumPy-style. Gradient: ``ȳ_p = x̄_{indices_p}`` (every output reading
+  its index, as PyTorch).
 
   Args:
     y: pooled values ``(*batch, *out, C)``.
@@ -400,7 +404,21 @@ def max_unpool(y: jnp.ndarray, indices: jnp.ndarray, window: Sequence[int],
     return jnp.moveaxis(a.reshape(math.prod(batch), math.prod(pooled), channels), -1, 1).reshape(
         rows, math.prod(pooled))
 
-  holder = jnp.zeros((rows, math.prod(size)), y.dtype)
-  out = _scatter_set(to_rows(y), to_rows(indices.astype(jnp.int32)), holder)
+  total = math.prod(size)
+  try:
+    concrete = np.asarray(indices)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    concrete = None  # traced: out-of-range entries are dropped below
+  if concrete is not None and concrete.size and (concrete.min() < 0 or concrete.max() >= total):
+    bad = concrete[(concrete < 0) | (concrete >= total)]
+    raise ValueError(
+        f'indices must lie in [0, {total}) (flat positions in the output spatial size {size}); '
+        f'got {bad.size} outside, e.g. {int(bad.flat[0])}')
+  # A negative index would wrap NumPy-style in the scatter and the gather: send it past the
+  # end, where both drop it.
+  flat = indices.astype(jnp.int32)
+  flat = jnp.where(flat < 0, jnp.int32(total), flat)
+  holder = jnp.zeros((rows, total), y.dtype)
+  out = _scatter_set(to_rows(y), to_rows(flat), holder)
   out = jnp.moveaxis(out.reshape(math.prod(batch), channels, math.prod(size)), 1, -1)
   return out.reshape(*batch, *size, channels)
