@@ -52,6 +52,12 @@ class AdaptiveMaxPool(nn.Module):
     return adaptive.adaptive_max_pool(x, self.output_size, return_indices=self.return_indices)
 
 
+def _global_kwargs(module, p) -> dict:
+  """The keyword arguments a :class:`GlobalPool` passes on (those that are set)."""
+  kw = {'p': p, 'eps': module.eps, 'temperature': module.temperature}
+  return {k: v for k, v in kw.items() if v is not None}
+
+
 class GlobalPool(nn.Module):
   """:func:`jaxpool.global_pool` as a module: ``(N, *spatial, C) -> (N, C)``.
 
@@ -70,7 +76,9 @@ class GlobalPool(nn.Module):
   p_shape: str = 'scalar'
 
   def __post_init__(self):
-    kw = self._kwargs(self.p)
+    # a plain function, not a module method: Flax wraps methods, and calling one before the
+    # module has a scope (here, or when nn.tabulate clones the module) fails
+    kw = _global_kwargs(self, self.p)
     adaptive._check_global_kw(self.method, kw)
     for name, value in kw.items():
       adaptive._positive(name, value, 1)
@@ -81,10 +89,6 @@ class GlobalPool(nn.Module):
       raise ValueError(f"p_shape must be 'scalar' or 'channel'; got {self.p_shape!r}")
     super().__post_init__()
 
-  def _kwargs(self, p) -> dict:
-    kw = {'p': p, 'eps': self.eps, 'temperature': self.temperature}
-    return {k: v for k, v in kw.items() if v is not None}
-
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     p = self.p
@@ -92,7 +96,7 @@ class GlobalPool(nn.Module):
       init = (3.0 if self.method == 'gem' else 2.0) if p is None else float(p)
       shape = () if self.p_shape == 'scalar' else (x.shape[-1],)
       p = self.param('p', lambda _, s: jnp.full(s, init, jnp.float32), shape)
-    return adaptive.global_pool(x, self.method, self.keepdims, **self._kwargs(p))
+    return adaptive.global_pool(x, self.method, self.keepdims, **_global_kwargs(self, p))
 
 
 class ChannelPool(nn.Module):
