@@ -7,13 +7,15 @@ import numpy as np
 
 
 def as_array(x, name: str = 'x') -> jnp.ndarray:
-  """``jnp.asarray`` with a TypeError naming the argument for non-numeric input."""
+  """``jnp.asarray`` with a TypeError naming the argument for non-numeric or complex input."""
   try:
     arr = jnp.asarray(x)
-  except TypeError as err:
+  except (TypeError, ValueError):
     raise TypeError(f'{name} must be a numeric array; got {type(x).__name__} {x!r:.60}') from None
   if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
     raise TypeError(f'{name} must be a numeric array; got dtype {arr.dtype}')
+  if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+    raise TypeError(f'{name} must be a real array (pooling orders values); got dtype {arr.dtype}')
   return arr
 
 

@@ -100,6 +100,8 @@ def _extremum(x, window, strides, padding, dilation, ceil_mode, kind,
               return_indices=False):
   x = _numerics.as_array(x)
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  if not isinstance(return_indices, (bool, np.bool_)):
+    raise TypeError(f'return_indices must be a bool; got {return_indices!r}')
   if not jnp.issubdtype(x.dtype, jnp.floating):
     y = _extremum_forward(x, geom, kind)
   else:
@@ -227,13 +229,13 @@ def avg_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int]
   x = _numerics.as_array(x)
   _numerics.check_float(x, 'avg_pool')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
+  if not isinstance(count_include_pad, (bool, np.bool_)):
+    raise TypeError(f'count_include_pad must be a bool; got {count_include_pad!r}')
   if divisor_override is not None:
     if not _geometry.is_int(divisor_override) or divisor_override == 0:
       raise ValueError(f'divisor_override must be a non-zero int or None; got {divisor_override!r}')
     divisor = np.asarray(float(divisor_override))
   else:
-    if not isinstance(count_include_pad, (bool, np.bool_)):
-      raise TypeError(f'count_include_pad must be a bool; got {count_include_pad!r}')
     divisor = np.maximum(geom.valid_counts(bool(count_include_pad)), 1)[..., None]
     if divisor.size and (divisor == divisor.flat[0]).all():
       divisor = np.asarray(divisor.flat[0])  # a scalar: no constant array to broadcast
@@ -290,7 +292,7 @@ def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
       return _extremum_pool(jnp.abs(x), geom, 'max')
     static_int = float(p).is_integer()
   else:
-    p = jnp.asarray(p)
+    p = _numerics.as_array(p, 'p')
     if p.ndim != 0 or not jnp.issubdtype(p.dtype, jnp.floating):
       raise TypeError(f'p must be a positive number or a float scalar array; got {p!r}')
     static_int = False

@@ -71,6 +71,8 @@ def _finish(y, geom: Geometry, dtype):
 def _mixing_weight(value, name: str, out_shape, dtype):
   """A weight broadcastable to the output ``(*batch, *out, C)`` without changing it."""
   arr = _numerics.as_array(value, name)
+  if arr.dtype == jnp.bool_:
+    raise TypeError(f'{name} must be a number or a float array; got a bool')
   # right-aligned, each dim 1 or equal (works with symbolic output dims too)
   ok = arr.ndim <= len(out_shape) and all(
       a == 1 or a == o for a, o in zip(arr.shape[::-1], tuple(out_shape)[::-1]))
@@ -84,6 +86,8 @@ def _mixing_weight(value, name: str, out_shape, dtype):
 def _nonnegative_per_channel(value, name: str, channels: int, dtype):
   """A scalar or ``(C,)`` parameter >= 0 (values are checked when not traced)."""
   arr = _numerics.as_array(value, name)
+  if arr.dtype == jnp.bool_:
+    raise TypeError(f'{name} must be a number or a float array; got a bool')
   if arr.shape not in ((), (1,), (channels,)):
     raise ValueError(
         f'{name} must be a scalar or have shape ({channels},) (one per channel); '

@@ -262,7 +262,7 @@ def check_probability(p: Any, name: str):
     if not 0 <= p <= 1:
       raise ValueError(f'{name} must be a probability in [0, 1]; got {p!r}')
     return float(p)
-  p = jnp.asarray(p)
+  p = _numerics.as_array(p, name)
   if p.ndim != 0 or not jnp.issubdtype(p.dtype, jnp.floating):
     raise TypeError(f'{name} must be a number in [0, 1] or a float scalar array; got {p!r}')
   return p

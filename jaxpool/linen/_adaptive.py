@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxpool import _geometry, adaptive
+from jaxpool.linen._base import check_bool
 
 
 def _check_output_size(output_size) -> None:
@@ -46,6 +47,7 @@ class AdaptiveMaxPool(nn.Module):
 
   def __post_init__(self):
     _check_output_size(self.output_size)
+    check_bool(self.return_indices, 'return_indices')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray):
@@ -80,6 +82,8 @@ class GlobalPool(nn.Module):
     # module has a scope (here, or when nn.tabulate clones the module) fails
     kw = _global_kwargs(self, self.p)
     adaptive._check_global_kw(self.method, kw)
+    check_bool(self.keepdims, 'keepdims')
+    check_bool(self.learnable_p, 'learnable_p')
     for name, value in kw.items():
       adaptive._positive(name, value, 1)
     if self.learnable_p and self.method not in ('lp', 'gem'):
@@ -108,6 +112,7 @@ class ChannelPool(nn.Module):
     if self.method not in adaptive._CHANNEL_METHODS:
       raise ValueError(
           f'method must be one of {list(adaptive._CHANNEL_METHODS)}; got {self.method!r}')
+    check_bool(self.keepdims, 'keepdims')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:

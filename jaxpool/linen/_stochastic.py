@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from jaxpool import _geometry, stochastic
 from jaxpool.linen._base import Windowed as _Windowed
+from jaxpool.linen._base import check_bool
 
 RNG_STREAM = 'pooling'
 
@@ -103,6 +104,7 @@ class FractionalMaxPool(nn.Module):
       _geometry.int_tuple(self.output_size, len(window), 'output_size')
     else:
       stochastic.ratio_output_size(self.output_ratio, (1,) * len(window))
+    check_bool(self.return_indices, 'return_indices')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None,
