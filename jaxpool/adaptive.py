@@ -606,6 +606,8 @@ def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **k
     raise ValueError(
         f'x must have shape (N, *spatial, C) with at least one spatial dim (rank >= 3); '
         f'got shape {x.shape} (rank {x.ndim})')
+  if any(v < 1 for v in x.shape[1:-1]):
+    raise ValueError(f'x must have non-empty spatial dims; got shape {x.shape}')
   if not isinstance(keepdims, (bool, np.bool_)):
     raise TypeError(f'keepdims must be a bool; got {keepdims!r}')
   if method != 'max':
@@ -646,7 +648,8 @@ def channel_pool(x: jnp.ndarray, method: str = 'max', keepdims: bool = True) -> 
   (max-subtracted).
 
   Args:
-    x: ``(..., C)``, rank >= 1; floats (``'max'`` also takes integers).
+    x: ``(..., C)``, rank >= 1, ``C >= 1`` (zero channels raise ``ValueError``: the
+      reduction would be undefined); floats (``'max'`` also takes integers).
     method: ``'max'``, ``'avg'`` or ``'soft'``.
     keepdims: keep the channel axis as size 1; otherwise ``(...)``.
 
@@ -663,6 +666,10 @@ def channel_pool(x: jnp.ndarray, method: str = 'max', keepdims: bool = True) -> 
   x = _numerics.as_array(x)
   if x.ndim < 1:
     raise ValueError(f'x must have a channel axis (rank >= 1); got a scalar of shape {x.shape}')
+  if x.shape[-1] == 0:
+    raise ValueError(
+        f'x must have at least one channel: channel_pool reduces over them and a {method} of '
+        f'none is undefined; got shape {x.shape}')
   if not isinstance(keepdims, (bool, np.bool_)):
     raise TypeError(f'keepdims must be a bool; got {keepdims!r}')
   if method == 'max':
@@ -716,6 +723,8 @@ def spatial_pyramid_pool(x: jnp.ndarray, levels: Sequence[int | Sequence[int]] =
     raise ValueError(
         f'x must have shape (N, *spatial, C) with at least one spatial dim (rank >= 3); '
         f'got shape {x.shape} (rank {x.ndim})')
+  if any(v < 1 for v in x.shape[1:-1]):
+    raise ValueError(f'x must have non-empty spatial dims; got shape {x.shape}')
   n = x.ndim - 2
   if isinstance(levels, str) or not isinstance(levels, Sequence) or not levels:
     raise TypeError(f'levels must be a non-empty sequence of positive ints; got {levels!r}')
@@ -728,4 +737,6 @@ def spatial_pyramid_pool(x: jnp.ndarray, levels: Sequence[int | Sequence[int]] =
     else:
       sizes.append(_geometry.int_tuple(level, n, 'levels entry'))
   pool = adaptive_max_pool if method == 'max' else adaptive_avg_pool
-  return jnp.concatenate([pool(x, s).reshape(x.shape[0], -1) for s in sizes], axis=-1)
+  # explicit sizes: a reshape to -1 cannot infer a dim of an empty batch
+  return jnp.concatenate([pool(x, s).reshape(x.shape[0], math.prod(s) * x.shape[-1])
+                          for s in sizes], axis=-1)

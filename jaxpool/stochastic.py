@@ -694,8 +694,9 @@ def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
                                out[d], x.dtype)
     base = base + (starts * strides[d]).reshape(*batch, channels, *(1,) * d, out[d],
                                                 *(1,) * (n - d - 1))
-  base = jnp.moveaxis(base, nb, -1).reshape(*batch, -1, channels)
-  y, best_index = _window_maxima(x.reshape(*batch, -1, channels), base,
+  # explicit sizes: a reshape to -1 cannot infer a dim of an empty batch or channel axis
+  base = jnp.moveaxis(base, nb, -1).reshape(*batch, math.prod(out), channels)
+  y, best_index = _window_maxima(x.reshape(*batch, math.prod(spatial), channels), base,
                                  (tuple(spatial), window))
   y = y.reshape(*batch, *out, channels)
   if return_indices:
