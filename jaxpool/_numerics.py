@@ -62,10 +62,38 @@ def scale_normalizer(m):
   which is subnormal for ``m > 2^126`` and flushed to zero on CPU. Above ``2^(emax-28)``
   both are pre-scaled by ``2^(-emax/2)`` (inputs that small relative to ``m`` add
   nothing); ``m`` below the normal range counts as 0 (its ``x`` are flushed anyway).
+  An infinite ``m`` keeps only the infinite entries, as ``+-1`` (finite ones are
+  negligible beside them), so ``up`` gives ``+-inf``, or NaN for ``up(0)`` (``inf - inf``).
   """
   info = jnp.finfo(m.dtype)
   m = jnp.where(m >= info.tiny, m, jnp.ones((), m.dtype))
   huge = m > 2.0 ** (info.maxexp - 28)
   pre = jnp.where(huge, jnp.asarray(2.0 ** -(info.maxexp // 2), m.dtype), jnp.ones((), m.dtype))
   inv = 1 / (m * pre)
-  return (lambda x: x * pre * inv), (lambda y: y * m)
+  infinite = jnp.isinf(m)
+
+  def down(x):
+    r = x * pre * inv
+    return jnp.where(infinite, jnp.where(jnp.isinf(x), jnp.sign(x), jnp.zeros((), r.dtype)), r)
+
+  return down, (lambda y: y * m)
+
+
+def blend(lam, a, b):
+  """``lam * a + (1 - lam) * b``, where a weight of exactly 0 drops its term.
+
+  At ``lam = 1`` the result is ``a`` and at ``lam = 0`` it is ``b`` even where the
+  other term is infinite or NaN (a plain ``0 * inf`` is NaN), so the documented
+  limits (max pooling at 1, average pooling at 0) hold for windows holding
+  infinities or whose average overflows. Elsewhere, values and derivatives are
+  the plain formula's.
+  """
+  if isinstance(lam, (int, float)):
+    if lam == 1:
+      return a
+    if lam == 0:
+      return b
+    return lam * a + (1 - lam) * b
+  a = jnp.where((lam == 0) & ~jnp.isfinite(a), jnp.zeros((), a.dtype), a)
+  b = jnp.where((lam == 1) & ~jnp.isfinite(b), jnp.zeros((), b.dtype), b)
+  return lam * a + (1 - lam) * b

@@ -443,13 +443,19 @@ def _soft_reduce(x, axes, temperature):
   # Shift in x, not in x / T: x - max(x) <= 0 exactly, whereas XLA may evaluate x / T
   # differently in two fusions, and at |x| ~ 1e30 one ulp of that difference overflows exp.
   m = lax.stop_gradient(jnp.max(x, axis=axes, keepdims=True))
+  # A +inf entry takes all the weight (the limit of the softmax): the result is +inf. Those
+  # reductions compute on zeros instead, so no inf - inf reaches the value or the gradient.
+  top = m == jnp.inf
   m = jnp.where(jnp.isfinite(m), m, jnp.zeros((), m.dtype))
-  e = jnp.exp((x - m) / temperature)
+  xs = jnp.where(top, jnp.zeros((), x.dtype), x)
+  e = jnp.exp((xs - m) / temperature)
   total = jnp.sum(e, axis=axes, keepdims=True)
   live = total > 0
-  weighted = jnp.sum(e * jnp.where(e > 0, x, jnp.zeros((), x.dtype)), axis=axes, keepdims=True)
-  y = weighted / jnp.where(live, total, jnp.ones((), total.dtype))
-  return jnp.where(live, y, jnp.max(x, axis=axes, keepdims=True))
+  # normalised weights first: a sum of w x with sum w = 1 cannot overflow, one of e x can
+  w = e / jnp.where(live, total, jnp.ones((), total.dtype))
+  y = jnp.sum(w * jnp.where(e > 0, xs, jnp.zeros((), x.dtype)), axis=axes, keepdims=True)
+  y = jnp.where(live, y, jnp.max(x, axis=axes, keepdims=True))
+  return jnp.where(top, jnp.asarray(jnp.inf, y.dtype), y)
 
 
 def _power(ratio, p, static_int: bool):

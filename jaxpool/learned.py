@@ -202,7 +202,7 @@ def max_avg_pool(x: jnp.ndarray, alpha, window: Sequence[int],
                                      dilation, ceil_mode)
   alpha = _mixing_weight(alpha, 'alpha', out_shape, cdt)
   xc = x.astype(cdt)
-  y = alpha * _safe_max(xc, geom) + (1 - alpha) * _valid_mean(xc, geom)
+  y = _numerics.blend(alpha, _safe_max(xc, geom), _valid_mean(xc, geom))  # alpha 1: max, 0: avg
   return _finish(y, geom, x.dtype)
 
 
@@ -252,7 +252,7 @@ def gated_pool(x: jnp.ndarray, gate, window: Sequence[int],
   xc = x.astype(cdt)
   taps = _windows.window_taps(xc, geom, 0.0)  # padding reads 0: adds nothing to the dot
   s = jax.nn.sigmoid(_window_dot(taps, tuple(omega)))
-  y = s * _safe_max(xc, geom) + (1 - s) * _valid_mean(xc, geom)
+  y = _numerics.blend(s, _safe_max(xc, geom), _valid_mean(xc, geom))  # saturated gates
   return _finish(y, geom, x.dtype)
 
 

@@ -334,7 +334,7 @@ def mixed_pool(x: jnp.ndarray, window: Sequence[int],
   if (counts == 0).any():
     mx = jnp.where(counts > 0, mx, 0)
   if key is None:
-    y = p_max * mx + (1 - p_max) * avg
+    y = _numerics.blend(p_max, mx, avg)  # exactly max (avg) pooling at p_max = 1 (0)
   else:
     shape = _choice_shape(avg.shape, nb, geom.ndim, granularity)
     use_max = jax.random.bernoulli(key, p_max, shape)

@@ -794,8 +794,8 @@ def ada_pool(x: jnp.ndarray, beta: float | jnp.ndarray, window: Sequence[int],
   dscw = _weighted_pool(x, None, _window_mean(x, geom), geom, _DSC(eps), return_weights)
   soft = _weighted_pool(x, None, None, geom, _Softmax(), return_weights)
   if not return_weights:
-    return (beta * dscw + (1 - beta) * soft).astype(x.dtype)
-  y = beta * dscw[0] + (1 - beta) * soft[0]
+    return _numerics.blend(beta, dscw, soft).astype(x.dtype)  # beta 1 (0): eDSCW (SoftPool)
+  y = _numerics.blend(beta, dscw[0], soft[0])
   b = beta.reshape(*out_shape[:-1], *(1,) * geom.ndim, out_shape[-1])
   w = b * dscw[1] + (1 - b) * soft[1]
   return y.astype(x.dtype), w.astype(x.dtype)
