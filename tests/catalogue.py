@@ -48,6 +48,14 @@ def _weighted_unpool(name):
   return call
 
 
+def _one_batch_dim(x):
+  """(*batch, H, W, C) -> (N, H, W, C), N given explicitly (a -1 is ambiguous for empty arrays)."""
+  n = 1
+  for d in x.shape[:-3]:  # symbolic batch dims (export tests) multiply too
+    n = n * d
+  return x.reshape(n, *x.shape[-3:])
+
+
 CALLS = {
     'max_pool': lambda x, key: jaxpool.max_pool(x, (3, 3), 2, 1),
     'min_pool': lambda x, key: jaxpool.min_pool(x, (3, 3), 2, 1, dilation=(1, 2)),
@@ -56,10 +64,10 @@ CALLS = {
     'max_unpool': _max_unpool,
     'adaptive_avg_pool': lambda x, key: jaxpool.adaptive_avg_pool(x, (5, 3)),
     'adaptive_max_pool': lambda x, key: jaxpool.adaptive_max_pool(x, (5, 3)),
-    'global_pool': lambda x, key: jaxpool.global_pool(x.reshape(-1, *x.shape[-3:]), 'gem', p=3.0),
+    'global_pool': lambda x, key: jaxpool.global_pool(_one_batch_dim(x), 'gem', p=3.0),
     'channel_pool': lambda x, key: jaxpool.channel_pool(x, 'avg'),
     'spatial_pyramid_pool': lambda x, key: jaxpool.spatial_pyramid_pool(
-        x.reshape(-1, *x.shape[-3:]), (1, 2, 3)),
+        _one_batch_dim(x), (1, 2, 3)),
     'soft_pool': lambda x, key: jaxpool.soft_pool(x, (3, 3), 2, 1),
     'lip_pool': lambda x, key: jaxpool.lip_pool(x, jnp.tanh(x[..., :1]), (3, 3), 2, 1),
     'edscw_pool': lambda x, key: jaxpool.edscw_pool(x, (2, 2)),

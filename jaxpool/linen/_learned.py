@@ -186,7 +186,9 @@ class DPP(_Windowed):
                                  (*gw, 1, channels), 'depthwise guide filter')
     bias = self._checked_param('guide_bias', self.guide_bias_init, (channels,), 'guide bias')
     cdt = _numerics.compute_dtype(x.dtype)
-    xb = x.astype(cdt).reshape(-1, *x.shape[nb:])
+    if channels == 0:  # no filter to apply (a grouped conv needs at least one group)
+      return jnp.zeros((*x.shape[:nb], *geom.out_shape, 0), cdt)
+    xb = x.astype(cdt).reshape(math.prod(x.shape[:nb]), *x.shape[nb:])  # no -1: empty x
     # Filter j of output p reads p * s - lo_g + j: centred on the pooling window's middle tap.
     config = [(0, 0, 0)]
     for size, out, k, s, d, (lo, _), g in zip(geom.in_shape, geom.out_shape, geom.window,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
@@ -36,9 +37,15 @@ class LiftOperator(nn.Module):
   @nn.compact
   def __call__(self, v: jnp.ndarray) -> jnp.ndarray:
     channels = v.shape[-1]
-    h = nn.Conv(channels, (self.kernel_size,), padding='SAME', name='conv_k')(v)
+    if channels == 0:  # C -> C with C = 0: nothing to convolve (and no kernel to initialise)
+      return v
+    # one batch dim, its size explicit (Flax's own flattening reshapes to -1, which fails
+    # on an empty batch or zero channels)
+    lead = v.shape[:-2]
+    h = v.reshape(math.prod(lead), *v.shape[-2:])
+    h = nn.Conv(channels, (self.kernel_size,), padding='SAME', name='conv_k')(h)
     h = nn.Conv(channels, (1,), name='conv_1')(nn.relu(h))
-    return jnp.tanh(h)
+    return jnp.tanh(h).reshape(*lead, *h.shape[-2:])
 
 
 class LiftDownPool(nn.Module):

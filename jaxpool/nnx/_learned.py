@@ -6,6 +6,7 @@ initial values (gate and tree filters, N(0, 0.1**2)) draw from ``rngs.params()``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -139,7 +140,7 @@ def strided_guide(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray,
   channels = x.shape[-1]
   gw = kernel.shape[:n]
   cdt = _numerics.compute_dtype(x.dtype)
-  xb = x.astype(cdt).reshape(-1, *x.shape[nb:])
+  xb = x.astype(cdt).reshape(math.prod(x.shape[:nb]), *x.shape[nb:])  # no -1: empty x
   config = [(0, 0, 0)]
   for size, out, k, s, d, (lo, _), g in zip(geom.in_shape, geom.out_shape, geom.window,
                                             geom.strides, geom.dilation, geom.padding, gw):

@@ -35,6 +35,11 @@ class LiftOperator(nnx.Module):
     self.conv_1 = nnx.Conv(c, c, (1,), padding='SAME', rngs=rngs)
 
   def __call__(self, v: jnp.ndarray) -> jnp.ndarray:
+    channels = self.conv_k.in_features
+    if jnp.shape(v)[-1] != channels:
+      raise ValueError(
+          f'LiftOperator: built for num_features={channels} channels; got an input of shape '
+          f'{jnp.shape(v)}')
     return jnp.tanh(self.conv_1(jax.nn.relu(self.conv_k(v))))
 
 
