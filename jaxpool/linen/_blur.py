@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from jaxpool import _geometry, blur
 from jaxpool._geometry import Padding
+from jaxpool.linen._base import check_bool
 
 
 def _check_blur_fields(module, n: int) -> None:
@@ -16,8 +17,7 @@ def _check_blur_fields(module, n: int) -> None:
   if module.strides is not None:
     _geometry.int_tuple(module.strides, n, 'strides')
   blur._check_pad_mode(module.pad_mode)  # noqa: SLF001 (same package)
-  if not isinstance(module.count_include_pad, bool):
-    raise TypeError(f'count_include_pad must be a bool; got {module.count_include_pad!r}')
+  check_bool(module.count_include_pad, 'count_include_pad')
 
 
 class BlurPool(nn.Module):

@@ -17,7 +17,7 @@ from jax import lax
 
 from jaxpool import _geometry, weighted
 from jaxpool._geometry import Padding
-from jaxpool.linen._base import Windowed, check_window_fields
+from jaxpool.linen._base import Windowed, check_bool, check_window_fields
 
 _BETA_SHAPES = ('scalar', 'channel', 'location', 'location_channel')
 
@@ -29,8 +29,7 @@ def _check_positive(value, name: str) -> None:
 
 
 def _check_bool(value, name: str) -> None:
-  if not isinstance(value, bool):
-    raise TypeError(f'{name} must be a bool; got {value!r}')
+  check_bool(value, name)  # NumPy bools accepted, as everywhere
 
 
 class SoftPool(Windowed):
