@@ -329,7 +329,10 @@ def mixed_pool(x: jnp.ndarray, window: Sequence[int],
     raise ValueError(f'granularity must be one of {GRANULARITIES}; got {granularity!r}')
   cdt = _numerics.compute_dtype(x.dtype)
   counts = geom.valid_counts()[..., None]
-  avg = classic.sum_pool(x, geom) / np.maximum(counts, 1).astype(cdt)
+  # summed on x / 2**k (2**k >= window size, exact): the average cannot overflow
+  k = max(math.ceil(math.log2(geom.window_size)), 0)
+  avg = classic.sum_pool(x.astype(cdt) * 2.0 ** -k, geom) / np.maximum(counts, 1).astype(cdt)
+  avg = avg * 2.0 ** k
   mx = classic._extremum_pool(x, geom, 'max').astype(cdt)  # pylint: disable=protected-access
   if (counts == 0).any():
     mx = jnp.where(counts > 0, mx, 0)
