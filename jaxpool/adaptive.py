@@ -483,7 +483,7 @@ def _power_mean_parts(x, p_arr, scale, axes, static_p, mean):
   r = down(x)
   reduce = jnp.mean if mean else jnp.sum
   total = reduce(_power(r, p, static_int), axis=axes, keepdims=True)
-  nonzero = total != 0
+  nonzero = (total != 0) | jnp.isinf(scale)  # infinite entries: up(0) = NaN is inf - inf
   magnitude = jnp.where(nonzero, jnp.abs(total), jnp.ones((), total.dtype))
   y = jnp.where(nonzero, up(jnp.sign(total) * jnp.power(magnitude, 1.0 / p)),
                 jnp.zeros((), total.dtype))

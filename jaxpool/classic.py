@@ -266,8 +266,13 @@ def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
     ``-|S|^{1/p}`` (PyTorch: NaN). ``padding`` and ``dilation`` are extensions.
 
   Gradient: :math:`\partial y_p / \partial x_i = x_i^{p-1} y_p^{1-p}`, and 0 for an
-  all-zero window (PyTorch's rule); ``p`` may be a traced array and gets
-  its gradient by autodiff.
+  all-zero window (PyTorch's rule), evaluated scale-free as
+  :math:`r_i^{p-1} |T|^{1/p - 1}` (:math:`r = x / m`, :math:`T = \sum r^p`), so it
+  is finite wherever the value is, at any magnitude and for odd ``p`` on mixed
+  signs; ``p`` may be a traced array (learnable), with
+  :math:`\partial y / \partial p = y\,(\sum r^p \ln|r| / (p T) - \ln|T| / p^2)`.
+  A window holding infinities gives the exact limit (``+-inf``, or NaN for
+  ``inf - inf``).
 
   Args:
     x: ``(*batch, *spatial, C)`` floats.
@@ -290,25 +295,62 @@ def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
       raise ValueError(f'p must be a positive number (or a scalar array); got {p!r}')
     if math.isinf(p):
       return _extremum_pool(jnp.abs(x), geom, 'max')
-    static_int = float(p).is_integer()
+    static_p = float(p)
   else:
     p = _numerics.as_array(p, 'p')
     if p.ndim != 0 or not jnp.issubdtype(p.dtype, jnp.floating):
       raise TypeError(f'p must be a positive number or a float scalar array; got {p!r}')
-    static_int = False
+    static_p = None
   cdt = _numerics.compute_dtype(x.dtype)
   xc = x.astype(cdt)
-  # The result does not depend on the scale; no gradient flows through it.
+  # The result does not depend on the scale; no derivative flows through it.
   scale = _windows.reduce_window(lax.stop_gradient(jnp.abs(xc)), 0, lax.max, geom)
+  y = _lp_root(xc, jnp.asarray(p, cdt), scale, geom, static_p)
+  return y.astype(x.dtype)
+
+
+def _lp_parts(x, p_arr, scale, geom: Geometry, static_p):
+  """``y = m sign(T) |T|^(1/p)``, ``T = sum_R (x / m)^p``, ``m = scale``, and the pieces."""
+  static_int = static_p is not None and float(static_p).is_integer()
+  p = p_arr if static_p is None else static_p
   down, up = _numerics.scale_normalizer(scale)
   power = lambda r: lax.integer_pow(r, int(p)) if static_int else jnp.power(r, p)  # noqa: E731
-  taps = _windows.Taps.read(xc, geom, 0.0)
-  total = taps.map(lambda t: power(down(t))).where_valid(0).sum()
-  nonzero = total != 0
-  magnitude = jnp.where(nonzero, jnp.abs(total), 1)
-  root = jnp.power(magnitude, 1.0 / p)
-  y = jnp.where(nonzero, up(jnp.sign(total) * root), 0)
-  return y.astype(x.dtype)
+  r = _windows.Taps.read(x, geom, 0.0).map(down).where_valid(0)
+  total = r.map(power).sum()
+  # 0 for an all-zero window; a window holding infinities keeps up(0) = NaN (inf - inf)
+  nonzero = (total != 0) | jnp.isinf(scale)
+  magnitude = jnp.where(nonzero, jnp.abs(total), jnp.ones((), total.dtype))
+  y = jnp.where(nonzero, up(jnp.sign(total) * jnp.power(magnitude, 1.0 / p)),
+                jnp.zeros((), total.dtype))
+  return y, (p, r, total, nonzero, magnitude, static_int, power)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
+def _lp_root(x, p_arr, scale, geom: Geometry, static_p):
+  """LP pooling of ``x`` in the compute dtype (``scale`` = window ``max |x|``, no derivative)."""
+  return _lp_parts(x, p_arr, scale, geom, static_p)[0]
+
+
+@_lp_root.defjvp
+def _lp_root_jvp(geom, static_p, primals, tangents):
+  # dy/dx_i = r_i^(p-1) |T|^(1/p - 1): degree 0 in x and written without m, so no
+  # intermediate overflows (plain autodiff multiplies the cotangent by m first); 0 for an
+  # all-zero window. dy/dp = y (sum r^p ln|r| / (p T) - ln|T| / p^2). Linear in the tangents.
+  x, p_arr, scale = primals
+  x_dot, p_dot, _ = tangents
+  y, (p, r, total, nonzero, magnitude, static_int, power) = _lp_parts(
+      x, p_arr, scale, geom, static_p)
+  coef = jnp.where(nonzero, jnp.power(magnitude, 1.0 / p - 1), jnp.zeros((), y.dtype))
+  rp1 = r.map(lambda v: lax.integer_pow(v, int(p) - 1) if static_int else jnp.power(v, p - 1))
+  dots = _windows.Taps.read(x_dot, geom, 0.0)
+  y_dot = coef * rp1.map(jnp.multiply, dots).where_valid(0).sum()
+  if static_p is None:
+    log_r = r.map(lambda v: jnp.log(jnp.where(v != 0, jnp.abs(v), jnp.ones((), v.dtype))))
+    weighted = r.map(power).map(jnp.multiply, log_r).sum()
+    safe_total = jnp.where(nonzero, total, jnp.ones((), total.dtype))
+    dlog = weighted / (p * safe_total) - jnp.log(magnitude) / p ** 2
+    y_dot = y_dot + y * dlog * p_dot
+  return y, y_dot
 
 
 # --- unpooling ----------------------------------------------------------------------
