@@ -85,11 +85,13 @@ def _taps_and_scale(x: jnp.ndarray, geom: Geometry):
   none). Sums of ``max(x, 0) / m`` lie in ``[1, window_size]``, so nothing
   overflows or underflows for any finite input; sampling probabilities are
   scale-free and the eval formula is homogeneous of degree 1
-  (``y = m * f(a / m)``), so the scaling is exact.
+  (``y = m * f(a / m)``), so the scaling is exact. For the same reason ``m`` is a
+  constant to differentiation (``y`` does not depend on it; the max reduce-window has
+  no derivative, which second derivatives of the rules below would need).
   """
   xr = _windows.split_phases(x, geom, 0.0)
   taps = [_windows.phase_view(xr, geom, o) for o in _windows.offsets(geom)]
-  m = _windows.reduce_window(jnp.maximum(x, 0), 0, lax.max, geom)
+  m = _windows.reduce_window(jnp.maximum(lax.stop_gradient(x), 0), 0, lax.max, geom)
   return taps, jnp.where(m > 0, m, 1)
 
 
@@ -132,12 +134,8 @@ def _draw_taps(taps, scale, u, choice_dtype):
   return jnp.where(chosen == none, last_positive, chosen)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _stochastic_train(x, u, geom: Geometry):
-  return _stochastic_train_fwd(x, u, geom)[0]
-
-
-def _stochastic_train_fwd(x, u, geom):
+def _stochastic_train_forward(x, u, geom):
+  """``(y, choice)``: the drawn tap's value per window and its number (-1: no draw)."""
   taps, scale = _taps_and_scale(x, geom)
   choice = _draw_taps(taps, scale, u, classic._choice_dtype(geom))  # pylint: disable=protected-access
   if len(taps) <= _windows.UNROLL_MAX_TAPS:
@@ -148,15 +146,27 @@ def _stochastic_train_fwd(x, u, geom):
     picked = jnp.take_along_axis(jnp.stack(taps), jnp.maximum(choice, 0)[None].astype(jnp.int32),
                                  axis=0)[0]
     y = jnp.where(choice >= 0, picked, jnp.zeros_like(u))
-  return y, _windows.materialize(choice)
+  return y, choice
 
 
-def _stochastic_train_bwd(geom, choice, g):
-  # the cotangent goes to the drawn tap only (the window with no draw routes nowhere)
-  return classic._route_to_choice(g, choice, geom), None  # pylint: disable=protected-access
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _stochastic_train(x, u, geom: Geometry):
+  return _stochastic_train_forward(x, u, geom)[0]
 
 
-_stochastic_train.defvjp(_stochastic_train_fwd, _stochastic_train_bwd)
+@_stochastic_train.defjvp
+def _stochastic_train_jvp(geom, primals, tangents):
+  # y_dot = x_dot at the drawn tap (0 for a window with no draw): x moves the draw only
+  # through a discrete choice, so the tangent is linear in x_dot. JAX transposes each
+  # `where(choice == i, tap_i, 0)` to "the cotangent to its drawn tap" (selects, shifted
+  # pads: no scatter). One select per tap, unrolled, as the routing backward was.
+  (x, u), (x_dot, _) = primals, tangents
+  y, choice = _stochastic_train_forward(x, u, geom)
+  choice = _windows.materialize(choice)
+  dots = _windows.window_taps(x_dot, geom, 0.0)
+  zero = jnp.zeros((), x_dot.dtype)
+  y_dot = sum(jnp.where(choice == i, dot, zero) for i, dot in enumerate(dots))
+  return y, y_dot
 
 
 def _weighting_sums(taps, scale):
@@ -169,33 +179,59 @@ def _weighting_sums(taps, scale):
   return total, squares
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _stochastic_eval(x, geom: Geometry):
-  return _stochastic_eval_fwd(x, geom)[0]
-
-
-def _stochastic_eval_fwd(x, geom):
+def _stochastic_eval_forward(x, geom):
+  """``(y, m, S)``: the probabilistic weighting, the window scale and ``sum a_i / m``."""
   taps, scale = _taps_and_scale(x, geom)
   total, squares = _weighting_sums(taps, scale)
   y = jnp.where(total > 0, scale * squares / jnp.where(total > 0, total, 1), 0)
-  return y, (x, scale, total, y)
+  return y, scale, total
 
 
-def _stochastic_eval_bwd(geom, residuals, g):
-  # dy/dx_i = (2 x_i - y) / sum_j a_j = (2 x_i / m - y / m) / S for x_i > 0, else 0
-  x, scale, total, y = residuals
-  weight = _windows.materialize(jnp.where(total > 0, g / jnp.where(total > 0, total, 1), 0))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _stochastic_eval(x, geom: Geometry):
+  return _stochastic_eval_forward(x, geom)[0]
+
+
+@_stochastic_eval.defjvp
+def _stochastic_eval_jvp(geom, primals, tangents):
+  (x,), (x_dot,) = primals, tangents
+  y, scale, total = _stochastic_eval_forward(x, geom)
+  return y, _stochastic_eval_tangent(x, scale, total, y, x_dot, geom)
+
+
+@jax.custom_jvp
+def _computed_once(a):
+  """:func:`~jaxpool._windows.materialize`, differentiable (its tangent passes through)."""
+  return _windows.materialize(a)
+
+
+@_computed_once.defjvp
+def _computed_once_jvp(primals, tangents):
+  return _computed_once(primals[0]), tangents[0]
+
+
+@functools.partial(jax.checkpoint, static_argnums=(5,))
+def _stochastic_eval_tangent(x, scale, total, y, x_dot, geom):
+  """``y_dot = sum_i (2 x_i - y) / sum_j a_j * x_dot_i`` over the taps with ``x_i > 0``.
+
+  Written as ``(2 x_i / m - y / m) / S``: no overflow for any finite input. Linear in
+  ``x_dot``; JAX's transpose of it is the scatter-free backward (per tap, the
+  cotangent over ``S`` times the coefficient, put back by shifted pads). Checkpointed,
+  so reverse mode keeps only ``x, m, S, y`` and recomputes the coefficients.
+  """
   inv_scale = _windows.materialize(1 / scale)
-  offset_y = _windows.materialize(y * inv_scale)
+  offset_y = _computed_once(y * inv_scale)  # else XLA re-evaluates y's chain per tap
   xr = _windows.split_phases(x, geom, 0.0)
-  cotangents = {}
-  for o in _windows.offsets(geom):
+  dots = _windows.window_taps(x_dot, geom, 0.0)
+  zero = jnp.zeros((), x_dot.dtype)
+  weighted = None
+  for o, dot in zip(_windows.offsets(geom), dots):
     tap = _windows.phase_view(xr, geom, o)
-    cotangents[o] = jnp.where(tap > 0, weight * (2 * tap * inv_scale - offset_y), 0)
-  return (_windows.scatter_taps(cotangents, geom),)
-
-
-_stochastic_eval.defvjp(_stochastic_eval_fwd, _stochastic_eval_bwd)
+    # masked on the primal side: the transpose multiplies the cotangent by it (a -inf tap
+    # masked after the product would give -inf * 0 = NaN there)
+    term = jnp.where(tap > 0, 2 * tap * inv_scale - offset_y, zero) * dot
+    weighted = term if weighted is None else weighted + term
+  return jnp.where(total > 0, weighted / jnp.where(total > 0, total, 1), zero)
 
 
 def stochastic_pool(x: jnp.ndarray, window: Sequence[int],
@@ -218,9 +254,11 @@ def stochastic_pool(x: jnp.ndarray, window: Sequence[int],
 
   Output size per spatial dim: as :func:`~jaxpool.max_pool` (PyTorch's rule).
 
-  Gradient (custom VJPs, scatter-free): training, the cotangent goes to the
-  sampled element only (:math:`\bar x_l = \bar y_p`; nothing for a window
-  with no positive entry); evaluation, the exact
+  Derivatives (custom JVPs with tangents linear in ``x_dot``; JAX derives reverse
+  mode by transposing them, scatter-free; every transformation and order works):
+  training, the derivative is the sampled element's (:math:`\dot y_p = \dot x_l`,
+  :math:`\bar x_l = \bar y_p`; nothing for a window with no positive entry; the
+  draw moves with ``x`` only by discrete choices); evaluation, the exact
   :math:`\partial y / \partial x_i = (2 a_i - y) / \sum_j a_j` for
   :math:`x_i > 0`, else 0. Computed in f32 for half precisions; no overflow for
   any finite magnitude (sums are scaled by the window max).
@@ -551,7 +589,7 @@ def _take(planes: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
   return jnp.take_along_axis(planes, index, axis=-2, mode='promise_in_bounds')
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _window_maxima(planes: jnp.ndarray, base: jnp.ndarray,
                    geom: tuple[tuple[int, ...], tuple[int, ...]]):
   """Per (batch, channel) plane, the maximum of the box at each ``base`` and its position.
@@ -575,20 +613,18 @@ def _window_maxima(planes: jnp.ndarray, base: jnp.ndarray,
   return best_value, best_index
 
 
-def _window_maxima_fwd(planes, base, geom):
+@_window_maxima.defjvp
+def _window_maxima_jvp(geom, primals, tangents):
+  # y_dot_p = x_dot at the window's maximum: one gather of the tangent at the argmax
+  # positions, in f32 for f16/bf16. Its transpose (reverse mode, derived by JAX) is
+  # x_bar_j = sum over {p: index_p = j} of y_bar_p: one scatter-add (as PyTorch's
+  # backward; a scatter is inherent here, windows land anywhere in the plane),
+  # accumulated in f32 and rounded once to x's dtype.
+  (planes, base), (planes_dot, _) = primals, tangents
   y, index = _window_maxima(planes, base, geom)
-  return (y, index), index
-
-
-def _window_maxima_bwd(geom, index, cotangents):
-  # x̄_j = Σ_{p: index_p = j} ȳ_p: one scatter-add (as PyTorch), accumulated in f32.
-  g = cotangents[0]
-  zeros = jnp.zeros((*index.shape[:-2], math.prod(geom[0]), index.shape[-1]), jnp.float32)
-  xbar = jax.vjp(lambda p: _take(p, index), zeros)[1](g.astype(jnp.float32))[0]
-  return xbar.astype(g.dtype), None
-
-
-_window_maxima.defvjp(_window_maxima_fwd, _window_maxima_bwd)
+  work = _numerics.compute_dtype(planes_dot.dtype)
+  y_dot = _take(planes_dot.astype(work), index).astype(planes_dot.dtype)
+  return (y, index), (y_dot, np.zeros(index.shape, jax.dtypes.float0))
 
 
 def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
@@ -622,9 +658,10 @@ def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
   (ratio in (0, 1], per dim or shared), exactly one of them; ``k + out - 1 <= L``
   must hold.
 
-  Gradient: :math:`\bar x_j = \sum_{p:\, \mathrm{argmax}_p = j} \bar y_p`,
-  the transpose of one gather: a scatter-add (as PyTorch), accumulated in
-  f32 and rounded once to ``x``'s dtype.
+  Derivatives: the tangent is :math:`\dot x` at each window's maximum (a custom
+  JVP: one gather); the gradient, its transpose derived by JAX, is
+  :math:`\bar x_j = \sum_{p:\, \mathrm{argmax}_p = j} \bar y_p`: a scatter-add
+  (as PyTorch), accumulated in f32 and rounded once to ``x``'s dtype.
 
   Args:
     x: ``(*batch, *spatial, C)`` floats.
