@@ -19,10 +19,12 @@ op              logits :math:`z_{p,i}`
 ``idw_pool``    :math:`-\log(|x_i - a_p| + \epsilon)`
 ==============  ==============================================================
 
-(:math:`a_p` the mean of the window's valid taps). One custom VJP
-(:func:`_weighted_pool`) serves them all. It stores its inputs (``x``, the
-logit source, a per-window statistic) and its output, recomputes the weights
-in the backward pass, and uses no scatter:
+(:math:`a_p` the mean of the window's valid taps). One core
+(:func:`_weighted_pool`, a ``jax.custom_jvp``) serves them all. Its tangent is
+linear in the tangents of ``x``, the logit source and the window statistic,
+written over the same window taps as the forward, so JAX derives reverse mode
+by transposing it (no scatter); it is checkpointed, so reverse mode stores the
+inputs and the output and recomputes the weights:
 
 .. math::
 
@@ -30,7 +32,7 @@ in the backward pass, and uses no scatter:
    \frac{\partial y_p}{\partial z_{p,i}} = w_{p,i}\,(x_i - y_p).
 
 For non-overlapping windows (``strides == window``, no dilation) the SoftPool
-and LIP backward is a single elementwise pass over the input reshaped into
+and LIP tangent, and so its transpose, is a single elementwise pass over the input reshaped into
 blocks, reading ``w = exp(z - logsumexp_R z)`` and ``y`` through broadcasts.
 
 Numerics: the weights are evaluated as :math:`e_i = \exp(z_i - \max_R z)` (the
@@ -84,25 +86,10 @@ class _Softmax:
   """``z = t / temperature``: SoftPool (t = x) and LIP (t = logits)."""
   temperature: float = 1.0
 
-  def normaliser(self, t, t_taps, s, masks, geom, backward=False):
+  def normaliser(self, t: _windows.Taps, s):
     """The window maximum over valid taps."""
     del s
-    if backward:
-      # A reduce_window is materialised once; an elementwise maximum of the taps
-      # (fastest in the forward, where it fuses) would be re-derived in each of
-      # the backward's per-tap fusions.
-      return _windows.reduce_window(t, -jnp.inf, lax.max, geom)
-    m = None
-    for t_k, mask in zip(t_taps, masks):
-      if mask is not None:
-        t_k = jnp.where(mask, t_k, -jnp.inf)
-      m = t_k if m is None else jnp.maximum(m, t_k)
-    return m
-
-  def stacked_normaliser(self, t, s, masks):
-    """The same over stacked taps ``t`` ``(K, ...)``."""
-    del s
-    return jnp.max(t if masks is None else jnp.where(masks, t, -jnp.inf), axis=0)
+    return t.where_valid(-jnp.inf).max()
 
   def weight(self, t, s, m, geom):
     del s
@@ -125,11 +112,8 @@ class _DSC:
   """eDSCW: ``z = (2|t s| + eps) / (t**2 + s**2 + eps)``, ``s`` the window mean; z in (0, 1]."""
   eps: float
 
-  def normaliser(self, t, t_taps, s, masks, geom, backward=False):
+  def normaliser(self, t: _windows.Taps, s):
     return None  # z <= 1: exp(z - 1) <= 1 needs no per-window maximum.
-
-  def stacked_normaliser(self, t, s, masks):
-    return None
 
   def _dsc(self, t, s):
     # Scale-free evaluation: divide t, s by r = max(|t|, |s|, 1) and eps by r**2.
@@ -166,18 +150,9 @@ class _InverseDistance:
   def _half_distance(self, t, s):
     return jnp.abs(0.5 * t - 0.5 * s)
 
-  def normaliser(self, t, t_taps, s, masks, geom, backward=False):
-    m = None
-    for t, mask in zip(t_taps, masks):
-      h = self._half_distance(t, s)
-      if mask is not None:
-        h = jnp.where(mask, h, jnp.inf)
-      m = h if m is None else jnp.minimum(m, h)
-    return m
-
-  def stacked_normaliser(self, t, s, masks):
-    h = self._half_distance(t, s)
-    return jnp.min(h if masks is None else jnp.where(masks, h, jnp.inf), axis=0)
+  def normaliser(self, t: _windows.Taps, s):
+    """The window's smallest (halved) distance over valid taps."""
+    return t.map(self._half_distance, s).where_valid(jnp.inf).min()
 
   def weight(self, t, s, m, geom):
     half_eps = 0.5 * self.eps
@@ -199,10 +174,6 @@ def _difference(x, y):
   return jnp.where(x == y, 0, x - y)
 
 
-def _masks(geom: Geometry) -> list:
-  return [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)]
-
-
 def _nonzero_total(s0, geom: Geometry):
   """The weights' sum ``s0``, with 1 in windows that hold no real tap (they output 0)."""
   empty = geom.valid_counts() == 0
@@ -211,145 +182,106 @@ def _nonzero_total(s0, geom: Geometry):
   return s0
 
 
-def _unnormalised(x, t, s, geom: Geometry, kind, backward: bool = False):
-  """Taps and unnormalised weights in the compute dtype (padded taps weigh 0)."""
-  cdt = _numerics.compute_dtype(x.dtype)
-  xc = x.astype(cdt)
-  tc = xc if t is None else t.astype(cdt)
-  x_taps = _windows.window_taps(xc, geom, 0.0)
-  t_taps = x_taps if t is None else _windows.window_taps(tc, geom, 0.0)
-  s = None if s is None else s.astype(cdt)
-  masks = _masks(geom)
-  m = kind.normaliser(tc, t_taps, s, masks, geom, backward)
-  e_taps = []
-  for t_k, mask in zip(t_taps, masks):
-    e = kind.weight(t_k, s, m, geom)
-    e_taps.append(e if mask is None else jnp.where(mask, e, 0))
-  return x_taps, t_taps, s, m, e_taps, _nonzero_total(functools.reduce(jnp.add, e_taps), geom)
+def _unnormalised(xc, tc, sc, geom: Geometry, kind):
+  """Taps of ``x`` and ``t``, the normaliser, unnormalised weights (padded taps weigh 0), their sum.
 
-
-def _unnormalised_stacked(x, t, s, geom: Geometry, kind):
-  """:func:`_unnormalised` over stacked taps (windows beyond ``_windows.UNROLL_MAX_TAPS``).
-
-  Per-window arrays get a leading axis of size 1.
+  Arguments in the compute dtype; ``tc`` None means ``t = x``.
   """
-  cdt = _numerics.compute_dtype(x.dtype)
-  xc = x.astype(cdt)
-  x_taps = jnp.stack(_windows.window_taps(xc, geom, 0.0))
-  t_taps = x_taps if t is None else jnp.stack(_windows.window_taps(t.astype(cdt), geom, 0.0))
-  s = None if s is None else s.astype(cdt)[None]
-  masks = _windows.stacked_tap_masks(geom, x.ndim - geom.ndim - 1)
-  m = kind.stacked_normaliser(t_taps, s, masks)
-  m = None if m is None else m[None]
-  e = kind.weight(t_taps, s, m, geom)
-  if masks is not None:
-    e = jnp.where(masks, e, 0)
-  return x_taps, t_taps, s, m, e, _nonzero_total(jnp.sum(e, axis=0), geom)
+  x_taps = _windows.Taps.read(xc, geom, 0.0)
+  t_taps = x_taps if tc is None else _windows.Taps.read(tc, geom, 0.0)
+  m = kind.normaliser(t_taps, sc)
+  e = t_taps.map(lambda t, s, m: kind.weight(t, s, m, geom), sc, m).where_valid(0)
+  return x_taps, t_taps, m, e, _nonzero_total(e.sum(), geom)
 
 
 def _forward(x, t, s, geom: Geometry, kind, with_weights: bool):
+  cdt = _numerics.compute_dtype(x.dtype)
+  tc = None if t is None else t.astype(cdt)
+  sc = None if s is None else s.astype(cdt)
+  x_taps, _, _, e, s0 = _unnormalised(x.astype(cdt), tc, sc, geom, kind)
   # e == 0 (a -inf logit or a padded tap) contributes 0 even where x is infinite.
-  if _windows.unrolls(geom):
-    x_taps, _, _, _, e_taps, s0 = _unnormalised(x, t, s, geom, kind)
-    s1 = functools.reduce(jnp.add, [jnp.where(e > 0, e * x_k, 0)
-                                    for e, x_k in zip(e_taps, x_taps)])
-    weights = lambda: jnp.stack(e_taps, axis=-2)  # noqa: E731
-  else:
-    x_taps, _, _, _, e, s0 = _unnormalised_stacked(x, t, s, geom, kind)
-    s1 = jnp.sum(jnp.where(e > 0, e * x_taps, 0), axis=0)
-    weights = lambda: jnp.moveaxis(e, 0, -2)  # noqa: E731
-  y = s1 / s0
+  y = e.map(lambda e, x: jnp.where(e > 0, e * x, 0), x_taps).sum() / s0
   if not with_weights:
     return y
-  w = weights() / s0[..., None, :]  # (..., K, C)
-  return y, w.reshape(*w.shape[:-2], *geom.window, w.shape[-1])
+  return y, _shape_weights(e.to_last_axis() / s0[..., None, :], geom)
 
 
-def _stacked_bwd(x, t, s, y, g, g_w, geom: Geometry, kind):
-  """The backward of :func:`_weighted_pool` over stacked taps (same maths as the loop)."""
-  x_taps, t_taps, s_c, m, e, s0 = _unnormalised_stacked(x, t, s, geom, kind)
-  q = g / s0
-  e_bar = q[None] * _difference(x_taps, y[None])
-  if g_w is not None:
-    g_w = jnp.moveaxis(
-        g_w.astype(y.dtype).reshape(*y.shape[:-1], geom.window_size, y.shape[-1]), -2, 0)
-    dot = jnp.sum(g_w * e, axis=0) / s0
-    e_bar = e_bar + (g_w - dot[None]) / s0[None]
-  t_bar, s_bar = kind.weight_vjp(t_taps, s_c, m, e, e_bar, geom)
-  live = e > 0
-  x_bar = q[None] * e
-  if t is None:
-    x_bar, t_bar = jnp.where(live, x_bar + t_bar, 0), None
-  else:
-    t_bar = jnp.where(live, t_bar, 0)
-  if s_bar is not None:
-    s_bar = jnp.sum(jnp.where(live, s_bar, 0), axis=0)
-  offsets = list(_windows.offsets(geom))
-  unstack = lambda a: dict(zip(offsets, [a[k] for k in range(len(offsets))]))  # noqa: E731
-  x_bar = _windows.scatter_taps(unstack(x_bar), geom).astype(x.dtype)
-  t_bar = None if t is None else _windows.scatter_taps(unstack(t_bar), geom).astype(t.dtype)
-  s_bar = None if s is None else s_bar.astype(s.dtype)
-  return x_bar, t_bar, s_bar
+def _shape_weights(w, geom: Geometry):
+  """``(..., K, C)`` -> ``(..., *window, C)``."""
+  return w.reshape(*w.shape[:-2], *geom.window, w.shape[-1])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
 def _weighted_pool(x, t, s, geom: Geometry, kind, with_weights: bool):
   """``y_p = sum_i w_{p,i} x_i`` with weights from ``kind``; result in the compute dtype.
 
   ``t`` is the logit source at input resolution (``None``: ``t = x``, and the
-  gradient through the weights is added to ``x``'s), ``s`` an optional
+  derivative through the weights is added to ``x``'s), ``s`` an optional
   per-window statistic at output resolution. With ``with_weights`` also
   returns the weights ``(*batch, *out, *window, C)``.
   """
   return _forward(x, t, s, geom, kind, with_weights)
 
 
-def _weighted_pool_fwd(x, t, s, geom, kind, with_weights):
+@_weighted_pool.defjvp
+def _weighted_pool_jvp(geom, kind, with_weights, primals, tangents):
+  r"""The tangent, linear in ``(x_dot, t_dot, s_dot)``; JAX transposes it for reverse mode.
+
+  .. math::
+
+     \dot y_p = \frac{1}{S_p} \sum_i \big(e_i \dot x_i + \dot e_i (x_i - y_p)\big), \quad
+     \dot e_i = \frac{\partial e_i}{\partial t_i} \dot t_i + \frac{\partial e_i}{\partial s_p} \dot s_p
+
+  with ``S_p = sum_i e_i``; the per-window normaliser of ``e`` cancels (the
+  softmax is shift-invariant), so it gets no tangent. Taps of weight 0 add 0.
+  """
+  x, t, s = primals
+  x_dot, t_dot, s_dot = tangents
   out = _forward(x, t, s, geom, kind, with_weights)
-  return out, (x, t, s, out[0] if with_weights else out)
+  y = out[0] if with_weights else out
+  cdt = y.dtype
+  if not with_weights and isinstance(kind, _Softmax) and _is_blocked(geom):
+    # Checkpointed: reverse mode keeps x, t, y and recomputes the weights in one pass.
+    tangent = jax.checkpoint(functools.partial(_softmax_block_tangent, geom=geom, kind=kind))
+    return out, tangent(x, t, y, x_dot, t_dot)
+  tangent = jax.checkpoint(functools.partial(_taps_tangent, geom=geom, kind=kind,
+                                             with_weights=with_weights))
+  return out, tangent(x, t, s, y, x_dot, t_dot, s_dot)
 
 
-def _weighted_pool_bwd(geom, kind, with_weights, residuals, cotangent):
-  x, t, s, y = residuals
-  g, g_w = cotangent if with_weights else (cotangent, None)
-  g = g.astype(y.dtype)
-  if g_w is None and isinstance(kind, _Softmax) and _is_blocked(geom):
-    x_bar, t_bar = _softmax_block_bwd(x, t, y, g, geom, kind)
-    return x_bar, t_bar, None
-  if not _windows.unrolls(geom):
-    return _stacked_bwd(x, t, s, y, g, g_w, geom, kind)
-  x_taps, t_taps, s_c, m, e_taps, s0 = _unnormalised(x, t, s, geom, kind, backward=True)
-  q = g / s0
-  if g_w is not None:
-    # w_k = e_k / s0  =>  dL/de_k += (g_w_k - sum_j g_w_j w_j) / s0.
-    g_w = g_w.astype(y.dtype).reshape(*y.shape[:-1], geom.window_size, y.shape[-1])
-    gw_taps = [g_w[..., k, :] for k in range(geom.window_size)]
-    dot = functools.reduce(jnp.add, [gk * e for gk, e in zip(gw_taps, e_taps)]) / s0
-  x_bars, t_bars, s_bar = [], [], None
-  for k, (x_k, t_k, e) in enumerate(zip(x_taps, t_taps, e_taps)):
+def _taps_tangent(x, t, s, y, x_dot, t_dot, s_dot, geom: Geometry, kind, with_weights: bool):
+  """The tangent of :func:`_weighted_pool` over window taps (any geometry).
+
+  Checkpointed by the caller: reverse mode keeps ``x, t, s, y`` and recomputes
+  the weights, rather than keeping one array per tap.
+  """
+  cdt = y.dtype
+  tc = None if t is None else t.astype(cdt)
+  sc = None if s is None else s.astype(cdt)
+  x_taps, t_taps, m, e, s0 = _unnormalised(x.astype(cdt), tc, sc, geom, kind)
+  xd_taps = _windows.Taps.read(x_dot.astype(cdt), geom, 0.0)
+  td_taps = xd_taps if t is None else _windows.Taps.read(t_dot.astype(cdt), geom, 0.0)
+  sd = None if s is None else s_dot.astype(cdt)
+
+  # Coefficients are zeroed (not the products) where e == 0, so that the transpose
+  # never multiplies a zero cotangent by an infinite x - y or derivative.
+  def weight_tangent(e, t, td, s, m, sd):
     live = e > 0
-    e_bar = q * _difference(x_k, y)
-    if g_w is not None:
-      e_bar = e_bar + (gw_taps[k] - dot) / s0
-    t_bar, s_bar_k = kind.weight_vjp(t_k, s_c, m, e, e_bar, geom)
-    x_bar = q * e
-    if t is None:
-      x_bars.append(jnp.where(live, x_bar + t_bar, 0))
-    else:
-      x_bars.append(x_bar)
-      t_bars.append(jnp.where(live, t_bar, 0))
-    if s_bar_k is not None:
-      s_bar_k = jnp.where(live, s_bar_k, 0)
-      s_bar = s_bar_k if s_bar is None else s_bar + s_bar_k
-  offsets = list(_windows.offsets(geom))
-  x_bar = _windows.scatter_taps(dict(zip(offsets, x_bars)), geom).astype(x.dtype)
-  t_bar = None if t is None else _windows.scatter_taps(
-      dict(zip(offsets, t_bars)), geom).astype(t.dtype)
-  s_bar = None if s is None else s_bar.astype(s.dtype)
-  return x_bar, t_bar, s_bar
+    dt, ds = kind.weight_vjp(t, s, m, e, 1.0, geom)  # de/dt, de/ds
+    ed = jnp.where(live, dt, 0) * td
+    return ed if ds is None else ed + jnp.where(live, ds, 0) * sd
 
+  def term(e, ed, x, xd, y):
+    return e * xd + ed * jnp.where(e > 0, _difference(x, y), 0)
 
-_weighted_pool.defvjp(_weighted_pool_fwd, _weighted_pool_bwd)
+  ed = e.map(weight_tangent, t_taps, td_taps, sc, m, sd)
+  y_dot = e.map(term, ed, x_taps, xd_taps, y).sum() / s0
+  if not with_weights:
+    return y_dot
+  # w_i = e_i / S  =>  w_dot_i = (e_dot_i - w_i sum_j e_dot_j) / S.
+  w = e.to_last_axis() / s0[..., None, :]
+  w_dot = (ed.to_last_axis() - w * ed.sum()[..., None, :]) / s0[..., None, :]
+  return y_dot, _shape_weights(w_dot, geom)
 
 
 # --- non-overlapping windows: the backward in block layout -----------------------------
@@ -417,36 +349,32 @@ def _block_mask(geom: Geometry) -> np.ndarray | None:
   return mask.reshape(*shape, 1)
 
 
-def _softmax_block_bwd(x, t, y, g, geom: Geometry, kind: _Softmax):
-  """Backward of the softmax kinds for non-overlapping windows (see above)."""
+def _softmax_block_tangent(x, t, y, x_dot, t_dot, geom: Geometry, kind: _Softmax):
+  """Tangent of the softmax kinds for non-overlapping windows, in block layout (see above).
+
+  ``y_dot = sum_block w (x_dot + (x - y) t_dot / T)``: its transpose is one
+  elementwise pass over the blocks, reading ``w`` and ``y`` through broadcasts.
+  """
   cdt = y.dtype
   inv_t = 1.0 / kind.temperature
-  tc = (x if t is None else t).astype(cdt)
-  t_taps = _windows.window_taps(tc, geom, 0.0)
-  masks = _masks(geom)
-  m = kind.normaliser(tc, t_taps, None, masks, geom)
-  s0 = None
-  for t_k, mask in zip(t_taps, masks):
-    e = jnp.exp(jnp.where(t_k == m, 0, t_k - m) * inv_t)
-    e = e if mask is None else jnp.where(mask, e, 0)
-    s0 = e if s0 is None else s0 + e
-  x_b = _to_blocks(x.astype(cdt), geom)
-  t_b = x_b if t is None else _to_blocks(t.astype(cdt), geom)
-  m_b = _per_block(m, geom)
-  # w = exp(z - logsumexp z), evaluated with the same inf-safe difference as the forward.
-  w = jnp.exp(jnp.where(t_b == m_b, 0, t_b - m_b) * inv_t - _per_block(jnp.log(s0), geom))
+  xc = x.astype(cdt)
+  tc = xc if t is None else t.astype(cdt)
+  t_taps = _windows.Taps.read(tc, geom, 0.0, stacked=False)  # per-window sums: fused, unrolled
+  m = kind.normaliser(t_taps, None)
+  s0 = t_taps.map(lambda t, m: kind.weight(t, None, m, geom), m).where_valid(0).sum()
+  x_b = _to_blocks(xc, geom)
+  t_b = x_b if t is None else _to_blocks(tc, geom)
+  w = kind.weight(t_b, None, _per_block(m, geom), geom) / _per_block(s0, geom)
   mask = _block_mask(geom)
   if mask is not None:
     w = jnp.where(mask, w, 0)
-  g_b = _per_block(g, geom)
-  diff = _difference(x_b, _per_block(y, geom)) * inv_t
   live = w > 0
-  if t is None:  # dy/dx = w (1 + (x - y) / T)
-    x_bar = jnp.where(live, w * g_b * (1 + diff), 0)
-    return _from_blocks(x_bar, geom).astype(x.dtype), None
-  x_bar = _from_blocks(w * g_b, geom).astype(x.dtype)
-  t_bar = _from_blocks(jnp.where(live, w * g_b * diff, 0), geom).astype(t.dtype)
-  return x_bar, t_bar
+  xd_b = _to_blocks(x_dot.astype(cdt), geom)
+  td_b = xd_b if t is None else _to_blocks(t_dot.astype(cdt), geom)
+  diff = jnp.where(live, _difference(x_b, _per_block(y, geom)) * inv_t, 0)
+  terms = w * xd_b + (w * diff) * td_b
+  nb = x.ndim - geom.ndim - 1
+  return jnp.sum(terms, axis=tuple(nb + 2 * a + 1 for a in range(geom.ndim)))
 
 
 # --- argument checks -------------------------------------------------------------------
