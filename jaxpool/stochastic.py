@@ -183,7 +183,8 @@ def _stochastic_eval_forward(x, geom):
   """``(y, m, S)``: the probabilistic weighting, the window scale and ``sum a_i / m``."""
   taps, scale = _taps_and_scale(x, geom)
   total, squares = _weighting_sums(taps, scale)
-  y = jnp.where(total > 0, scale * squares / jnp.where(total > 0, total, 1), 0)
+  # Q / S <= 1 first: scale * Q overflows for a large constant window (Q = S = K)
+  y = jnp.where(total > 0, scale * (squares / jnp.where(total > 0, total, 1)), 0)
   return y, scale, total
 
 
@@ -219,8 +220,9 @@ def _stochastic_eval_tangent(x, scale, total, y, x_dot, geom):
   cotangent over ``S`` times the coefficient, put back by shifted pads). Checkpointed,
   so reverse mode keeps only ``x, m, S, y`` and recomputes the coefficients.
   """
-  inv_scale = _windows.materialize(1 / scale)
-  offset_y = _computed_once(y * inv_scale)  # else XLA re-evaluates y's chain per tap
+  # x / m without the reciprocal 1 / m, which is subnormal (flushed to 0) for m > 2**126
+  down, _ = _numerics.scale_normalizer(scale)
+  offset_y = _computed_once(down(y))  # else XLA re-evaluates y's chain per tap
   xr = _windows.split_phases(x, geom, 0.0)
   dots = _windows.window_taps(x_dot, geom, 0.0)
   zero = jnp.zeros((), x_dot.dtype)
@@ -229,7 +231,7 @@ def _stochastic_eval_tangent(x, scale, total, y, x_dot, geom):
     tap = _windows.phase_view(xr, geom, o)
     # masked on the primal side: the transpose multiplies the cotangent by it (a -inf tap
     # masked after the product would give -inf * 0 = NaN there)
-    term = jnp.where(tap > 0, 2 * tap * inv_scale - offset_y, zero) * dot
+    term = jnp.where(tap > 0, 2 * down(tap) - offset_y, zero) * dot
     weighted = term if weighted is None else weighted + term
   return jnp.where(total > 0, weighted / jnp.where(total > 0, total, 1), zero)
 
