@@ -3,8 +3,9 @@
 An output window is a set of *taps*, one per offset ``o`` in the window. For a
 fixed offset, the taps of all outputs form a strided view of the padded input;
 its validity is a static mask (:func:`tap_mask`). Views are read from the
-input split into stride phases (:func:`window_taps`): a pad, a reshape and
-unit-stride slices, all of which JAX transposes to pads and reshapes, so the
+input split into stride phases (:func:`window_taps`): a pad, a reshape, a
+split and unit-stride slices, which JAX transposes to pads, concatenates and
+reshapes, so the
 reverse mode that JAX derives from any tangent rule written over taps puts
 per-offset cotangents back at input resolution without a scatter or interior
 padding. :class:`Taps` is the one interface over the taps that every op's
@@ -157,6 +158,7 @@ def scatter_taps(taps: Mapping[Offset, jnp.ndarray], geom: Geometry) -> jnp.ndar
   return out
 
 
+@jax.custom_jvp
 def materialize(a: jnp.ndarray) -> jnp.ndarray:
   """Returns ``a`` unchanged, computed once: a fusion boundary for XLA.
 
@@ -174,6 +176,14 @@ def materialize(a: jnp.ndarray) -> jnp.ndarray:
                            (1,) * (a.ndim + 1), 'VALID')[..., 0]
 
 
+@materialize.defjvp
+def _materialize_jvp(primals, tangents):
+  # The identity, for derivatives too (the reduce-window's own rule would route
+  # through a select-and-gather); its transpose is the identity.
+  (a,), (a_dot,) = primals, tangents
+  return materialize(a), a_dot
+
+
 def _lowest(dtype):
   if jnp.issubdtype(dtype, jnp.floating):
     return -np.inf
@@ -186,21 +196,19 @@ def _phase_arrays(x: jnp.ndarray, geom: Geometry, fill) -> dict[Offset, jnp.ndar
   """The padded input split into its stride phases: phase ``r`` -> ``(*batch, *M, C)``.
 
   Position ``m * s + r`` of the padded input sits at ``[m]`` of phase ``r``. Built
-  from a pad, a reshape and one unit-stride slice per phase, so the transpose of
-  reading it is a pad per phase and a reshape: no scatter, no interior padding.
+  from a pad, a reshape and one ``lax.split`` per strided dim, so the transpose of
+  reading it is a concatenate per dim and a reshape: no scatter, no interior padding.
   """
   xr = split_phases(x, geom, fill)
   nb = x.ndim - geom.ndim - 1
-  blocks = phase_blocks(geom)
-  out_shape = (*x.shape[:nb], *blocks, x.shape[-1])
-  arrays = {}
-  for phase in itertools.product(*(range(s) for s in geom.strides)):
-    start = [0] * xr.ndim
-    limit = list(xr.shape)
-    for axis, r in enumerate(phase):
-      start[nb + 2 * axis + 1], limit[nb + 2 * axis + 1] = r, r + 1
-    arrays[phase] = lax.slice(xr, start, limit).reshape(out_shape)
-  return arrays
+  shape = (*x.shape[:nb], *phase_blocks(geom), x.shape[-1])
+  parts: dict[Offset, jnp.ndarray] = {(): xr}
+  for axis, s in enumerate(geom.strides):
+    parts = {prefix + (r,): piece
+             for prefix, arr in parts.items()
+             for r, piece in enumerate(
+                 lax.split(arr, [1] * s, axis=nb + 2 * axis + 1) if s > 1 else [arr])}
+  return {phase: arr.reshape(shape) for phase, arr in parts.items()}
 
 
 def window_taps(x: jnp.ndarray, geom: Geometry, fill) -> tuple[jnp.ndarray, ...]:

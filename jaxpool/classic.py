@@ -356,23 +356,21 @@ def _lp_root_jvp(geom, static_p, primals, tangents):
 # --- unpooling ----------------------------------------------------------------------
 
 
-@jax.custom_vjp
+@jax.custom_jvp
 def _scatter_set(values, index, size_holder):
   # values/index: (rows, P); size_holder: zeros (rows, Q) giving the output size.
   return jax.vmap(lambda z, i, v: z.at[i].set(v, mode='drop'))(size_holder, index, values)
 
 
-def _scatter_set_fwd(values, index, size_holder):
-  return _scatter_set(values, index, size_holder), (index, size_holder.shape)
-
-
-def _scatter_set_bwd(residuals, g):
-  index, _ = residuals
-  grad_values = jnp.take_along_axis(g, index, axis=1, mode='fill', fill_value=0)
-  return grad_values, None, None
-
-
-_scatter_set.defvjp(_scatter_set_fwd, _scatter_set_bwd)
+@_scatter_set.defjvp
+def _scatter_set_jvp(primals, tangents):
+  # Tangent: each value's tangent added at its index (linear; the holder is a constant of
+  # zeros). Its transpose is a gather: every output reads its index, as PyTorch's gradient.
+  values, index, size_holder = primals
+  values_dot = tangents[0]
+  out = _scatter_set(values, index, size_holder)
+  zeros = jnp.zeros_like(size_holder)
+  return out, jax.vmap(lambda z, i, v: z.at[i].add(v, mode='drop'))(zeros, index, values_dot)
 
 
 def max_unpool(y: jnp.ndarray, indices: jnp.ndarray, window: Sequence[int],

@@ -15,7 +15,7 @@ backward is scatter-free) and :func:`jaxpool.max_pool`'s first-maximum VJP.
 Numerics: finite inputs of any magnitude give finite outputs and gradients.
 Window means are summed on ``x / 2**k`` (``2**k >= window size``, exact); DPP
 rescales each window by a power of two ``t`` (invisible to its result and, via
-a custom VJP, to its gradient). The learned inner products of gated and tree
+its linear tangent rule, to its derivatives). The learned inner products of gated and tree
 pooling are plain sums: finite whenever every product ``w_q x_q`` is (always for
 ``|w_q| <= 1``); a gate's sum may saturate to ``+-inf``, which the sigmoid maps
 to 0 or 1 with zero gradient.
@@ -126,6 +126,7 @@ def _pow2_scale(magnitude):
 
   Read off the float's exponent bits (``frexp``/``ldexp`` are slow on XLA:CPU).
   """
+  magnitude = lax.stop_gradient(magnitude)  # a scale: constant to differentiation
   dtype = magnitude.dtype
   finfo = jnp.finfo(dtype)
   itype = jnp.int64 if dtype.itemsize == 8 else jnp.int32
@@ -426,72 +427,75 @@ def _dpp_scaled(ctx: _DPPContext, taps, guide, eps):
   return t, xs, None if guide is None else guide * inv_t, jnp.square(math.sqrt(eps) * inv_t)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5, 6))
 def _dpp(taps, alpha, half_lam, guide, geom: Geometry, symmetric: bool, eps: float):
   """``y = t * F(taps / t, guide / t)``: exact and finite for inputs of any magnitude.
 
   ``taps``: a tuple of per-tap arrays, or one stacked array (see :class:`_DPPContext`).
   """
-  return _dpp_fwd(taps, alpha, half_lam, guide, geom, symmetric, eps)[0]
+  return _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps)[0]
 
 
 def _context(geom: Geometry, alpha, symmetric: bool, eps_t):
   return _DPPContext(geom, alpha.dtype, symmetric, eps_t, alpha.ndim - geom.ndim - 1)
 
 
-def _dpp_fwd(taps, alpha, half_lam, guide, geom, symmetric, eps):
+def _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps):
   ctx = _context(geom, alpha, symmetric, None)
   t, xs, gs, ctx.eps_t = _dpp_scaled(ctx, taps, guide, eps)
   y, window = _dpp_forward(ctx, xs, alpha, half_lam, gs)
-  return t * y, (taps, alpha, half_lam, guide, t, ctx.eps_t, window)
+  return t * y, (ctx, t, xs, window)
 
 
-def _dpp_bwd(geom, symmetric, eps, residuals, g):
-  r"""Hand-written: per-window sums are formed once (autodiff's backward recomputes
-  them for every tap on XLA:CPU), and ``t`` never multiplies a cotangent.
+@_dpp.defjvp
+def _dpp_jvp(geom, symmetric, eps, primals, tangents):
+  out = _dpp_primal(*primals, geom, symmetric, eps)[0]
+  # Checkpointed: reverse mode keeps the inputs and recomputes the per-window values.
+  tangent = jax.checkpoint(functools.partial(_dpp_tangent, geom=geom, symmetric=symmetric,
+                                             eps=eps))
+  return out, tangent(primals, tangents)
 
-  With ``G = g / W``, ``E_q = e^(L_q - s) / c`` and everything on valid taps:
-  ``dF/dw_q = (x_q - y) / W``, ``Lbar_q = G (x_q - y) E_q``,
-  ``Pbar_q = lam/2 (Lbar_q / P_q - sum Lbar / (n M))``,
-  ``dbar_q = 2 d_q Pbar_q``, ``xbar_q = G w_q + dbar_q (+ guide term)``,
-  ``guidebar = -sum dbar``; ``dy/dalpha = t e^-s / c sum_q G (x_q - y)``,
-  ``dy/d(lam/2) = t sum_q Lbar_q log(P_q / M)`` (``t`` is the window scale).
+
+def _dpp_tangent(primals, tangents, geom, symmetric, eps):
+  r"""The tangent of :func:`_dpp`, linear in the tangents (JAX transposes it for reverse mode).
+
+  On valid taps, with ``t`` the window scale (constant: ``F`` is scale-equivariant),
+  ``s`` and ``c`` held constant (common factors of the weights cancel) and
+  ``W = sum w``: ``d_dot = x_dot - guide_dot`` (asymmetric: 0 where clipped),
+  ``P_dot = 2 d d_dot`` above the floor, ``(log M)_dot = sum P_dot / sum P``,
+  ``L_dot = (lam/2)_dot log(P / M) + lam/2 (P_dot / P - (log M)_dot)``,
+  ``w_dot = alpha_dot e^-s / c + E L_dot`` and
+  ``y_dot = t sum (w_dot (x - y) + w x_dot) / W``; the lite guide's tangent is
+  the window mean of ``x_dot``.
   """
-  del eps
-  taps, alpha, half_lam, guide, t, eps_t, window = residuals
+  taps, alpha, half_lam, guide = primals
+  taps_dot, alpha_dot, half_lam_dot, guide_dot = tangents
+  _, (ctx, t, xs, window) = _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps)
   gs, log_mean, shift, inv_scale, total, y = window
-  ctx = _context(geom, alpha, symmetric, eps_t)
   inv_t = 1 / t  # exact: a power of two
-  xs = ctx.map(lambda tap: tap * inv_t, taps)
+  xs_dot = ctx.map(lambda tap: tap * inv_t, taps_dot)
+  if guide is None:
+    gs_dot = ctx.sum(ctx.valid(xs_dot)) / ctx.counts
+  else:
+    gs_dot = guide_dot * inv_t
   devs, penalty = ctx.deviation(xs, gs)
-  log_ratio_raw = ctx.map(lambda e: jnp.log(e) - log_mean, penalty)  # log(P_q / M)
-  scaled = ctx.valid(ctx.map(lambda lr: half_lam * lr - shift, log_ratio_raw), -np.inf)
-  expo = ctx.valid(ctx.map(lambda lr: jnp.exp(lr) * inv_scale, scaled))
+  if symmetric:
+    dev_dot = ctx.map(lambda xd: xd - gs_dot, xs_dot)
+  else:
+    dev_dot = ctx.map(lambda xd, x: jnp.where(x > gs, xd - gs_dot, 0), xs_dot, xs)
+  p_dot = ctx.valid(ctx.map(lambda d, dd, e: jnp.where(e > ctx.floor, 2 * d, 0) * dd,
+                            devs, dev_dot, penalty))
+  log_mean_dot = ctx.sum(p_dot) / ctx.sum(ctx.valid(penalty))
+  log_ratio = ctx.map(lambda e: jnp.log(e) - log_mean, penalty)  # log(P / M)
+  expo = ctx.valid(ctx.map(lambda lr: jnp.exp(half_lam * lr - shift) * inv_scale, log_ratio))
+  l_dot = ctx.map(lambda lr, pd, e: half_lam_dot * lr + half_lam * (pd / e - log_mean_dot),
+                  log_ratio, p_dot, penalty)
   offset = alpha * jnp.exp(-shift) * inv_scale
-  g_total = g / total
-  g_w = ctx.valid(ctx.map(lambda x: g_total * (x - y), xs))        # dF/dw_q
-  g_log_ratio = ctx.map(jnp.multiply, g_w, expo)                   # dF/dL_q
-  g_offset = ctx.sum(g_w)
-  g_half_lam = ctx.sum(ctx.map(jnp.multiply, g_log_ratio, ctx.valid(log_ratio_raw)))
-  # d log M / d P_q = 1 / (n M) on valid taps, shared by every L_r
-  coef = _windows.materialize(half_lam * ctx.sum(g_log_ratio) / (ctx.counts * jnp.exp(log_mean)))
-  coefs = ctx.valid(jnp.broadcast_to(coef, xs.shape) if ctx.stacked else (coef,) * ctx.size)
-  # dbar_q = 2 d_q Pbar_q where P_q is above the floor (asymmetric: d_q = 0 where clipped)
-  g_dev = ctx.map(lambda gl, e, d, c: 2 * d * jnp.where(e > ctx.floor, half_lam * gl / e - c, 0),
-                  g_log_ratio, penalty, devs, coefs)
-  weights = ctx.valid(ctx.map(lambda e: offset + e, expo))
-  g_guide = -ctx.sum(g_dev)
-  g_xs = ctx.map(lambda w, gd: g_total * w + gd, weights, g_dev)
-  if guide is None:  # lite guide: the window mean of the (zero-filled) taps
-    g_mean = _windows.materialize(g_guide / ctx.counts)
-    g_xs = ctx.map(lambda gx: gx + g_mean, g_xs)
-    g_guide = None
-  # dy/dtap = t * dF/dxs * (1/t); dy/dguide likewise; dy/dalpha = t * dF/dalpha.
-  g_alpha = t * g_offset * jnp.exp(-shift) * inv_scale
-  return g_xs, g_alpha, t * g_half_lam, g_guide
-
-
-_dpp.defvjp(_dpp_fwd, _dpp_bwd)
+  offset_dot = alpha_dot * jnp.exp(-shift) * inv_scale
+  terms = ctx.valid(ctx.map(
+      lambda ex, ld, x, xd: (offset_dot + ex * ld) * (x - y) + (offset + ex) * xd,
+      expo, l_dot, xs, xs_dot))
+  return t * (ctx.sum(terms) / total)
 
 
 def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
@@ -534,7 +538,7 @@ def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
 
   Output size: as :func:`jaxpool.max_pool`.
 
-  Gradients (exact, a hand-written scatter-free VJP) w.r.t. ``x``, ``guide``,
+  Derivatives (exact; a linear tangent rule, transposed by JAX for reverse mode: scatter-free) w.r.t. ``x``, ``guide``,
   ``alpha`` and ``lam``. With :math:`P_q = d_q^2 + \varepsilon`, :math:`M =
   \mathrm{mean}_R P`, :math:`W = \sum_q w_q` and :math:`\bar L_q = \bar y_p
   (x_q - y_p) (w_q - \alpha) / W`:

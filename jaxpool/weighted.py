@@ -83,25 +83,38 @@ def _scale_exponent(geom: Geometry) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class _Softmax:
-  """``z = t / temperature``: SoftPool (t = x) and LIP (t = logits)."""
-  temperature: float = 1.0
+  """``z = t / temperature``: SoftPool (t = x) and LIP (t = logits).
+
+  ``temperature=None``: the temperature is traced and comes per window as ``s``;
+  ``z - m = (t - m) / s`` is formed from the difference, so it cannot overflow
+  (``t / s`` alone does once ``|t| > finfo.max * s``).
+  """
+  temperature: float | None = 1.0
 
   def normaliser(self, t: _windows.Taps, s):
     """The window maximum over valid taps."""
     del s
     return t.where_valid(-jnp.inf).max()
 
-  def weight(self, t, s, m, geom):
-    del s
+  def _scaled_difference(self, t, s, m):
     # t == m covers the max tap, and windows whose maximum is +-inf (no inf - inf).
     d = jnp.where(t == m, 0, t - m)
+    if self.temperature is None:
+      return d / s
     if self.temperature != 1.0:
       d = d * (1.0 / self.temperature)
-    return jnp.exp(d - _scale_exponent(geom) * math.log(2.0))
+    return d
+
+  def weight(self, t, s, m, geom):
+    return jnp.exp(self._scaled_difference(t, s, m) - _scale_exponent(geom) * math.log(2.0))
 
   def weight_vjp(self, t, s, m, e, e_bar, geom):
-    del t, s, m, geom
+    del geom
     t_bar = e * e_bar
+    if self.temperature is None:
+      # de/dT = -e (t - m) / T**2 (m's share cancels in the normalised weights)
+      t_bar = t_bar / s
+      return t_bar, -t_bar * self._scaled_difference(t, s, m)
     if self.temperature != 1.0:
       t_bar = t_bar * (1.0 / self.temperature)
     return t_bar, None
@@ -240,7 +253,8 @@ def _weighted_pool_jvp(geom, kind, with_weights, primals, tangents):
   out = _forward(x, t, s, geom, kind, with_weights)
   y = out[0] if with_weights else out
   cdt = y.dtype
-  if not with_weights and isinstance(kind, _Softmax) and _is_blocked(geom):
+  if (not with_weights and isinstance(kind, _Softmax) and kind.temperature is not None
+      and _is_blocked(geom)):
     # Checkpointed: reverse mode keeps x, t, y and recomputes the weights in one pass.
     tangent = jax.checkpoint(functools.partial(_softmax_block_tangent, geom=geom, kind=kind))
     return out, tangent(x, t, y, x_dot, t_dot)
@@ -263,24 +277,29 @@ def _taps_tangent(x, t, s, y, x_dot, t_dot, s_dot, geom: Geometry, kind, with_we
   td_taps = xd_taps if t is None else _windows.Taps.read(t_dot.astype(cdt), geom, 0.0)
   sd = None if s is None else s_dot.astype(cdt)
 
+  # Normalised weights w = e / S <= 1 first, and de/dt, de/ds (proportional to e) taken at
+  # w: the transpose then multiplies the cotangent by x - y and by a weight, never by
+  # 1 / S (up to the window size), which overflowed at |x| near finfo.max / window size.
+  w = e.map(lambda e: e / s0)
+
   # Coefficients are zeroed (not the products) where e == 0, so that the transpose
   # never multiplies a zero cotangent by an infinite x - y or derivative.
-  def weight_tangent(e, t, td, s, m, sd):
-    live = e > 0
-    dt, ds = kind.weight_vjp(t, s, m, e, 1.0, geom)  # de/dt, de/ds
-    ed = jnp.where(live, dt, 0) * td
-    return ed if ds is None else ed + jnp.where(live, ds, 0) * sd
+  def weight_tangent(w, t, td, s, m, sd):
+    live = w > 0
+    dt, ds = kind.weight_vjp(t, s, m, w, 1.0, geom)  # dw/dt, dw/ds with S held fixed
+    wd = jnp.where(live, dt, 0) * td
+    return wd if ds is None else wd + jnp.where(live, ds, 0) * sd
 
-  def term(e, ed, x, xd, y):
-    return e * xd + ed * jnp.where(e > 0, _difference(x, y), 0)
+  def term(w, wd, x, xd, y):
+    return w * xd + wd * jnp.where(w > 0, _difference(x, y), 0)
 
-  ed = e.map(weight_tangent, t_taps, td_taps, sc, m, sd)
-  y_dot = e.map(term, ed, x_taps, xd_taps, y).sum() / s0
+  wd = w.map(weight_tangent, t_taps, td_taps, sc, m, sd)
+  y_dot = w.map(term, wd, x_taps, xd_taps, y).sum()
   if not with_weights:
     return y_dot
-  # w_i = e_i / S  =>  w_dot_i = (e_dot_i - w_i sum_j e_dot_j) / S.
-  w = e.to_last_axis() / s0[..., None, :]
-  w_dot = (ed.to_last_axis() - w * ed.sum()[..., None, :]) / s0[..., None, :]
+  # w_i = e_i / S  =>  w_dot_i = e_dot_i / S - w_i sum_j e_dot_j / S.
+  w = w.to_last_axis()
+  w_dot = wd.to_last_axis() - w * wd.sum()[..., None, :]
   return y_dot, _shape_weights(w_dot, geom)
 
 
@@ -443,13 +462,15 @@ def soft_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int
 
     out = floor((L + pad_lo + pad_hi - dilation * (k - 1) - 1 + (s - 1 if ceil_mode)) / s) + 1
 
-  Gradient (custom VJP, the full rule; the weights are recomputed, only ``x``
-  is stored):
+  Gradient (the full rule, derived from the core's linear tangent; the weights
+  are recomputed, only ``x`` is stored):
 
   .. math:: \frac{\partial y_p}{\partial x_i} = w_{p,i}\Big(1 + \frac{x_i - y_p}{T}\Big)
 
-  A traced ``temperature`` gets its exact gradient through
-  ``soft_pool(x, T) = T * soft_pool(x / T, 1)``.
+  A traced ``temperature`` (``SoftPool(learnable_temperature=True)``) gets its
+  exact gradient, :math:`\partial y_p / \partial T = -\sum_i w_{p,i} (x_i - y_p)
+  (x_i - m_p) / T^2`; its weights are formed from ``(x_i - m_p) / T`` as for a
+  static one, so neither overflows where a plain ``x / T`` would.
 
   Differences from the reference code, on purpose: the weights are a softmax
   per window *and per channel* (the reference CPU path sums ``exp`` over
@@ -494,11 +515,10 @@ def soft_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int
         f'temperature must be a number or an array of shape () or (C,) = ({x.shape[-1]},); '
         f'got shape {temperature.shape}')
   cdt = _numerics.compute_dtype(x.dtype)
-  temp = temperature.astype(cdt)
-  out = _weighted_pool(x.astype(cdt) / temp, None, None, geom, _Softmax(), return_weights)
-  if return_weights:
-    return (temp * out[0]).astype(x.dtype), out[1].astype(x.dtype)
-  return (temp * out).astype(x.dtype)
+  out_shape = (*x.shape[:x.ndim - geom.ndim - 1], *geom.out_shape, x.shape[-1])
+  temp = jnp.broadcast_to(temperature.astype(cdt), out_shape)  # per window: the kind's s
+  out = _weighted_pool(x, None, temp, geom, _Softmax(None), return_weights)
+  return _finish(x, out, return_weights)
 
 
 def lip_pool(x: jnp.ndarray, logits: jnp.ndarray, window: Sequence[int],
@@ -517,7 +537,7 @@ def lip_pool(x: jnp.ndarray, logits: jnp.ndarray, window: Sequence[int],
   is the same number. ``lip_pool(x, x) == soft_pool(x)`` and
   ``lip_pool(x, 0 * x) == avg_pool(x, ..., count_include_pad=False)``.
 
-  Output size: as :func:`max_pool`. Gradient (custom VJP, weights recomputed):
+  Output size: as :func:`max_pool`. Gradient (from the core's linear tangent, weights recomputed):
 
   .. math::
 
@@ -577,7 +597,7 @@ def edscw_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[in
   towards activations similar to the window mean. Defined everywhere: a zero or
   constant window gives that constant (:math:`z = 1` for every tap).
 
-  Output size: as :func:`max_pool`. Gradient: exact (custom VJP of the
+  Output size: as :func:`max_pool`. Gradient: exact (the core's tangent rule, transposed; of the
   weighted sum, :math:`\partial y/\partial z_i = w_i (x_i - y)`, chained
   through :math:`z(x_i, a_p)` and the window mean).
 
@@ -687,7 +707,7 @@ def ada_pool(x: jnp.ndarray, beta: float | jnp.ndarray, window: Sequence[int],
   by ``return_weights``, ready for :func:`ada_unpool`).
 
   Output size: as :func:`max_pool`. Gradients: exact for ``x`` (both branches'
-  custom VJPs) and for ``beta``,
+  tangent rules) and for ``beta``,
   :math:`\partial y_p / \partial \beta_p = y^{\mathrm{eDSCW}}_p - y^{\mathrm{eM}}_p`.
 
   Differences from the reference: ``beta`` is a plain argument (the
