@@ -1,0 +1,692 @@
+"""Edge-case classes, each swept over the whole API (issue 15).
+
+Every class walks ``jaxpool.__all__`` through ``tests/catalogue.py`` (and the module
+walker of ``tests/test_modules.py``), so a new op or module is covered without being
+listed here; where a class needs per-op data (the NaN rule's PyTorch kernel, a
+parameterised limit, an argument's wrong type), a table here holds it and a test checks
+that every public function is in it or explicitly out of it.
+
+* empty shapes: a zero-size batch and zero channels give the empty result of the right
+  shape and dtype, gradients included, or a ``ValueError`` naming ``x`` where the
+  result is undefined (a reduction over zero channels);
+* finiteness: values and gradients are finite for mixed-sign inputs of magnitude up to
+  ``finfo(dtype).max / window_size`` and down to the smallest normal, in f32/bf16/f16;
+* one NaN rule for every max-like op, PyTorch's pooling kernels' (a window holding
+  several NaNs -> its last NaN), for values, indices and gradients;
+* documented limits of parameterised ops equal the op they reduce to, infinities included;
+* index inputs: out-of-range indices raise when concrete and are dropped under ``jit``;
+* flags are bools (NumPy bools accepted), type errors name the argument, complex input
+  is a ``TypeError``;
+* every linen module through ``nn.tabulate`` and every NNX module through ``nnx.tabulate``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import jaxpool
+import jaxpool.linen as jl
+import jaxpool.nnx as jn
+from tests.catalogue import CALLS
+from tests.helpers import from_torch_layout, to_torch_layout, torch_or_skip
+from tests.test_modules import SPECS, linen_module, nnx_module
+
+KEY = jax.random.key(0)
+# one name per function object (ada_unpool is weighted_unpool)
+NAMES = sorted({id(getattr(jaxpool, n)): n for n in sorted(jaxpool.__all__)}.values())
+#: Ops with a training mode (a key) and an evaluation mode (key=None): both are swept.
+RANDOM = {'stochastic_pool', 'mixed_pool', 's3_pool', 'fractional_max_pool'}
+FLOATS = [jnp.float32, jnp.bfloat16, jnp.float16]
+
+
+def _modes(name):
+  return (KEY, None) if name in RANDOM else (KEY,)
+
+
+def _float_leaves(tree):
+  return [v for v in jax.tree.leaves(tree) if jnp.issubdtype(v.dtype, jnp.floating)]
+
+
+def _cotangent(tree):
+  """Ones for float outputs, float0 zeros for integer ones (indices)."""
+  return jax.tree.map(
+      lambda v: jnp.ones_like(v) if jnp.issubdtype(v.dtype, jnp.floating)
+      else np.zeros(v.shape, jax.dtypes.float0), tree)
+
+
+def _value_and_grad(f, x):
+  y, vjp = jax.vjp(f, x)
+  (g,) = vjp(_cotangent(y))
+  return y, g
+
+
+def test_every_op_has_a_representative_call():
+  assert set(jaxpool.__all__) <= set(CALLS)
+
+
+# --- empty shapes ----------------------------------------------------------------------
+
+#: Reductions over the channel axis: over zero channels the result is undefined.
+UNDEFINED_WITHOUT_CHANNELS = {'channel_pool'}
+EMPTY = {'batch': (0, 12, 12, 4), 'channels': (2, 12, 12, 0)}
+
+
+def _expected_empty(f, case):
+  """Output shapes and dtypes for the empty input, from the same call with the empty dim 1."""
+  shape = list(EMPTY[case])
+  shape[0 if case == 'batch' else -1] = 1
+  ref = jax.eval_shape(f, jax.ShapeDtypeStruct(tuple(shape), jnp.float32))
+
+  def empty(s):
+    dims = list(s.shape)
+    dims[0 if case == 'batch' else -1] = 0
+    return (tuple(dims), s.dtype)
+  return jax.tree.map(empty, ref)
+
+
+@pytest.mark.parametrize('case', sorted(EMPTY))
+@pytest.mark.parametrize('name', NAMES)
+def test_empty_batch_and_zero_channels_give_empty_results_and_gradients(name, case):
+  x = jnp.zeros(EMPTY[case], jnp.float32)
+  if case == 'channels' and name in UNDEFINED_WITHOUT_CHANNELS:
+    with pytest.raises(ValueError, match=r'\bx\b'):
+      CALLS[name](x, KEY)
+    return
+  for key in _modes(name):
+    f = lambda a, key=key: CALLS[name](a, key)  # noqa: E731
+    y, g = _value_and_grad(f, x)
+    assert jax.tree.map(lambda v: (v.shape, v.dtype), y) == _expected_empty(f, case), key
+    assert g.shape == x.shape and g.dtype == x.dtype
+
+
+def _module_input(case):
+  return jnp.zeros((0, 8, 8, 3) if case == 'batch' else (2, 8, 8, 0), jnp.float32)
+
+
+@pytest.mark.parametrize('case', sorted(EMPTY))
+@pytest.mark.parametrize('spec', SPECS, ids=str)
+def test_linen_modules_on_empty_inputs(spec, case):
+  x = _module_input(case)
+  module = linen_module(spec)
+  if case == 'channels' and spec.name == 'ChannelPool':
+    with pytest.raises(ValueError, match=r'\bx\b'):
+      module.init(KEY, x)
+    return
+  args = spec.args(x)
+  variables = module.init(KEY, *args, **spec.init_kw)
+  for deterministic in spec.modes:
+    kw = {} if deterministic is None else dict(deterministic=deterministic)
+    f = lambda a: module.apply(variables, *spec.args(a), rngs={'pooling': KEY}, **kw)  # noqa: E731
+    y, g = _value_and_grad(f, x)
+    for leaf in jax.tree.leaves(y):
+      assert leaf.size == 0
+      assert leaf.dtype in (jnp.float32, jnp.int32)
+    assert g.shape == x.shape
+
+
+@pytest.mark.parametrize('case', sorted(EMPTY))
+@pytest.mark.parametrize('spec', SPECS, ids=str)
+def test_nnx_modules_on_empty_inputs(spec, case):
+  x = _module_input(case)
+  module = nnx_module(spec)
+  if case == 'channels' and (spec.name == 'ChannelPool' or 'num_features' in spec.nnx_kw):
+    # ChannelPool: undefined. Modules built for num_features=3 channels: a channel mismatch.
+    with pytest.raises(ValueError):
+      module(*spec.args(x), **spec.init_kw)
+    return
+  for deterministic in spec.modes:
+    kw = {} if deterministic is None else dict(deterministic=deterministic, rngs=KEY)
+    y, g = _value_and_grad(lambda a: module(*spec.args(a), **kw), x)
+    for leaf in jax.tree.leaves(y):
+      assert leaf.size == 0
+      assert leaf.dtype in (jnp.float32, jnp.int32)
+    assert g.shape == x.shape
+
+
+# --- finite values and gradients at extreme magnitudes ---------------------------------
+
+#: Largest number of inputs one output of the catalogue call combines (its window size):
+#: inputs up to ``finfo.max / WINDOW[name]`` have a finite exact result.
+WINDOW = {
+    'max_pool': 9, 'min_pool': 9, 'avg_pool': 9, 'lp_pool': 4, 'max_unpool': 4,
+    'adaptive_avg_pool': 16, 'adaptive_max_pool': 16, 'global_pool': 144, 'channel_pool': 4,
+    'spatial_pyramid_pool': 144, 'soft_pool': 9, 'lip_pool': 9, 'edscw_pool': 4,
+    'idw_pool': 4, 'ada_pool': 4, 'weighted_unpool': 9, 'max_avg_pool': 9, 'gated_pool': 9,
+    'tree_pool': 4, 'dpp_pool': 4, 'blur_pool': 9, 'max_blur_pool': 9,
+    # lifting: each step adds a filtered neighbour (filters of norm < 1), twice per axis
+    'lift_down_pool': 16, 'lift_up_pool': 64,
+    'stochastic_pool': 4, 'mixed_pool': 4, 's3_pool': 4, 'fractional_max_pool': 4,
+}
+
+#: Paths the catalogue's single call does not take: odd powers on mixed signs, a traced
+#: temperature (SoftPool(learnable_temperature=True)), a traced p, overlapping windows.
+EXTRA = {
+    'lp_pool-odd': (lambda x: jaxpool.lp_pool(x, 3.0, (2, 2)), 4),
+    'lp_pool-traced-p': (lambda x: jaxpool.lp_pool(x, jnp.float32(3.0), (2, 2)), 4),
+    'soft_pool-traced-temperature': (
+        lambda x: jaxpool.soft_pool(x, (2, 2), temperature=jnp.float32(0.5)), 4),
+    'idw_pool-overlap': (lambda x: jaxpool.idw_pool(x, (3, 3), 2, 1), 9),
+    'edscw_pool-overlap': (lambda x: jaxpool.edscw_pool(x, (3, 3), 2, 1), 9),
+    'stochastic_pool-eval-overlap': (lambda x: jaxpool.stochastic_pool(x, (3, 3), 2, 1), 9),
+    'global_pool-lp-odd': (lambda x: jaxpool.global_pool(x, 'lp', p=3.0), 144),
+    'global_pool-soft': (lambda x: jaxpool.global_pool(x, 'soft', temperature=0.5), 144),
+    'global_pool-avgmax': (lambda x: jaxpool.global_pool(x, 'avgmax'), 144),
+    'channel_pool-soft': (lambda x: jaxpool.channel_pool(x, 'soft'), 4),
+    'mixed_pool-eval-traced': (lambda x: jaxpool.mixed_pool(x, (2, 2), p_max=jnp.float32(.3)), 4),
+    'dpp_pool-asymmetric': (lambda x: jaxpool.dpp_pool(x, 2.0, 3.0, (2, 2), symmetric=False), 4),
+}
+
+
+def test_every_op_has_a_window_size():
+  assert set(NAMES) <= set(WINDOW)
+
+
+def _magnitudes(dtype):
+  info = jnp.finfo(dtype)
+  return {'largest': float(info.max), 'smallest-normal': float(info.tiny)}
+
+
+def _mixed_signs(shape, seed=0):
+  rng = np.random.default_rng(seed)
+  base = rng.uniform(0.5, 1.0, shape) * rng.choice([-1.0, 1.0], shape)
+  base.reshape(-1, shape[-1])[::7] = np.sign(base.reshape(-1, shape[-1])[::7])  # exactly +-1
+  return base
+
+
+def _check_finite(f, x, label):
+  y, g = _value_and_grad(f, x)
+  for leaf in _float_leaves(y):
+    assert bool(jnp.isfinite(leaf.astype(jnp.float32)).all()), f'{label}: value'
+  assert bool(jnp.isfinite(g.astype(jnp.float32)).all()), f'{label}: gradient'
+
+
+@pytest.mark.parametrize('dtype', FLOATS, ids=lambda d: jnp.dtype(d).name)
+@pytest.mark.parametrize('name', NAMES)
+def test_values_and_gradients_finite_from_smallest_normal_to_max_over_window(name, dtype):
+  base = _mixed_signs((2, 12, 12, 4))
+  for label, top in _magnitudes(dtype).items():
+    scale = top / WINDOW[name] if label == 'largest' else 2 * top
+    x = jnp.asarray(base * scale, dtype)
+    for key in _modes(name):
+      _check_finite(lambda a, key=key: CALLS[name](a, key), x,
+                    f'{name} {label} {"train" if key is not None else "eval"}')
+
+
+@pytest.mark.parametrize('dtype', FLOATS, ids=lambda d: jnp.dtype(d).name)
+@pytest.mark.parametrize('case', sorted(EXTRA))
+def test_values_and_gradients_finite_on_secondary_paths(case, dtype):
+  f, window = EXTRA[case]
+  base = _mixed_signs((2, 12, 12, 4), seed=1)
+  for label, top in _magnitudes(dtype).items():
+    scale = top / window if label == 'largest' else 2 * top
+    _check_finite(f, jnp.asarray(base * scale, dtype), f'{case} {label}')
+
+
+def test_constant_window_of_1e38():
+  """The cases of issue 15: a constant 1e38 window and IDW near 1e38 (inside max / 2)."""
+  x = jnp.full((1, 2, 2, 1), 1e38, jnp.float32)
+  for f in (lambda a: jaxpool.stochastic_pool(a, (2, 2)), lambda a: jaxpool.idw_pool(a, (2, 2)),
+            lambda a: jaxpool.edscw_pool(a, (2, 2)), lambda a: jaxpool.soft_pool(a, (2, 2))):
+    y, g = _value_and_grad(f, x)
+    np.testing.assert_allclose(y, 1e38, rtol=1e-6)
+    np.testing.assert_allclose(g, 0.25, rtol=1e-5)
+  x = jnp.asarray([[[[1e38], [-1e38]], [[5e37], [-3e37]]]], jnp.float32)
+  _check_finite(lambda a: jaxpool.idw_pool(a, (2, 2)), x, 'idw 1e38')
+
+
+# --- one NaN rule: PyTorch's pooling kernels (last NaN of a window) ------------------------
+
+
+def _nan_input():
+  x = np.random.default_rng(3).standard_normal((2, 6, 6, 2)).astype(np.float32)
+  for b, i, j, c in [(0, 0, 0, 0), (0, 0, 1, 0), (0, 1, 0, 0), (0, 3, 3, 0), (0, 4, 5, 0),
+                     (0, 5, 4, 0), (0, 2, 2, 1), (0, 2, 3, 1), (0, 5, 5, 1), (0, 0, 5, 1),
+                     (1, 1, 1, 0), (1, 1, 2, 0), (1, 2, 1, 0), (1, 4, 4, 1), (1, 5, 4, 1)]:
+    x[b, i, j, c] = np.nan
+  return x
+
+
+def _t(a, torch):
+  return torch.tensor(to_torch_layout(np.asarray(a), 2), requires_grad=True)
+
+
+def _max_blur_torch(torch, t):
+  filt = np.outer([1., 2., 1.], [1., 2., 1.]) / 16
+  w = torch.tensor(np.broadcast_to(filt, (2, 1, 3, 3)).copy(), dtype=torch.float32)
+  return torch.nn.functional.conv2d(torch.nn.functional.max_pool2d(t, 2, 1), w, stride=2,
+                                    padding=1, groups=2)
+
+
+def _channel_max_torch(torch, t):
+  # a max pool over the channel axis: PyTorch's max_pool1d kernel with the window C
+  n, c, h, w = t.shape
+  flat = t.permute(0, 2, 3, 1).reshape(n * h * w, 1, c)
+  return torch.nn.functional.max_pool1d(flat, c).reshape(n, h, w, 1).permute(0, 3, 1, 2)
+
+
+def _pyramid_torch(torch, t):
+  F = torch.nn.functional
+  return torch.cat([F.adaptive_max_pool2d(t, l).permute(0, 2, 3, 1).reshape(t.shape[0], -1)
+                    for l in (1, 2, 3)], dim=1)
+
+
+SAMPLES = np.random.default_rng(5).uniform(0, 1, (2, 2, 2)).astype(np.float32)
+
+#: name -> (jaxpool call on NHWC, PyTorch call on NCHW with the same rule), each returning
+#: ``y`` or ``(y, indices)`` (torch: NCHW, or already flat for global/pyramid outputs).
+MAX_LIKE = {
+    'max_pool': (lambda x: jaxpool.max_pool(x, (3, 3), 2, 1, return_indices=True),
+                 lambda torch, t: torch.nn.functional.max_pool2d(t, 3, 2, 1,
+                                                                 return_indices=True)),
+    'min_pool': (lambda x: jaxpool.min_pool(x, (3, 3), 1),
+                 lambda torch, t: -torch.nn.functional.max_pool2d(-t, 3, 1)),
+    'adaptive_max_pool': (lambda x: jaxpool.adaptive_max_pool(x, (4, 3), return_indices=True),
+                          lambda torch, t: torch.nn.functional.adaptive_max_pool2d(
+                              t, (4, 3), return_indices=True)),
+    'global_pool': (lambda x: jaxpool.global_pool(x, 'max'),
+                    lambda torch, t: torch.nn.functional.adaptive_max_pool2d(t, 1)[..., 0, 0]),
+    'global_pool-avgmax': (
+        lambda x: jaxpool.global_pool(x, 'avgmax'),
+        lambda torch, t: (torch.nn.functional.adaptive_max_pool2d(t, 1)
+                          + torch.nn.functional.adaptive_avg_pool2d(t, 1))[..., 0, 0] / 2),
+    # max of |x|: PyTorch sees |x| as its input (d|x|/dx at NaN differs between frameworks)
+    'global_pool-lp-inf': (lambda x: jaxpool.global_pool(x, 'lp', p=float('inf')),
+                           lambda torch, t: torch.nn.functional.adaptive_max_pool2d(
+                               t, 1)[..., 0, 0]),
+    'channel_pool': (lambda x: jaxpool.channel_pool(x, 'max'), _channel_max_torch),
+    'spatial_pyramid_pool': (lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2, 3)),
+                             _pyramid_torch),
+    'fractional_max_pool': (
+        lambda x: jaxpool.fractional_max_pool(x, (2, 2), output_size=3, samples=SAMPLES,
+                                              return_indices=True),
+        lambda torch, t: torch.nn.functional.fractional_max_pool2d(
+            t, 2, output_size=3, return_indices=True, _random_samples=torch.tensor(SAMPLES))),
+    'lp_pool-inf': (lambda x: jaxpool.lp_pool(x, float('inf'), (2, 2)),
+                    lambda torch, t: torch.nn.functional.max_pool2d(t, 2)),
+    'mixed_pool': (lambda x: jaxpool.mixed_pool(x, (2, 2), p_max=1.0),
+                   lambda torch, t: torch.nn.functional.max_pool2d(t, 2)),
+    'mixed_pool-train': (lambda x: jaxpool.mixed_pool(x, (2, 2), key=KEY, p_max=1.0),
+                         lambda torch, t: torch.nn.functional.max_pool2d(t, 2)),
+    'max_avg_pool': (lambda x: jaxpool.max_avg_pool(x, 1.0, (3, 3), 2, 1),
+                     lambda torch, t: torch.nn.functional.max_pool2d(t, 3, 2, 1)),
+    's3_pool': (lambda x: jaxpool.s3_pool(x, (2, 2)),
+                lambda torch, t: torch.nn.functional.avg_pool2d(
+                    torch.nn.functional.max_pool2d(t, 2, 1), 2, 2, 1, count_include_pad=False)),
+    'max_blur_pool': (lambda x: jaxpool.max_blur_pool(x, (2, 2), (3, 3), 2, padding=1,
+                                                      count_include_pad=True), _max_blur_torch),
+}
+MAX_LIKE['max_unpool'] = (
+    lambda x: jaxpool.max_unpool(*jaxpool.max_pool(x, (2, 2), return_indices=True), (2, 2)),
+    lambda torch, t: torch.nn.functional.max_unpool2d(
+        *torch.nn.functional.max_pool2d(t, 2, return_indices=True), 2))
+NOT_MAX_LIKE = {'avg_pool', 'lp_pool', 'adaptive_avg_pool', 'soft_pool', 'lip_pool',
+                'edscw_pool', 'idw_pool', 'ada_pool', 'weighted_unpool', 'gated_pool',
+                'tree_pool', 'dpp_pool', 'blur_pool', 'lift_down_pool', 'lift_up_pool',
+                'stochastic_pool'}
+
+
+def test_every_op_is_classified_for_the_nan_rule():
+  covered = {case.split('-')[0] for case in MAX_LIKE} | NOT_MAX_LIKE
+  assert set(NAMES) <= covered, sorted(set(NAMES) - covered)
+
+
+def _as_list(out):
+  return list(out) if isinstance(out, tuple) else [out]
+
+
+@pytest.mark.parametrize('case', sorted(MAX_LIKE))
+def test_max_like_ops_follow_pytorchs_nan_rule(case):
+  torch = torch_or_skip()
+  ours, theirs = MAX_LIKE[case]
+  x = _nan_input()
+  on_abs = case.endswith('-inf')  # PyTorch gets |x|; JAX's d|x|/dx is -1 below 0 and at NaN
+  t = _t(np.abs(x) if on_abs else x, torch)
+  want = _as_list(theirs(torch, t))
+  got = _as_list(ours(jnp.asarray(x)))
+  y_t = want[0]
+  g_out = np.random.default_rng(1).standard_normal(tuple(y_t.shape)).astype(np.float32)
+  y_t.backward(torch.tensor(g_out))
+  y = np.asarray(got[0])
+  y_want = y_t.detach().numpy()
+  if y_want.ndim == 4:
+    y_want = from_torch_layout(y_want, 2)
+  np.testing.assert_allclose(y, y_want, rtol=1e-5, atol=1e-6, equal_nan=True)
+  assert np.isnan(y).any()
+  if len(want) > 1:  # indices
+    np.testing.assert_array_equal(got[1], from_torch_layout(want[1], 2))
+  g_jax = g_out if g_out.ndim == 2 else from_torch_layout(g_out, 2)
+  (g,) = jax.vjp(lambda a: _as_list(ours(a))[0], jnp.asarray(x))[1](jnp.asarray(g_jax))
+  want_g = from_torch_layout(t.grad, 2)
+  if on_abs:
+    want_g = want_g * np.where(x >= 0, 1, -1)
+  np.testing.assert_allclose(g, want_g, rtol=1e-5, atol=1e-6)
+
+
+# --- documented limits of parameterised ops, infinities included -------------------------
+
+INF = np.inf
+#: 1-d windows of 4 (one output each): finite, +-inf, both, all -inf, and sums that overflow.
+LIMIT_WINDOWS = np.array([
+    [3., 1., -2., .5], [INF, 1., 2., -1.], [-INF, 1., 2., 0.], [INF, -INF, 1., 2.],
+    [-INF, -INF, -INF, -INF], [3e38, 3e38, 1., 2.], [-3e38, 3e38, 3e38, 1.],
+    [1.2e-38, -1.2e-38, 2.4e-38, 0.]], np.float32)
+#: Windows whose average exists and is the large-temperature limit of SoftPool.
+SOFT_AVERAGE_ROWS = [0, 1]
+#: T -> 0 means T far below the differences of the window (not so for the last, tiny row).
+SOFT_MAX_ROWS = list(range(7))
+
+
+def _reference(kind, rows=None):
+  w = LIMIT_WINDOWS.astype(np.float64)
+  with np.errstate(invalid='ignore', over='ignore'):  # inf - inf; sums beyond float32
+    out = {'max': w.max(1), 'mean': w.mean(1), 'sum': w.sum(1), 'max_abs': np.abs(w).max(1)}[kind]
+    out = out.astype(np.float32)
+  return out if rows is None else out[rows]
+
+
+def _windows(rows=None):
+  w = LIMIT_WINDOWS if rows is None else LIMIT_WINDOWS[rows]
+  return jnp.asarray(w[:, :, None])  # (batch, L=4, C=1)
+
+
+def _traced(value):
+  return jnp.asarray(value, jnp.float32)
+
+
+#: (description, call on (batch, 4, 1) windows -> (batch, 1, 1), reference, rows, rtol)
+LIMITS = [
+    ('mixed_pool p_max=1 is max', lambda x: jaxpool.mixed_pool(x, (4,), p_max=1.0), 'max'),
+    ('mixed_pool p_max=0 is avg', lambda x: jaxpool.mixed_pool(x, (4,), p_max=0.0), 'mean'),
+    ('mixed_pool traced p_max=1 is max',
+     lambda x: jax.jit(lambda a, p: jaxpool.mixed_pool(a, (4,), p_max=p))(x, _traced(1)), 'max'),
+    ('mixed_pool traced p_max=0 is avg',
+     lambda x: jax.jit(lambda a, p: jaxpool.mixed_pool(a, (4,), p_max=p))(x, _traced(0)), 'mean'),
+    ('max_avg_pool alpha=1 is max', lambda x: jaxpool.max_avg_pool(x, 1.0, (4,)), 'max'),
+    ('max_avg_pool alpha=0 is avg', lambda x: jaxpool.max_avg_pool(x, 0.0, (4,)), 'mean'),
+    ('max_avg_pool alpha=1 per channel', lambda x: jaxpool.max_avg_pool(x, jnp.ones(1), (4,)),
+     'max'),
+    ('soft_pool T->0 is max', lambda x: jaxpool.soft_pool(x, (4,), temperature=1e-30), 'max',
+     SOFT_MAX_ROWS),
+    ('soft_pool traced T->0 is max',
+     lambda x: jaxpool.soft_pool(x, (4,), temperature=_traced(1e-30)), 'max', SOFT_MAX_ROWS),
+    ('soft_pool large T is avg', lambda x: jaxpool.soft_pool(x, (4,), temperature=1e30), 'mean',
+     SOFT_AVERAGE_ROWS),
+    ('soft_pool traced large T is avg',
+     lambda x: jaxpool.soft_pool(x, (4,), temperature=_traced(1e30)), 'mean', SOFT_AVERAGE_ROWS),
+    ('lp_pool p=1 is sum', lambda x: jaxpool.lp_pool(x, 1.0, (4,)), 'sum'),
+    ('lp_pool traced p=1 is sum', lambda x: jaxpool.lp_pool(x, _traced(1), (4,)), 'sum'),
+    ('lp_pool large p is max |x|', lambda x: jaxpool.lp_pool(x, 1e4, (4,)), 'max_abs', None,
+     4 ** 1e-4 - 1 + 1e-6),
+    ('lp_pool traced large p is max |x|', lambda x: jaxpool.lp_pool(x, _traced(1e4), (4,)),
+     'max_abs', None, 4 ** 1e-4 - 1 + 1e-5),
+    ('lp_pool p=inf is max |x|', lambda x: jaxpool.lp_pool(x, float('inf'), (4,)), 'max_abs'),
+    ('global lp p=1 is sum', lambda x: jaxpool.global_pool(x, 'lp', p=1.0), 'sum'),
+    ('global lp large p is max |x|', lambda x: jaxpool.global_pool(x, 'lp', p=1e4), 'max_abs',
+     None, 4 ** 1e-4 - 1 + 1e-6),
+    ('global soft T->0 is max',
+     lambda x: jaxpool.global_pool(x, 'soft', temperature=1e-30), 'max', SOFT_MAX_ROWS),
+    ('global soft large T is avg',
+     lambda x: jaxpool.global_pool(x, 'soft', temperature=1e30), 'mean', SOFT_AVERAGE_ROWS),
+]
+
+
+@pytest.mark.parametrize('limit', LIMITS, ids=lambda c: c[0])
+def test_documented_limits_hold_with_infinities(limit):
+  description, call, kind, rows, rtol = (*limit, None, None)[:5]
+  got = np.asarray(call(_windows(rows))).reshape(-1)
+  # atol: a mean of the tiny row is subnormal, which XLA:CPU flushes to zero
+  np.testing.assert_allclose(got, _reference(kind, rows), rtol=rtol or 1e-6,
+                             atol=float(np.finfo(np.float32).tiny), equal_nan=True,
+                             err_msg=description)
+
+
+def test_ada_pool_limits_are_its_branches():
+  x = _windows()
+  for beta, branch in ((0.0, jaxpool.soft_pool(x, (4,))), (1.0, jaxpool.edscw_pool(x, (4,)))):
+    np.testing.assert_array_equal(jaxpool.ada_pool(x, beta, (4,)), branch)
+    np.testing.assert_array_equal(jaxpool.ada_pool(x, jnp.full((1,), beta), (4,)), branch)
+
+
+def test_gem_p1_is_the_mean_of_the_clamped_input():
+  x = jnp.abs(_windows())
+  got = np.asarray(jaxpool.global_pool(x, 'gem', p=1.0, eps=1e-30)).reshape(-1)
+  with np.errstate(over='ignore'):
+    want = np.maximum(np.abs(LIMIT_WINDOWS.astype(np.float64)), 1e-30).mean(1).astype(np.float32)
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+# --- index inputs -----------------------------------------------------------------------
+
+#: Public functions taking flat indices, and the name of that argument.
+INDEX_INPUTS = {'max_unpool': 'indices'}
+
+
+def test_every_index_input_is_listed():
+  for name in NAMES:
+    params = inspect.signature(getattr(jaxpool, name)).parameters
+    found = {p for p in params if p == 'indices' or p.endswith('index')}
+    assert found == ({INDEX_INPUTS[name]} if name in INDEX_INPUTS else set()), name
+
+
+def _unpool_case():
+  x = jnp.asarray(np.random.default_rng(2).standard_normal((2, 4, 4, 3)), jnp.float32)
+  return jaxpool.max_pool(x, (2, 2), return_indices=True)
+
+
+@pytest.mark.parametrize('bad', [-1, -16, 16, 1000])
+def test_out_of_range_indices_raise_when_concrete(bad):
+  y, idx = _unpool_case()
+  idx = idx.at[0, 1, 0, 2].set(bad)
+  with pytest.raises(ValueError, match='indices'):
+    jaxpool.max_unpool(y, idx, (2, 2))
+  with pytest.raises(ValueError, match='indices'):
+    jaxpool.max_unpool(y, np.asarray(idx), (2, 2))
+
+
+@pytest.mark.parametrize('bad', [-1, -16, 16, 1000])
+def test_out_of_range_indices_are_dropped_under_jit(bad):
+  y, idx = _unpool_case()
+  idx = idx.at[0, 1, 0, 2].set(bad)
+  unpool = jax.jit(lambda v, i: jaxpool.max_unpool(v, i, (2, 2)))
+  out, vjp = jax.vjp(lambda v: unpool(v, idx), y)
+  # the same as unpooling without that entry (a zero written nowhere)
+  want = jaxpool.max_unpool(y.at[0, 1, 0, 2].set(0), jnp.where(idx < 0, 0, idx % 16), (2, 2))
+  np.testing.assert_array_equal(out, want)
+  g = np.asarray(vjp(jnp.ones_like(out))[0])
+  assert g[0, 1, 0, 2] == 0
+  assert (np.delete(g.reshape(-1), np.ravel_multi_index((0, 1, 0, 2), g.shape)) == 1).all()
+
+
+# --- flags and argument types --------------------------------------------------------------
+
+
+def _flags(fn) -> list[str]:
+  return [p.name for p in inspect.signature(fn).parameters.values()
+          if isinstance(p.default, bool)]
+
+
+_X = np.random.default_rng(4).standard_normal((2, 8, 8, 3)).astype(np.float32)
+#: A direct call of every function on ``x``, flags as keywords: ``call(x, **flags)``.
+DIRECT_CALLS = {
+    'max_pool': lambda x, **kw: jaxpool.max_pool(x, (2, 2), **kw),
+    'min_pool': lambda x, **kw: jaxpool.min_pool(x, (2, 2), **kw),
+    'avg_pool': lambda x, **kw: jaxpool.avg_pool(x, (3, 3), 2, 1, **kw),
+    'lp_pool': lambda x, **kw: jaxpool.lp_pool(x, 2.0, (2, 2), **kw),
+    'max_avg_pool': lambda x, **kw: jaxpool.max_avg_pool(x, 0.5, (2, 2), **kw),
+    'gated_pool': lambda x, **kw: jaxpool.gated_pool(x, jnp.zeros((2, 2)), (2, 2), **kw),
+    'tree_pool': lambda x, **kw: jaxpool.tree_pool(x, jnp.ones((1, 2, 2)), jnp.zeros((0, 2, 2)),
+                                                   (2, 2), **kw),
+    'dpp_pool': lambda x, **kw: jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), **kw),
+    'adaptive_max_pool': lambda x, **kw: jaxpool.adaptive_max_pool(x, (3, 3), **kw),
+    'global_pool': lambda x, **kw: jaxpool.global_pool(x, 'max', **kw),
+    'channel_pool': lambda x, **kw: jaxpool.channel_pool(x, 'max', **kw),
+    'soft_pool': lambda x, **kw: jaxpool.soft_pool(x, (2, 2), **kw),
+    'lip_pool': lambda x, **kw: jaxpool.lip_pool(x, x, (2, 2), **kw),
+    'edscw_pool': lambda x, **kw: jaxpool.edscw_pool(x, (2, 2), **kw),
+    'idw_pool': lambda x, **kw: jaxpool.idw_pool(x, (2, 2), **kw),
+    'ada_pool': lambda x, **kw: jaxpool.ada_pool(x, 0.5, (2, 2), **kw),
+    'blur_pool': lambda x, **kw: jaxpool.blur_pool(x, **kw),
+    'max_blur_pool': lambda x, **kw: jaxpool.max_blur_pool(x, **kw),
+    'stochastic_pool': lambda x, **kw: jaxpool.stochastic_pool(x, (2, 2), **kw),
+    'mixed_pool': lambda x, **kw: jaxpool.mixed_pool(x, (2, 2), **kw),
+    'fractional_max_pool': lambda x, **kw: jaxpool.fractional_max_pool(x, (2, 2), output_size=3,
+                                                                       **kw),
+    'max_unpool': lambda x, **kw: jaxpool.max_unpool(x, jnp.zeros(x.shape, jnp.int32), (2, 2)),
+    'adaptive_avg_pool': lambda x, **kw: jaxpool.adaptive_avg_pool(x, (3, 3)),
+    'spatial_pyramid_pool': lambda x, **kw: jaxpool.spatial_pyramid_pool(x),
+    'weighted_unpool': lambda x, **kw: jaxpool.weighted_unpool(
+        x[:, :4, :4], jnp.ones((*x.shape[:1], 4, 4, 2, 2, x.shape[-1]), jnp.float32), (2, 2)),
+    'lift_down_pool': lambda x, **kw: jaxpool.lift_down_pool(x, jnp.ones(1), jnp.ones(1)),
+    'lift_up_pool': lambda x, **kw: jaxpool.lift_up_pool(
+        x, {k: jnp.zeros(x.shape, jnp.float32) for k in ('LH', 'HL', 'HH')}, jnp.ones(1),
+        jnp.ones(1)),
+    's3_pool': lambda x, **kw: jaxpool.s3_pool(x, (2, 2)),
+}
+
+
+def test_every_function_has_a_direct_call():
+  assert set(NAMES) <= set(DIRECT_CALLS), sorted(set(NAMES) - set(DIRECT_CALLS))
+
+
+@pytest.mark.parametrize('name', sorted(n for n in NAMES if _flags(getattr(jaxpool, n))))
+def test_every_flag_is_a_bool(name):
+  call = DIRECT_CALLS[name]
+  x = jnp.asarray(_X)
+  for flag in _flags(getattr(jaxpool, name)):
+    for bad in ('no', 1, None, 0.0):
+      with pytest.raises(TypeError, match=flag):
+        call(x, **{flag: bad})
+    for value in (False, True):
+      want = call(x, **{flag: value})
+      got = call(x, **{flag: np.bool_(value)})
+      assert jax.tree.structure(got) == jax.tree.structure(want), flag
+      for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(g, w)
+
+
+def _bool_fields(cls) -> list[str]:
+  return [f.name for f in dataclasses.fields(cls) if isinstance(f.default, bool)]
+
+
+@pytest.mark.parametrize('spec', SPECS, ids=str)
+def test_every_module_flag_is_a_bool(spec):
+  for field in _bool_fields(getattr(jl, spec.name)):
+    for api in (jl, jn):
+      kw = dict(spec.fields)
+      extra = dict(spec.nnx_kw) if api is jn else {}
+      if 'rngs' in extra:
+        extra['rngs'] = nnx.Rngs(extra['rngs'])
+      with pytest.raises(TypeError, match=field):
+        getattr(api, spec.name)(**{**kw, field: 'no'}, **extra)
+      if 'rngs' in extra:
+        extra['rngs'] = nnx.Rngs(0)
+      getattr(api, spec.name)(**{**kw, field: np.bool_(kw.get(field, False))}, **extra)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_complex_input_is_a_type_error(name):
+  x = jnp.asarray(_X * (1 + 1j), jnp.complex64)
+  with pytest.raises(TypeError, match=r'complex64'):
+    DIRECT_CALLS[name](x)
+
+
+_Y, _IDX = jaxpool.max_pool(jnp.asarray(_X), (2, 2), return_indices=True)
+_YW, _W = jaxpool.ada_pool(jnp.asarray(_X), 0.5, (2, 2), return_weights=True)
+_LOW, _DETAILS = jaxpool.lift_down_pool(jnp.asarray(_X), jnp.ones(1), jnp.ones(1))
+_XJ = jnp.asarray(_X)
+
+#: (function, argument) -> a call with that argument replaced by ``v``.
+ARGUMENTS = {
+    ('lp_pool', 'p'): lambda v: jaxpool.lp_pool(_XJ, v, (2, 2)),
+    ('mixed_pool', 'p_max'): lambda v: jaxpool.mixed_pool(_XJ, (2, 2), p_max=v),
+    ('soft_pool', 'temperature'): lambda v: jaxpool.soft_pool(_XJ, (2, 2), temperature=v),
+    ('lip_pool', 'logits'): lambda v: jaxpool.lip_pool(_XJ, v, (2, 2)),
+    ('edscw_pool', 'eps'): lambda v: jaxpool.edscw_pool(_XJ, (2, 2), eps=v),
+    ('idw_pool', 'eps'): lambda v: jaxpool.idw_pool(_XJ, (2, 2), eps=v),
+    ('ada_pool', 'beta'): lambda v: jaxpool.ada_pool(_XJ, v, (2, 2)),
+    ('ada_pool', 'eps'): lambda v: jaxpool.ada_pool(_XJ, 0.5, (2, 2), eps=v),
+    ('max_avg_pool', 'alpha'): lambda v: jaxpool.max_avg_pool(_XJ, v, (2, 2)),
+    ('gated_pool', 'gate'): lambda v: jaxpool.gated_pool(_XJ, v, (2, 2)),
+    ('tree_pool', 'leaves'): lambda v: jaxpool.tree_pool(_XJ, v, jnp.zeros((1, 2, 2)), (2, 2)),
+    ('tree_pool', 'gates'): lambda v: jaxpool.tree_pool(_XJ, jnp.zeros((2, 2, 2)), v, (2, 2)),
+    ('dpp_pool', 'alpha'): lambda v: jaxpool.dpp_pool(_XJ, v, 1.0, (2, 2)),
+    ('dpp_pool', 'lam'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, v, (2, 2)),
+    ('dpp_pool', 'guide'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, 1.0, (2, 2), guide=v),
+    ('dpp_pool', 'eps'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, 1.0, (2, 2), eps=v),
+    ('global_pool', 'p'): lambda v: jaxpool.global_pool(_XJ, 'lp', p=v),
+    ('global_pool', 'eps'): lambda v: jaxpool.global_pool(_XJ, 'gem', eps=v),
+    ('global_pool', 'temperature'): lambda v: jaxpool.global_pool(_XJ, 'soft', temperature=v),
+    ('max_unpool', 'y'): lambda v: jaxpool.max_unpool(v, _IDX, (2, 2)),
+    ('max_unpool', 'indices'): lambda v: jaxpool.max_unpool(_Y, v, (2, 2)),
+    ('weighted_unpool', 'y'): lambda v: jaxpool.weighted_unpool(v, _W, (2, 2)),
+    ('weighted_unpool', 'weights'): lambda v: jaxpool.weighted_unpool(_YW, v, (2, 2)),
+    ('lift_down_pool', 'predict'): lambda v: jaxpool.lift_down_pool(_XJ, v, jnp.ones(1)),
+    ('lift_down_pool', 'update'): lambda v: jaxpool.lift_down_pool(_XJ, jnp.ones(1), v),
+    ('lift_up_pool', 'predict'): lambda v: jaxpool.lift_up_pool(_LOW, _DETAILS, v, jnp.ones(1)),
+    ('lift_up_pool', 'update'): lambda v: jaxpool.lift_up_pool(_LOW, _DETAILS, jnp.ones(1), v),
+    ('lift_up_pool', 'low'): lambda v: jaxpool.lift_up_pool(v, _DETAILS, jnp.ones(1), jnp.ones(1)),
+    ('lift_up_pool', 'details'): lambda v: jaxpool.lift_up_pool(
+        _LOW, {k: v for k in _DETAILS}, jnp.ones(1), jnp.ones(1)),
+    ('fractional_max_pool', 'samples'): lambda v: jaxpool.fractional_max_pool(
+        _XJ, (2, 2), output_size=3, samples=v),
+}
+#: Arguments that are static configuration (geometry, names, keys), checked elsewhere.
+STATIC = {'x', 'window', 'strides', 'padding', 'dilation', 'output_size', 'output_ratio',
+          'output_shape', 'levels', 'method', 'grid', 'axes', 'granularity', 'key', 'blur',
+          'pad_mode', 'divisor_override', 'kw'}
+
+
+def test_every_array_argument_is_listed():
+  for name in NAMES:
+    fn = getattr(jaxpool, name)
+    for p in inspect.signature(fn).parameters:
+      if p in STATIC or p in _flags(fn):
+        continue
+      assert (name, p) in ARGUMENTS, (name, p)
+
+
+@pytest.mark.parametrize('case', sorted(ARGUMENTS), ids=lambda c: '.'.join(c))
+def test_wrong_argument_types_raise_errors_naming_the_argument(case):
+  _, argument = case
+  for value in ('2', jnp.asarray([0.5 + 1j]), {'a': 1} if argument != 'details' else 3):
+    with pytest.raises((TypeError, ValueError), match=argument):
+      ARGUMENTS[case](value)
+
+
+# --- Flax tooling -----------------------------------------------------------------------
+
+
+class _Holder(nn.Module):
+  """A model holding a pooling module (what Module.tabulate users have)."""
+  inner: nn.Module
+
+  @nn.compact
+  def __call__(self, *args, **kw):
+    return self.inner(*args, **kw)
+
+
+@pytest.mark.parametrize('spec', SPECS, ids=str)
+def test_linen_modules_tabulate(spec):
+  x = jnp.asarray(_X if not spec.positive else np.abs(_X) + .1)
+  args = spec.args(x)
+  module = linen_module(spec)
+  table = nn.tabulate(module, KEY)(*args, **spec.init_kw)
+  assert spec.name in table
+  table = _Holder(linen_module(spec)).tabulate(KEY, *args, **spec.init_kw)
+  assert spec.name in table
+
+
+@pytest.mark.parametrize('spec', SPECS, ids=str)
+def test_nnx_modules_tabulate(spec):
+  x = jnp.asarray(_X if not spec.positive else np.abs(_X) + .1)
+  table = nnx.tabulate(nnx_module(spec), *spec.args(x), **spec.init_kw)
+  assert spec.name in table
+
