@@ -138,7 +138,7 @@ def scatter_taps(taps: Mapping[Offset, jnp.ndarray], geom: Geometry) -> jnp.ndar
   """Transpose of :func:`window_taps`: sums each tap array back to its input position.
 
   ``result[i] = sum over (o, p) with p * s + o * d - pad_low == i of taps[o][p]``;
-  taps that land in padding are dropped. Derived by ``jax.linear_transpose`` of
+  taps that land in padding are dropped. Derived by JAX as the transpose of
   :func:`window_taps` (shifted pads per stride phase and a reshape: no scatter).
 
   Args:
@@ -151,10 +151,12 @@ def scatter_taps(taps: Mapping[Offset, jnp.ndarray], geom: Geometry) -> jnp.ndar
   first = next(iter(taps.values()))
   nb = first.ndim - geom.ndim - 1
   shape = (*first.shape[:nb], *geom.in_shape, first.shape[-1])
-  spec = jax.ShapeDtypeStruct(shape, first.dtype)
-  read = jax.linear_transpose(lambda x: window_taps(x, geom, 0), spec)
   zero = jnp.zeros_like(first)
-  (out,) = read(tuple(taps.get(o, zero) for o in offsets(geom)))
+  # The point of linearisation carries the taps' type (under shard_map: their varying axes).
+  x0 = jnp.broadcast_to(first[(0,) * first.ndim] * 0, shape) if first.size else jnp.zeros(
+      shape, first.dtype)
+  _, read_transpose = jax.vjp(lambda x: window_taps(x, geom, 0), x0)
+  (out,) = read_transpose(tuple(taps.get(o, zero) for o in offsets(geom)))
   return out
 
 

@@ -465,19 +465,18 @@ def _dpp_tangent(primals, tangents, geom, symmetric, eps):
   ``P_dot = 2 d d_dot`` above the floor, ``(log M)_dot = sum P_dot / sum P``,
   ``L_dot = (lam/2)_dot log(P / M) + lam/2 (P_dot / P - (log M)_dot)``,
   ``w_dot = alpha_dot e^-s / c + E L_dot`` and
-  ``y_dot = t sum (w_dot (x - y) + w x_dot) / W``; the lite guide's tangent is
+  ``y_dot = t sum (w_dot (x - y) + w x_dot) / W`` (``x`` scaled, its tangent not: the
+  factors ``t`` cancel); the lite guide's tangent is
   the window mean of ``x_dot``.
   """
   taps, alpha, half_lam, guide = primals
   taps_dot, alpha_dot, half_lam_dot, guide_dot = tangents
   _, (ctx, t, xs, window) = _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps)
   gs, log_mean, shift, inv_scale, total, y = window
-  inv_t = 1 / t  # exact: a power of two
-  xs_dot = ctx.map(lambda tap: tap * inv_t, taps_dot)
-  if guide is None:
-    gs_dot = ctx.sum(ctx.valid(xs_dot)) / ctx.counts
-  else:
-    gs_dot = guide_dot * inv_t
+  # y = t F(x / t): the input tangents enter unscaled (t and 1/t cancel), so a
+  # cotangent is never multiplied by t; only the parameters' terms carry t.
+  xs_dot = taps_dot
+  gs_dot = ctx.sum(ctx.valid(xs_dot)) / ctx.counts if guide is None else guide_dot
   devs, penalty = ctx.deviation(xs, gs)
   if symmetric:
     dev_dot = ctx.map(lambda xd: xd - gs_dot, xs_dot)
@@ -488,14 +487,14 @@ def _dpp_tangent(primals, tangents, geom, symmetric, eps):
   log_mean_dot = ctx.sum(p_dot) / ctx.sum(ctx.valid(penalty))
   log_ratio = ctx.map(lambda e: jnp.log(e) - log_mean, penalty)  # log(P / M)
   expo = ctx.valid(ctx.map(lambda lr: jnp.exp(half_lam * lr - shift) * inv_scale, log_ratio))
-  l_dot = ctx.map(lambda lr, pd, e: half_lam_dot * lr + half_lam * (pd / e - log_mean_dot),
-                  log_ratio, p_dot, penalty)
   offset = alpha * jnp.exp(-shift) * inv_scale
+  x_terms = ctx.valid(ctx.map(
+      lambda ex, lr, pd, e, x, xd: ex * half_lam * (pd / e - log_mean_dot) * (x - y)
+      + (offset + ex) * xd, expo, log_ratio, p_dot, penalty, xs, xs_dot))
   offset_dot = alpha_dot * jnp.exp(-shift) * inv_scale
-  terms = ctx.valid(ctx.map(
-      lambda ex, ld, x, xd: (offset_dot + ex * ld) * (x - y) + (offset + ex) * xd,
-      expo, l_dot, xs, xs_dot))
-  return t * (ctx.sum(terms) / total)
+  param_terms = ctx.valid(ctx.map(
+      lambda ex, lr, x: (offset_dot + ex * half_lam_dot * lr) * (x - y), expo, log_ratio, xs))
+  return ctx.sum(x_terms) / total + t * (ctx.sum(param_terms) / total)
 
 
 def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
