@@ -14,12 +14,16 @@ reduction when ``out`` divides ``L`` (224 -> 7, 56 -> 7, global pooling), and
 otherwise a few static gathers, one per tap (window sizes take only the values
 ``ceil(L / out)`` and ``ceil(L / out) + 1``, or 1 and 2 when ``out > L``).
 
-Backward passes never scatter: the transpose of a ranged sum is another ranged
-sum (over, for each input position, the range of bins whose window holds it);
-a ranged max routes its cotangent to the first maximum of each window, read
-back with the same static gathers. Reducing the dims from the last to the first,
-each with a first-maximum rule, picks the first maximum in row-major window
-order — PyTorch's tie rule.
+Derivatives are ``custom_jvp`` rules whose tangents are linear in ``ẋ`` and
+written without gathers (a gather transposes to a scatter-add): a block max
+picks the winner's tangent with a where and a block sum; a ranged sum or max
+takes, per interval, a masked sum of ``ẋ`` (winner-masked for the max), or for
+more than 8 intervals a ``lax.split`` of ``ẋ`` into runs of positions held by the
+same intervals. JAX derives reverse mode by transposing them: broadcasts,
+wheres and concatenates, no scatter. Reducing the dims from the last to the
+first, each with a first-maximum rule, picks the first maximum in row-major
+window order — PyTorch's tie rule (a window holding NaN: its last NaN); the
+tangent and the gradient follow the same winner.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _geometry, _numerics
+from jaxpool import _geometry, _numerics, _windows
 
 __all__ = ['adaptive_avg_pool', 'adaptive_max_pool', 'global_pool', 'channel_pool',
            'spatial_pyramid_pool']
@@ -132,31 +136,27 @@ def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.nda
   return first.astype(jnp.int32)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _block_max(x: jnp.ndarray, ks: tuple[int, ...]) -> jnp.ndarray:
   return jnp.max(_split(x, ks), axis=_odd_axes(ks))
 
 
-def _block_max_fwd(x, ks):
+@_block_max.defjvp
+def _block_max_jvp(ks, primals, tangents):
+  # ẏ = ẋ at the winner of each block (_block_first: PyTorch's rule): a where and a
+  # block sum, linear in ẋ. Transposed: a broadcast and a where, no scatter.
+  (x,), (dx,) = primals, tangents
   y = _block_max(x, ks)
-  return y, _block_first(x, y, ks)
-
-
-def _block_max_bwd(ks, first, g):
-  # x̄ = ḡ at the first maximum of each block, 0 elsewhere.
-  hit = _block_iota(ks) == _unsplit(first)
-  xbar = jnp.where(hit, _unsplit(g), jnp.zeros((), g.dtype))
-  return (xbar.reshape(tuple(o * k for o, k in zip(g.shape, ks))),)
-
-
-_block_max.defvjp(_block_max_fwd, _block_max_bwd)
+  hit = _block_iota(ks) == _unsplit(_block_first(x, y, ks))
+  dy = jnp.sum(jnp.where(hit, _split(dx, ks), jnp.zeros((), dx.dtype)), axis=_odd_axes(ks))
+  return y, dy
 
 
 def _axis_ks(ndim: int, axis: int, k: int) -> tuple[int, ...]:
   return tuple(k if a == axis else 1 for a in range(ndim))
 
 
-# --- ranged sums and maxima along one axis (static gathers, scatter-free VJPs) --------
+# --- ranged sums and maxima along one axis (static gathers; gather-free tangents) -----
 
 
 def _gather_sum(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
@@ -169,22 +169,136 @@ def _gather_sum(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
   return total
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _period(r: _Ranges) -> tuple[int, _Ranges]:
+  """``(g, q)``: ``r`` is ``g`` copies, ``q.size`` positions apart, of the intervals ``q``.
+
+  Adaptive ranges of ``L -> out`` repeat ``gcd(L, out)`` times; other ranges once.
+  """
+  g = math.gcd(r.size, r.out)
+  size, out = r.size // g, r.out // g
+  q = _Ranges(size, r.starts[:out], r.ends[:out])
+  if g > 1 and q.ends[-1] <= size and all(
+      r.starts[k * out + i] == k * size + q.starts[i] and
+      r.ends[k * out + i] == k * size + q.ends[i] for k in range(g) for i in range(out)):
+    return g, q
+  return 1, r
+
+
+# XLA:CPU fuses a concatenate of at most this many operands (more: each operand and the
+# concatenate run as separate kernels, which doubled compile times here).
+_CONCAT_FUSE_MAX = 8
+
+
+def _split_pieces(x: jnp.ndarray, sizes: list[int], axis: int) -> list[jnp.ndarray]:
+  """``lax.split(x, sizes, axis)``, in slices of at most ``_CONCAT_FUSE_MAX`` pieces.
+
+  The transpose (one concatenate per slice, placed by a pad) is then one fusion.
+  """
+  if len(sizes) <= _CONCAT_FUSE_MAX:
+    return lax.split(x, sizes, axis=axis)
+  pieces, start = [], 0
+  for k in range(0, len(sizes), _CONCAT_FUSE_MAX):
+    chunk = sizes[k:k + _CONCAT_FUSE_MAX]
+    pieces += lax.split(lax.slice_in_dim(x, start, start + sum(chunk), axis=axis), chunk,
+                        axis=axis)
+    start += sum(chunk)
+  return pieces
+
+
+def _join(parts: list[jnp.ndarray], axis: int) -> jnp.ndarray:
+  """``jnp.concatenate(parts, axis)``, as pads of concatenates of at most
+  ``_CONCAT_FUSE_MAX`` parts when there are more (one fusion; transposed: slices)."""
+  if len(parts) <= _CONCAT_FUSE_MAX:
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=axis)
+  total = sum(u.shape[axis] for u in parts)
+  out, start = None, 0
+  for k in range(0, len(parts), _CONCAT_FUSE_MAX):
+    group = parts[k:k + _CONCAT_FUSE_MAX]
+    chunk = group[0] if len(group) == 1 else jnp.concatenate(group, axis=axis)
+    config = [(0, 0, 0)] * chunk.ndim
+    config[axis] = (start, total - start - chunk.shape[axis], 0)
+    placed = lax.pad(chunk, jnp.zeros((), chunk.dtype), config)
+    out = placed if out is None else out + placed
+    start += chunk.shape[axis]
+  return out
+
+
+def _runs(r: _Ranges) -> list[tuple[int, int, range]]:
+  """``(start, stop, intervals)``: maximal runs of positions held by the same intervals."""
+  rt = r.transpose()
+  runs = []
+  for p, held in enumerate(zip(rt.starts, rt.ends)):
+    if runs and runs[-1][2] == range(*held):
+      runs[-1] = (runs[-1][0], p + 1, runs[-1][2])
+    else:
+      runs.append((p, p + 1, range(*held)))
+  return runs
+
+
+def _by_runs(pick, x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
+  """``y_i = sum over the runs inside interval i of pick(run, start, i)`` along ``axis``.
+
+  Linear in ``x`` for a linear ``pick`` that reduces a run to width 1. The runs are a
+  ``lax.split`` of ``x``, whose transpose is a ``concatenate``: the transpose adds, at
+  output resolution, the cotangents of the intervals holding each run, and spreads
+  them over the run. No gather, so no scatter; no pad per interval.
+  """
+  runs = _runs(r)
+  pieces = _split_pieces(x, [stop - start for start, stop, _ in runs], axis)
+  terms = [None] * r.out
+  for (start, _, intervals), piece in zip(runs, pieces):
+    for i in intervals:
+      term = pick(piece, start, i)
+      terms[i] = term if terms[i] is None else terms[i] + term
+  shape = x.shape[:axis] + (1,) + x.shape[axis + 1:]
+  return _join([jnp.zeros(shape, x.dtype) if t is None else t for t in terms], axis)
+
+
+def _by_period(fn, x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
+  """``fn(x, q, axis + 1)`` with ``axis`` of ``x`` split into ``(g, q.size)`` periods
+  (:func:`_period`), the result's ``(g, q.out)`` merged back."""
+  g, q = _period(r)
+  y = fn(x.reshape(x.shape[:axis] + (g, q.size) + x.shape[axis + 1:]), q, axis + 1)
+  return y.reshape(x.shape[:axis] + (r.out,) + x.shape[axis + 1:])
+
+
+def _run_sum(piece: jnp.ndarray, axis: int) -> jnp.ndarray:
+  return piece if piece.shape[axis] == 1 else jnp.sum(piece, axis=axis, keepdims=True)
+
+
+def _masked_sums(v: jnp.ndarray, masks, axis: int) -> jnp.ndarray:
+  """``y_i = sum(where(masks[i], v, 0))`` along ``axis``, one per mask, joined.
+
+  For few intervals (at most ``_CONCAT_FUSE_MAX``): the transpose
+  ``x̄ = Σ_i where(masks[i], ȳ_i, 0)`` is one elementwise fusion, with no concatenate;
+  its cost grows with the number of intervals, hence :func:`_by_runs` beyond.
+  """
+  zero = jnp.zeros((), v.dtype)
+  return _join([jnp.sum(jnp.where(m, v, zero), axis=axis, keepdims=True) for m in masks], axis)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _ranged_sum(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
   """``y_i = sum(x[starts_i:ends_i])`` along ``axis``."""
   return _gather_sum(x, r, axis)
 
 
-def _ranged_sum_fwd(x, r, axis):
-  return _ranged_sum(x, r, axis), None
+@_ranged_sum.defjvp
+def _ranged_sum_jvp(r, axis, primals, tangents):
+  # Linear: the ranged sum of ẋ without the forward's gathers (they would transpose to
+  # a scatter-add). Transposed: x̄_p = Σ ȳ_i over the intervals holding p.
+  (x,), (dx,) = primals, tangents
 
+  def tangent(v, q, ax):
+    if q.out <= _CONCAT_FUSE_MAX:
+      p = np.arange(q.size)
+      return _masked_sums(v, [_along((p >= s) & (p < e), ax, v.ndim)
+                              for s, e in zip(q.starts, q.ends)], ax)
+    sums = {}  # start -> the run's sum, shared by the intervals holding the run
+    return _by_runs(lambda piece, start, _: sums.setdefault(start, _run_sum(piece, ax)),
+                    v, q, ax)
 
-def _ranged_sum_bwd(r, axis, _, g):
-  # x̄_p = Σ_{i : p ∈ [start_i, end_i)} ḡ_i, itself a ranged sum over ḡ.
-  return (_ranged_sum(g, r.transpose(), axis),)
-
-
-_ranged_sum.defvjp(_ranged_sum_fwd, _ranged_sum_bwd)
+  return _ranged_sum(x, r, axis), _by_period(tangent, dx, r, axis)
 
 
 def _gather_max(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
@@ -216,32 +330,39 @@ def _gather_first(x: jnp.ndarray, y: jnp.ndarray, r: _Ranges, axis: int) -> jnp.
   return pos
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _ranged_max(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
   """``y_i = max(x[starts_i:ends_i])`` along ``axis``."""
   return _gather_max(x, r, axis)
 
 
-def _ranged_max_fwd(x, r, axis):
+@_ranged_max.defjvp
+def _ranged_max_jvp(r, axis, primals, tangents):
+  # ẏ_i = ẋ at pos_i, the first maximum of interval i (PyTorch's winner, NaN rule
+  # included), linear in ẋ. Transposed: x̄_p = Σ ȳ_i over the intervals won by p.
+  (x,), (dx,) = primals, tangents
   y = _ranged_max(x, r, axis)
-  return y, _gather_first(x, y, r, axis)
+  g, q = _period(r)
+  pos = _gather_first(x, y, r, axis)
+  pos = pos.reshape(pos.shape[:axis] + (g, q.out) + pos.shape[axis + 1:])
+  pos = pos - _along(np.arange(g, dtype=np.int32) * q.size, axis, pos.ndim)
+  pos = _windows.materialize(pos)  # computed once, not once per interval or run
+  zero = jnp.zeros((), dx.dtype)
 
+  def tangent(v, q, ax):
+    here = _along(np.arange(q.size, dtype=np.int32), ax, v.ndim)
+    if q.out <= _CONCAT_FUSE_MAX:
+      return _masked_sums(v, [lax.slice_in_dim(pos, i, i + 1, axis=ax) == here
+                              for i in range(q.out)], ax)
 
-def _ranged_max_bwd(r, axis, pos, g):
-  # x̄_p = Σ_{i : p ∈ window i, pos_i = p} ḡ_i; the i holding p come from the transpose.
-  here = _along(np.arange(r.size, dtype=np.int32), axis, g.ndim)
-  zero = jnp.zeros((), g.dtype)
-  total = None
-  for index, valid in r.transpose().taps():
-    hit = _take(pos, index, axis) == here
-    if not valid.all():
-      hit = hit & _along(valid, axis, g.ndim)
-    term = jnp.where(hit, _take(g, index, axis), zero)
-    total = term if total is None else total + term
-  return (total,)
+    def pick(piece, start, i):
+      hit = lax.slice_in_dim(pos, i, i + 1, axis=ax) == lax.slice_in_dim(
+          here, start, start + piece.shape[ax], axis=ax)
+      return _run_sum(jnp.where(hit, piece, zero), ax)
 
+    return _by_runs(pick, v, q, ax)
 
-_ranged_max.defvjp(_ranged_max_fwd, _ranged_max_bwd)
+  return y, _by_period(tangent, dx, r, axis)
 
 
 # --- argument handling ----------------------------------------------------------------
@@ -305,9 +426,10 @@ def adaptive_avg_pool(x: jnp.ndarray, output_size: int | Sequence[int | None]) -
 
   Output size: ``output_size``, per spatial dim; ``None`` keeps that dim.
 
-  Gradient: :math:`\bar x_p = \sum_{i : p \in R(i)} \bar y_i / |R(i)|`, computed
-  as ranged sums (no scatter). Like PyTorch it sums, then divides: a window whose
-  sum leaves the float range (``|x|`` near ``3e38 / |R(i)|``) overflows.
+  Gradient: :math:`\bar x_p = \sum_{i : p \in R(i)} \bar y_i / |R(i)|`, the
+  transpose of a gather-free tangent rule (no scatter; ``jvp`` works too). Like
+  PyTorch it sums, then divides: a window whose sum leaves the float range
+  (``|x|`` near ``3e38 / |R(i)|``) overflows.
 
   Args:
     x: ``(*batch, *spatial, C)`` floats; half precisions accumulate in f32.
@@ -397,8 +519,9 @@ def adaptive_max_pool(x: jnp.ndarray, output_size: int | Sequence[int | None],
 
   Gradient: :math:`\bar x_p = \sum_{i : p = \mathrm{argmax}_{R(i)}} \bar y_i`, the
   argmax being the first maximum in row-major window order, as PyTorch (a
-  window holding NaN routes to its last NaN). The backward reads the argmax
-  with static gathers or a block reshape: no scatter, no ``SelectAndScatter``.
+  window holding NaN routes to its last NaN). The tangent picks the winner's
+  ``ẋ`` (a where on its position); reverse mode is its transpose: no scatter, no
+  ``SelectAndScatter``.
 
   Args:
     x: ``(*batch, *spatial, C)``; floats or integers.
