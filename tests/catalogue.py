@@ -156,7 +156,7 @@ def _half_up(shape):
 def _d_lift_up(x, p, key):
   del key
   low, details = jaxpool.lift_down_pool(x, jnp.asarray([0.5, 0.5]), jnp.asarray([0.25, 0.25]),
-                                        axes=-2)  # one lifted axis: lift_down_pool does two
+                                        axes=-2)
   details = {k: 0.5 * v for k, v in details.items()}  # damped details: not the identity
   return jaxpool.lift_up_pool(low, details, p['predict'], p['update'], axes=-2)
 
@@ -210,9 +210,9 @@ DIFF_CASES: dict[str, DiffCase] = {
         x, p['logits'] + jnp.tanh(x[..., :1]), (2, 2), 1),  # overlapping windows
         lambda shape: dict(logits=_f64((*shape[:-1], 1), 3, 0.5))),
     'edscw_pool': DiffCase('edscw_pool', lambda x, p, key: jaxpool.edscw_pool(  # weights too
-        x, (2, 2), return_weights=True)),
+        x, (1, 2), return_weights=True)),
     'idw_pool': DiffCase('idw_pool', lambda x, p, key: jaxpool.idw_pool(x, (2, 2))),
-    'ada_pool': DiffCase('ada_pool', lambda x, p, key: jaxpool.ada_pool(x, p['beta'], (2, 2)),
+    'ada_pool': DiffCase('ada_pool', lambda x, p, key: jaxpool.ada_pool(x, p['beta'], (1, 2)),
                          lambda shape: dict(beta=_unit((shape[-1],), 4))),
     'weighted_unpool': DiffCase('weighted_unpool', _d_weighted_unpool, lambda shape: dict(
         weights=_unit((*shape[:-3], *_half_up(shape), 3, 3, shape[-1]), 15,
@@ -220,7 +220,7 @@ DIFF_CASES: dict[str, DiffCase] = {
     'max_avg_pool': DiffCase('max_avg_pool', lambda x, p, key: jaxpool.max_avg_pool(
         x, p['alpha'], (3, 3), 2, 1), lambda shape: dict(alpha=_unit((shape[-1],), 5))),
     'gated_pool': DiffCase('gated_pool', lambda x, p, key: jaxpool.gated_pool(
-        x, p['gate'], (3, 3), 2, 1), lambda shape: dict(gate=_f64((3, 3), 6, 0.5))),
+        x, p['gate'], (2, 2), 1), lambda shape: dict(gate=_f64((2, 2), 6, 0.5))),
     'tree_pool': DiffCase('tree_pool', lambda x, p, key: jaxpool.tree_pool(  # depth 1
         x, p['leaves'], p['gates'], (2, 2)),
         lambda shape: dict(leaves=_f64((2, 2, 2), 7, 0.5),
@@ -232,7 +232,7 @@ DIFF_CASES: dict[str, DiffCase] = {
     'blur_pool': DiffCase('blur_pool', lambda x, p, key: jaxpool.blur_pool(x)),
     'max_blur_pool': DiffCase('max_blur_pool', lambda x, p, key: jaxpool.max_blur_pool(x)),
     'lift_down_pool': DiffCase('lift_down_pool', lambda x, p, key: jaxpool.lift_down_pool(
-        x, p['predict'], p['update']), _LIFT_PARAMS),
+        x, p['predict'], p['update'], axes=-3), _LIFT_PARAMS),  # the height; lift_up: width
     'lift_up_pool': DiffCase('lift_up_pool', _d_lift_up, _LIFT_PARAMS),
     'stochastic_pool': DiffCase('stochastic_pool', lambda x, p, key: jaxpool.stochastic_pool(
         x, (2, 2), key=key), positive=True),
