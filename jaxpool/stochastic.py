@@ -200,17 +200,6 @@ def _stochastic_eval_jvp(geom, primals, tangents):
   return y, _stochastic_eval_tangent(x, scale, total, y, x_dot, geom)
 
 
-@jax.custom_jvp
-def _computed_once(a):
-  """:func:`~jaxpool._windows.materialize`, differentiable (its tangent passes through)."""
-  return _windows.materialize(a)
-
-
-@_computed_once.defjvp
-def _computed_once_jvp(primals, tangents):
-  return _computed_once(primals[0]), tangents[0]
-
-
 @functools.partial(jax.checkpoint, static_argnums=(5,))
 def _stochastic_eval_tangent(x, scale, total, y, x_dot, geom):
   """``y_dot = sum_i (2 x_i - y) / sum_j a_j * x_dot_i`` over the taps with ``x_i > 0``.
@@ -222,7 +211,7 @@ def _stochastic_eval_tangent(x, scale, total, y, x_dot, geom):
   """
   # x / m without the reciprocal 1 / m, which is subnormal (flushed to 0) for m > 2**126
   down, _ = _numerics.scale_normalizer(scale)
-  offset_y = _computed_once(down(y))  # else XLA re-evaluates y's chain per tap
+  offset_y = _windows.materialize(down(y))  # else XLA re-evaluates y's chain per tap
   xr = _windows.split_phases(x, geom, 0.0)
   dots = _windows.window_taps(x_dot, geom, 0.0)
   zero = jnp.zeros((), x_dot.dtype)
