@@ -238,6 +238,112 @@ def window_taps(x: jnp.ndarray, geom: Geometry, fill) -> tuple[jnp.ndarray, ...]
   return tuple(taps)
 
 
+def _fit(x: jnp.ndarray, axis: int, length: int, fill) -> jnp.ndarray:
+  """``x`` cut or padded (with ``fill``) at the end of ``axis`` to ``length``."""
+  have = x.shape[axis]
+  if have >= length:
+    return lax.slice_in_dim(x, 0, length, axis=axis)
+  config = [(0, 0, 0)] * x.ndim
+  config[axis] = (0, length - have, 0)
+  return lax.pad(x, jnp.asarray(fill, x.dtype), config)
+
+
+def _axis_taps(x: jnp.ndarray, axis: int, k: int, s: int, d: int, pads: tuple[int, int],
+               out: int, fill) -> jnp.ndarray:
+  """The taps of a 1-d window along ``axis``: that axis of length ``L`` becomes ``(k, out)``.
+
+  ``result[..., o, p, ...] = x_padded[p * s + o * d]`` (``x`` padded with ``fill``),
+  built from whole-array ops whose number does not depend on ``k``:
+
+  * windows that do not overlap (``d == 1``, ``s >= k``): the padded axis
+    reshaped into ``(out, s)`` blocks, the first ``k`` of each;
+  * otherwise a skew: ``k`` stacked copies flattened to one row of length
+    ``k * N``, padded by ``k * d`` and reshaped into ``k`` rows of length
+    ``N + d``, so row ``o`` starts ``o * d`` further into the input; then every
+    ``s``-th column.
+
+  Reshapes, pads, slices and a broadcast: JAX transposes it to the same ops and a
+  sum over ``k`` (scatter-free, and an HLO of fixed size).
+  """
+  if k == 1 and s == 1 and pads == (0, 0):
+    return lax.expand_dims(x, (axis,))
+  config = [(0, 0, 0)] * x.ndim
+  config[axis] = (pads[0], pads[1], 0)
+  xp = lax.pad(x, jnp.asarray(fill, x.dtype), config)
+  n = xp.shape[axis]
+  pre, post = xp.shape[:axis], xp.shape[axis + 1:]
+  if d == 1 and s >= k:
+    blocks = _fit(xp, axis, out * s, fill).reshape(*pre, out, s, *post)
+    return jnp.moveaxis(lax.slice_in_dim(blocks, 0, k, axis=axis + 1), axis + 1, axis)
+  dims = tuple(range(axis)) + tuple(range(axis + 1, xp.ndim + 1))
+  rows = lax.broadcast_in_dim(xp, (*pre, k, n, *post), dims).reshape(*pre, k * n, *post)
+  skew = _fit(rows, axis, k * (n + d), fill).reshape(*pre, k, n + d, *post)
+  if s == 1:
+    return lax.slice_in_dim(skew, 0, out, axis=axis + 1)
+  strided = _fit(skew, axis + 1, out * s, fill).reshape(*pre, k, out, s, *post)
+  return lax.index_in_dim(strided, 0, axis=axis + 2, keepdims=False)
+
+
+def stacked_window_taps(x: jnp.ndarray, geom: Geometry, fill) -> jnp.ndarray:
+  """All taps of every output window as one ``(K, *batch, *out, C)`` array.
+
+  The same values as :func:`window_taps` (stacked in :func:`offsets` order), read
+  one spatial dim at a time by :func:`_axis_taps`: the HLO, and its derived
+  transpose, have a fixed size whatever the window.
+  """
+  nb = x.ndim - geom.ndim - 1
+  arr = x
+  for axis in range(geom.ndim):
+    arr = _axis_taps(arr, nb + 2 * axis, geom.window[axis], geom.strides[axis],
+                     geom.dilation[axis], geom.full_padding[axis], geom.out_shape[axis], fill)
+  # (*batch, k_1, out_1, ..., k_n, out_n, C) -> (k_1, ..., k_n, *batch, *out, C)
+  taps = [nb + 2 * a for a in range(geom.ndim)]
+  outs = [nb + 2 * a + 1 for a in range(geom.ndim)]
+  arr = arr.transpose(*taps, *range(nb), *outs, arr.ndim - 1)
+  return arr.reshape(geom.window_size, *x.shape[:nb], *geom.out_shape, x.shape[-1])
+
+
+def axis_geometry(geom: Geometry, axis: int, in_shape) -> Geometry:
+  """``geom``'s window along ``axis`` alone, over an input of spatial shape ``in_shape``.
+
+  Separable reductions (max, min, sums) apply one such pass per dim; ``in_shape``
+  is the shape left by the passes before (other dims already reduced or not).
+  """
+  ident = lambda values, one: tuple(  # noqa: E731
+      v if a == axis else one for a, v in enumerate(values))
+  return Geometry(
+      tuple(in_shape),
+      tuple(geom.out_shape[a] if a == axis else v for a, v in enumerate(in_shape)),
+      ident(geom.window, 1), ident(geom.strides, 1), ident(geom.dilation, 1),
+      ident(geom.padding, (0, 0)))
+
+
+def separable_passes(geom: Geometry) -> list[tuple[int, Geometry]]:
+  """``(dim, axis_geometry)`` for each dim that does something, innermost dim first.
+
+  Innermost first, so that ties resolved pass by pass follow row-major window
+  order (an outer pass picks the first row, the inner pass the first tap in it).
+  """
+  passes, shape = [], list(geom.in_shape)
+  for axis in reversed(range(geom.ndim)):
+    g = axis_geometry(geom, axis, shape)
+    if g.window_size == 1 and g.strides[axis] == 1 and g.padding[axis] == (0, 0):
+      continue
+    passes.append((axis, g))
+    shape = list(g.out_shape)
+  return passes
+
+
+def window_sum(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  """Sum over each window's taps (padding adds 0), linear in ``x`` with a scatter-free
+  transpose: unrolled taps for small windows, one pass per dim beyond."""
+  if unrolls(geom):
+    return Taps.read(x, geom, 0.0, stacked=False).sum()
+  for _, g in separable_passes(geom):
+    x = jnp.sum(stacked_window_taps(x, g, 0.0), axis=0)
+  return x
+
+
 class Taps:
   """The taps of every output window of one array: the interface every op's forward
   and tangent rule use.
@@ -259,11 +365,12 @@ class Taps:
   @classmethod
   def read(cls, x: jnp.ndarray, geom: Geometry, fill=0.0, stacked: bool | None = None) -> Taps:
     """Taps of ``x`` (differentiable, scatter-free transpose); padding reads ``fill``."""
-    taps = window_taps(x, geom, fill)
     nb = x.ndim - geom.ndim - 1
     if stacked is None:
       stacked = not unrolls(geom)
-    return cls(jnp.stack(taps) if stacked else taps, geom, nb)
+    if stacked:
+      return cls(stacked_window_taps(x, geom, fill), geom, nb)
+    return cls(window_taps(x, geom, fill), geom, nb)
 
   def _like(self, data) -> Taps:
     return Taps(data, self.geom, self.num_batch)

@@ -50,10 +50,9 @@ def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarr
   Padded taps never win; a window whose valid taps all equal the padding value
   (e.g. all -inf) picks its first valid tap. Windows with no valid tap get
   ``window_size`` (routes nowhere) and the padding value. One fused pass over
-  the taps, unrolled at every window size (a stacked copy of the taps costs
-  more than it saves here).
+  the taps, unrolled (used for windows of at most ``UNROLL_MAX_TAPS`` taps).
   """
-  fill = _numerics.lowest(x.dtype) if kind == 'max' else _numerics.highest(x.dtype)
+  fill = _fill(x.dtype, kind)
   better = lax.gt if kind == 'max' else lax.lt
   is_float = jnp.issubdtype(x.dtype, jnp.floating)
   unset = geom.window_size
@@ -73,6 +72,85 @@ def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarr
   return best, choice
 
 
+def _fill(dtype, kind: str):
+  return _numerics.lowest(dtype) if kind == 'max' else _numerics.highest(dtype)
+
+
+def _stacked_extremum(taps: _windows.Taps, kind: str) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """:func:`_extremum_scan`'s result from stacked taps, by reductions over the tap axis.
+
+  The extremum over the valid taps (NaN if any is NaN), then the tap number:
+  the last NaN if there is one, else the first valid tap equal to the extremum,
+  else (no valid tap) ``K``. Whole-array ops: the HLO does not grow with ``K``.
+  """
+  data, valid = taps.data, taps.masks()
+  k = data.shape[0]
+  fill = jnp.asarray(_fill(data.dtype, kind), data.dtype)
+  if valid is not None:
+    data = jnp.where(valid, data, fill)
+  best = jnp.max(data, axis=0) if kind == 'max' else jnp.min(data, axis=0)
+  dtype = _choice_dtype(taps.geom)
+  iota = lax.broadcasted_iota(dtype, data.shape, 0)
+  hit = data == best[None]
+  if valid is not None:
+    hit = hit & valid
+  choice = jnp.min(jnp.where(hit, iota, jnp.asarray(k, dtype)), axis=0)
+  if jnp.issubdtype(data.dtype, jnp.floating):
+    nan = jnp.isnan(data) if valid is None else jnp.isnan(data) & valid
+    last_nan = jnp.max(jnp.where(nan, iota, jnp.asarray(-1, dtype)), axis=0)
+    choice = jnp.where(last_nan >= 0, last_nan, choice)
+  return best, choice
+
+
+# A route: the window's winner as picks, each (dim or None for the whole window,
+# geometry, tap number per window, whether the taps are stacked).
+Route = list[tuple[int | None, Geometry, jnp.ndarray, bool]]
+
+
+def _winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
+  """Each window's extremum and the route to its winning tap.
+
+  Up to ``UNROLL_MAX_TAPS`` taps: one unrolled scan over the whole window.
+  Beyond, one pass per spatial dim, innermost first (the extremum is
+  separable): each pass keeps the extremum of its 1-d windows and the winning
+  tap's number, by whole-array reductions over that dim's stacked taps. An
+  outer pass picks the first row holding the extremum (or the last holding a
+  NaN), the inner pass the first (last NaN) tap in that row, so the winner is
+  PyTorch's row-major one. Cost grows with the sum of the window's sides, the
+  HLO not at all.
+  """
+  if _windows.unrolls(geom):
+    y, choice = _extremum_scan(x, geom, kind)
+    return y, [(None, geom, choice, False)]
+  route = []
+  for axis, g in _windows.separable_passes(geom):
+    taps = _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True)
+    x, choice = _stacked_extremum(taps, kind)
+    route.append((axis, g, choice, True))
+  return x, route
+
+
+def _follow(x_dot: jnp.ndarray, route: Route) -> jnp.ndarray:
+  """``x_dot`` at each window's winning tap: linear; its transpose routes cotangents back."""
+  for _, g, choice, stacked in route:
+    x_dot = _windows.Taps.read(x_dot, g, 0, stacked=stacked).pick(choice)
+  return x_dot
+
+
+def _route_choice(route: Route, geom: Geometry) -> jnp.ndarray:
+  """The route's winner as one row-major tap number of ``geom``'s window (``K``: none)."""
+  if route[0][0] is None:
+    return route[0][2]
+  total = unset = 0
+  for i, (axis, g, choice, _) in enumerate(route):
+    choice = choice.astype(jnp.int32)
+    for _, later, later_choice, _ in route[i + 1:]:  # to the output's resolution
+      choice = _windows.Taps.read(choice, later, 0, stacked=True).pick(later_choice)
+    total = total + choice * math.prod(geom.window[axis + 1:])
+    unset = unset | (choice >= geom.window[axis])
+  return jnp.where(unset, jnp.int32(geom.window_size), total)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _extremum_pool(x, geom: Geometry, kind: str):
   """Max/min pooling of float ``x``; derivative: the winning tap's (first extremum, last NaN)."""
@@ -84,16 +162,26 @@ def _extremum_pool_jvp(geom, kind, primals, tangents):
   # y_dot_p = x_dot at the window's winning tap: linear in x_dot, so JAX transposes it
   # to "each cotangent to its winning tap" (selects, shifted pads: no scatter).
   (x,), (x_dot,) = primals, tangents
-  y, choice = _extremum_scan(x, geom, kind)
-  choice = _windows.materialize(choice)
-  return y, _windows.Taps.read(x_dot, geom, 0.0, stacked=False).pick(choice)
+  y, route = _winners(x, geom, kind)
+  route = [(a, g, _windows.materialize(c), stacked) for a, g, c, stacked in route]
+  return y, _follow(x_dot, route)
 
 
 def _choice_to_index(choice, geom: Geometry) -> jnp.ndarray:
+  """Flat index into the unpadded spatial extent of tap ``choice`` (0 for ``K``: none)."""
+  nb = choice.ndim - geom.ndim - 1
+  rest = choice.astype(jnp.int32)
   index = jnp.zeros(choice.shape, jnp.int32)
-  for i, offset in enumerate(_windows.offsets(geom)):
-    index = jnp.where(choice == i, jnp.asarray(_windows.tap_flat_index(geom, offset)), index)
-  return index
+  place = 1
+  for a in reversed(range(geom.ndim)):
+    k, s, d = geom.window[a], geom.strides[a], geom.dilation[a]
+    tap = rest % k
+    rest = rest // k
+    out = lax.broadcasted_iota(jnp.int32, choice.shape, nb + a)
+    pos = jnp.clip(out * s + tap * d - geom.padding[a][0], 0, geom.in_shape[a] - 1)
+    index = index + pos * place
+    place *= geom.in_shape[a]
+  return jnp.where(choice >= geom.window_size, 0, index)
 
 
 def _extremum(x, window, strides, padding, dilation, ceil_mode, kind,
@@ -108,8 +196,8 @@ def _extremum(x, window, strides, padding, dilation, ceil_mode, kind,
     y = _extremum_pool(x, geom, kind)
   if not return_indices:
     return y
-  _, choice = _extremum_scan(lax.stop_gradient(x), geom, kind)
-  return y, _choice_to_index(choice, geom)
+  _, route = _winners(lax.stop_gradient(x), geom, kind)
+  return y, _choice_to_index(_route_choice(route, geom), geom)
 
 
 def max_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
@@ -185,7 +273,7 @@ def _sum_pool_jvp(geom, primals, tangents):
   # Linear: the tangent is the same window sum, written over taps so that its transpose
   # is shifted pads per stride phase (reduce_window's own transpose pads in the interior).
   (x,), (x_dot,) = primals, tangents
-  return _sum_pool(x, geom), _windows.Taps.read(x_dot, geom, 0.0).sum()
+  return _sum_pool(x, geom), _windows.window_sum(x_dot, geom)
 
 
 def sum_pool(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:

@@ -78,8 +78,8 @@ def _prepare_window(x, window, op: str, key):
 # --- stochastic pooling (Zeiler & Fergus 2013) -----------------------------------------
 
 
-def _taps_and_scale(x: jnp.ndarray, geom: Geometry):
-  """Every tap of ``x`` (0 at padding, read from phase views) and the window scale.
+def _taps_and_scale(x: jnp.ndarray, geom: Geometry) -> tuple[_windows.Taps, jnp.ndarray]:
+  """Every tap of ``x`` (0 at padding) and the window scale.
 
   The scale ``m`` is the window's largest positive entry (1 when there is
   none). Sums of ``max(x, 0) / m`` lie in ``[1, window_size]``, so nothing
@@ -89,23 +89,26 @@ def _taps_and_scale(x: jnp.ndarray, geom: Geometry):
   constant to differentiation (``y`` does not depend on it; the max reduce-window has
   no derivative, which second derivatives of the rules below would need).
   """
-  xr = _windows.split_phases(x, geom, 0.0)
-  taps = [_windows.phase_view(xr, geom, o) for o in _windows.offsets(geom)]
   m = _windows.reduce_window(jnp.maximum(lax.stop_gradient(x), 0), 0, lax.max, geom)
-  return taps, jnp.where(m > 0, m, 1)
+  return _windows.Taps.read(x, geom, 0.0), jnp.where(m > 0, m, 1)
 
 
-def _draw_taps(taps, scale, u, choice_dtype):
-  """Tap number drawn per window by inverse CDF; -1 for a window with no positive tap.
+def _choice_dtype(geom: Geometry):
+  return jnp.int8 if geom.window_size < 127 else jnp.int32
+
+
+def _draw_taps(taps: _windows.Taps, scale, u, choice_dtype):
+  """Tap number drawn per window by inverse CDF; ``K`` for a window with no positive tap.
 
   ``p_i = a_i / sum_j a_j`` with ``a = max(x, 0) / m``; the tap drawn is the
   first with ``a_i > 0`` whose running sum exceeds ``u * sum a``. If rounding
   leaves ``u * sum a`` at the total, the last positive tap is taken. Sums run
-  left to right over the taps: unrolled for a few taps, a ``lax.scan`` (same order,
-  same roundings, an HLO that does not grow with the window) beyond
-  ``_windows.UNROLL_MAX_TAPS``.
+  left to right over the taps: unrolled for a few taps, a ``lax.scan`` over the
+  stacked taps (same order, same roundings, an HLO that does not grow with the
+  window) beyond ``_windows.UNROLL_MAX_TAPS``.
   """
-  none = jnp.asarray(-1, choice_dtype)
+  k = taps.geom.window_size
+  none = jnp.asarray(k, choice_dtype)
 
   def step(threshold, carry, item):
     running, chosen, last_positive = carry
@@ -116,37 +119,28 @@ def _draw_taps(taps, scale, u, choice_dtype):
     last_positive = jnp.where(positive, index, last_positive)
     return (running, chosen, last_positive), None
 
-  if len(taps) <= _windows.UNROLL_MAX_TAPS:
-    scaled = [jnp.maximum(t, 0) / scale for t in taps]
-    threshold = u * sum(scaled[1:], scaled[0])
+  scaled = taps.map(lambda t, m: jnp.maximum(t, 0) / m, scale)
+  if not scaled.stacked:
+    threshold = u * scaled.sum()
     start = jnp.full(threshold.shape, none)
     carry = (jnp.zeros_like(threshold), start, start)
-    for i, a in enumerate(scaled):
+    for i, a in enumerate(scaled.data):
       carry, _ = step(threshold, carry, (jnp.asarray(i, choice_dtype), a))
   else:
-    scaled = jnp.maximum(jnp.stack(taps), 0) / scale
-    total, _ = lax.scan(lambda c, a: (c + a, None), scaled[0], scaled[1:])
+    total, _ = lax.scan(lambda c, a: (c + a, None), scaled.data[0], scaled.data[1:])
     threshold = u * total
     start = jnp.full(total.shape, none)
     carry, _ = lax.scan(functools.partial(step, threshold), (jnp.zeros_like(total), start, start),
-                        (jnp.arange(len(taps), dtype=choice_dtype), scaled))
+                        (jnp.arange(k, dtype=choice_dtype), scaled.data))
   _, chosen, last_positive = carry
   return jnp.where(chosen == none, last_positive, chosen)
 
 
 def _stochastic_train_forward(x, u, geom):
-  """``(y, choice)``: the drawn tap's value per window and its number (-1: no draw)."""
+  """``(y, choice)``: the drawn tap's value per window and its number (``K``: no draw)."""
   taps, scale = _taps_and_scale(x, geom)
-  choice = _draw_taps(taps, scale, u, classic._choice_dtype(geom))  # pylint: disable=protected-access
-  if len(taps) <= _windows.UNROLL_MAX_TAPS:
-    y = jnp.zeros_like(u)
-    for i, tap in enumerate(taps):
-      y = jnp.where(choice == i, tap, y)
-  else:
-    picked = jnp.take_along_axis(jnp.stack(taps), jnp.maximum(choice, 0)[None].astype(jnp.int32),
-                                 axis=0)[0]
-    y = jnp.where(choice >= 0, picked, jnp.zeros_like(u))
-  return y, choice
+  choice = _draw_taps(taps, scale, u, _choice_dtype(geom))
+  return taps.pick(choice), choice
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -157,26 +151,18 @@ def _stochastic_train(x, u, geom: Geometry):
 @_stochastic_train.defjvp
 def _stochastic_train_jvp(geom, primals, tangents):
   # y_dot = x_dot at the drawn tap (0 for a window with no draw): x moves the draw only
-  # through a discrete choice, so the tangent is linear in x_dot. JAX transposes each
-  # `where(choice == i, tap_i, 0)` to "the cotangent to its drawn tap" (selects, shifted
-  # pads: no scatter). One select per tap, unrolled, as the routing backward was.
+  # through a discrete choice, so the tangent is linear in x_dot. JAX transposes the
+  # pick to "the cotangent to its drawn tap" (selects, shifted pads: no scatter).
   (x, u), (x_dot, _) = primals, tangents
   y, choice = _stochastic_train_forward(x, u, geom)
   choice = _windows.materialize(choice)
-  dots = _windows.window_taps(x_dot, geom, 0.0)
-  zero = jnp.zeros((), x_dot.dtype)
-  y_dot = sum(jnp.where(choice == i, dot, zero) for i, dot in enumerate(dots))
-  return y, y_dot
+  return y, _windows.Taps.read(x_dot, geom, 0.0).pick(choice)
 
 
-def _weighting_sums(taps, scale):
+def _weighting_sums(taps: _windows.Taps, scale):
   """``S = sum a_i / m`` and ``Q = sum (a_i / m)^2`` over each window's positive taps."""
-  total = squares = None
-  for tap in taps:
-    a = jnp.where(tap > 0, tap, 0) / scale
-    total = a if total is None else total + a
-    squares = a * a if squares is None else squares + a * a
-  return total, squares
+  a = taps.map(lambda t, m: jnp.where(t > 0, t, 0) / m, scale)
+  return a.sum(), a.map(lambda v: v * v).sum()
 
 
 def _stochastic_eval_forward(x, geom):
@@ -212,16 +198,12 @@ def _stochastic_eval_tangent(x, scale, total, y, x_dot, geom):
   # x / m without the reciprocal 1 / m, which is subnormal (flushed to 0) for m > 2**126
   down, _ = _numerics.scale_normalizer(scale)
   offset_y = _windows.materialize(down(y))  # else XLA re-evaluates y's chain per tap
-  xr = _windows.split_phases(x, geom, 0.0)
-  dots = _windows.window_taps(x_dot, geom, 0.0)
   zero = jnp.zeros((), x_dot.dtype)
-  weighted = None
-  for o, dot in zip(_windows.offsets(geom), dots):
-    tap = _windows.phase_view(xr, geom, o)
-    # masked on the primal side: the transpose multiplies the cotangent by it (a -inf tap
-    # masked after the product would give -inf * 0 = NaN there)
-    term = jnp.where(tap > 0, 2 * down(tap) - offset_y, zero) * dot
-    weighted = term if weighted is None else weighted + term
+  # masked on the primal side: the transpose multiplies the cotangent by it (a -inf tap
+  # masked after the product would give -inf * 0 = NaN there)
+  coef = _windows.Taps.read(x, geom, 0.0).map(
+      lambda tap, oy: jnp.where(tap > 0, 2 * down(tap) - oy, zero), offset_y)
+  weighted = coef.map(jnp.multiply, _windows.Taps.read(x_dot, geom, 0.0)).sum()
   return jnp.where(total > 0, weighted / jnp.where(total > 0, total, 1), zero)
 
 

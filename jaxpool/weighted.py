@@ -378,7 +378,7 @@ def _softmax_block_tangent(x, t, y, x_dot, t_dot, geom: Geometry, kind: _Softmax
   inv_t = 1.0 / kind.temperature
   xc = x.astype(cdt)
   tc = xc if t is None else t.astype(cdt)
-  t_taps = _windows.Taps.read(tc, geom, 0.0, stacked=False)  # per-window sums: fused, unrolled
+  t_taps = _windows.Taps.read(tc, geom, 0.0)  # per-window sums (unrolled when small: fused)
   m = kind.normaliser(t_taps, None)
   s0 = t_taps.map(lambda t, m: kind.weight(t, None, m, geom), m).where_valid(0).sum()
   x_b = _to_blocks(xc, geom)
