@@ -134,39 +134,13 @@ def reduce_window(x: jnp.ndarray, init, op: Callable, geom: Geometry) -> jnp.nda
       window_dilation=ones + geom.dilation + (1,))
 
 
-def scatter_taps(taps: Mapping[Offset, jnp.ndarray], geom: Geometry) -> jnp.ndarray:
-  """Transpose of :func:`window_taps`: sums each tap array back to its input position.
-
-  ``result[i] = sum over (o, p) with p * s + o * d - pad_low == i of taps[o][p]``;
-  taps that land in padding are dropped. Derived by JAX as the transpose of
-  :func:`window_taps` (shifted pads per stride phase and a reshape: no scatter).
-
-  Args:
-    taps: offset -> array ``(*batch, *out, C)``; missing offsets count as zero.
-    geom: the geometry the taps were read with.
-
-  Returns:
-    ``(*batch, *in, C)`` in the taps' dtype.
-  """
-  first = next(iter(taps.values()))
-  nb = first.ndim - geom.ndim - 1
-  shape = (*first.shape[:nb], *geom.in_shape, first.shape[-1])
-  zero = jnp.zeros_like(first)
-  # The point of linearisation carries the taps' type (under shard_map: their varying axes).
-  x0 = jnp.broadcast_to(first[(0,) * first.ndim] * 0, shape) if first.size else jnp.zeros(
-      shape, first.dtype)
-  _, read_transpose = jax.vjp(lambda x: window_taps(x, geom, 0), x0)
-  (out,) = read_transpose(tuple(taps.get(o, zero) for o in offsets(geom)))
-  return out
-
-
 @jax.custom_jvp
 def materialize(a: jnp.ndarray) -> jnp.ndarray:
   """Returns ``a`` unchanged, computed once: a fusion boundary for XLA.
 
   XLA fuses cheap elementwise producers into each consumer. When a backward
   rule recomputes per-window data (an argmax, softmax weights) and
-  :func:`scatter_taps` reads it at several shifted positions, XLA:CPU
+  :meth:`Taps.scatter` reads it at several shifted positions, XLA:CPU
   re-evaluates the whole producer per input element and tap (measured 10-20x
   slower). ``lax.optimization_barrier`` is dropped on CPU, but a reduce-window
   is a fusion boundary, so this identity one (a max over a pair whose second
@@ -444,6 +418,38 @@ class Taps:
     zero = jnp.zeros_like(self.data[0])
     which = jnp.clip(choice.astype(jnp.int32), 0, len(self.data))
     return lax.select_n(which, *self.data, zero)
+
+  def dot(self, weights) -> jnp.ndarray:
+    """``sum_k weights[k] * tap_k``: a filter's inner product with every window.
+
+    ``weights``: ``(K,)`` or ``(K, C)`` in :func:`offsets` order.
+    """
+    if self.stacked:
+      w = jnp.asarray(weights)
+      w = w.reshape(w.shape[0], *(1,) * (self.data.ndim - w.ndim), *w.shape[1:])
+      return jnp.sum(w * self.data, axis=0)
+    return functools.reduce(jnp.add, (w * tap for w, tap in zip(weights, self.data)))
+
+  def scatter(self) -> jnp.ndarray:
+    """The transpose of :meth:`read`: each tap's value added back at its input position.
+
+    ``result[i] = sum over (o, p) with p * s + o * d - pad_low == i of taps[o][p]``;
+    taps that land in padding are dropped. Derived by JAX (shifted pads per stride
+    phase, or the reshapes of the stacked read, and sums: no scatter).
+
+    Returns:
+      ``(*batch, *in, C)`` in the taps' dtype.
+    """
+    first = self.data[0]
+    nb = self.num_batch
+    shape = (*first.shape[:nb], *self.geom.in_shape, first.shape[-1])
+    # The point of linearisation carries the taps' type (under shard_map: their varying axes).
+    x0 = jnp.broadcast_to(first[(0,) * first.ndim] * 0, shape) if first.size else jnp.zeros(
+        shape, first.dtype)
+    stacked = self.stacked
+    _, read_transpose = jax.vjp(lambda x: Taps.read(x, self.geom, 0, stacked).data, x0)
+    (out,) = read_transpose(self.data)
+    return out
 
   def to_last_axis(self) -> jnp.ndarray:
     """The taps as one ``(*batch, *out, K, C)`` array."""

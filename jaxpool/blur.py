@@ -145,10 +145,8 @@ def _blur_axis(x: jnp.ndarray, nb: int, axis: int, k: int, s: int, pads: tuple[i
       in_shape=spatial, out_shape=along(out, spatial), window=along(k, unit),
       strides=along(s, unit), dilation=unit, padding=along(pads, ((0, 0),) * n))
   row = _binomial_row(k)
-  y = None
-  for w, tap in zip(row, _windows.window_taps(x, geom, 0.0)):  # zeros in the padding
-    term = tap if k == 1 else tap * np.asarray(w, x.dtype)
-    y = term if y is None else y + term
+  taps = _windows.Taps.read(x, geom, 0.0)  # zeros in the padding
+  y = taps.data[0] if k == 1 else taps.dot(np.asarray(row, x.dtype))
   lo, hi = pads
   if not (lo or hi):
     return y

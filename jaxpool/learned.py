@@ -138,11 +138,6 @@ def _pow2_scale(magnitude):
   return t, inv_t
 
 
-def _window_dot(taps, weights):
-  """``sum_q weights[q] * taps[q]`` (broadcast): a filter's inner product with each window."""
-  return sum(w * tap for w, tap in zip(weights, taps))
-
-
 def _safe_max(xc, geom: Geometry):
   """``max_pool`` over valid taps (first-maximum gradient); 0 for an empty window."""
   m = classic._extremum_pool(xc, geom, 'max')  # pylint: disable=protected-access
@@ -251,8 +246,8 @@ def gated_pool(x: jnp.ndarray, gate, window: Sequence[int],
                                      dilation, ceil_mode)
   omega = _window_filters(gate, 'gate', geom, out_shape[-1], cdt)
   xc = x.astype(cdt)
-  taps = _windows.window_taps(xc, geom, 0.0)  # padding reads 0: adds nothing to the dot
-  s = jax.nn.sigmoid(_window_dot(taps, tuple(omega)))
+  taps = _windows.Taps.read(xc, geom, 0.0)  # padding reads 0: adds nothing to the dot
+  s = jax.nn.sigmoid(taps.dot(omega))
   y = _numerics.blend(s, _safe_max(xc, geom), _valid_mean(xc, geom))  # saturated gates
   return _finish(y, geom, x.dtype)
 
@@ -320,11 +315,11 @@ def tree_pool(x: jnp.ndarray, leaves, gates, window: Sequence[int],
   v = _window_filters(leaves, 'leaves', geom, channels, cdt, (n_leaves,))
   w = _window_filters(gates, 'gates', geom, channels, cdt, (n_leaves - 1,))
   xc = x.astype(cdt)
-  taps = _windows.window_taps(xc, geom, 0.0)  # padding reads 0: adds nothing to the dots
+  taps = _windows.Taps.read(xc, geom, 0.0)  # padding reads 0: adds nothing to the dots
   # f[i] for heap node i: leaves first, then internal nodes bottom-up
-  f = [None] * (n_leaves - 1) + [_window_dot(taps, leaf) for leaf in v]
+  f = [None] * (n_leaves - 1) + [taps.dot(leaf) for leaf in v]
   for i in reversed(range(n_leaves - 1)):
-    s = jax.nn.sigmoid(_window_dot(taps, w[i]))
+    s = jax.nn.sigmoid(taps.dot(w[i]))
     f[i] = s * f[2 * i + 1] + (1 - s) * f[2 * i + 2]
   return _finish(f[0], geom, x.dtype)
 
@@ -592,9 +587,7 @@ def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
     guide = guide.astype(cdt)
 
   xc = x.astype(cdt)
-  taps = _windows.window_taps(xc, geom, 0.0)
-  if not _windows.unrolls(geom):
-    taps = jnp.stack(taps)
+  taps = _windows.Taps.read(xc, geom, 0.0).data
   alpha = jnp.broadcast_to(alpha, out_shape)  # per window: its gradient is scaled per window
   half_lam = jnp.broadcast_to(half_lam, out_shape)
   y = _dpp(taps, alpha, half_lam, guide, geom, bool(symmetric), float(eps))

@@ -573,6 +573,8 @@ def _window_maxima(planes: jnp.ndarray, base: jnp.ndarray,
   rule). Returns ``(y, index)``, both ``(*batch, P, C)``.
   """
   spatial, window = geom
+  if math.prod(window) > _windows.UNROLL_MAX_TAPS:
+    return _stacked_window_maxima(planes, base, spatial, window)
   best_value = best_index = None
   for offset in itertools.product(*(range(k) for k in window)):
     index = base + int(np.ravel_multi_index(offset, spatial))
@@ -584,6 +586,31 @@ def _window_maxima(planes: jnp.ndarray, base: jnp.ndarray,
       best_value = jnp.where(better, value, best_value)
       best_index = jnp.where(better, index, best_index)
   return best_value, best_index
+
+
+def _stacked_window_maxima(planes, base, spatial, window):
+  """:func:`_window_maxima` by one gather of every tap and reductions over the tap axis.
+
+  The winner: the last NaN if the window holds one, else the first maximum (the
+  same as the unrolled scan), found against an iota: an HLO of fixed size.
+  """
+  k = math.prod(window)
+  offsets = np.ravel_multi_index(
+      np.unravel_index(np.arange(k), window), spatial).astype(np.int32)
+  index = base[..., :, None, :] + jnp.asarray(offsets)[:, None]  # (*batch, P, K, C)
+  flat = index.reshape(*index.shape[:-3], -1, index.shape[-1])
+  values = _take(planes, flat).reshape(index.shape)
+  tap = lax.broadcasted_iota(jnp.int32, values.shape, values.ndim - 2)
+  best = jnp.max(values, axis=-2)
+  first = jnp.min(jnp.where(values == best[..., None, :], tap, k), axis=-2)
+  last_nan = jnp.max(jnp.where(jnp.isnan(values), tap, -1), axis=-2)
+  winner = jnp.where(last_nan >= 0, last_nan, first)
+  best_index = base
+  rest = winner
+  for axis in reversed(range(len(window))):
+    best_index = best_index + (rest % window[axis]) * math.prod(spatial[axis + 1:])
+    rest = rest // window[axis]
+  return best, best_index
 
 
 @_window_maxima.defjvp

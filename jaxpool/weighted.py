@@ -843,9 +843,12 @@ def weighted_unpool(y: jnp.ndarray, weights: jnp.ndarray, window: Sequence[int],
   cdt = _numerics.compute_dtype(dtype)
   w = weights.astype(cdt).reshape(*y.shape[:-1], geom.window_size, weights.shape[-1])
   yc = y.astype(cdt)
-  taps = {o: w[..., k, :] * yc for k, o in enumerate(_windows.offsets(geom))}
-  del n
-  return _windows.scatter_taps(taps, geom).astype(dtype)
+  nb = y.ndim - n - 1
+  if _windows.unrolls(geom):
+    data = tuple(w[..., k, :] * yc for k in range(geom.window_size))
+  else:
+    data = jnp.moveaxis(w, -2, 0) * yc
+  return _windows.Taps(data, geom, nb).scatter().astype(dtype)
 
 
 ada_unpool = weighted_unpool
