@@ -33,9 +33,16 @@ __all__ = ['max_pool', 'min_pool', 'avg_pool', 'lp_pool', 'max_unpool']
 
 
 def _extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
-  if kind == 'max':
-    return _windows.reduce_window(x, _numerics.lowest(x.dtype), lax.max, geom)
-  return _windows.reduce_window(x, _numerics.highest(x.dtype), lax.min, geom)
+  """Window max/min by ``lax.reduce_window``: one call for small windows, one per dim
+  beyond ``UNROLL_MAX_TAPS`` taps (the extremum is separable; XLA:CPU's cost per
+  output grows with the taps it visits, the sum of the sides instead of their product)."""
+  init, op = ((_numerics.lowest(x.dtype), lax.max) if kind == 'max'
+              else (_numerics.highest(x.dtype), lax.min))
+  if _windows.unrolls(geom):
+    return _windows.reduce_window(x, init, op, geom)
+  for _, g in _windows.separable_passes(geom):
+    x = _windows.reduce_window(x, init, op, g)
+  return x
 
 
 def _choice_dtype(geom: Geometry):
@@ -124,9 +131,12 @@ def _winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
     return y, [(None, geom, choice, False)]
   route = []
   for axis, g in _windows.separable_passes(geom):
-    taps = _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True)
-    x, choice = _stacked_extremum(taps, kind)
-    route.append((axis, g, choice, True))
+    if _windows.unrolls(g):
+      x, choice = _extremum_scan(x, g, kind)
+    else:
+      x, choice = _stacked_extremum(
+          _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True), kind)
+    route.append((axis, g, choice, not _windows.unrolls(g)))
   return x, route
 
 
