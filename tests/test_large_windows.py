@@ -7,7 +7,7 @@ once. These tests hold those paths to the same references as the small ones:
 PyTorch for max/min/avg/LP/fractional pooling (values, indices, gradients, ties
 and NaN, windows up to the whole input, 1-d to 3-d, padding, dilation,
 ceil_mode), and the unrolled path (itself tested against NumPy references) for
-every other windowed op.
+the other windowed ops that no family test already checks this way.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def test_max_pool_big_windows_match_torch(case, rng):
   np.testing.assert_array_equal(np.asarray(tangent).reshape(2, -1, 3), expect)
 
 
-@pytest.mark.parametrize('case', BIG[1::2], ids=_case_id)
+@pytest.mark.parametrize('case', BIG[1:6:2], ids=_case_id)
 def test_min_pool_big_windows_mirror_max_pool(case, rng):
   spatial, window, strides, padding, dilation, ceil_mode = case
   x = jnp.asarray(_input(rng, spatial))
@@ -165,20 +165,16 @@ def test_fractional_max_pool_big_windows_match_torch():
 
 
 KEY = jax.random.key(3)
-# every other windowed op, at a window beyond the unrolled size: f(x, window, strides, padding)
+# every windowed op whose own family tests do not already hold its stacked path to its
+# unrolled one (the SoftPool family, DPP, LP and the stochastic draw have such tests),
+# at a window beyond the unrolled size: f(x, window, strides, padding)
 WINDOWED = {
-    'soft_pool': lambda x, w, s, p: jaxpool.soft_pool(x, w, s, p),
-    'lip_pool': lambda x, w, s, p: jaxpool.lip_pool(x, 0.5 * x, w, s, p),
-    'edscw_pool': lambda x, w, s, p: jaxpool.edscw_pool(x, w, s, p),
-    'idw_pool': lambda x, w, s, p: jaxpool.idw_pool(x, w, s, p),
-    'ada_pool': lambda x, w, s, p: jaxpool.ada_pool(x, 0.3, w, s, p),
     'max_avg_pool': lambda x, w, s, p: jaxpool.max_avg_pool(x, 0.3, w, s, p),
     'gated_pool': lambda x, w, s, p: jaxpool.gated_pool(
         x, jnp.linspace(-1, 1, int(np.prod(w))).reshape(w), w, s, p),
     'tree_pool': lambda x, w, s, p: jaxpool.tree_pool(
         x, jnp.linspace(-1, 1, 2 * int(np.prod(w))).reshape(2, *w),
         jnp.linspace(1, -1, int(np.prod(w))).reshape(1, *w), w, s, p),
-    'dpp_pool': lambda x, w, s, p: jaxpool.dpp_pool(x, 0.7, 1.5, w, s, p),
     'stochastic_pool (eval)': lambda x, w, s, p: jaxpool.stochastic_pool(jnp.abs(x), w, s, p),
     'stochastic_pool (train)': lambda x, w, s, p: jaxpool.stochastic_pool(
         jnp.abs(x), w, s, p, key=KEY),
