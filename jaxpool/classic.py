@@ -38,7 +38,7 @@ def _extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
   output grows with the taps it visits, the sum of the sides instead of their product)."""
   init, op = ((_numerics.lowest(x.dtype), lax.max) if kind == 'max'
               else (_numerics.highest(x.dtype), lax.min))
-  if _windows.unrolls(geom):
+  if not _windows.separable_pays(geom):
     return _windows.reduce_window(x, init, op, geom)
   for _, g in _windows.separable_passes(geom):
     x = _windows.reduce_window(x, init, op, g)
@@ -57,7 +57,7 @@ def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarr
   Padded taps never win; a window whose valid taps all equal the padding value
   (e.g. all -inf) picks its first valid tap. Windows with no valid tap get
   ``window_size`` (routes nowhere) and the padding value. One fused pass over
-  the taps, unrolled (used for windows of at most ``UNROLL_MAX_TAPS`` taps).
+  the taps, unrolled (used for windows where :func:`_windows.separable_pays` is false).
   """
   fill = _fill(x.dtype, kind)
   better = lax.gt if kind == 'max' else lax.lt
@@ -117,8 +117,9 @@ Route = list[tuple[int | None, Geometry, jnp.ndarray, bool]]
 def _winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
   """Each window's extremum and the route to its winning tap.
 
-  Up to ``UNROLL_MAX_TAPS`` taps: one unrolled scan over the whole window.
-  Beyond, one pass per spatial dim, innermost first (the extremum is
+  One unrolled scan over the whole window where that is cheaper
+  (:func:`~jaxpool._windows.separable_pays`: small or tiling windows up to 64
+  taps). Otherwise one pass per spatial dim, innermost first (the extremum is
   separable): each pass keeps the extremum of its 1-d windows and the winning
   tap's number, by whole-array reductions over that dim's stacked taps. An
   outer pass picks the first row holding the extremum (or the last holding a
@@ -126,7 +127,7 @@ def _winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
   PyTorch's row-major one. Cost grows with the sum of the window's sides, the
   HLO not at all.
   """
-  if _windows.unrolls(geom):
+  if not _windows.separable_pays(geom):
     y, choice = _extremum_scan(x, geom, kind)
     return y, [(None, geom, choice, False)]
   route = []
