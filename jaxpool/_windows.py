@@ -95,11 +95,6 @@ def tap_mask(geom: Geometry, offset: Offset) -> np.ndarray | None:
 UNROLL_MAX_TAPS = 9
 
 
-# Stacked taps of windows up to this many are stacked slices (fastest to run); beyond, the
-# whole-array reader (:func:`stacked_window_taps`), whose HLO does not grow with the window.
-SLICED_MAX_TAPS = 25
-
-
 def unrolls(geom: Geometry) -> bool:
   """Whether a tap loop over ``geom``'s window should be unrolled (see UNROLL_MAX_TAPS)."""
   return geom.window_size <= UNROLL_MAX_TAPS
@@ -315,9 +310,9 @@ def separable_passes(geom: Geometry) -> list[tuple[int, Geometry]]:
 
 def window_sum(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   """Sum over each window's taps (padding adds 0), linear in ``x`` with a scatter-free
-  transpose: the window's taps up to 64 (measured: as fast as one pass per dim, with
-  a fraction of its memory), one pass per dim beyond (an HLO that does not grow)."""
-  if geom.window_size <= 64:
+  transpose: unrolled taps for small windows, one pass per dim beyond (each pass
+  unrolled up to 9 taps, stacked beyond: an HLO that does not grow with the window)."""
+  if unrolls(geom):
     return Taps.read(x, geom, 0.0).sum()
   for _, g in separable_passes(geom):
     x = Taps.read(x, g, 0.0).sum()
@@ -327,15 +322,15 @@ def window_sum(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
 def separable_pays(geom: Geometry) -> bool:
   """Whether reducing one dim at a time beats one pass over the whole window.
 
-  Always beyond 64 taps (an unrolled pass's HLO grows with the window); below,
+  Always beyond 25 taps (an unrolled pass's HLO grows with the window); below,
   when it at least halves the taps visited (``K * outputs`` against the sum over
-  the passes): true for overlapping windows (7x7 at stride 1: 14 visits per
-  output instead of 49), false for tiling ones (8x8 at stride 8), where the
+  the passes): true for overlapping windows (5x5 at stride 1: 10 visits per
+  output instead of 25), false for tiling ones (4x4 at stride 4), where the
   passes only add intermediate arrays.
   """
   if unrolls(geom):
     return False
-  if geom.window_size > 64:
+  if geom.window_size > 25:
     return True
   full = geom.window_size * int(np.prod(geom.out_shape))
   return 2 * sum(g.window_size * int(np.prod(g.out_shape))
@@ -368,8 +363,6 @@ class Taps:
       stacked = not unrolls(geom)
     if not stacked:
       return cls(window_taps(x, geom, fill), geom, nb)
-    if geom.window_size <= SLICED_MAX_TAPS:
-      return cls(jnp.stack(window_taps(x, geom, fill)), geom, nb)
     return cls(stacked_window_taps(x, geom, fill), geom, nb)
 
   def _like(self, data) -> Taps:

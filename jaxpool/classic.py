@@ -118,7 +118,7 @@ def _winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
   """Each window's extremum and the route to its winning tap.
 
   One unrolled scan over the whole window where that is cheaper
-  (:func:`~jaxpool._windows.separable_pays`: small or tiling windows up to 64
+  (:func:`~jaxpool._windows.separable_pays`: small or tiling windows up to 25
   taps). Otherwise one pass per spatial dim, innermost first (the extremum is
   separable): each pass keeps the extremum of its 1-d windows and the winning
   tap's number, by whole-array reductions over that dim's stacked taps. An
