@@ -52,8 +52,8 @@ def split_phases(x: jnp.ndarray, geom: Geometry, fill) -> jnp.ndarray:
   """Pads with ``fill`` and reshapes each spatial dim ``L`` into ``(M, s)`` blocks.
 
   Returns ``(*batch, M_1, s_1, ..., M_n, s_n, C)``: the input of padded position
-  ``m * s + r`` sits at ``[m, r]``. Every tap view is then a contiguous slice
-  (:func:`phase_view`), which XLA:CPU reads faster than a strided slice.
+  ``m * s + r`` sits at ``[m, r]``. Every tap is then a contiguous slice of one
+  phase (:func:`_phase_arrays`), which XLA:CPU reads faster than a strided slice.
   """
   blocks = phase_blocks(geom)
   config = _spatial_config(x.ndim, geom, (
@@ -65,20 +65,6 @@ def split_phases(x: jnp.ndarray, geom: Geometry, fill) -> jnp.ndarray:
   for m, s in zip(blocks, geom.strides):
     shape += [m, s]
   return xp.reshape(*shape, x.shape[-1])
-
-
-def phase_view(xr: jnp.ndarray, geom: Geometry, offset: Offset) -> jnp.ndarray:
-  """Tap ``offset`` of every output window from :func:`split_phases`: (*batch, *out, C)."""
-  nb = xr.ndim - 2 * geom.ndim - 1
-  start = [0] * xr.ndim
-  limit = list(xr.shape)
-  for axis, (o, s, d, out) in enumerate(
-      zip(offset, geom.strides, geom.dilation, geom.out_shape)):
-    shift, phase = divmod(o * d, s)
-    start[nb + 2 * axis], limit[nb + 2 * axis] = shift, shift + out
-    start[nb + 2 * axis + 1], limit[nb + 2 * axis + 1] = phase, phase + 1
-  view = lax.slice(xr, start, limit)
-  return view.reshape(*xr.shape[:nb], *geom.out_shape, xr.shape[-1])
 
 
 def tap_mask(geom: Geometry, offset: Offset) -> np.ndarray | None:
@@ -95,6 +81,11 @@ def tap_mask(geom: Geometry, offset: Offset) -> np.ndarray | None:
 UNROLL_MAX_TAPS = 9
 
 
+def choice_dtype(geom: Geometry):
+  """The integer type of a tap number of ``geom``'s window (``K`` meaning none)."""
+  return jnp.int8 if geom.window_size < 127 else jnp.int32
+
+
 def unrolls(geom: Geometry) -> bool:
   """Whether a tap loop over ``geom``'s window should be unrolled (see UNROLL_MAX_TAPS)."""
   return geom.window_size <= UNROLL_MAX_TAPS
@@ -109,17 +100,6 @@ def stacked_tap_masks(geom: Geometry, num_batch: int) -> np.ndarray | None:
   stacked = np.stack([np.ones(shape, bool) if m is None else np.broadcast_to(m, shape)
                       for m in masks])
   return stacked.reshape(len(masks), *(1,) * num_batch, *shape)
-
-
-def tap_flat_index(geom: Geometry, offset: Offset) -> np.ndarray:
-  """Flat index into the unpadded spatial extent of tap ``offset``: int32 ``(*out, 1)``.
-
-  Invalid taps get index 0 (callers mask them).
-  """
-  coords = [np.clip(geom.tap_positions(a)[o], 0, geom.in_shape[a] - 1)
-            for a, o in enumerate(offset)]
-  grids = np.meshgrid(*coords, indexing='ij')
-  return np.ravel_multi_index(grids, geom.in_shape).astype(np.int32)[..., None]
 
 
 def reduce_window(x: jnp.ndarray, init, op: Callable, geom: Geometry) -> jnp.ndarray:

@@ -45,9 +45,6 @@ def _extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
   return x
 
 
-def _choice_dtype(geom: Geometry):
-  return jnp.int8 if geom.window_size < 127 else jnp.int32
-
 
 def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Each window's extremum and which tap (row-major number) holds it: PyTorch's scan.
@@ -68,7 +65,7 @@ def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarr
   for i, (tap, mask) in enumerate(zip(taps.data, taps.masks())):
     if best is None:
       best = jnp.full(tap.shape, fill, x.dtype)
-      choice = jnp.full(tap.shape, unset, _choice_dtype(geom))
+      choice = jnp.full(tap.shape, unset, _windows.choice_dtype(geom))
     take = better(tap, best) | (choice == unset)
     if is_float:
       take = take | jnp.isnan(tap)
@@ -96,7 +93,7 @@ def _stacked_extremum(taps: _windows.Taps, kind: str) -> tuple[jnp.ndarray, jnp.
   if valid is not None:
     data = jnp.where(valid, data, fill)
   best = jnp.max(data, axis=0) if kind == 'max' else jnp.min(data, axis=0)
-  dtype = _choice_dtype(taps.geom)
+  dtype = _windows.choice_dtype(taps.geom)
   iota = lax.broadcasted_iota(dtype, data.shape, 0)
   hit = data == best[None]
   if valid is not None:

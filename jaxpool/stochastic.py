@@ -93,9 +93,6 @@ def _taps_and_scale(x: jnp.ndarray, geom: Geometry) -> tuple[_windows.Taps, jnp.
   return _windows.Taps.read(x, geom, 0.0), jnp.where(m > 0, m, 1)
 
 
-def _choice_dtype(geom: Geometry):
-  return jnp.int8 if geom.window_size < 127 else jnp.int32
-
 
 def _draw_taps(taps: _windows.Taps, scale, u, choice_dtype):
   """Tap number drawn per window by inverse CDF; ``K`` for a window with no positive tap.
@@ -139,7 +136,7 @@ def _draw_taps(taps: _windows.Taps, scale, u, choice_dtype):
 def _stochastic_train_forward(x, u, geom):
   """``(y, choice)``: the drawn tap's value per window and its number (``K``: no draw)."""
   taps, scale = _taps_and_scale(x, geom)
-  choice = _draw_taps(taps, scale, u, _choice_dtype(geom))
+  choice = _draw_taps(taps, scale, u, _windows.choice_dtype(geom))
   return taps.pick(choice), choice
 
 
