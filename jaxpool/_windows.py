@@ -86,6 +86,27 @@ def choice_dtype(geom: Geometry):
   return jnp.int8 if geom.window_size < 127 else jnp.int32
 
 
+def winner(values: jnp.ndarray, best: jnp.ndarray, iota, axis, none: int,
+           valid=None) -> jnp.ndarray:
+  """PyTorch's winning position per window, by reductions over ``axis`` (no per-tap code).
+
+  The last NaN among ``values`` if there is one, else the first entry equal to
+  ``best`` (the window's extremum, broadcastable against ``values``), else
+  ``none``. ``iota`` numbers the positions along ``axis`` (broadcastable);
+  ``valid`` masks out padding. Ties and NaN as PyTorch's pooling kernels.
+  """
+  dtype = iota.dtype
+  hit = values == best
+  if valid is not None:
+    hit = hit & valid
+  first = jnp.min(jnp.where(hit, iota, jnp.asarray(none, dtype)), axis=axis)
+  if not jnp.issubdtype(values.dtype, jnp.floating):
+    return first
+  nan = jnp.isnan(values) if valid is None else jnp.isnan(values) & valid
+  last_nan = jnp.max(jnp.where(nan, iota, jnp.asarray(-1, dtype)), axis=axis)
+  return jnp.where(last_nan >= 0, last_nan, first)
+
+
 def unrolls(geom: Geometry) -> bool:
   """Whether a tap loop over ``geom``'s window should be unrolled (see UNROLL_MAX_TAPS)."""
   return geom.window_size <= UNROLL_MAX_TAPS

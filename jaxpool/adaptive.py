@@ -127,12 +127,8 @@ def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.nda
   A block holding NaN gives its *last* NaN (PyTorch's kernels: a later tap replaces
   the running maximum if it is larger or NaN), as :func:`jaxpool.max_pool`.
   """
-  iota = _block_iota(ks)
-  xs = _split(x, ks)
-  first = jnp.min(jnp.where(xs == _unsplit(y), iota, math.prod(ks)), axis=_odd_axes(ks))
-  if jnp.issubdtype(x.dtype, jnp.floating):
-    last_nan = jnp.max(jnp.where(jnp.isnan(xs), iota, -1), axis=_odd_axes(ks))
-    first = jnp.where(jnp.isnan(y), last_nan, first)
+  first = _windows.winner(_split(x, ks), _unsplit(y), _block_iota(ks), _odd_axes(ks),
+                          math.prod(ks))
   return first.astype(jnp.int32)
 
 

@@ -33,11 +33,10 @@ __all__ = ['max_pool', 'min_pool', 'avg_pool', 'lp_pool', 'max_unpool']
 
 
 def _extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
-  """Window max/min by ``lax.reduce_window``: one call for small windows, one per dim
-  beyond ``UNROLL_MAX_TAPS`` taps (the extremum is separable; XLA:CPU's cost per
-  output grows with the taps it visits, the sum of the sides instead of their product)."""
-  init, op = ((_numerics.lowest(x.dtype), lax.max) if kind == 'max'
-              else (_numerics.highest(x.dtype), lax.min))
+  """Window max/min by ``lax.reduce_window``: one call over the whole window, or one per
+  dim where :func:`_windows.separable_pays` (the extremum is separable; XLA:CPU's cost
+  per output grows with the taps it visits, the sum of the sides instead of their product)."""
+  init, op = _fill(x.dtype, kind), (lax.max if kind == 'max' else lax.min)
   if not _windows.separable_pays(geom):
     return _windows.reduce_window(x, init, op, geom)
   for _, g in _windows.separable_passes(geom):
@@ -93,17 +92,8 @@ def _stacked_extremum(taps: _windows.Taps, kind: str) -> tuple[jnp.ndarray, jnp.
   if valid is not None:
     data = jnp.where(valid, data, fill)
   best = jnp.max(data, axis=0) if kind == 'max' else jnp.min(data, axis=0)
-  dtype = _windows.choice_dtype(taps.geom)
-  iota = lax.broadcasted_iota(dtype, data.shape, 0)
-  hit = data == best[None]
-  if valid is not None:
-    hit = hit & valid
-  choice = jnp.min(jnp.where(hit, iota, jnp.asarray(k, dtype)), axis=0)
-  if jnp.issubdtype(data.dtype, jnp.floating):
-    nan = jnp.isnan(data) if valid is None else jnp.isnan(data) & valid
-    last_nan = jnp.max(jnp.where(nan, iota, jnp.asarray(-1, dtype)), axis=0)
-    choice = jnp.where(last_nan >= 0, last_nan, choice)
-  return best, choice
+  iota = lax.broadcasted_iota(_windows.choice_dtype(taps.geom), data.shape, 0)
+  return best, _windows.winner(data, best[None], iota, 0, k, valid)
 
 
 # A route: the window's winner as picks, each (dim or None for the whole window,
@@ -129,12 +119,13 @@ def _winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
     return y, [(None, geom, choice, False)]
   route = []
   for axis, g in _windows.separable_passes(geom):
-    if _windows.unrolls(g):
-      x, choice = _extremum_scan(x, g, kind)
-    else:
+    stacked = not _windows.unrolls(g)
+    if stacked:
       x, choice = _stacked_extremum(
           _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True), kind)
-    route.append((axis, g, choice, not _windows.unrolls(g)))
+    else:
+      x, choice = _extremum_scan(x, g, kind)
+    route.append((axis, g, choice, stacked))
   return x, route
 
 

@@ -93,7 +93,6 @@ def _taps_and_scale(x: jnp.ndarray, geom: Geometry) -> tuple[_windows.Taps, jnp.
   return _windows.Taps.read(x, geom, 0.0), jnp.where(m > 0, m, 1)
 
 
-
 def _draw_taps(taps: _windows.Taps, scale, u, choice_dtype):
   """Tap number drawn per window by inverse CDF; ``K`` for a window with no positive tap.
 
@@ -599,9 +598,7 @@ def _stacked_window_maxima(planes, base, spatial, window):
   values = _take(planes, flat).reshape(index.shape)
   tap = lax.broadcasted_iota(jnp.int32, values.shape, values.ndim - 2)
   best = jnp.max(values, axis=-2)
-  first = jnp.min(jnp.where(values == best[..., None, :], tap, k), axis=-2)
-  last_nan = jnp.max(jnp.where(jnp.isnan(values), tap, -1), axis=-2)
-  winner = jnp.where(last_nan >= 0, last_nan, first)
+  winner = _windows.winner(values, best[..., None, :], tap, -2, k)
   best_index = base
   rest = winner
   for axis in reversed(range(len(window))):
