@@ -5,6 +5,7 @@ says how many spatial dims are pooled. Flax modules live in
 :mod:`jaxpool.linen`.
 """
 
+from jaxpool._version import __version__ as __version__
 from jaxpool.adaptive import (adaptive_avg_pool, adaptive_max_pool, channel_pool, global_pool,
                               spatial_pyramid_pool)
 from jaxpool.blur import blur_pool, max_blur_pool
@@ -14,8 +15,6 @@ from jaxpool.lifting import lift_down_pool, lift_up_pool
 from jaxpool.stochastic import fractional_max_pool, mixed_pool, s3_pool, stochastic_pool
 from jaxpool.weighted import (ada_pool, ada_unpool, edscw_pool, idw_pool, lip_pool, soft_pool,
                               weighted_unpool)
-
-__version__ = '0.1.0'
 
 __all__ = [
     'avg_pool',
