@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxpool import _numerics
 from jaxpool._geometry import Geometry
 
 Offset = tuple[int, ...]
@@ -147,7 +148,7 @@ def materialize(a: jnp.ndarray) -> jnp.ndarray:
   is a fusion boundary, so this identity one (a max over a pair whose second
   entry is the dtype's lowest value) makes XLA compute ``a`` once.
   """
-  low = jnp.asarray(_lowest(a.dtype), a.dtype)
+  low = jnp.asarray(_numerics.lowest(a.dtype), a.dtype)
   paired = lax.pad(a[..., None], low, [(0, 0, 0)] * a.ndim + [(0, 1, 0)])
   return lax.reduce_window(paired, low, lax.max, (1,) * a.ndim + (2,),
                            (1,) * (a.ndim + 1), 'VALID')[..., 0]
@@ -159,14 +160,6 @@ def _materialize_jvp(primals, tangents):
   # through a select-and-gather); its transpose is the identity.
   (a,), (a_dot,) = primals, tangents
   return materialize(a), a_dot
-
-
-def _lowest(dtype):
-  if jnp.issubdtype(dtype, jnp.floating):
-    return -np.inf
-  if dtype == jnp.bool_:
-    return False
-  return jnp.iinfo(dtype).min
 
 
 def _phase_arrays(x: jnp.ndarray, geom: Geometry, fill) -> dict[Offset, jnp.ndarray]:

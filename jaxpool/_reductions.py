@@ -1,0 +1,215 @@
+"""Window reductions with their derivatives, shared by every family of ops.
+
+* :func:`extremum_pool`: window max/min on ``lax.reduce_window``; its derivative
+  is a ``jax.custom_jvp`` whose tangent is the tangent of each window's winning
+  tap (first extremum in row-major window order, as PyTorch; a NaN window's
+  last NaN). The tangent is linear, so JAX derives reverse mode by transposing
+  it: each cotangent goes to its winning tap by selects and shifted pads, with
+  no ``SelectAndScatter`` and no scatter, and it is defined with dilation
+  (where ``lax``'s max-pool gradient raises). :func:`winners` and
+  :func:`route_choice` expose the winning tap (``return_indices``).
+* :func:`sum_pool`, :func:`window_mean`: window sums and overflow-free means
+  over the valid taps, differentiated through the same window taps.
+* :func:`valid_max`: the window max with empty windows (dilation only) at 0.
+* :func:`scale_exponent`: ``c`` with ``2**c >= window size``, the exact
+  power-of-two scale that keeps window sums of finite values finite.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool import _numerics, _windows
+from jaxpool._geometry import Geometry
+
+
+def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
+  """Window max/min by ``lax.reduce_window``: one call over the whole window, or one per
+  dim where :func:`_windows.separable_pays` (the extremum is separable; XLA:CPU's cost
+  per output grows with the taps it visits, the sum of the sides instead of their product)."""
+  init, op = _fill(x.dtype, kind), (lax.max if kind == 'max' else lax.min)
+  if not _windows.separable_pays(geom):
+    return _windows.reduce_window(x, init, op, geom)
+  for _, g in _windows.separable_passes(geom):
+    x = _windows.reduce_window(x, init, op, g)
+  return x
+
+
+
+def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Each window's extremum and which tap (row-major number) holds it: PyTorch's scan.
+
+  PyTorch's kernels replace the running extremum by a tap that is strictly
+  better or NaN: ties go to the first extremum, a NaN window to its last NaN.
+  Padded taps never win; a window whose valid taps all equal the padding value
+  (e.g. all -inf) picks its first valid tap. Windows with no valid tap get
+  ``window_size`` (routes nowhere) and the padding value. One fused pass over
+  the taps, unrolled (used for windows where :func:`_windows.separable_pays` is false).
+  """
+  fill = _fill(x.dtype, kind)
+  better = lax.gt if kind == 'max' else lax.lt
+  is_float = jnp.issubdtype(x.dtype, jnp.floating)
+  unset = geom.window_size
+  taps = _windows.Taps.read(x, geom, fill, stacked=False)
+  best, choice = None, None
+  for i, (tap, mask) in enumerate(zip(taps.data, taps.masks())):
+    if best is None:
+      best = jnp.full(tap.shape, fill, x.dtype)
+      choice = jnp.full(tap.shape, unset, _windows.choice_dtype(geom))
+    take = better(tap, best) | (choice == unset)
+    if is_float:
+      take = take | jnp.isnan(tap)
+    if mask is not None:
+      take = take & mask
+    best = jnp.where(take, tap, best)
+    choice = jnp.where(take, jnp.asarray(i, choice.dtype), choice)
+  return best, choice
+
+
+def _fill(dtype, kind: str):
+  return _numerics.lowest(dtype) if kind == 'max' else _numerics.highest(dtype)
+
+
+def _stacked_extremum(taps: _windows.Taps, kind: str) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """:func:`_extremum_scan`'s result from stacked taps, by reductions over the tap axis.
+
+  The extremum over the valid taps (NaN if any is NaN), then the tap number:
+  the last NaN if there is one, else the first valid tap equal to the extremum,
+  else (no valid tap) ``K``. Whole-array ops: the HLO does not grow with ``K``.
+  """
+  data, valid = taps.data, taps.masks()
+  k = data.shape[0]
+  fill = jnp.asarray(_fill(data.dtype, kind), data.dtype)
+  if valid is not None:
+    data = jnp.where(valid, data, fill)
+  best = jnp.max(data, axis=0) if kind == 'max' else jnp.min(data, axis=0)
+  iota = lax.broadcasted_iota(_windows.choice_dtype(taps.geom), data.shape, 0)
+  return best, _windows.winner(data, best[None], iota, 0, k, valid)
+
+
+# A route: the window's winner as picks, each (dim or None for the whole window,
+# geometry, tap number per window, whether the taps are stacked).
+Route = list[tuple[int | None, Geometry, jnp.ndarray, bool]]
+
+
+def winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
+  """Each window's extremum and the route to its winning tap.
+
+  One unrolled scan over the whole window where that is cheaper
+  (:func:`~jaxpool._windows.separable_pays`: small or tiling windows up to 25
+  taps). Otherwise one pass per spatial dim, innermost first (the extremum is
+  separable): each pass keeps the extremum of its 1-d windows and the winning
+  tap's number, by whole-array reductions over that dim's stacked taps. An
+  outer pass picks the first row holding the extremum (or the last holding a
+  NaN), the inner pass the first (last NaN) tap in that row, so the winner is
+  PyTorch's row-major one. Cost grows with the sum of the window's sides, the
+  HLO not at all.
+  """
+  if not _windows.separable_pays(geom):
+    y, choice = _extremum_scan(x, geom, kind)
+    return y, [(None, geom, choice, False)]
+  route = []
+  for axis, g in _windows.separable_passes(geom):
+    stacked = not _windows.unrolls(g)
+    if stacked:
+      x, choice = _stacked_extremum(
+          _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True), kind)
+    else:
+      x, choice = _extremum_scan(x, g, kind)
+    route.append((axis, g, choice, stacked))
+  return x, route
+
+
+def _follow(x_dot: jnp.ndarray, route: Route) -> jnp.ndarray:
+  """``x_dot`` at each window's winning tap: linear; its transpose routes cotangents back."""
+  for _, g, choice, stacked in route:
+    x_dot = _windows.Taps.read(x_dot, g, 0, stacked=stacked).pick(choice)
+  return x_dot
+
+
+def route_choice(route: Route, geom: Geometry) -> jnp.ndarray:
+  """The route's winner as one row-major tap number of ``geom``'s window (``K``: none)."""
+  if route[0][0] is None:
+    return route[0][2]
+  total = unset = 0
+  for i, (axis, g, choice, _) in enumerate(route):
+    choice = choice.astype(jnp.int32)
+    for _, later, later_choice, _ in route[i + 1:]:  # to the output's resolution
+      choice = _windows.Taps.read(choice, later, 0, stacked=True).pick(later_choice)
+    total = total + choice * math.prod(geom.window[axis + 1:])
+    unset = unset | (choice >= geom.window[axis])
+  return jnp.where(unset, jnp.int32(geom.window_size), total)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def extremum_pool(x, geom: Geometry, kind: str):
+  """Max/min pooling of float ``x``; derivative: the winning tap's (first extremum, last NaN)."""
+  return extremum_forward(x, geom, kind)
+
+
+@extremum_pool.defjvp
+def _extremum_pool_jvp(geom, kind, primals, tangents):
+  # y_dot_p = x_dot at the window's winning tap: linear in x_dot, so JAX transposes it
+  # to "each cotangent to its winning tap" (selects, shifted pads: no scatter).
+  (x,), (x_dot,) = primals, tangents
+  y, route = winners(x, geom, kind)
+  route = [(a, g, _windows.materialize(c), stacked) for a, g, c, stacked in route]
+  return y, _follow(x_dot, route)
+
+
+# --- sums -----------------------------------------------------------------------------
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _sum_pool(x, geom: Geometry):
+  return _windows.reduce_window(x, 0, lax.add, geom)
+
+
+@_sum_pool.defjvp
+def _sum_pool_jvp(geom, primals, tangents):
+  # Linear: the tangent is the same window sum, written over taps so that its transpose
+  # is shifted pads per stride phase (reduce_window's own transpose pads in the interior).
+  (x,), (x_dot,) = primals, tangents
+  return _sum_pool(x, geom), _windows.window_sum(x_dot, geom)
+
+
+def sum_pool(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  """Window sums over valid taps, accumulated in f32 for half precisions."""
+  return _sum_pool(x.astype(_numerics.compute_dtype(x.dtype)), geom)
+
+
+def scale_exponent(geom: Geometry) -> int:
+  """``c`` with ``2**c >= window_size``: a sum of ``window_size`` values scaled by ``2**-c``
+  is at most the largest of them, so it cannot overflow."""
+  return max(int(math.ceil(math.log2(geom.window_size))), 0)
+
+
+def window_mean(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  """Mean over each window's valid taps, in the compute dtype, without overflow.
+
+  The sum is taken at the exact power-of-two scale ``2**-c <= 1 / window_size``
+  (:func:`scale_exponent`). Empty windows (possible only with dilation) give 0.
+  """
+  scale = 2.0 ** -scale_exponent(geom)
+  cdt = _numerics.compute_dtype(x.dtype)
+  counts = np.maximum(geom.valid_counts(), 1)[..., None].astype(cdt)
+  return sum_pool(x.astype(cdt) * scale, geom) / (counts * scale)
+
+
+def empty_windows(geom: Geometry) -> np.ndarray | None:
+  """Static ``(*out, 1)`` mask of windows without a valid tap (dilation only), or None."""
+  empty = geom.valid_counts() == 0
+  return empty[..., None] if empty.any() else None
+
+
+def valid_max(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  """:func:`extremum_pool` max of float ``x``; 0 for a window without a valid tap."""
+  m = extremum_pool(x, geom, 'max')
+  empty = empty_windows(geom)
+  return m if empty is None else jnp.where(empty, jnp.zeros((), m.dtype), m)
