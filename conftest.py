@@ -1,4 +1,5 @@
-"""Root conftest: the names docstring examples use, for ``--doctest-modules``."""
+"""Root conftest: the one test environment setup (XLA flags, before JAX is imported) and the
+names docstring examples use, for ``--doctest-modules``."""
 
 import os
 

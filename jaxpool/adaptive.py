@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _geometry, _numerics, _windows
+from jaxpool import _checks, _geometry, _numerics, _windows
 
 __all__ = ['adaptive_avg_pool', 'adaptive_max_pool', 'global_pool', 'channel_pool',
            'spatial_pyramid_pool']
@@ -94,7 +94,7 @@ def _along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
   return np.asarray(values).reshape(shape)
 
 
-def _take(x: jnp.ndarray, index: np.ndarray, axis: int) -> jnp.ndarray:
+def _take_sorted(x: jnp.ndarray, index: np.ndarray, axis: int) -> jnp.ndarray:
   return jnp.take(x, index, axis=axis, mode='clip', indices_are_sorted=True)
 
 
@@ -158,7 +158,7 @@ def _axis_ks(ndim: int, axis: int, k: int) -> tuple[int, ...]:
 def _gather_sum(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
   total = None
   for index, valid in r.taps():
-    tap = _take(x, index, axis)
+    tap = _take_sorted(x, index, axis)
     if not valid.all():
       tap = jnp.where(_along(valid, axis, x.ndim), tap, jnp.zeros((), x.dtype))
     total = tap if total is None else total + tap
@@ -300,7 +300,7 @@ def _ranged_sum_jvp(r, axis, primals, tangents):
 def _gather_max(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
   y = None
   for index, _ in r.taps():  # clipped taps repeat the last element: harmless for a max
-    tap = _take(x, index, axis)
+    tap = _take_sorted(x, index, axis)
     y = tap if y is None else jnp.maximum(y, tap)
   return y
 
@@ -313,7 +313,7 @@ def _gather_first(x: jnp.ndarray, y: jnp.ndarray, r: _Ranges, axis: int) -> jnp.
   """
   pos = None
   for index, _ in reversed(list(r.taps())):  # the smallest tap hit wins
-    hit = _take(x, index, axis) == y
+    hit = _take_sorted(x, index, axis) == y
     here = _along(index.astype(np.int32), axis, x.ndim)
     pos = jnp.broadcast_to(here, y.shape) if pos is None else jnp.where(hit, here, pos)
   if jnp.issubdtype(x.dtype, jnp.floating):
@@ -321,7 +321,7 @@ def _gather_first(x: jnp.ndarray, y: jnp.ndarray, r: _Ranges, axis: int) -> jnp.
     for index, _ in r.taps():  # the largest NaN tap wins
       here = _along(index.astype(np.int32), axis, x.ndim)
       last_nan = (jnp.broadcast_to(here, y.shape) if last_nan is None
-                  else jnp.where(jnp.isnan(_take(x, index, axis)), here, last_nan))
+                  else jnp.where(jnp.isnan(_take_sorted(x, index, axis)), here, last_nan))
     pos = jnp.where(jnp.isnan(y), last_nan, pos)
   return pos
 
@@ -364,29 +364,42 @@ def _ranged_max_jvp(r, axis, primals, tangents):
 # --- argument handling ----------------------------------------------------------------
 
 
-def _adaptive_shapes(shape: tuple[int, ...], output_size: Any):
-  """``(num_batch_dims, in_spatial, out_spatial)`` from ``output_size``."""
-  if _geometry.is_int(output_size):
-    n = len(shape) - 2
-    if n < 1:
-      raise ValueError(
-          f'an int output_size means x is (N, *spatial, C) with at least one spatial dim; '
-          f'got x of shape {tuple(shape)}; pass a sequence, one entry per spatial dim, '
-          f'to pool an unbatched input')
-    sizes = (int(output_size),) * n
-  elif isinstance(output_size, Sequence) and not isinstance(output_size, str) and output_size:
-    if not all(v is None or _geometry.is_int(v) for v in output_size):
-      raise TypeError(
-          f'output_size entries must be positive ints or None (keep that dim); '
-          f'got {output_size!r}')
-    sizes = tuple(None if v is None else int(v) for v in output_size)
-    n = len(sizes)
+def check_output_size(output_size: Any) -> int | tuple[int | None, ...]:
+  """An ``output_size`` checked without an input (its rank is checked against the input's).
+
+  An int or a non-empty sequence whose entries are positive ints or None
+  (keep that dim): what the adaptive modules check at construction, and the
+  functions first. Returns the int or the tuple of entries.
+  """
+  value = _geometry.static_values(output_size, 'output_size')
+  if _geometry.is_int(value):
+    entries = (int(value),)
+  elif isinstance(value, Sequence) and not isinstance(value, str) and value:
+    entries = tuple(value)
   else:
     raise TypeError(
         f'output_size must be an int or a non-empty sequence of positive ints or None, '
         f'one per spatial dim; got {output_size!r}')
-  if any(v is not None and v < 1 for v in sizes):
+  if not all(v is None or _geometry.is_int(v) for v in entries):
+    raise TypeError(
+        f'output_size entries must be positive ints or None (keep that dim); got {output_size!r}')
+  if any(v is not None and v < 1 for v in entries):
     raise ValueError(f'output_size entries must be >= 1 (or None); got {output_size!r}')
+  return entries[0] if _geometry.is_int(value) else tuple(
+      None if v is None else int(v) for v in entries)
+
+
+def _adaptive_shapes(shape: tuple[int, ...], output_size: Any):
+  """``(num_batch_dims, in_spatial, out_spatial)`` from ``output_size``."""
+  sizes = check_output_size(output_size)
+  if isinstance(sizes, int):
+    if len(shape) < 3:
+      raise ValueError(
+          f'an int output_size means x is (N, *spatial, C) with at least one spatial dim; '
+          f'got x of shape {tuple(shape)}; pass a sequence, one entry per spatial dim, '
+          f'to pool an unbatched input')
+    sizes = (sizes,) * (len(shape) - 2)
+  n = len(sizes)
   nb = _geometry.check_rank(shape, n, 'x', what='output_size')
   in_shape = tuple(int(v) for v in shape[nb:nb + n])
   if any(v < 1 for v in in_shape):
@@ -538,8 +551,7 @@ def adaptive_max_pool(x: jnp.ndarray, output_size: int | Sequence[int | None],
     (Array([5., 4.], dtype=float32), Array([1, 3], dtype=int32))
   """
   x = _numerics.as_array(x)
-  if not isinstance(return_indices, (bool, np.bool_)):
-    raise TypeError(f'return_indices must be a bool; got {return_indices!r}')
+  return_indices = _checks.flag(return_indices, 'return_indices')
   nb, _, out_shape = _adaptive_shapes(x.shape, output_size)
   ranges = _dim_ranges(x.shape[nb:nb + len(out_shape)], out_shape)
   ks = _all_blocks(x.ndim, nb, ranges)
@@ -660,17 +672,19 @@ _GLOBAL_KW = {'avg': (), 'max': (), 'soft': ('temperature',), 'lp': ('p',),
               'gem': ('p', 'eps'), 'avgmax': (), 'catavgmax': ()}
 
 
-def _positive(name: str, value, channels: int):
+def _positive(name: str, value, channels: int | None = None):
   """A positive number -> ``(value, is_int)``; a float array (traced ok) of shape ``()``
-  or ``(C,)`` -> ``(array, False)``."""
-  if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+  or ``(C,)`` -> ``(array, False)``. Without ``channels`` (a module's field, before
+  any input) the array's shape is left to the call."""
+  if _checks.is_number(value):
     if not value > 0:
       raise ValueError(f'{name} must be positive; got {value!r}')
     return value, float(value).is_integer() and not math.isinf(value)
   if isinstance(value, bool) or not hasattr(value, 'shape'):
     raise TypeError(f'{name} must be a positive number or a float array; got {value!r}')
   value = jnp.asarray(value)
-  if not jnp.issubdtype(value.dtype, jnp.floating) or value.shape not in ((), (channels,)):
+  if not jnp.issubdtype(value.dtype, jnp.floating) or (
+      channels is not None and value.shape not in ((), (channels,))):
     raise TypeError(
         f'{name} must be a positive number or a float array of shape () or ({channels},); '
         f'got dtype {value.dtype} and shape {value.shape}')
@@ -678,14 +692,42 @@ def _positive(name: str, value, channels: int):
 
 
 def _check_global_kw(method: str, kw: dict) -> None:
-  if not isinstance(method, str) or method not in _GLOBAL_KW:
-    raise ValueError(f'method must be one of {sorted(_GLOBAL_KW)}; got {method!r}')
+  _checks.choice(method, 'method', sorted(_GLOBAL_KW))
   allowed = _GLOBAL_KW[method]
   extra = sorted(set(kw) - set(allowed))
   if extra:
     raise ValueError(
         f"global_pool method {method!r} takes keyword arguments {list(allowed)}; "
         f'got unexpected {extra}')
+
+
+def global_kwargs(p: Any = None, eps: Any = None, temperature: Any = None) -> dict:
+  """The keyword arguments a GlobalPool module passes to :func:`global_pool`: those set."""
+  kw = {'p': p, 'eps': eps, 'temperature': temperature}
+  return {k: v for k, v in kw.items() if v is not None}
+
+
+def check_global_fields(method: Any, p: Any, eps: Any, temperature: Any,
+                        learnable_p: bool) -> None:
+  """A GlobalPool module's fields checked without an input.
+
+  ``method`` and the keyword arguments it takes (those set), each a positive
+  number, and ``learnable_p`` only for the methods with a ``p``.
+  """
+  kw = global_kwargs(p, eps, temperature)
+  _check_global_kw(method, kw)
+  for name, value in kw.items():
+    _positive(name, value)
+  if learnable_p and method not in ('lp', 'gem'):
+    raise ValueError(f"learnable_p needs method 'lp' or 'gem'; got method {method!r}")
+
+
+def initial_p(method: str, p: Any) -> float | jnp.ndarray:
+  """The starting value of a learnable ``p``: the field (a number or a float array of shape
+  ``()`` or ``(C,)``, as :func:`global_pool` takes), else :func:`global_pool`'s default."""
+  if p is None:
+    return 3.0 if method == 'gem' else 2.0
+  return float(p) if _checks.is_number(p) else jnp.asarray(p, jnp.float32)
 
 
 def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **kw) -> jnp.ndarray:
@@ -733,8 +775,7 @@ def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **k
         f'got shape {x.shape} (rank {x.ndim})')
   if any(v < 1 for v in x.shape[1:-1]):
     raise ValueError(f'x must have non-empty spatial dims; got shape {x.shape}')
-  if not isinstance(keepdims, (bool, np.bool_)):
-    raise TypeError(f'keepdims must be a bool; got {keepdims!r}')
+  keepdims = _checks.flag(keepdims, 'keepdims')
   if method != 'max':
     _numerics.check_float(x, f'global_pool(method={method!r})')
   axes = tuple(range(1, x.ndim - 1))
@@ -762,7 +803,7 @@ def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **k
   return y if keepdims else y.reshape(x.shape[0], y.shape[-1])
 
 
-_CHANNEL_METHODS = ('avg', 'max', 'soft')
+CHANNEL_METHODS = ('avg', 'max', 'soft')
 
 
 def channel_pool(x: jnp.ndarray, method: str = 'max', keepdims: bool = True) -> jnp.ndarray:
@@ -786,8 +827,7 @@ def channel_pool(x: jnp.ndarray, method: str = 'max', keepdims: bool = True) -> 
     >>> channel_pool(x, 'max')[:, 0], channel_pool(x, 'avg', keepdims=False)
     (Array([4., 4.], dtype=float32), Array([2., 2.], dtype=float32))
   """
-  if not isinstance(method, str) or method not in _CHANNEL_METHODS:
-    raise ValueError(f'method must be one of {list(_CHANNEL_METHODS)}; got {method!r}')
+  method = _checks.choice(method, 'method', CHANNEL_METHODS)
   x = _numerics.as_array(x)
   if x.ndim < 1:
     raise ValueError(f'x must have a channel axis (rank >= 1); got a scalar of shape {x.shape}')
@@ -795,8 +835,7 @@ def channel_pool(x: jnp.ndarray, method: str = 'max', keepdims: bool = True) -> 
     raise ValueError(
         f'x must have at least one channel: channel_pool reduces over them and a {method} of '
         f'none is undefined; got shape {x.shape}')
-  if not isinstance(keepdims, (bool, np.bool_)):
-    raise TypeError(f'keepdims must be a bool; got {keepdims!r}')
+  keepdims = _checks.flag(keepdims, 'keepdims')
   if method == 'max':
     rows = math.prod(x.shape[:-1])
     y = _block_max(x.reshape(rows, x.shape[-1]), (1, x.shape[-1])).reshape(*x.shape[:-1], 1)
@@ -809,6 +848,18 @@ def channel_pool(x: jnp.ndarray, method: str = 'max', keepdims: bool = True) -> 
 
 
 # --- spatial pyramid ------------------------------------------------------------------
+
+
+def check_pyramid_fields(levels: Any, method: Any) -> tuple:
+  """A SpatialPyramidPool module's fields checked without an input (the level sizes need
+  the input's rank and are checked by :func:`spatial_pyramid_pool`); returns the levels."""
+  _checks.choice(method, 'method', ('avg', 'max'))
+  given, levels = levels, _geometry.static_values(levels, 'levels')
+  if isinstance(levels, str) or not isinstance(levels, Sequence) or not levels:
+    raise TypeError(f'levels must be a non-empty sequence of positive ints; got {given!r}')
+  if any(_geometry.is_int(level) and level < 1 for level in levels):
+    raise ValueError(f'levels must be positive; got {given!r}')
+  return tuple(levels)
 
 
 def spatial_pyramid_pool(x: jnp.ndarray, levels: Sequence[int | Sequence[int]] = (1, 2, 4),
@@ -841,8 +892,7 @@ def spatial_pyramid_pool(x: jnp.ndarray, levels: Sequence[int | Sequence[int]] =
     >>> spatial_pyramid_pool(x, levels=(1, 2))
     Array([[15.,  5.,  7., 13., 15.]], dtype=float32)
   """
-  if method not in ('max', 'avg'):
-    raise ValueError(f"method must be one of ['avg', 'max']; got {method!r}")
+  levels = check_pyramid_fields(levels, method)
   x = _numerics.as_array(x)
   if x.ndim < 3:
     raise ValueError(
@@ -851,13 +901,9 @@ def spatial_pyramid_pool(x: jnp.ndarray, levels: Sequence[int | Sequence[int]] =
   if any(v < 1 for v in x.shape[1:-1]):
     raise ValueError(f'x must have non-empty spatial dims; got shape {x.shape}')
   n = x.ndim - 2
-  if isinstance(levels, str) or not isinstance(levels, Sequence) or not levels:
-    raise TypeError(f'levels must be a non-empty sequence of positive ints; got {levels!r}')
   sizes = []
   for level in levels:
     if _geometry.is_int(level):
-      if level < 1:
-        raise ValueError(f'levels must be positive; got {levels!r}')
       sizes.append((int(level),) * n)
     else:
       sizes.append(_geometry.int_tuple(level, n, 'levels entry'))

@@ -23,147 +23,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _geometry, _numerics, _windows
+from jaxpool import _checks, _geometry, _numerics, _reductions, _windows
 from jaxpool._geometry import Geometry, Padding
 
 __all__ = ['max_pool', 'min_pool', 'avg_pool', 'lp_pool', 'max_unpool']
 
 
-# --- max / min: first-extremum taps --------------------------------------------------
-
-
-def _extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
-  """Window max/min by ``lax.reduce_window``: one call over the whole window, or one per
-  dim where :func:`_windows.separable_pays` (the extremum is separable; XLA:CPU's cost
-  per output grows with the taps it visits, the sum of the sides instead of their product)."""
-  init, op = _fill(x.dtype, kind), (lax.max if kind == 'max' else lax.min)
-  if not _windows.separable_pays(geom):
-    return _windows.reduce_window(x, init, op, geom)
-  for _, g in _windows.separable_passes(geom):
-    x = _windows.reduce_window(x, init, op, g)
-  return x
-
-
-
-def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarray]:
-  """Each window's extremum and which tap (row-major number) holds it: PyTorch's scan.
-
-  PyTorch's kernels replace the running extremum by a tap that is strictly
-  better or NaN: ties go to the first extremum, a NaN window to its last NaN.
-  Padded taps never win; a window whose valid taps all equal the padding value
-  (e.g. all -inf) picks its first valid tap. Windows with no valid tap get
-  ``window_size`` (routes nowhere) and the padding value. One fused pass over
-  the taps, unrolled (used for windows where :func:`_windows.separable_pays` is false).
-  """
-  fill = _fill(x.dtype, kind)
-  better = lax.gt if kind == 'max' else lax.lt
-  is_float = jnp.issubdtype(x.dtype, jnp.floating)
-  unset = geom.window_size
-  taps = _windows.Taps.read(x, geom, fill, stacked=False)
-  best, choice = None, None
-  for i, (tap, mask) in enumerate(zip(taps.data, taps.masks())):
-    if best is None:
-      best = jnp.full(tap.shape, fill, x.dtype)
-      choice = jnp.full(tap.shape, unset, _windows.choice_dtype(geom))
-    take = better(tap, best) | (choice == unset)
-    if is_float:
-      take = take | jnp.isnan(tap)
-    if mask is not None:
-      take = take & mask
-    best = jnp.where(take, tap, best)
-    choice = jnp.where(take, jnp.asarray(i, choice.dtype), choice)
-  return best, choice
-
-
-def _fill(dtype, kind: str):
-  return _numerics.lowest(dtype) if kind == 'max' else _numerics.highest(dtype)
-
-
-def _stacked_extremum(taps: _windows.Taps, kind: str) -> tuple[jnp.ndarray, jnp.ndarray]:
-  """:func:`_extremum_scan`'s result from stacked taps, by reductions over the tap axis.
-
-  The extremum over the valid taps (NaN if any is NaN), then the tap number:
-  the last NaN if there is one, else the first valid tap equal to the extremum,
-  else (no valid tap) ``K``. Whole-array ops: the HLO does not grow with ``K``.
-  """
-  data, valid = taps.data, taps.masks()
-  k = data.shape[0]
-  fill = jnp.asarray(_fill(data.dtype, kind), data.dtype)
-  if valid is not None:
-    data = jnp.where(valid, data, fill)
-  best = jnp.max(data, axis=0) if kind == 'max' else jnp.min(data, axis=0)
-  iota = lax.broadcasted_iota(_windows.choice_dtype(taps.geom), data.shape, 0)
-  return best, _windows.winner(data, best[None], iota, 0, k, valid)
-
-
-# A route: the window's winner as picks, each (dim or None for the whole window,
-# geometry, tap number per window, whether the taps are stacked).
-Route = list[tuple[int | None, Geometry, jnp.ndarray, bool]]
-
-
-def _winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
-  """Each window's extremum and the route to its winning tap.
-
-  One unrolled scan over the whole window where that is cheaper
-  (:func:`~jaxpool._windows.separable_pays`: small or tiling windows up to 25
-  taps). Otherwise one pass per spatial dim, innermost first (the extremum is
-  separable): each pass keeps the extremum of its 1-d windows and the winning
-  tap's number, by whole-array reductions over that dim's stacked taps. An
-  outer pass picks the first row holding the extremum (or the last holding a
-  NaN), the inner pass the first (last NaN) tap in that row, so the winner is
-  PyTorch's row-major one. Cost grows with the sum of the window's sides, the
-  HLO not at all.
-  """
-  if not _windows.separable_pays(geom):
-    y, choice = _extremum_scan(x, geom, kind)
-    return y, [(None, geom, choice, False)]
-  route = []
-  for axis, g in _windows.separable_passes(geom):
-    stacked = not _windows.unrolls(g)
-    if stacked:
-      x, choice = _stacked_extremum(
-          _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True), kind)
-    else:
-      x, choice = _extremum_scan(x, g, kind)
-    route.append((axis, g, choice, stacked))
-  return x, route
-
-
-def _follow(x_dot: jnp.ndarray, route: Route) -> jnp.ndarray:
-  """``x_dot`` at each window's winning tap: linear; its transpose routes cotangents back."""
-  for _, g, choice, stacked in route:
-    x_dot = _windows.Taps.read(x_dot, g, 0, stacked=stacked).pick(choice)
-  return x_dot
-
-
-def _route_choice(route: Route, geom: Geometry) -> jnp.ndarray:
-  """The route's winner as one row-major tap number of ``geom``'s window (``K``: none)."""
-  if route[0][0] is None:
-    return route[0][2]
-  total = unset = 0
-  for i, (axis, g, choice, _) in enumerate(route):
-    choice = choice.astype(jnp.int32)
-    for _, later, later_choice, _ in route[i + 1:]:  # to the output's resolution
-      choice = _windows.Taps.read(choice, later, 0, stacked=True).pick(later_choice)
-    total = total + choice * math.prod(geom.window[axis + 1:])
-    unset = unset | (choice >= geom.window[axis])
-  return jnp.where(unset, jnp.int32(geom.window_size), total)
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
-def _extremum_pool(x, geom: Geometry, kind: str):
-  """Max/min pooling of float ``x``; derivative: the winning tap's (first extremum, last NaN)."""
-  return _extremum_forward(x, geom, kind)
-
-
-@_extremum_pool.defjvp
-def _extremum_pool_jvp(geom, kind, primals, tangents):
-  # y_dot_p = x_dot at the window's winning tap: linear in x_dot, so JAX transposes it
-  # to "each cotangent to its winning tap" (selects, shifted pads: no scatter).
-  (x,), (x_dot,) = primals, tangents
-  y, route = _winners(x, geom, kind)
-  route = [(a, g, _windows.materialize(c), stacked) for a, g, c, stacked in route]
-  return y, _follow(x_dot, route)
+# --- max / min ------------------------------------------------------------------------
 
 
 def _choice_to_index(choice, geom: Geometry) -> jnp.ndarray:
@@ -187,16 +53,15 @@ def _extremum(x, window, strides, padding, dilation, ceil_mode, kind,
               return_indices=False):
   x = _numerics.as_array(x)
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
-  if not isinstance(return_indices, (bool, np.bool_)):
-    raise TypeError(f'return_indices must be a bool; got {return_indices!r}')
+  return_indices = _checks.flag(return_indices, 'return_indices')
   if not jnp.issubdtype(x.dtype, jnp.floating):
-    y = _extremum_forward(x, geom, kind)
+    y = _reductions.extremum_forward(x, geom, kind)
   else:
-    y = _extremum_pool(x, geom, kind)
+    y = _reductions.extremum_pool(x, geom, kind)
   if not return_indices:
     return y
-  _, route = _winners(lax.stop_gradient(x), geom, kind)
-  return y, _choice_to_index(_route_choice(route, geom), geom)
+  _, route = _reductions.winners(lax.stop_gradient(x), geom, kind)
+  return y, _choice_to_index(_reductions.route_choice(route, geom), geom)
 
 
 def max_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
@@ -262,22 +127,12 @@ def min_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int]
 # --- sums: average and LP -------------------------------------------------------------
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _sum_pool(x, geom: Geometry):
-  return _windows.reduce_window(x, 0, lax.add, geom)
-
-
-@_sum_pool.defjvp
-def _sum_pool_jvp(geom, primals, tangents):
-  # Linear: the tangent is the same window sum, written over taps so that its transpose
-  # is shifted pads per stride phase (reduce_window's own transpose pads in the interior).
-  (x,), (x_dot,) = primals, tangents
-  return _sum_pool(x, geom), _windows.window_sum(x_dot, geom)
-
-
-def sum_pool(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
-  """Window sums over valid taps, accumulated in f32 for half precisions (internal)."""
-  return _sum_pool(x.astype(_numerics.compute_dtype(x.dtype)), geom)
+def check_divisor_override(divisor_override: Any) -> int | None:
+  """``avg_pool``'s ``divisor_override`` (and ``AvgPool``'s field): a non-zero int or None."""
+  value = _checks.static(divisor_override, 'divisor_override')
+  if value is not None and (not _checks.is_int(value) or value == 0):
+    raise ValueError(f'divisor_override must be a non-zero int or None; got {divisor_override!r}')
+  return None if value is None else int(value)
 
 
 def avg_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
@@ -316,18 +171,32 @@ def avg_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int]
   x = _numerics.as_array(x)
   _numerics.check_float(x, 'avg_pool')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
-  if not isinstance(count_include_pad, (bool, np.bool_)):
-    raise TypeError(f'count_include_pad must be a bool; got {count_include_pad!r}')
+  count_include_pad = _checks.flag(count_include_pad, 'count_include_pad')
+  divisor_override = check_divisor_override(divisor_override)
   if divisor_override is not None:
-    if not _geometry.is_int(divisor_override) or divisor_override == 0:
-      raise ValueError(f'divisor_override must be a non-zero int or None; got {divisor_override!r}')
     divisor = np.asarray(float(divisor_override))
   else:
-    divisor = np.maximum(geom.valid_counts(bool(count_include_pad)), 1)[..., None]
+    divisor = np.maximum(geom.valid_counts(count_include_pad), 1)[..., None]
     if divisor.size and (divisor == divisor.flat[0]).all():
       divisor = np.asarray(divisor.flat[0])  # a scalar: no constant array to broadcast
-  y = sum_pool(x, geom) / divisor.astype(_numerics.compute_dtype(x.dtype))
+  y = _reductions.sum_pool(x, geom) / divisor.astype(_numerics.compute_dtype(x.dtype))
   return y.astype(x.dtype)
+
+
+def check_p(p: Any) -> float | jnp.ndarray:
+  """``lp_pool``'s ``p`` (and ``LPPool``'s field).
+
+  A positive number (``inf`` allowed) -> ``float``, the static path; a float
+  scalar array -> that array, the traced (learnable) path, its value unchecked.
+  """
+  if _checks.is_number(p):
+    if not p > 0:
+      raise ValueError(f'p must be a positive number (or a scalar array); got {p!r}')
+    return float(p)
+  p = _numerics.as_array(p, 'p')
+  if p.ndim != 0 or not jnp.issubdtype(p.dtype, jnp.floating):
+    raise TypeError(f'p must be a positive number or a float scalar array; got {p!r}')
+  return p
 
 
 def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
@@ -377,17 +246,10 @@ def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
   x = _numerics.as_array(x)
   _numerics.check_float(x, 'lp_pool')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
-  if isinstance(p, (int, float, np.integer, np.floating)) and not isinstance(p, bool):
-    if not p > 0:
-      raise ValueError(f'p must be a positive number (or a scalar array); got {p!r}')
-    if math.isinf(p):
-      return _extremum_pool(jnp.abs(x), geom, 'max')
-    static_p = float(p)
-  else:
-    p = _numerics.as_array(p, 'p')
-    if p.ndim != 0 or not jnp.issubdtype(p.dtype, jnp.floating):
-      raise TypeError(f'p must be a positive number or a float scalar array; got {p!r}')
-    static_p = None
+  p = check_p(p)
+  if isinstance(p, float) and math.isinf(p):
+    return _reductions.extremum_pool(jnp.abs(x), geom, 'max')
+  static_p = p if isinstance(p, float) else None
   cdt = _numerics.compute_dtype(x.dtype)
   xc = x.astype(cdt)
   # The result does not depend on the scale; no derivative flows through it.

@@ -26,13 +26,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _geometry, _numerics, _windows, classic
+from jaxpool import _checks, _geometry, _numerics, _reductions, _windows
 from jaxpool._geometry import Geometry, Padding
 
 __all__ = ['max_avg_pool', 'gated_pool', 'tree_pool', 'dpp_pool']
@@ -41,7 +42,7 @@ __all__ = ['max_avg_pool', 'gated_pool', 'tree_pool', 'dpp_pool']
 # --- shared pieces ------------------------------------------------------------------
 
 
-def _prepare(x, op, window, strides, padding, dilation, ceil_mode):
+def _checked_geometry(x, op, window, strides, padding, dilation, ceil_mode):
   x = _numerics.as_array(x)
   _numerics.check_float(x, op)
   geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
@@ -54,15 +55,9 @@ def _counts(geom: Geometry, dtype) -> np.ndarray:
   return np.maximum(geom.valid_counts(), 1)[..., None].astype(dtype)
 
 
-def _empty(geom: Geometry) -> np.ndarray | None:
-  """Static ``(*out, 1)`` mask of windows without a valid tap (dilation only), or None."""
-  empty = geom.valid_counts() == 0
-  return empty[..., None] if empty.any() else None
-
-
-def _finish(y, geom: Geometry, dtype):
+def _zero_empty_cast(y, geom: Geometry, dtype):
   """A window without a valid tap gives 0; cast back to the input dtype."""
-  empty = _empty(geom)
+  empty = _reductions.empty_windows(geom)
   if empty is not None:
     y = jnp.where(empty, jnp.zeros((), y.dtype), y)
   return y.astype(dtype)
@@ -138,20 +133,6 @@ def _pow2_scale(magnitude):
   return t, inv_t
 
 
-def _safe_max(xc, geom: Geometry):
-  """``max_pool`` over valid taps (first-maximum gradient); 0 for an empty window."""
-  m = classic._extremum_pool(xc, geom, 'max')  # pylint: disable=protected-access
-  empty = _empty(geom)
-  return m if empty is None else jnp.where(empty, jnp.zeros((), m.dtype), m)
-
-
-def _valid_mean(xc, geom: Geometry):
-  """Mean over the valid taps, summed on ``x / 2**k`` (``2**k >= K``): it cannot overflow."""
-  k = max(math.ceil(math.log2(geom.window_size)), 0)
-  total = classic.sum_pool(xc * (2.0 ** -k), geom)
-  return total / _counts(geom, xc.dtype) * (2.0 ** k)
-
-
 # --- Lee et al. 2016: mixed, gated, tree ------------------------------------------------
 
 
@@ -194,12 +175,12 @@ def max_avg_pool(x: jnp.ndarray, alpha, window: Sequence[int],
     >>> max_avg_pool(x, 0.5, (2,))[:, 0]
     Array([2.5, 5. ], dtype=float32)
   """
-  x, geom, out_shape, cdt = _prepare(x, 'max_avg_pool', window, strides, padding,
+  x, geom, out_shape, cdt = _checked_geometry(x, 'max_avg_pool', window, strides, padding,
                                      dilation, ceil_mode)
   alpha = _mixing_weight(alpha, 'alpha', out_shape, cdt)
   xc = x.astype(cdt)
-  y = _numerics.blend(alpha, _safe_max(xc, geom), _valid_mean(xc, geom))  # alpha 1: max, 0: avg
-  return _finish(y, geom, x.dtype)
+  y = _numerics.blend(alpha, _reductions.valid_max(xc, geom), _reductions.window_mean(xc, geom))  # alpha 1: max, 0: avg
+  return _zero_empty_cast(y, geom, x.dtype)
 
 
 def gated_pool(x: jnp.ndarray, gate, window: Sequence[int],
@@ -242,14 +223,22 @@ def gated_pool(x: jnp.ndarray, gate, window: Sequence[int],
     >>> gated_pool(x, jnp.zeros(2), (2,))[:, 0]   # sigma(0) = 1/2
     Array([2.5, 5. ], dtype=float32)
   """
-  x, geom, out_shape, cdt = _prepare(x, 'gated_pool', window, strides, padding,
+  x, geom, out_shape, cdt = _checked_geometry(x, 'gated_pool', window, strides, padding,
                                      dilation, ceil_mode)
   omega = _window_filters(gate, 'gate', geom, out_shape[-1], cdt)
   xc = x.astype(cdt)
   taps = _windows.Taps.read(xc, geom, 0.0)  # padding reads 0: adds nothing to the dot
   s = jax.nn.sigmoid(taps.dot(omega))
-  y = _numerics.blend(s, _safe_max(xc, geom), _valid_mean(xc, geom))  # saturated gates
-  return _finish(y, geom, x.dtype)
+  y = _numerics.blend(s, _reductions.valid_max(xc, geom), _reductions.window_mean(xc, geom))  # saturated gates
+  return _zero_empty_cast(y, geom, x.dtype)
+
+
+def check_depth(depth: Any) -> int:
+  """``TreePool``'s ``depth`` (gate levels; :func:`tree_pool` reads it off ``leaves``): an int >= 0."""
+  value = _checks.static(depth, 'depth')
+  if not _checks.is_int(value) or value < 0:
+    raise ValueError(f'depth must be an int >= 0; got {depth!r}')
+  return int(value)
 
 
 def tree_pool(x: jnp.ndarray, leaves, gates, window: Sequence[int],
@@ -298,7 +287,7 @@ def tree_pool(x: jnp.ndarray, leaves, gates, window: Sequence[int],
     >>> tree_pool(x, leaves, gates, (2,))[:, 0]
     Array([2.5, 5. ], dtype=float32)
   """
-  x, geom, out_shape, cdt = _prepare(x, 'tree_pool', window, strides, padding,
+  x, geom, out_shape, cdt = _checked_geometry(x, 'tree_pool', window, strides, padding,
                                      dilation, ceil_mode)
   n = geom.ndim
   for name, value in (('leaves', leaves), ('gates', gates)):
@@ -321,7 +310,7 @@ def tree_pool(x: jnp.ndarray, leaves, gates, window: Sequence[int],
   for i in reversed(range(n_leaves - 1)):
     s = jax.nn.sigmoid(taps.dot(w[i]))
     f[i] = s * f[2 * i + 1] + (1 - s) * f[2 * i + 2]
-  return _finish(f[0], geom, x.dtype)
+  return _zero_empty_cast(f[0], geom, x.dtype)
 
 
 # --- Saeedan et al. 2018: detail-preserving pooling -----------------------------------
@@ -343,7 +332,7 @@ class _DPPContext:
     self.masks = (_windows.stacked_tap_masks(geom, num_batch) if self.stacked else
                   [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)])
     self.counts = _counts(geom, dtype)
-    self.empty = _empty(geom)
+    self.empty = _reductions.empty_windows(geom)
     self.symmetric = symmetric
     self.eps_t = eps_t  # eps / t**2 per window
     # d**2 + eps >= floor: 1/floor bounds every backward factor; the floor is eps_dtype**2
@@ -568,16 +557,13 @@ def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
     >>> dpp_pool(x, 1.0, 0.0, (4,))[:, 0]   # lam = 0: average pooling
     Array([1.], dtype=float32)
   """
-  x, geom, out_shape, cdt = _prepare(x, 'dpp_pool', window, strides, padding,
+  x, geom, out_shape, cdt = _checked_geometry(x, 'dpp_pool', window, strides, padding,
                                      dilation, ceil_mode)
   channels = out_shape[-1]
   alpha = _nonnegative_per_channel(alpha, 'alpha', channels, cdt)
   half_lam = _nonnegative_per_channel(lam, 'lam', channels, cdt) / 2
-  if not isinstance(symmetric, (bool, np.bool_)):
-    raise TypeError(f'symmetric must be a bool; got {symmetric!r}')
-  if (isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating))
-      or not math.isfinite(eps) or eps <= 0):
-    raise ValueError(f'eps must be a positive finite number; got {eps!r}')
+  symmetric = _checks.flag(symmetric, 'symmetric')
+  eps = _checks.positive(eps, 'eps')
   if guide is not None:
     guide = _numerics.as_array(guide, 'guide')
     if guide.shape != tuple(out_shape):
@@ -590,5 +576,52 @@ def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
   taps = _windows.Taps.read(xc, geom, 0.0).data
   alpha = jnp.broadcast_to(alpha, out_shape)  # per window: its gradient is scaled per window
   half_lam = jnp.broadcast_to(half_lam, out_shape)
-  y = _dpp(taps, alpha, half_lam, guide, geom, bool(symmetric), float(eps))
-  return _finish(y, geom, x.dtype)
+  y = _dpp(taps, alpha, half_lam, guide, geom, symmetric, eps)
+  return _zero_empty_cast(y, geom, x.dtype)
+
+
+# --- what the Flax modules of both APIs share ------------------------------------------
+
+#: Lee et al. (2016) initialise gating masks and tree filters Gaussian with std 0.1
+#: (the author's ``train_val.prototxt``).
+filter_init = jax.nn.initializers.normal(stddev=0.1)
+
+
+def box_init(key, shape, dtype=jnp.float32):
+  """A normalised box filter ``(*window, 1, C)``: every tap ``1 / prod(window)``."""
+  del key
+  return jnp.full(shape, 1.0 / math.prod(shape[:-2]), dtype)
+
+
+def strided_guide(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray,
+                  geom: Geometry) -> jnp.ndarray:
+  """DPP's learned guide: a depthwise filter read with the pooling strides, at output resolution.
+
+  ``kernel`` ``(*guide_window, 1, C)`` and ``bias`` ``(C,)``; filter tap ``j``
+  of output ``p`` reads input ``p * s - lo_g + j``, which centres the filter on
+  the pooling window's middle tap; zero padding. Computed in ``x``'s compute
+  dtype; the result is :func:`dpp_pool`'s ``guide``.
+  """
+  n = geom.ndim
+  nb = x.ndim - n - 1
+  channels = x.shape[-1]
+  gw = kernel.shape[:n]
+  cdt = _numerics.compute_dtype(x.dtype)
+  if channels == 0:  # no filter to apply (a grouped conv needs at least one group)
+    return jnp.zeros((*x.shape[:nb], *geom.out_shape, 0), cdt)
+  xb = x.astype(cdt).reshape(math.prod(x.shape[:nb]), *x.shape[nb:])  # no -1: empty x
+  config = [(0, 0, 0)]
+  for size, out, k, s, d, (lo, _), g in zip(geom.in_shape, geom.out_shape, geom.window,
+                                            geom.strides, geom.dilation, geom.padding, gw):
+    lo_g = lo - d * (k - 1) // 2 + (g - 1) // 2
+    config.append((lo_g, (out - 1) * s + g - size - lo_g, 0))
+  config.append((0, 0, 0))
+  xp = lax.pad(xb, jnp.zeros((), cdt), config)
+  spatial = tuple(range(1, n + 1))
+  dn = lax.ConvDimensionNumbers(lhs_spec=(0, n + 1, *spatial), rhs_spec=(n + 1, n, *range(n)),
+                                out_spec=(0, n + 1, *spatial))
+  guide = lax.conv_general_dilated(xp, kernel.astype(cdt), geom.strides, 'VALID',
+                                   dimension_numbers=dn, feature_group_count=channels,
+                                   precision=lax.Precision.HIGHEST)
+  guide = guide + bias.astype(cdt)
+  return guide.reshape(*x.shape[:nb], *geom.out_shape, channels)

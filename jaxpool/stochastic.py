@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _geometry, _numerics, _windows, classic
+from jaxpool import _checks, _geometry, _numerics, _reductions, _windows, classic
 from jaxpool._geometry import Geometry, Padding
 
 __all__ = ['fractional_max_pool', 'mixed_pool', 's3_pool', 'stochastic_pool']
@@ -62,13 +62,13 @@ def _checked(x, op: str, key):
   return x
 
 
-def _prepare(x, window, strides, padding, dilation, ceil_mode, op: str, key):
+def _checked_geometry(x, window, strides, padding, dilation, ceil_mode, op: str, key):
   x = _checked(x, op, key)
   geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   return x, geom, nb
 
 
-def _prepare_window(x, window, op: str, key):
+def _checked_window(x, window, op: str, key):
   """``(x, window, num_batch_dims)`` for the ops with a window but no stride geometry."""
   x = _checked(x, op, key)
   window = _geometry.normalize_window(window)
@@ -248,7 +248,7 @@ def stochastic_pool(x: jnp.ndarray, window: Sequence[int],
     >>> bool(y[0, 0] in (1., 3.)), float(y[1, 0])
     (True, 2.0)
   """
-  x, geom, _ = _prepare(x, window, strides, padding, dilation, ceil_mode,
+  x, geom, _ = _checked_geometry(x, window, strides, padding, dilation, ceil_mode,
                         'stochastic_pool', key)
   xc = x.astype(_numerics.compute_dtype(x.dtype))
   if key is None:
@@ -330,19 +330,12 @@ def mixed_pool(x: jnp.ndarray, window: Sequence[int],
     >>> mixed_pool(x, (2,), key=jax.random.key(0), p_max=1.0)[:, 0]
     Array([3., 2.], dtype=float32)
   """
-  x, geom, nb = _prepare(x, window, strides, padding, dilation, ceil_mode, 'mixed_pool', key)
+  x, geom, nb = _checked_geometry(x, window, strides, padding, dilation, ceil_mode, 'mixed_pool', key)
   p_max = check_probability(p_max, 'p_max')
-  if granularity not in GRANULARITIES:
-    raise ValueError(f'granularity must be one of {GRANULARITIES}; got {granularity!r}')
-  cdt = _numerics.compute_dtype(x.dtype)
-  counts = geom.valid_counts()[..., None]
-  # summed on x / 2**k (2**k >= window size, exact): the average cannot overflow
-  k = max(math.ceil(math.log2(geom.window_size)), 0)
-  avg = classic.sum_pool(x.astype(cdt) * 2.0 ** -k, geom) / np.maximum(counts, 1).astype(cdt)
-  avg = avg * 2.0 ** k
-  mx = classic._extremum_pool(x, geom, 'max').astype(cdt)  # pylint: disable=protected-access
-  if (counts == 0).any():
-    mx = jnp.where(counts > 0, mx, 0)
+  granularity = _checks.choice(granularity, 'granularity', GRANULARITIES)
+  xc = x.astype(_numerics.compute_dtype(x.dtype))
+  avg = _reductions.window_mean(xc, geom)  # cannot overflow
+  mx = _reductions.valid_max(xc, geom)
   if key is None:
     y = _numerics.blend(p_max, mx, avg)  # exactly max (avg) pooling at p_max = 1 (0)
   else:
@@ -412,6 +405,15 @@ def _s3_rows(key: jax.Array, size: int, k: int, g: int) -> jnp.ndarray:
   return (order + rows[:-1, None].astype(np.int32)).reshape(-1)[flat]
 
 
+def check_grid(grid: Any, window: Sequence[int]) -> tuple[int, ...]:
+  """``s3_pool``'s ``grid`` (and ``S3Pool``'s field): ints ``>= window``; None means window."""
+  window = _geometry.normalize_window(window)
+  grid = window if grid is None else _geometry.int_tuple(grid, len(window), 'grid')
+  if any(g < k for g, k in zip(grid, window)):
+    raise ValueError(f'grid must be >= window in every dim; got grid {grid} for window {window}')
+  return grid
+
+
 def s3_pool(x: jnp.ndarray, window: Sequence[int], grid: int | Sequence[int] | None = None,
             *, key: jax.Array | None = None) -> jnp.ndarray:
   r"""S3Pool: stochastic spatial sampling (Zhai et al., CVPR 2017).
@@ -456,11 +458,9 @@ def s3_pool(x: jnp.ndarray, window: Sequence[int], grid: int | Sequence[int] | N
     >>> s3_pool(x, (2, 2), key=jax.random.key(0)).shape
     (2, 2, 1)
   """
-  x, window, nb = _prepare_window(x, window, 's3_pool', key)
+  x, window, nb = _checked_window(x, window, 's3_pool', key)
   n = len(window)
-  grid = window if grid is None else _geometry.int_tuple(grid, n, 'grid')
-  if any(g < k for g, k in zip(grid, window)):
-    raise ValueError(f'grid must be >= window in every dim; got grid {grid} for window {window}')
+  grid = check_grid(grid, window)
   z = classic.max_pool(x, window, strides=1)
   if key is None:
     return classic.avg_pool(z, window, strides=window, padding=[k // 2 for k in window],
@@ -477,6 +477,7 @@ def s3_pool(x: jnp.ndarray, window: Sequence[int], grid: int | Sequence[int] | N
 
 def ratio_output_size(ratio: Any, spatial: Sequence[int]) -> tuple[int, ...]:
   """PyTorch's ``int(L * ratio)`` per dim; ratios in (0, 1], one per dim or shared."""
+  ratio = _geometry.static_values(ratio, 'output_ratio')
   n = len(spatial)
   if isinstance(ratio, (int, float, np.integer, np.floating)) and not isinstance(ratio, bool):
     ratios = (float(ratio),) * n
@@ -490,6 +491,26 @@ def ratio_output_size(ratio: Any, spatial: Sequence[int]) -> tuple[int, ...]:
   if not all(0 < r <= 1 for r in ratios):
     raise ValueError(f'output_ratio entries must be in (0, 1]; got {ratio!r}')
   return tuple(int(size * r) for size, r in zip(spatial, ratios))
+
+
+def check_fractional_fields(window: Any, output_size: Any, output_ratio: Any,
+                            owner: str) -> None:
+  """Fractional max pooling's size fields checked without an input.
+
+  Exactly one of ``output_size`` (an int or one int per dim of ``window``) and
+  ``output_ratio`` (in (0, 1], shared or per dim); whether the sizes fit is
+  checked against the input by :func:`fractional_max_pool`. ``owner`` names
+  the caller in the error.
+  """
+  window = _geometry.normalize_window(window)
+  if (output_size is None) == (output_ratio is None):
+    raise ValueError(
+        f'{owner} needs exactly one of output_size and output_ratio; got '
+        f'output_size={output_size!r}, output_ratio={output_ratio!r}')
+  if output_size is not None:
+    _geometry.int_tuple(output_size, len(window), 'output_size')
+  else:
+    ratio_output_size(output_ratio, (1,) * len(window))
 
 
 def _round_like(v: jnp.ndarray, dtype) -> jnp.ndarray:
@@ -553,7 +574,7 @@ def fractional_starts(u: jnp.ndarray, size: int, k: int, out: int, dtype) -> jnp
   return jnp.clip(starts, 0, last)
 
 
-def _take(planes: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
+def _plane_gather(planes: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
   """``planes[..., index, c]`` per (batch, channel) plane: flat positions on axis -2."""
   return jnp.take_along_axis(planes, index, axis=-2, mode='promise_in_bounds')
 
@@ -574,7 +595,7 @@ def _window_maxima(planes: jnp.ndarray, base: jnp.ndarray,
   best_value = best_index = None
   for offset in itertools.product(*(range(k) for k in window)):
     index = base + int(np.ravel_multi_index(offset, spatial))
-    value = _take(planes, index)
+    value = _plane_gather(planes, index)
     if best_value is None:
       best_value, best_index = value, index
     else:
@@ -595,7 +616,7 @@ def _stacked_window_maxima(planes, base, spatial, window):
       np.unravel_index(np.arange(k), window), spatial).astype(np.int32)
   index = base[..., :, None, :] + jnp.asarray(offsets)[:, None]  # (*batch, P, K, C)
   flat = index.reshape(*index.shape[:-3], -1, index.shape[-1])
-  values = _take(planes, flat).reshape(index.shape)
+  values = _plane_gather(planes, flat).reshape(index.shape)
   tap = lax.broadcasted_iota(jnp.int32, values.shape, values.ndim - 2)
   best = jnp.max(values, axis=-2)
   winner = _windows.winner(values, best[..., None, :], tap, -2, k)
@@ -617,7 +638,7 @@ def _window_maxima_jvp(geom, primals, tangents):
   (planes, base), (planes_dot, _) = primals, tangents
   y, index = _window_maxima(planes, base, geom)
   work = _numerics.compute_dtype(planes_dot.dtype)
-  y_dot = _take(planes_dot.astype(work), index).astype(planes_dot.dtype)
+  y_dot = _plane_gather(planes_dot.astype(work), index).astype(planes_dot.dtype)
   return (y, index), (y_dot, np.zeros(index.shape, jax.dtypes.float0))
 
 
@@ -677,9 +698,24 @@ def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
            [16., 18., 19.],
            [21., 23., 24.]], dtype=float32)
   """
-  x, window, nb = _prepare_window(x, window, 'fractional_max_pool', key)
+  x, window, nb = _checked_window(x, window, 'fractional_max_pool', key)
   n = len(window)
   batch, spatial, channels = x.shape[:nb], x.shape[nb:nb + n], x.shape[-1]
+  out = _fractional_output_size(output_size, output_ratio, spatial, window, x.shape)
+  return_indices = _checks.flag(return_indices, 'return_indices')
+  u = _fractional_samples(samples, key, (*batch, channels, n), x.dtype)
+  base = _fractional_window_starts(u, spatial, window, out, x.dtype)
+  y, best_index = _window_maxima(x.reshape(*batch, math.prod(spatial), channels), base,
+                                 (tuple(spatial), window))
+  y = y.reshape(*batch, *out, channels)
+  if return_indices:
+    return y, best_index.reshape(*batch, *out, channels)
+  return y
+
+
+def _fractional_output_size(output_size, output_ratio, spatial, window, x_shape):
+  """The output size from exactly one of ``output_size`` and ``output_ratio``, checked to fit."""
+  n = len(window)
   if (output_size is None) == (output_ratio is None):
     raise ValueError(
         'fractional_max_pool needs exactly one of output_size and output_ratio; got '
@@ -696,11 +732,13 @@ def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
     if k + o - 1 > size:
       raise ValueError(
           f'fractional_max_pool needs window + output_size - 1 <= input size in every dim; '
-          f'dim {d}: window {k} + output {o} - 1 > {size} (x shape {x.shape}, '
+          f'dim {d}: window {k} + output {o} - 1 > {size} (x shape {x_shape}, '
           f'window {window}, output size {out})')
-  if not isinstance(return_indices, (bool, np.bool_)):
-    raise TypeError(f'return_indices must be a bool; got {return_indices!r}')
-  sample_shape = (*batch, channels, n)
+  return out
+
+
+def _fractional_samples(samples, key, sample_shape, dtype) -> jnp.ndarray:
+  """``u`` of shape ``(*batch, C, ndim)`` in ``dtype``: given, drawn with ``key``, or 0.5."""
   if samples is not None:
     if key is not None:
       raise ValueError('fractional_max_pool takes a key or samples, not both')
@@ -713,26 +751,26 @@ def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
       raise ValueError(
           f'samples must have shape (*batch, C, ndim) = {sample_shape} (or broadcast to it); '
           f'got {samples.shape}') from None
-    u = samples.astype(x.dtype)
-  elif key is not None:
-    u = jax.random.uniform(key, sample_shape, x.dtype)
-  else:
-    u = jnp.full(sample_shape, 0.5, x.dtype)
-  order = (1, 0) if n == 2 else tuple(range(n))  # PyTorch 2-d samples are (W, H)
+    return samples.astype(dtype)
+  if key is not None:
+    return jax.random.uniform(key, sample_shape, dtype)
+  return jnp.full(sample_shape, 0.5, dtype)
 
-  # Flat per-plane index of each window's first tap: (*batch, C, *out).
+
+def _fractional_window_starts(u, spatial, window, out, dtype) -> jnp.ndarray:
+  """Flat per-plane index of each window's first tap, ``(*batch, prod(out), C)``.
+
+  ``u``: ``(*batch, C, ndim)`` samples in PyTorch's order (2-d samples are (W, H)).
+  """
+  n = len(window)
+  batch, channels = u.shape[:-2], u.shape[-2]
+  order = (1, 0) if n == 2 else tuple(range(n))
   strides = [math.prod(spatial[d + 1:]) for d in range(n)]
   base = jnp.zeros((*batch, channels, *(1,) * n), jnp.int32)
   for d in range(n):
     starts = fractional_starts(lax.stop_gradient(u[..., order[d]]), spatial[d], window[d],
-                               out[d], x.dtype)
+                               out[d], dtype)
     base = base + (starts * strides[d]).reshape(*batch, channels, *(1,) * d, out[d],
                                                 *(1,) * (n - d - 1))
   # explicit sizes: a reshape to -1 cannot infer a dim of an empty batch or channel axis
-  base = jnp.moveaxis(base, nb, -1).reshape(*batch, math.prod(out), channels)
-  y, best_index = _window_maxima(x.reshape(*batch, math.prod(spatial), channels), base,
-                                 (tuple(spatial), window))
-  y = y.reshape(*batch, *out, channels)
-  if return_indices:
-    return y, best_index.reshape(*batch, *out, channels)
-  return y
+  return jnp.moveaxis(base, len(batch), -1).reshape(*batch, math.prod(out), channels)

@@ -52,15 +52,15 @@ import dataclasses
 import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _geometry, _numerics, _windows
+from jaxpool import _checks, _geometry, _numerics, _reductions, _windows
 from jaxpool._geometry import Geometry, Padding
-from jaxpool.classic import sum_pool
 
 __all__ = ['soft_pool', 'lip_pool', 'edscw_pool', 'idw_pool', 'ada_pool', 'weighted_unpool',
            'ada_unpool']
@@ -74,11 +74,6 @@ __all__ = ['soft_pool', 'lip_pool', 'edscw_pool', 'idw_pool', 'ada_pool', 'weigh
 # ``e <= 2**-c`` (``shift = c * ln 2``, ``2**c >= window_size``). Since the
 # softmax is invariant to a per-window shift, the backward treats ``m`` as a
 # constant and only needs ``de/dt`` and ``de/ds`` (``weight_vjp``).
-
-
-def _scale_exponent(geom: Geometry) -> int:
-  """``c`` with ``2**c >= window_size``: the weights are kept <= 2**-c."""
-  return max(int(math.ceil(math.log2(geom.window_size))), 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +101,7 @@ class _Softmax:
     return d
 
   def weight(self, t, s, m, geom):
-    return jnp.exp(self._scaled_difference(t, s, m) - _scale_exponent(geom) * math.log(2.0))
+    return jnp.exp(self._scaled_difference(t, s, m) - _reductions.scale_exponent(geom) * math.log(2.0))
 
   def weight_vjp(self, t, s, m, e, e_bar, geom):
     del geom
@@ -140,7 +135,7 @@ class _DSC:
   def weight(self, t, s, m, geom):
     del m
     z, _, _, _ = self._dsc(t, s)
-    return jnp.exp(z - 1 - _scale_exponent(geom) * math.log(2.0))
+    return jnp.exp(z - 1 - _reductions.scale_exponent(geom) * math.log(2.0))
 
   def weight_vjp(self, t, s, m, e, e_bar, geom):
     # dz/dt = 2 (sign(t)|s| - z t) / (t**2 + s**2 + eps), in the scaled variables.
@@ -169,7 +164,7 @@ class _InverseDistance:
 
   def weight(self, t, s, m, geom):
     half_eps = 0.5 * self.eps
-    scale = 2.0 ** -_scale_exponent(geom)
+    scale = 2.0 ** -_reductions.scale_exponent(geom)
     return (m + half_eps) / (self._half_distance(t, s) + half_eps) * scale
 
   def weight_vjp(self, t, s, m, e, e_bar, geom):
@@ -405,39 +400,29 @@ def _float_input(x, op: str):
   return x
 
 
-def _check_bool(value, name: str) -> bool:
-  if not isinstance(value, (bool, np.bool_)):
-    raise TypeError(f'{name} must be a bool; got {value!r}')
-  return bool(value)
+def check_temperature(temperature: Any) -> float | jnp.ndarray:
+  """``soft_pool``'s ``temperature`` (and ``SoftPool``'s field).
+
+  A positive finite number -> ``float``, the static path; a float array -> that
+  array, the traced (learnable) path, its shape (``()`` or ``(C,)``) checked
+  against the input by :func:`soft_pool`.
+  """
+  if _checks.is_bool(temperature):
+    raise TypeError(f'temperature must be a positive number or a float array; got {temperature!r}')
+  if _checks.is_number(temperature):
+    return _checks.positive(temperature, 'temperature')
+  temperature = _numerics.as_array(temperature, 'temperature')
+  if not jnp.issubdtype(temperature.dtype, jnp.floating):
+    raise TypeError(f'temperature must be a float array; got dtype {temperature.dtype}')
+  return temperature
 
 
-def _check_eps(eps) -> float:
-  if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.integer,
-                                                                np.floating)):
-    raise TypeError(f'eps must be a positive float; got {eps!r}')
-  if not (math.isfinite(eps) and eps > 0):
-    raise ValueError(f'eps must be a positive finite float; got {eps!r}')
-  return float(eps)
-
-
-def _finish(x, out, return_weights):
+def _cast_outputs(x, out, return_weights):
   """Casts ``y`` (and the weights) back to ``x``'s dtype."""
   if return_weights:
     y, w = out
     return y.astype(x.dtype), w.astype(x.dtype)
   return out.astype(x.dtype)
-
-
-def _window_mean(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
-  """Mean over each window's valid taps, in the compute dtype, without overflow.
-
-  The sum is taken at the exact power-of-two scale ``2**-c <= 1 / window_size``.
-  Empty windows (possible only with dilation) give 0.
-  """
-  scale = 2.0 ** -_scale_exponent(geom)
-  cdt = _numerics.compute_dtype(x.dtype)
-  counts = np.maximum(geom.valid_counts(), 1)[..., None].astype(cdt)
-  return sum_pool(x.astype(cdt) * scale, geom) / (counts * scale)
 
 
 # --- public ops ------------------------------------------------------------------------
@@ -499,17 +484,11 @@ def soft_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int
   """
   x = _float_input(x, 'soft_pool')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
-  return_weights = _check_bool(return_weights, 'return_weights')
-  if isinstance(temperature, (bool, np.bool_)):
-    raise TypeError(f'temperature must be a positive number or a float array; got {temperature!r}')
-  if isinstance(temperature, (int, float, np.integer, np.floating)):
-    if not (math.isfinite(temperature) and temperature > 0):
-      raise ValueError(f'temperature must be a positive finite number; got {temperature!r}')
-    out = _weighted_pool(x, None, None, geom, _Softmax(float(temperature)), return_weights)
-    return _finish(x, out, return_weights)
-  temperature = _numerics.as_array(temperature, 'temperature')
-  if not jnp.issubdtype(temperature.dtype, jnp.floating):
-    raise TypeError(f'temperature must be a float array; got dtype {temperature.dtype}')
+  return_weights = _checks.flag(return_weights, 'return_weights')
+  temperature = check_temperature(temperature)
+  if isinstance(temperature, float):
+    out = _weighted_pool(x, None, None, geom, _Softmax(temperature), return_weights)
+    return _cast_outputs(x, out, return_weights)
   if temperature.shape not in ((), (x.shape[-1],)):
     raise ValueError(
         f'temperature must be a number or an array of shape () or (C,) = ({x.shape[-1]},); '
@@ -518,7 +497,42 @@ def soft_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int
   out_shape = (*x.shape[:x.ndim - geom.ndim - 1], *geom.out_shape, x.shape[-1])
   temp = jnp.broadcast_to(temperature.astype(cdt), out_shape)  # per window: the kind's s
   out = _weighted_pool(x, None, temp, geom, _Softmax(None), return_weights)
-  return _finish(x, out, return_weights)
+  return _cast_outputs(x, out, return_weights)
+
+
+def lip_logit_window(window: Sequence[int], logit_window: Sequence[int] | None) -> tuple[int, ...]:
+  """The kernel size of LIP's default logit conv: ``logit_window``, or 3 per spatial dim.
+
+  ``logit_window`` must have one entry per spatial dim of ``window``; the LIP
+  modules check it at construction.
+  """
+  n = len(_geometry.normalize_window(window))
+  if logit_window is None:
+    return (3,) * n
+  kernel = _geometry.normalize_window(logit_window, 'logit_window')
+  if len(kernel) != n:
+    raise ValueError(
+        f'logit_window must have one entry per spatial dim of window {window!r}; '
+        f'got {logit_window!r}')
+  return kernel
+
+
+def lip_gate(h: jnp.ndarray, scale: jnp.ndarray, bias: jnp.ndarray, coeff: float, eps: float,
+             ndim: int, dtype) -> jnp.ndarray:
+  """LIP's default logits from its conv features ``h``: ``coeff * sigmoid(InstanceNorm(h))``.
+
+  Instance norm over the ``ndim`` spatial dims before the channels (in f32:
+  mean, biased variance plus ``eps``), then the per-channel ``scale`` and
+  ``bias``, then the paper's ``SoftGate``, which bounds the logits to ``(0,
+  coeff)``; cast to ``dtype``. The LIP modules of both Flax APIs apply it
+  after their zero-initialised conv.
+  """
+  axes = tuple(range(h.ndim - ndim - 1, h.ndim - 1))
+  h32 = h.astype(jnp.float32)
+  mean = h32.mean(axes, keepdims=True)
+  var = jnp.square(h32 - mean).mean(axes, keepdims=True)
+  h32 = (h32 - mean) * lax.rsqrt(var + eps)
+  return (coeff * jax.nn.sigmoid(h32 * scale + bias)).astype(dtype)
 
 
 def lip_pool(x: jnp.ndarray, logits: jnp.ndarray, window: Sequence[int],
@@ -567,7 +581,7 @@ def lip_pool(x: jnp.ndarray, logits: jnp.ndarray, window: Sequence[int],
   logits = _numerics.as_array(logits, 'logits')
   _numerics.check_float(logits, 'lip_pool', 'logits')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
-  return_weights = _check_bool(return_weights, 'return_weights')
+  return_weights = _checks.flag(return_weights, 'return_weights')
   try:
     shape = jnp.broadcast_shapes(logits.shape, x.shape)
   except ValueError:
@@ -578,7 +592,7 @@ def lip_pool(x: jnp.ndarray, logits: jnp.ndarray, window: Sequence[int],
         f'to share them over channels); got shape {logits.shape}')
   logits = jnp.broadcast_to(logits, x.shape)
   out = _weighted_pool(x, logits, None, geom, _Softmax(), return_weights)
-  return _finish(x, out, return_weights)
+  return _cast_outputs(x, out, return_weights)
 
 
 def edscw_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
@@ -622,10 +636,10 @@ def edscw_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[in
   """
   x = _float_input(x, 'edscw_pool')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
-  eps = _check_eps(eps)
-  return_weights = _check_bool(return_weights, 'return_weights')
-  out = _weighted_pool(x, None, _window_mean(x, geom), geom, _DSC(eps), return_weights)
-  return _finish(x, out, return_weights)
+  eps = _checks.positive(eps, 'eps')
+  return_weights = _checks.flag(return_weights, 'return_weights')
+  out = _weighted_pool(x, None, _reductions.window_mean(x, geom), geom, _DSC(eps), return_weights)
+  return _cast_outputs(x, out, return_weights)
 
 
 def idw_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
@@ -664,11 +678,11 @@ def idw_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int]
   """
   x = _float_input(x, 'idw_pool')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
-  eps = _check_eps(eps)
-  return_weights = _check_bool(return_weights, 'return_weights')
-  out = _weighted_pool(x, None, _window_mean(x, geom), geom, _InverseDistance(eps),
+  eps = _checks.positive(eps, 'eps')
+  return_weights = _checks.flag(return_weights, 'return_weights')
+  out = _weighted_pool(x, None, _reductions.window_mean(x, geom), geom, _InverseDistance(eps),
                        return_weights)
-  return _finish(x, out, return_weights)
+  return _cast_outputs(x, out, return_weights)
 
 
 def _broadcast_beta(beta, out_shape: tuple[int, ...], n_spatial: int, dtype) -> jnp.ndarray:
@@ -734,12 +748,12 @@ def ada_pool(x: jnp.ndarray, beta: float | jnp.ndarray, window: Sequence[int],
   """
   x = _float_input(x, 'ada_pool')
   geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
-  eps = _check_eps(eps)
-  return_weights = _check_bool(return_weights, 'return_weights')
+  eps = _checks.positive(eps, 'eps')
+  return_weights = _checks.flag(return_weights, 'return_weights')
   cdt = _numerics.compute_dtype(x.dtype)
   out_shape = (*x.shape[:nb], *geom.out_shape, x.shape[-1])
   beta = _broadcast_beta(beta, out_shape, geom.ndim, cdt)
-  dscw = _weighted_pool(x, None, _window_mean(x, geom), geom, _DSC(eps), return_weights)
+  dscw = _weighted_pool(x, None, _reductions.window_mean(x, geom), geom, _DSC(eps), return_weights)
   soft = _weighted_pool(x, None, None, geom, _Softmax(), return_weights)
   if not return_weights:
     return _numerics.blend(beta, dscw, soft).astype(x.dtype)  # beta 1 (0): eDSCW (SoftPool)
@@ -749,14 +763,14 @@ def ada_pool(x: jnp.ndarray, beta: float | jnp.ndarray, window: Sequence[int],
   return y.astype(x.dtype), w.astype(x.dtype)
 
 
-def _unpool_geometry(y_shape, window, strides, padding, dilation, output_shape) -> Geometry:
+def _unpool_geometry(y_shape, window, strides, padding, dilation, output_size) -> Geometry:
   window = _geometry.normalize_window(window)
   n = len(window)
   nb = _geometry.check_rank(y_shape, n, 'y')
   out = tuple(y_shape[nb:nb + n])
   strides_t = window if strides is None else _geometry.int_tuple(strides, n, 'strides')
   dilation_t = _geometry.int_tuple(dilation, n, 'dilation')
-  if output_shape is None:
+  if output_size is None:
     if isinstance(padding, str) and padding.upper() == 'SAME':
       size = tuple(o * s for o, s in zip(out, strides_t))
     else:
@@ -766,26 +780,26 @@ def _unpool_geometry(y_shape, window, strides, padding, dilation, output_shape) 
       pads = _geometry.normalize_padding(padding, probe, window, strides_t, dilation_t)
       size = tuple(max(p - lo - hi, 1) for p, (lo, hi) in zip(probe, pads))
   else:
-    if (not isinstance(output_shape, Sequence) or isinstance(output_shape, str)
-        or not all(_geometry.is_int(v) for v in output_shape)):
-      raise TypeError(f'output_shape must be a sequence of ints; got {output_shape!r}')
-    size = tuple(int(v) for v in output_shape)
+    if (not isinstance(output_size, Sequence) or isinstance(output_size, str)
+        or not all(_geometry.is_int(v) for v in output_size)):
+      raise TypeError(f'output_size must be a sequence of ints; got {output_size!r}')
+    size = tuple(int(v) for v in output_size)
     if len(size) == len(y_shape):
       size = size[nb:nb + n]
     if len(size) != n:
       raise ValueError(
-          f'output_shape must have {n} spatial entries (or {len(y_shape)} for the whole '
-          f'shape); got {output_shape!r}')
+          f'output_size must have {n} spatial entries (or {len(y_shape)} for the whole '
+          f'shape); got {output_size!r}')
   shape = (*y_shape[:nb], *size, y_shape[-1])
   found = []
   for ceil_mode in (False, True):
     geom, _ = _geometry.pool_geometry(shape, window, strides, padding, dilation, ceil_mode,
-                                      name='output_shape')
+                                      name='output_size')
     if geom.out_shape == out:
       return geom
     found.append(geom.out_shape)
   raise ValueError(
-      f'output_shape {output_shape!r}: pooling spatial size {size} with window {window}, '
+      f'output_size {output_size!r}: pooling spatial size {size} with window {window}, '
       f'strides {strides_t}, padding {padding!r}, dilation {dilation_t} gives '
       f'{found[0]} windows ({found[1]} with ceil_mode), not y\'s spatial shape {out}')
 
@@ -793,6 +807,7 @@ def _unpool_geometry(y_shape, window, strides, padding, dilation, output_shape) 
 def weighted_unpool(y: jnp.ndarray, weights: jnp.ndarray, window: Sequence[int],
                     strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
                     dilation: int | Sequence[int] = 1,
+                    output_size: Sequence[int] | None = None, *,
                     output_shape: Sequence[int] | None = None) -> jnp.ndarray:
   r"""Weighted unpooling (adaUnPool and friends): the transpose of a fixed-weight pooling.
 
@@ -804,7 +819,7 @@ def weighted_unpool(y: jnp.ndarray, weights: jnp.ndarray, window: Sequence[int],
   ``edscw_pool`` / ``idw_pool`` / ``ada_pool`` with ``return_weights=True``
   and the same geometry. Computed without scatter.
 
-  Output spatial size: ``output_shape`` if given (spatial sizes or the whole
+  Output spatial size: ``output_size`` if given (spatial sizes or the whole
   shape; ``ceil_mode`` poolings need it), else the smallest input that gives
   ``y``'s windows, ``(out - 1) * stride + dilation * (k - 1) + 1 - pad_lo - pad_hi``
   (``'SAME'``: ``out * stride``). Differentiable in ``y`` and ``weights``.
@@ -817,7 +832,9 @@ def weighted_unpool(y: jnp.ndarray, weights: jnp.ndarray, window: Sequence[int],
     y: pooled values ``(*batch, *out, C)``.
     weights: ``(*batch, *out, *window, C)`` (``C`` may be 1, shared over channels).
     window, strides, padding, dilation: the pooling's geometry.
-    output_shape: the pooled input's spatial shape (or whole shape), or None.
+    output_size: the pooled input's spatial shape (or whole shape), or None.
+    output_shape: deprecated name of ``output_size`` (warns; giving both is a
+      ``TypeError``).
 
   Returns:
     ``(*batch, *in, C)`` in the result dtype of ``y`` and ``weights``.
@@ -832,7 +849,9 @@ def weighted_unpool(y: jnp.ndarray, weights: jnp.ndarray, window: Sequence[int],
   weights = _numerics.as_array(weights, 'weights')
   _numerics.check_float(y, 'weighted_unpool', 'y')
   _numerics.check_float(weights, 'weighted_unpool', 'weights')
-  geom = _unpool_geometry(y.shape, window, strides, padding, dilation, output_shape)
+  output_size = _checks.renamed(output_size, output_shape, 'output_size', 'output_shape', None,
+                                'weighted_unpool')
+  geom = _unpool_geometry(y.shape, window, strides, padding, dilation, output_size)
   n = geom.ndim
   expected = (*y.shape[:-1], *geom.window)
   if weights.shape[:-1] != expected or weights.shape[-1] not in (1, y.shape[-1]):

@@ -1,20 +1,12 @@
-"""Test configuration shared by every test module.
+"""Fixtures shared by the test modules.
 
-The suite runs with 8 host CPU devices so sharding tests see a real mesh; the
-flag must be set before JAX is imported, hence here.
+The environment (8 host CPU devices for the sharding tests, XLA flags) is set
+once, in the repository's root ``conftest.py``, before JAX is imported.
 """
 
-import os
-
-# 8 host devices for the sharding tests. The suite is compile-bound: LLVM's -O0 cuts XLA:CPU
-# compile time by ~20% and changes no result (no fast-math, so no reassociation either way).
-os.environ.setdefault(
-    'XLA_FLAGS', '--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0')
-os.environ.setdefault('JAX_PLATFORMS', 'cpu')
-
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import numpy as np
+import pytest
 
 
 @pytest.fixture
