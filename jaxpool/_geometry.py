@@ -19,6 +19,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from jaxpool import _checks
+
 Padding = Union[str, int, Sequence[int], Sequence[tuple[int, int]]]
 
 
@@ -237,3 +239,50 @@ def pool_geometry(shape: Sequence[int], window: Any, strides: Any = None,
         f'spatial shape {in_shape} with padding {pads} gives output shape '
         f'{out_shape}; every output size must be >= 1')
   return Geometry(in_shape, out_shape, window, strides, dilation, pads), num_batch
+
+
+def check_fields(window: Any, strides: Any = None, padding: Padding = 'VALID', dilation: Any = 1,
+                 ceil_mode: bool = False, *, unpool_padding: bool = False) -> tuple[int, ...]:
+  """Validates a module's geometry fields without an input: what does not depend on its shape.
+
+  The modules call this at construction, so an impossible configuration fails
+  there rather than at the first call; a module without one of the fields
+  passes its default. ``padding`` takes the pooling forms (``'VALID'``,
+  ``'SAME'``, ints, ``(low, high)`` pairs, at most half the effective window)
+  or, with ``unpool_padding``, :func:`jaxpool.max_unpool`'s non-negative ints.
+  Returns the window as a tuple.
+  """
+  window = normalize_window(window)
+  n = len(window)
+  strides = window if strides is None else int_tuple(strides, n, 'strides')
+  dilation = int_tuple(dilation, n, 'dilation')
+  _checks.flag(ceil_mode, 'ceil_mode')
+  if unpool_padding:
+    int_tuple(padding, n, 'padding', minimum=0)
+  else:
+    normalize_padding(padding, (1,) * n, window, strides, dilation)
+  return window
+
+
+#: The granularities of a learned blend parameter (AdaPool's beta, MaxAvgPool's alpha).
+PARAM_SHAPES = ('scalar', 'channel', 'location', 'location_channel')
+
+
+def param_shape(kind: str, out_shape: Sequence[int] | None,
+                channels: int | None) -> tuple[int, ...]:
+  """The shape of a parameter of granularity ``kind`` (one of :data:`PARAM_SHAPES`).
+
+  ``'scalar'`` ``()``, ``'channel'`` ``(C,)``, ``'location'`` ``(*out_shape,
+  1)`` (shared over channels) or ``'location_channel'`` ``(*out_shape, C)``,
+  for the pooled spatial shape ``out_shape`` and ``channels`` C; what ``kind``
+  does not use may be None.
+  """
+  if kind == 'scalar':
+    return ()
+  if kind == 'channel':
+    return (channels,)
+  if kind == 'location':
+    return (*out_shape, 1)
+  if kind == 'location_channel':
+    return (*out_shape, channels)
+  raise ValueError(f'kind must be one of {", ".join(map(repr, PARAM_SHAPES))}; got {kind!r}')

@@ -12,27 +12,15 @@ from jaxpool._geometry import Padding
 
 
 def check_window_fields(module, *, unpool_padding: bool = False) -> None:
-  """Validates the geometry fields eagerly (shape-independent checks).
+  """Validates the geometry fields eagerly, as :func:`jaxpool._geometry.check_fields`.
 
   ``window``, ``strides``, ``dilation`` and ``ceil_mode`` where the module has
-  them, and ``padding``: the pooling forms (``'VALID'``, ``'SAME'``, ints,
-  ``(low, high)`` pairs, at most half the effective window) or, with
+  them (their defaults otherwise), and ``padding``: the pooling forms or, with
   ``unpool_padding``, :func:`jaxpool.max_unpool`'s non-negative ints.
   """
-  window = _geometry.normalize_window(module.window)
-  n = len(window)
-  strides = window
-  if getattr(module, 'strides', None) is not None:
-    strides = _geometry.int_tuple(module.strides, n, 'strides')
-  dilation = (1,) * n
-  if hasattr(module, 'dilation'):
-    dilation = _geometry.int_tuple(module.dilation, n, 'dilation')
-  if hasattr(module, 'ceil_mode') and not isinstance(module.ceil_mode, (bool, np.bool_)):
-    raise TypeError(f'ceil_mode must be a bool; got {module.ceil_mode!r}')
-  if unpool_padding:
-    _geometry.int_tuple(module.padding, n, 'padding', minimum=0)
-  elif hasattr(module, 'padding'):
-    _geometry.normalize_padding(module.padding, (1,) * n, window, strides, dilation)
+  _geometry.check_fields(module.window, getattr(module, 'strides', None),
+                         getattr(module, 'padding', 'VALID'), getattr(module, 'dilation', 1),
+                         getattr(module, 'ceil_mode', False), unpool_padding=unpool_padding)
 
 
 def check_bool(value, name: str) -> None:
