@@ -71,6 +71,24 @@ def _check_pad_mode(pad_mode) -> str:
   return pad_mode
 
 
+def check_fields(window, strides, pad_mode, blur=None) -> tuple[int, ...]:
+  """The blur modules' field checks that need no input; returns the window as a tuple.
+
+  ``window`` (BlurPool's filter, MaxBlurPool's max window), ``blur``
+  (MaxBlurPool's filter: one entry per spatial dim of ``window``), the blur's
+  ``strides`` (None or ints) and ``pad_mode``; the modules call this at
+  construction so a bad field fails there.
+  """
+  window = _geometry.normalize_window(window)
+  if blur is not None and len(_geometry.normalize_window(blur, 'blur')) != len(window):
+    raise ValueError(
+        f'blur must have one entry per spatial dim of window {window}; got {blur!r}')
+  if strides is not None:
+    _geometry.int_tuple(strides, len(window), 'strides')
+  _check_pad_mode(pad_mode)
+  return window
+
+
 def _source(pos: int, size: int, mode: str) -> int:
   """Input index that padded position ``pos`` repeats ('reflect': mirror without the edge)."""
   if mode == 'edge':

@@ -7,17 +7,9 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import _geometry, blur
+from jaxpool import blur
 from jaxpool._geometry import Padding
 from jaxpool.linen._base import check_bool
-
-
-def _check_blur_fields(module, n: int) -> None:
-  """Validates the blur step's fields for ``n`` spatial dims."""
-  if module.strides is not None:
-    _geometry.int_tuple(module.strides, n, 'strides')
-  blur._check_pad_mode(module.pad_mode)  # noqa: SLF001 (same package)
-  check_bool(module.count_include_pad, 'count_include_pad')
 
 
 class BlurPool(nn.Module):
@@ -34,7 +26,8 @@ class BlurPool(nn.Module):
   count_include_pad: bool = False
 
   def __post_init__(self):
-    _check_blur_fields(self, len(_geometry.normalize_window(self.window)))
+    blur.check_fields(self.window, self.strides, self.pad_mode)
+    check_bool(self.count_include_pad, 'count_include_pad')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -52,11 +45,8 @@ class MaxBlurPool(nn.Module):
   count_include_pad: bool = False
 
   def __post_init__(self):
-    window = _geometry.normalize_window(self.window)
-    if len(_geometry.normalize_window(self.blur, 'blur')) != len(window):
-      raise ValueError(
-          f'blur must have one entry per spatial dim of window {window}; got {self.blur!r}')
-    _check_blur_fields(self, len(window))
+    blur.check_fields(self.window, self.strides, self.pad_mode, self.blur)
+    check_bool(self.count_include_pad, 'count_include_pad')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:

@@ -11,22 +11,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from jaxpool import _geometry, _numerics, learned
 from jaxpool.linen._base import Windowed
 
 Initializer = Callable[..., Any]
 
-#: Lee et al. (2016) initialise gating masks and tree filters Gaussian with std 0.1
-#: (the author's ``train_val.prototxt``).
-filter_init = nn.initializers.normal(stddev=0.1)
-
-
-def box_init(key, shape, dtype=jnp.float32):
-  """A normalised box filter ``(*window, 1, C)``: every tap ``1 / prod(window)``."""
-  del key
-  return jnp.full(shape, 1.0 / math.prod(shape[:-2]), dtype)
+filter_init = learned.filter_init
+box_init = learned.box_init
 
 
 class _Windowed(Windowed):
@@ -67,17 +59,14 @@ class MaxAvgPool(_Windowed):
   alpha_init: Initializer = nn.initializers.zeros
 
   def __post_init__(self):
-    _check_choice(self.alpha_shape, 'alpha_shape',
-                  ('scalar', 'channel', 'location', 'location_channel'))
+    _check_choice(self.alpha_shape, 'alpha_shape', _geometry.PARAM_SHAPES)
     super().__post_init__()
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     x = _numerics.as_array(x)
     geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
-    channels = x.shape[-1]
-    shape = {'scalar': (), 'channel': (channels,), 'location': (*geom.out_shape, 1),
-             'location_channel': (*geom.out_shape, channels)}[self.alpha_shape]
+    shape = _geometry.param_shape(self.alpha_shape, geom.out_shape, x.shape[-1])
     logit = self._checked_param(
         'alpha_logit', self.alpha_init, shape,
         f"alpha_shape={self.alpha_shape!r}; 'location' variants need a fixed input size")
@@ -177,35 +166,13 @@ class DPP(_Windowed):
     super().__post_init__()
 
   def _full_guide(self, x: jnp.ndarray, geom: _geometry.Geometry) -> jnp.ndarray:
-    """Depthwise ``guide_window`` filter with the pooling strides, at output resolution."""
-    n = geom.ndim
-    nb = x.ndim - n - 1
+    """The learned guide (:func:`jaxpool.learned.strided_guide`) with this module's filter."""
     channels = x.shape[-1]
-    gw = _geometry.int_tuple(self.guide_window, n, 'guide_window')
+    gw = _geometry.int_tuple(self.guide_window, geom.ndim, 'guide_window')
     kernel = self._checked_param('guide_kernel', self.guide_kernel_init,
                                  (*gw, 1, channels), 'depthwise guide filter')
     bias = self._checked_param('guide_bias', self.guide_bias_init, (channels,), 'guide bias')
-    cdt = _numerics.compute_dtype(x.dtype)
-    if channels == 0:  # no filter to apply (a grouped conv needs at least one group)
-      return jnp.zeros((*x.shape[:nb], *geom.out_shape, 0), cdt)
-    xb = x.astype(cdt).reshape(math.prod(x.shape[:nb]), *x.shape[nb:])  # no -1: empty x
-    # Filter j of output p reads p * s - lo_g + j: centred on the pooling window's middle tap.
-    config = [(0, 0, 0)]
-    for size, out, k, s, d, (lo, _), g in zip(geom.in_shape, geom.out_shape, geom.window,
-                                              geom.strides, geom.dilation, geom.padding, gw):
-      lo_g = lo - d * (k - 1) // 2 + (g - 1) // 2
-      config.append((lo_g, (out - 1) * s + g - size - lo_g, 0))
-    config.append((0, 0, 0))
-    xp = lax.pad(xb, jnp.zeros((), cdt), config)
-    spatial = tuple(range(1, n + 1))
-    dn = lax.ConvDimensionNumbers(lhs_spec=(0, n + 1, *spatial),
-                                  rhs_spec=(n + 1, n, *range(n)),
-                                  out_spec=(0, n + 1, *spatial))
-    guide = lax.conv_general_dilated(
-        xp, kernel.astype(cdt), geom.strides, 'VALID', dimension_numbers=dn,
-        feature_group_count=channels, precision=lax.Precision.HIGHEST)
-    guide = guide + bias.astype(cdt)
-    return guide.reshape(*x.shape[:nb], *geom.out_shape, channels)
+    return learned.strided_guide(x, kernel, bias, geom)
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:

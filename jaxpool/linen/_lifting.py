@@ -11,16 +11,6 @@ import jax.numpy as jnp
 from jaxpool import _geometry, lifting
 
 
-def _axes_tuple(axes) -> tuple[int, ...]:
-  """Shape-independent check of an ``axes`` field (ranges are checked at call time)."""
-  if _geometry.is_int(axes):
-    return (int(axes),)
-  if (not isinstance(axes, Sequence) or isinstance(axes, str) or not axes
-      or not all(_geometry.is_int(a) for a in axes)):
-    raise TypeError(f'axes must be an int or a non-empty sequence of ints; got {axes!r}')
-  return tuple(int(a) for a in axes)
-
-
 def _check_kernel_size(kernel_size) -> None:
   if not _geometry.is_int(kernel_size) or kernel_size < 1:
     raise ValueError(f'kernel_size must be a positive int; got {kernel_size!r}')
@@ -67,7 +57,7 @@ class LiftDownPool(nn.Module):
 
   def __post_init__(self):
     _check_kernel_size(self.kernel_size)
-    _axes_tuple(self.axes)
+    lifting.axes_tuple(self.axes)
     super().__post_init__()
 
   def setup(self):
@@ -102,17 +92,11 @@ class LiftUpPool(nn.Module):
     if self.kernel_size is not None:
       _check_kernel_size(self.kernel_size)
     if self.axes is not None:
-      _axes_tuple(self.axes)
+      lifting.axes_tuple(self.axes)
     if self.down is not None:
       if not isinstance(self.down, LiftDownPool):
         raise TypeError(f'down must be a LiftDownPool or None; got {type(self.down).__name__}')
-      for field in ('kernel_size', 'axes'):
-        mine, theirs = getattr(self, field), getattr(self.down, field)
-        if mine is not None and (_axes_tuple(mine) if field == 'axes' else mine) != (
-            _axes_tuple(theirs) if field == 'axes' else theirs):
-          raise ValueError(
-              f'{field}={mine!r} conflicts with down.{field}={theirs!r}; leave it None '
-              f'to use the down pool\'s')
+      lifting.check_inverse_fields(self.kernel_size, self.axes, self.down)
     super().__post_init__()
 
   def setup(self):

@@ -95,15 +95,8 @@ class FractionalMaxPool(nn.Module):
   deterministic: bool | None = None
 
   def __post_init__(self):
-    window = _geometry.normalize_window(self.window)
-    if (self.output_size is None) == (self.output_ratio is None):
-      raise ValueError(
-          'FractionalMaxPool needs exactly one of output_size and output_ratio; got '
-          f'output_size={self.output_size!r}, output_ratio={self.output_ratio!r}')
-    if self.output_size is not None:
-      _geometry.int_tuple(self.output_size, len(window), 'output_size')
-    else:
-      stochastic.ratio_output_size(self.output_ratio, (1,) * len(window))
+    stochastic.check_fractional_fields(self.window, self.output_size, self.output_ratio,
+                                       'FractionalMaxPool')
     check_bool(self.return_indices, 'return_indices')
     super().__post_init__()
 

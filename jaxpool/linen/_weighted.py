@@ -13,13 +13,10 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
-from jax import lax
 
 from jaxpool import _geometry, weighted
 from jaxpool._geometry import Padding
 from jaxpool.linen._base import Windowed, check_bool, check_window_fields
-
-_BETA_SHAPES = ('scalar', 'channel', 'location', 'location_channel')
 
 
 def _check_positive(value, name: str) -> None:
@@ -82,18 +79,13 @@ class LIPLogits(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    n = len(self.kernel_size)
     channels = x.shape[-1]
     h = nn.Conv(channels, tuple(self.kernel_size), padding='SAME', use_bias=False,
                 kernel_init=nn.initializers.zeros, name='conv')(x)
-    axes = tuple(range(h.ndim - n - 1, h.ndim - 1))
-    h32 = h.astype(jnp.float32)
-    mean = h32.mean(axes, keepdims=True)
-    var = jnp.square(h32 - mean).mean(axes, keepdims=True)
-    h32 = (h32 - mean) * lax.rsqrt(var + self.epsilon)
     scale = self.param('scale', nn.initializers.ones, (channels,), jnp.float32)
     bias = self.param('bias', nn.initializers.zeros, (channels,), jnp.float32)
-    return (self.coeff * nn.sigmoid(h32 * scale + bias)).astype(x.dtype)
+    return weighted.lip_gate(h, scale, bias, self.coeff, self.epsilon, len(self.kernel_size),
+                             x.dtype)
 
 
 class LIP(Windowed):
@@ -112,12 +104,7 @@ class LIP(Windowed):
   return_weights: bool = False
 
   def __post_init__(self):
-    if self.logit_window is not None:
-      kernel = _geometry.normalize_window(self.logit_window, 'logit_window')
-      if len(kernel) != len(_geometry.normalize_window(self.window)):
-        raise ValueError(
-            f'logit_window must have one entry per spatial dim of window {self.window!r}; '
-            f'got {self.logit_window!r}')
+    weighted.lip_logit_window(self.window, self.logit_window)
     _check_positive(self.coeff, 'coeff')
     _check_bool(self.return_weights, 'return_weights')
     super().__post_init__()
@@ -127,8 +114,8 @@ class LIP(Windowed):
     if self.logit_module is not None:
       logits = self.logit_module(x)
     else:
-      kernel = self.logit_window or (3,) * len(self.window)
-      logits = LIPLogits(tuple(kernel), self.coeff, name='logits')(x)
+      kernel = weighted.lip_logit_window(self.window, self.logit_window)
+      logits = LIPLogits(kernel, self.coeff, name='logits')(x)
     return weighted.lip_pool(x, logits, *self._geometry_args,
                              return_weights=self.return_weights)
 
@@ -178,8 +165,9 @@ class AdaPool(Windowed):
   return_weights: bool = False
 
   def __post_init__(self):
-    if self.beta_shape not in _BETA_SHAPES:
-      raise ValueError(f'beta_shape must be one of {_BETA_SHAPES}; got {self.beta_shape!r}')
+    if self.beta_shape not in _geometry.PARAM_SHAPES:
+      raise ValueError(
+          f'beta_shape must be one of {_geometry.PARAM_SHAPES}; got {self.beta_shape!r}')
     _check_positive(self.eps, 'eps')
     _check_bool(self.return_weights, 'return_weights')
     super().__post_init__()
@@ -188,9 +176,7 @@ class AdaPool(Windowed):
   def __call__(self, x: jnp.ndarray):
     x = jnp.asarray(x)
     geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
-    channels = x.shape[-1]
-    shape = {'scalar': (), 'channel': (channels,), 'location': (*geom.out_shape, 1),
-             'location_channel': (*geom.out_shape, channels)}[self.beta_shape]
+    shape = _geometry.param_shape(self.beta_shape, geom.out_shape, x.shape[-1])
     if self.has_variable('params', 'theta'):
       created = self.get_variable('params', 'theta').shape
       if created != shape:
