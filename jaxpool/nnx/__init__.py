@@ -1,12 +1,14 @@
-"""Flax NNX modules, one per jaxpool op: the class names and fields of :mod:`jaxpool.linen`.
+"""Flax NNX modules, one per jaxpool op, with the class names and fields of the linen modules.
 
-Fields mirror the functional arguments, in linen's order and with linen's
-defaults, and are validated at construction with the same errors. Parameters
-are ``nnx.Param`` with linen's names, shapes and initial values; what NNX needs
-up front and linen infers from the first input comes keyword-only:
-``num_features`` (the channel count, where parameters are per channel),
-``input_size`` (the spatial size, for per-location parameters) and ``rngs``
-(random initial values; the ``'pooling'`` stream of the random modules).
+Fields are the functions' configuration arguments, in the linen modules'
+order and with their defaults, validated at construction by the same checks
+(so both APIs raise the same errors) and stored as plain attributes.
+Parameters are ``nnx.Param`` with the linen modules' names, shapes and
+initial values; what NNX needs up front and linen infers from the first input
+comes keyword-only: ``num_features`` (the channel count, where parameters are
+per channel), ``input_size`` (the spatial size, for per-location parameters)
+and ``rngs`` (random initial values; the ``'pooling'`` stream of the random
+modules).
 """
 
 from jaxpool.nnx._adaptive import (AdaptiveAvgPool, AdaptiveMaxPool, ChannelPool, GlobalPool,

@@ -7,17 +7,17 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import adaptive
-from jaxpool import linen as _linen
+from jaxpool import _checks, adaptive
 from jaxpool.nnx import _base
-from jaxpool.nnx._base import configure
+from jaxpool.nnx._base import freeze
 
 
 class AdaptiveAvgPool(nnx.Module):
   """:func:`jaxpool.adaptive_avg_pool` as an NNX module, e.g. ``AdaptiveAvgPool((7, 7))``."""
 
   def __init__(self, output_size: int | Sequence[int | None]):
-    configure(self, _linen.AdaptiveAvgPool, dict(output_size=output_size))
+    adaptive.check_output_size(output_size)
+    self.output_size = freeze(output_size)
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return adaptive.adaptive_avg_pool(x, self.output_size)
@@ -27,8 +27,10 @@ class AdaptiveMaxPool(nnx.Module):
   """:func:`jaxpool.adaptive_max_pool` as an NNX module; ``return_indices`` adds the indices."""
 
   def __init__(self, output_size: int | Sequence[int | None], return_indices: bool = False):
-    configure(self, _linen.AdaptiveMaxPool, dict(output_size=output_size,
-                                                 return_indices=return_indices))
+    adaptive.check_output_size(output_size)
+    _checks.flag(return_indices, 'return_indices')
+    self.output_size = freeze(output_size)
+    self.return_indices = return_indices
 
   def __call__(self, x: jnp.ndarray):
     return adaptive.adaptive_max_pool(x, self.output_size, return_indices=self.return_indices)
@@ -37,7 +39,8 @@ class AdaptiveMaxPool(nnx.Module):
 class GlobalPool(nnx.Module):
   """:func:`jaxpool.global_pool` as an NNX module: ``(N, *spatial, C) -> (N, C)``.
 
-  Fields as :class:`jaxpool.linen.GlobalPool`. With ``learnable_p=True``
+  ``p`` (``'lp'``, ``'gem'``), ``eps`` (``'gem'``) and ``temperature``
+  (``'soft'``) are passed on when set. With ``learnable_p=True``
   (``'lp'``/``'gem'``) ``p`` is an ``nnx.Param`` initialised to the field's
   value (default 2 for ``'lp'``, 3 for ``'gem'``): scalar, or ``(C,)`` with
   ``p_shape='channel'`` (needs ``num_features``).
@@ -52,15 +55,23 @@ class GlobalPool(nnx.Module):
                eps: float | None = None, temperature: float | None = None,
                learnable_p: bool = False, p_shape: str = 'scalar', *,
                num_features: int | None = None):
-    configure(self, _linen.GlobalPool, dict(
-        method=method, keepdims=keepdims, p=p, eps=eps, temperature=temperature,
-        learnable_p=learnable_p, p_shape=p_shape), skip=('p',) if learnable_p else ())
+    _checks.flag(keepdims, 'keepdims')
+    _checks.flag(learnable_p, 'learnable_p')
+    adaptive.check_global_fields(method, p, eps, temperature, learnable_p)
+    _checks.choice(p_shape, 'p_shape', ('scalar', 'channel'))
     _base.check_optional_num_features(num_features)
+    self.method = method
+    self.keepdims = keepdims
+    self.eps = eps
+    self.temperature = temperature
+    self.learnable_p = learnable_p
+    self.p_shape = p_shape
     if learnable_p:
-      init = (3.0 if method == 'gem' else 2.0) if p is None else float(p)
       shape = () if p_shape == 'scalar' else (
           _base.check_num_features(num_features, 'GlobalPool', "p_shape='channel'"),)
-      self.p = nnx.Param(jnp.full(shape, init, jnp.float32))
+      self.p = nnx.Param(jnp.full(shape, adaptive.initial_p(method, p), jnp.float32))
+    else:
+      self.p = p
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     p = self.p
@@ -69,16 +80,18 @@ class GlobalPool(nnx.Module):
         _base.check_param_shape(self.p, (jnp.shape(x)[-1],), 'GlobalPool', 'p', jnp.shape(x),
                                 "p_shape='channel'")
       p = self.p[...]
-    kw = {'p': p, 'eps': self.eps, 'temperature': self.temperature}
     return adaptive.global_pool(x, self.method, self.keepdims,
-                                **{k: v for k, v in kw.items() if v is not None})
+                                **adaptive.global_kwargs(p, self.eps, self.temperature))
 
 
 class ChannelPool(nnx.Module):
   """:func:`jaxpool.channel_pool` as an NNX module: ``(..., C) -> (..., 1)``."""
 
   def __init__(self, method: str = 'max', keepdims: bool = True):
-    configure(self, _linen.ChannelPool, dict(method=method, keepdims=keepdims))
+    _checks.choice(method, 'method', adaptive.CHANNEL_METHODS)
+    _checks.flag(keepdims, 'keepdims')
+    self.method = method
+    self.keepdims = keepdims
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return adaptive.channel_pool(x, self.method, self.keepdims)
@@ -88,7 +101,9 @@ class SpatialPyramidPool(nnx.Module):
   """:func:`jaxpool.spatial_pyramid_pool` as an NNX module: ``(N, *spatial, C) -> (N, C*bins)``."""
 
   def __init__(self, levels: Sequence[int | Sequence[int]] = (1, 2, 4), method: str = 'max'):
-    configure(self, _linen.SpatialPyramidPool, dict(levels=levels, method=method))
+    adaptive.check_pyramid_fields(levels, method)
+    self.levels = freeze(levels)
+    self.method = method
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return adaptive.spatial_pyramid_pool(x, self.levels, self.method)

@@ -1,50 +1,40 @@
-"""What every NNX module shares: its fields, their validation, parameters and random streams.
+"""What every NNX module shares: geometry fields, NNX-only arguments, parameters, random streams.
 
-An NNX module here has exactly the fields of the :mod:`jaxpool.linen` module of
-the same name, in the same order and with the same defaults, and validates them
-by building that linen module (its ``__post_init__``), so the two APIs raise the
-same construction-time errors. Fields are stored as plain static attributes,
-lists frozen to tuples so graph definitions hash under ``nnx.jit``. What NNX
-needs at construction and linen infers at the first call (the channel count,
-a fixed input size, a key for random initial values) comes as keyword-only
-``num_features``, ``input_size`` and ``rngs``.
+An NNX module here takes the function's configuration arguments as fields:
+the fields of the linen module of the same name, in the same order and with
+the same defaults. Each ``__init__`` validates them with the same calls the
+linen module makes (:func:`jaxpool._geometry.check_fields` for the geometry,
+:mod:`jaxpool._checks` for scalars, the op module's own checks for the rest),
+so the two APIs raise the same construction errors, and then assigns each one
+as a plain attribute, lists frozen to tuples so graph definitions hash under
+``nnx.jit``. What NNX needs at construction and linen infers at the first call
+(the channel count, a fixed input size, a key for random initial values) comes
+as keyword-only ``num_features``, ``input_size`` and ``rngs``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from jaxpool import _geometry
+from jaxpool._geometry import Padding
 
 #: The rng stream random modules draw from; ``nnx.Rngs`` falls back to ``'default'``.
 RNG_STREAM = 'pooling'
 
+T = TypeVar('T')
 
-def freeze(value: Any) -> Any:
+
+def freeze(value: T) -> T:
   """Lists (and nested lists) to tuples, so a field is hashable static data."""
   if isinstance(value, (list, tuple)):
     return tuple(freeze(v) for v in value)
   return value
-
-
-def configure(module: nnx.Module, linen_cls: type, fields: Mapping[str, Any],
-              skip: Sequence[str] = ()) -> None:
-  """Validates ``fields`` with ``linen_cls`` and stores them on ``module`` (frozen).
-
-  ``fields`` are the linen module's fields, by name. Sub-modules (a user's
-  logit module) are validated by the caller and passed here as ``None``.
-  Fields named in ``skip`` are left for the caller, which stores a parameter
-  (a learnable ``p`` starts at the field's value) or a sub-module there.
-  """
-  linen_cls(**fields)
-  for name, value in fields.items():
-    if name not in skip:
-      setattr(module, name, freeze(value))
 
 
 def check_num_features(num_features: Any, owner: str, why: str) -> int:
@@ -59,6 +49,7 @@ def check_num_features(num_features: Any, owner: str, why: str) -> int:
 
 
 def check_optional_num_features(num_features: Any) -> None:
+  """``num_features`` given where it is optional must still be a positive int."""
   if num_features is not None and (not _geometry.is_int(num_features) or num_features < 1):
     raise ValueError(f'num_features must be a positive int or None; got {num_features!r}')
 
@@ -77,18 +68,25 @@ def out_spatial(input_size: Any, window, strides, padding, dilation, ceil_mode,
   return geom.out_shape
 
 
-def granular_shape(kind: str, field: str, owner: str, num_features, input_size,
-                   geometry_args) -> tuple[int, ...]:
-  """Parameter shape for ``'scalar' | 'channel' | 'location' | 'location_channel'``."""
+def param_shape(kind: str, field: str, owner: str, num_features, input_size,
+                geometry_args) -> tuple[int, ...]:
+  """:func:`jaxpool._geometry.param_shape` from the NNX-only arguments, asked only when used.
+
+  ``'channel'`` kinds need ``num_features``, ``'location'`` kinds ``input_size``.
+  """
   why = f'{field}={kind!r}'
-  if kind == 'scalar':
-    return ()
-  if kind == 'channel':
-    return (check_num_features(num_features, owner, why),)
-  out = out_spatial(input_size, *geometry_args, owner, why)
-  if kind == 'location':
-    return (*out, 1)
-  return (*out, check_num_features(num_features, owner, why))
+  channels = out = None
+  if kind.startswith('location'):
+    out = out_spatial(input_size, *geometry_args, owner, why)
+  if kind.endswith('channel'):
+    channels = check_num_features(num_features, owner, why)
+  return _geometry.param_shape(kind, out, channels)
+
+
+def input_param_shape(kind: str, x_shape: Sequence[int], geometry_args) -> tuple[int, ...]:
+  """:func:`jaxpool._geometry.param_shape` for an input of shape ``x_shape``."""
+  geom, _ = _geometry.pool_geometry(x_shape, *geometry_args)
+  return _geometry.param_shape(kind, geom.out_shape, x_shape[-1])
 
 
 def check_param_shape(param: jnp.ndarray, needed: tuple[int, ...], owner: str, name: str,
@@ -122,16 +120,31 @@ def init_param(init: Callable, shape: Sequence[int], rngs: nnx.Rngs | None, owne
 
 
 def require_rngs(rngs: Any, owner: str, why: str) -> nnx.Rngs:
+  """``rngs`` must be an ``nnx.Rngs`` where initial values are random."""
   if not isinstance(rngs, nnx.Rngs):
     raise TypeError(f'{owner} needs rngs=nnx.Rngs(...) {why}; got {rngs!r}')
   return rngs
 
 
 class Windowed(nnx.Module):
-  """Base of the windowed modules: the geometry fields as positional function arguments."""
+  """Base of the windowed modules: the five geometry fields, validated and stored.
+
+  Subclasses check their own fields first (as the linen modules' ``__post_init__``
+  does before the geometry), then call ``super().__init__``.
+  """
+
+  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None,
+               padding: Padding, dilation: int | Sequence[int], ceil_mode: bool):
+    _geometry.check_fields(window, strides, padding, dilation, ceil_mode)
+    self.window = freeze(window)
+    self.strides = freeze(strides)
+    self.padding = freeze(padding)
+    self.dilation = freeze(dilation)
+    self.ceil_mode = ceil_mode
 
   @property
   def _geometry_args(self):
+    """The geometry fields as the functions' positional arguments."""
     return (self.window, self.strides, self.padding, self.dilation, self.ceil_mode)
 
 

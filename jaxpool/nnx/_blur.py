@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import blur
-from jaxpool import linen as _linen
+from jaxpool import _checks
+from jaxpool import blur as blur_ops  # MaxBlurPool has an argument named blur
 from jaxpool._geometry import Padding
-from jaxpool.nnx._base import configure
+from jaxpool.nnx._base import freeze
 
 
 class BlurPool(nnx.Module):
@@ -22,13 +22,17 @@ class BlurPool(nnx.Module):
   def __init__(self, window: Sequence[int] = (3, 3), strides: int | Sequence[int] | None = 2,
                padding: Padding = 'SAME', pad_mode: str = 'constant',
                count_include_pad: bool = False):
-    configure(self, _linen.BlurPool, dict(window=window, strides=strides, padding=padding,
-                                          pad_mode=pad_mode,
-                                          count_include_pad=count_include_pad))
+    blur_ops.check_fields(window, strides, pad_mode)
+    _checks.flag(count_include_pad, 'count_include_pad')
+    self.window = freeze(window)
+    self.strides = freeze(strides)
+    self.padding = freeze(padding)
+    self.pad_mode = pad_mode
+    self.count_include_pad = count_include_pad
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return blur.blur_pool(x, self.window, self.strides, self.padding, pad_mode=self.pad_mode,
-                          count_include_pad=self.count_include_pad)
+    return blur_ops.blur_pool(x, self.window, self.strides, self.padding,
+                              pad_mode=self.pad_mode, count_include_pad=self.count_include_pad)
 
 
 class MaxBlurPool(nnx.Module):
@@ -37,10 +41,16 @@ class MaxBlurPool(nnx.Module):
   def __init__(self, window: Sequence[int] = (2, 2), blur: Sequence[int] = (3, 3),
                strides: int | Sequence[int] | None = 2, padding: Padding = 'SAME',
                pad_mode: str = 'constant', count_include_pad: bool = False):
-    configure(self, _linen.MaxBlurPool, dict(window=window, blur=blur, strides=strides,
-                                             padding=padding, pad_mode=pad_mode,
-                                             count_include_pad=count_include_pad))
+    blur_ops.check_fields(window, strides, pad_mode, blur)
+    _checks.flag(count_include_pad, 'count_include_pad')
+    self.window = freeze(window)
+    self.blur = freeze(blur)
+    self.strides = freeze(strides)
+    self.padding = freeze(padding)
+    self.pad_mode = pad_mode
+    self.count_include_pad = count_include_pad
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return blur.max_blur_pool(x, self.window, self.blur, self.strides, self.padding,
-                              pad_mode=self.pad_mode, count_include_pad=self.count_include_pad)
+    return blur_ops.max_blur_pool(x, self.window, self.blur, self.strides, self.padding,
+                                  pad_mode=self.pad_mode, count_include_pad=self.count_include_pad)
+

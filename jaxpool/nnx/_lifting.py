@@ -8,29 +8,26 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import lifting
-from jaxpool import linen as _linen
-from jaxpool.linen import _lifting as _linen_lifting
-from jaxpool.linen._lifting import _axes_tuple
+from jaxpool import _checks, lifting
 from jaxpool.nnx import _base
-from jaxpool.nnx._base import configure
+from jaxpool.nnx._base import freeze
 
 
 class LiftOperator(nnx.Module):
   """LiftPool's predictor ``P`` / updater ``U``: conv(K) -> ReLU -> conv(1) -> tanh.
 
-  As :class:`jaxpool.linen.LiftOperator`: a 1-d operator on ``(*batch, M,
-  C)`` convolving along axis ``-2`` with ``'SAME'`` zero padding,
-  ``num_features -> num_features``; convs ``conv_k`` and ``conv_1`` with
-  Flax's default initialisers (LeCun normal kernels from ``rngs.params()``,
-  zero biases).
+  A 1-d operator on ``(*batch, M, C)`` convolving along axis ``-2`` with
+  ``'SAME'`` zero padding, ``num_features -> num_features``, as in the linen
+  module of the same name; convs ``conv_k`` and ``conv_1`` with Flax's default
+  initialisers (LeCun normal kernels from ``rngs.params()``, zero biases).
   """
 
   def __init__(self, kernel_size: int = 3, *, num_features: int | None = None,
                rngs: nnx.Rngs | None = None):
-    configure(self, _linen_lifting.LiftOperator, dict(kernel_size=kernel_size))
+    kernel_size = _checks.positive_int(kernel_size, 'kernel_size')
     c = _base.check_num_features(num_features, 'LiftOperator', 'its C -> C convolutions')
     rngs = _base.require_rngs(rngs, 'LiftOperator', 'to draw its initial conv kernels')
+    self.kernel_size = kernel_size
     self.conv_k = nnx.Conv(c, c, (kernel_size,), padding='SAME', rngs=rngs)
     self.conv_1 = nnx.Conv(c, c, (1,), padding='SAME', rngs=rngs)
 
@@ -64,7 +61,10 @@ class LiftDownPool(nnx.Module):
 
   def __init__(self, kernel_size: int = 3, axes: int | Sequence[int] = (-3, -2), *,
                num_features: int | None = None, rngs: nnx.Rngs | None = None):
-    configure(self, _linen.LiftDownPool, dict(kernel_size=kernel_size, axes=axes))
+    _checks.positive_int(kernel_size, 'kernel_size')
+    lifting.axes_tuple(axes)
+    self.kernel_size = kernel_size
+    self.axes = freeze(axes)
     self.predict = LiftOperator(kernel_size, num_features=num_features, rngs=rngs)
     self.update = LiftOperator(kernel_size, num_features=num_features, rngs=rngs)
 
@@ -90,20 +90,19 @@ class LiftUpPool(nnx.Module):
   def __init__(self, down: LiftDownPool | None = None, kernel_size: int | None = None,
                axes: int | Sequence[int] | None = None, *, num_features: int | None = None,
                rngs: nnx.Rngs | None = None):
-    configure(self, _linen.LiftUpPool, dict(down=None, kernel_size=kernel_size, axes=axes),
-              skip=('down',))
-    self.down = down
+    if kernel_size is not None:
+      _checks.positive_int(kernel_size, 'kernel_size')
+    if axes is not None:
+      lifting.axes_tuple(axes)
     if down is not None:
       if not isinstance(down, LiftDownPool):
         raise TypeError(f'down must be a jaxpool.nnx.LiftDownPool or None; '
                         f'got {type(down).__name__}')
-      for field in ('kernel_size', 'axes'):
-        mine, theirs = getattr(self, field), getattr(down, field)
-        if mine is not None and (_axes_tuple(mine) if field == 'axes' else mine) != (
-            _axes_tuple(theirs) if field == 'axes' else theirs):
-          raise ValueError(f'{field}={mine!r} conflicts with down.{field}={theirs!r}; leave it '
-                           f"None to use the down pool's")
-    else:
+      lifting.check_inverse_fields(kernel_size, axes, down)
+    self.down = down
+    self.kernel_size = kernel_size
+    self.axes = freeze(axes)
+    if down is None:
       k = 3 if kernel_size is None else kernel_size
       self.predict = LiftOperator(k, num_features=num_features, rngs=rngs)
       self.update = LiftOperator(k, num_features=num_features, rngs=rngs)

@@ -14,17 +14,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import stochastic
-from jaxpool import linen as _linen
+from jaxpool import _checks, stochastic
 from jaxpool._geometry import Padding
-from jaxpool.nnx._base import Stochastic as _Stochastic
-from jaxpool.nnx._base import Windowed as _Windowed
-from jaxpool.nnx._base import configure
+from jaxpool.nnx._base import Stochastic, Windowed, freeze
 
 Rngs = nnx.Rngs | nnx.RngStream | jax.Array | None
 
 
-class StochasticPool(_Windowed, _Stochastic):
+class StochasticPool(Windowed, Stochastic):
   """:func:`jaxpool.stochastic_pool` as an NNX module.
 
   Example:
@@ -42,9 +39,8 @@ class StochasticPool(_Windowed, _Stochastic):
                padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
                ceil_mode: bool = False, deterministic: bool | None = None, *,
                rngs: nnx.Rngs | nnx.RngStream | None = None):
-    configure(self, _linen.StochasticPool, dict(
-        window=window, strides=strides, padding=padding, dilation=dilation,
-        ceil_mode=ceil_mode, deterministic=deterministic))
+    super().__init__(window, strides, padding, dilation, ceil_mode)
+    self.deterministic = deterministic
     self._init_rngs(rngs)
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None, *,
@@ -52,7 +48,7 @@ class StochasticPool(_Windowed, _Stochastic):
     return stochastic.stochastic_pool(x, *self._geometry_args, key=self._key(deterministic, rngs))
 
 
-class MixedPool(_Windowed, _Stochastic):
+class MixedPool(Windowed, Stochastic):
   """:func:`jaxpool.mixed_pool` as an NNX module: max or average at random while training."""
 
   def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
@@ -60,10 +56,12 @@ class MixedPool(_Windowed, _Stochastic):
                ceil_mode: bool = False, p_max: float = 0.5, granularity: str = 'channel',
                deterministic: bool | None = None, *,
                rngs: nnx.Rngs | nnx.RngStream | None = None):
-    configure(self, _linen.MixedPool, dict(
-        window=window, strides=strides, padding=padding, dilation=dilation,
-        ceil_mode=ceil_mode, p_max=p_max, granularity=granularity,
-        deterministic=deterministic))
+    stochastic.check_probability(p_max, 'p_max')
+    _checks.choice(granularity, 'granularity', stochastic.GRANULARITIES)
+    super().__init__(window, strides, padding, dilation, ceil_mode)
+    self.p_max = p_max
+    self.granularity = granularity
+    self.deterministic = deterministic
     self._init_rngs(rngs)
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None, *,
@@ -72,13 +70,16 @@ class MixedPool(_Windowed, _Stochastic):
                                  p_max=self.p_max, granularity=self.granularity)
 
 
-class S3Pool(_Stochastic):
+class S3Pool(Stochastic):
   """:func:`jaxpool.s3_pool` as an NNX module: stride-1 max, then random rows/columns per cell."""
 
   def __init__(self, window: Sequence[int], grid: int | Sequence[int] | None = None,
                deterministic: bool | None = None, *,
                rngs: nnx.Rngs | nnx.RngStream | None = None):
-    configure(self, _linen.S3Pool, dict(window=window, grid=grid, deterministic=deterministic))
+    stochastic.check_grid(grid, window)
+    self.window = freeze(window)
+    self.grid = freeze(grid)
+    self.deterministic = deterministic
     self._init_rngs(rngs)
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None, *,
@@ -86,7 +87,7 @@ class S3Pool(_Stochastic):
     return stochastic.s3_pool(x, self.window, self.grid, key=self._key(deterministic, rngs))
 
 
-class FractionalMaxPool(_Stochastic):
+class FractionalMaxPool(Stochastic):
   """:func:`jaxpool.fractional_max_pool` as an NNX module.
 
   Training draws the samples ``u`` from ``rngs``; evaluation uses ``u =
@@ -98,9 +99,13 @@ class FractionalMaxPool(_Stochastic):
                output_ratio: float | Sequence[float] | None = None,
                return_indices: bool = False, deterministic: bool | None = None, *,
                rngs: nnx.Rngs | nnx.RngStream | None = None):
-    configure(self, _linen.FractionalMaxPool, dict(
-        window=window, output_size=output_size, output_ratio=output_ratio,
-        return_indices=return_indices, deterministic=deterministic))
+    stochastic.check_fractional_fields(window, output_size, output_ratio, 'FractionalMaxPool')
+    _checks.flag(return_indices, 'return_indices')
+    self.window = freeze(window)
+    self.output_size = freeze(output_size)
+    self.output_ratio = freeze(output_ratio)
+    self.return_indices = return_indices
+    self.deterministic = deterministic
     self._init_rngs(rngs)
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None,

@@ -1,6 +1,6 @@
 """Flax NNX modules for the softmax-weighted family: thin wrappers over :mod:`jaxpool.weighted`.
 
-Parameters start where :mod:`jaxpool.linen`'s do, under the same names: AdaPool's
+Parameters start where the linen modules' do, under the same names: AdaPool's
 ``theta = 0`` (``beta = 0.5``), LIP's zero-initialised logit conv (average
 pooling at the start), SoftPool's ``log_temperature``.
 """
@@ -13,17 +13,14 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax import lax
 
-from jaxpool import _geometry, weighted
-from jaxpool import linen as _linen
+from jaxpool import _checks, _geometry, weighted
 from jaxpool._geometry import Padding
 from jaxpool.nnx import _base
-from jaxpool.nnx._base import Windowed as _Windowed
-from jaxpool.nnx._base import configure
+from jaxpool.nnx._base import Windowed, freeze
 
 
-class SoftPool(_Windowed):
+class SoftPool(Windowed):
   """:func:`jaxpool.soft_pool` as an NNX module.
 
   ``learnable_temperature=True`` adds an ``nnx.Param`` ``log_temperature``
@@ -35,10 +32,13 @@ class SoftPool(_Windowed):
                padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
                ceil_mode: bool = False, temperature: float = 1.0,
                learnable_temperature: bool = False, return_weights: bool = False):
-    configure(self, _linen.SoftPool, dict(
-        window=window, strides=strides, padding=padding, dilation=dilation,
-        ceil_mode=ceil_mode, temperature=temperature,
-        learnable_temperature=learnable_temperature, return_weights=return_weights))
+    _checks.positive(temperature, 'temperature')
+    _checks.flag(learnable_temperature, 'learnable_temperature')
+    _checks.flag(return_weights, 'return_weights')
+    super().__init__(window, strides, padding, dilation, ceil_mode)
+    self.temperature = temperature
+    self.learnable_temperature = learnable_temperature
+    self.return_weights = return_weights
     if learnable_temperature:
       self.log_temperature = nnx.Param(jnp.asarray(math.log(temperature), jnp.float32))
 
@@ -51,20 +51,27 @@ class SoftPool(_Windowed):
 
 
 class LIPLogits(nnx.Module):
-  """LIP's default logit module, as :class:`jaxpool.linen.LIPLogits`.
+  """LIP's default logit module (Gao et al. 2019, ``SimplifiedLIP``).
 
   ``logits = coeff * sigmoid(InstanceNorm(Conv(x)))``: a bias-free
   ``num_features -> num_features`` conv (``SAME`` padding) initialised to
-  zero, instance norm over the spatial dims with a per-channel ``scale``
-  (ones) and ``bias`` (zeros), and the paper's ``SoftGate``. ``rngs`` is
-  optional: nothing here is random at initialisation.
+  zero, so LIP starts as average pooling, then instance norm over the spatial
+  dims with a per-channel ``scale`` (ones) and ``bias`` (zeros), and the
+  paper's ``SoftGate``. ``rngs`` is optional: nothing here is random at
+  initialisation. ``epsilon`` is the deprecated name of ``eps``.
   """
 
-  def __init__(self, kernel_size: Sequence[int], coeff: float = 12.0, epsilon: float = 1e-5, *,
-               num_features: int, rngs: nnx.Rngs | None = None):
-    configure(self, _linen.LIPLogits, dict(kernel_size=kernel_size, coeff=coeff,
-                                           epsilon=epsilon))
+  def __init__(self, kernel_size: Sequence[int], coeff: float = 12.0, eps: float = 1e-5,
+               epsilon: float | None = None, *, num_features: int,
+               rngs: nnx.Rngs | None = None):
+    eps = _checks.renamed(eps, epsilon, 'eps', 'epsilon', 1e-5, 'LIPLogits')
+    _geometry.normalize_window(kernel_size, 'logit_window')
+    _checks.positive(coeff, 'coeff')
+    _checks.positive(eps, 'eps')
     c = _base.check_num_features(num_features, 'LIPLogits', 'its C -> C conv')
+    self.kernel_size = freeze(kernel_size)
+    self.coeff = coeff
+    self.eps = eps
     self.conv = nnx.Conv(c, c, tuple(kernel_size), padding='SAME', use_bias=False,
                          kernel_init=nnx.initializers.zeros,
                          rngs=nnx.Rngs(0) if rngs is None else rngs)
@@ -72,17 +79,11 @@ class LIPLogits(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((c,), jnp.float32))
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    n = len(self.kernel_size)
-    h = self.conv(x)
-    axes = tuple(range(h.ndim - n - 1, h.ndim - 1))
-    h32 = h.astype(jnp.float32)
-    mean = h32.mean(axes, keepdims=True)
-    var = jnp.square(h32 - mean).mean(axes, keepdims=True)
-    h32 = (h32 - mean) * lax.rsqrt(var + self.epsilon)
-    return (self.coeff * jax.nn.sigmoid(h32 * self.scale[...] + self.bias[...])).astype(x.dtype)
+    return weighted.lip_gate(self.conv(x), self.scale[...], self.bias[...], self.coeff,
+                             self.eps, len(self.kernel_size), x.dtype)
 
 
-class LIP(_Windowed):
+class LIP(Windowed):
   """:func:`jaxpool.lip_pool` with a logit module: Local Importance-based Pooling.
 
   By default the logits come from :class:`LIPLogits` (attribute ``logits``;
@@ -100,16 +101,18 @@ class LIP(_Windowed):
     if logit_module is not None and not callable(logit_module):
       raise TypeError(f'logit_module must be a callable (e.g. an nnx.Module) or None; '
                       f'got {logit_module!r}')
-    configure(self, _linen.LIP, dict(
-        window=window, strides=strides, padding=padding, dilation=dilation,
-        ceil_mode=ceil_mode, logit_module=None, logit_window=logit_window, coeff=coeff,
-        return_weights=return_weights), skip=('logit_module',))
+    kernel = weighted.lip_logit_window(window, logit_window)
+    _checks.positive(coeff, 'coeff')
+    _checks.flag(return_weights, 'return_weights')
+    super().__init__(window, strides, padding, dilation, ceil_mode)
     _base.check_optional_num_features(num_features)
     self.logit_module = logit_module
+    self.logit_window = freeze(logit_window)
+    self.coeff = coeff
+    self.return_weights = return_weights
     if logit_module is None:
-      kernel = logit_window or (3,) * len(window)
       c = _base.check_num_features(num_features, 'LIP', 'its default logit module (LIPLogits)')
-      self.logits = LIPLogits(tuple(kernel), coeff, num_features=c, rngs=rngs)
+      self.logits = LIPLogits(kernel, coeff, num_features=c, rngs=rngs)
 
   def __call__(self, x: jnp.ndarray):
     logits = self.logits(x) if self.logit_module is None else self.logit_module(x)
@@ -117,43 +120,48 @@ class LIP(_Windowed):
                              return_weights=self.return_weights)
 
 
-class EDSCWPool(_Windowed):
+class EDSCWPool(Windowed):
   """:func:`jaxpool.edscw_pool` as an NNX module (no parameters)."""
 
   def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
                padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
                ceil_mode: bool = False, eps: float = 1e-6, return_weights: bool = False):
-    configure(self, _linen.EDSCWPool, dict(
-        window=window, strides=strides, padding=padding, dilation=dilation,
-        ceil_mode=ceil_mode, eps=eps, return_weights=return_weights))
+    _checks.positive(eps, 'eps')
+    _checks.flag(return_weights, 'return_weights')
+    super().__init__(window, strides, padding, dilation, ceil_mode)
+    self.eps = eps
+    self.return_weights = return_weights
 
   def __call__(self, x: jnp.ndarray):
     return weighted.edscw_pool(x, *self._geometry_args, eps=self.eps,
                                return_weights=self.return_weights)
 
 
-class IDWPool(_Windowed):
+class IDWPool(Windowed):
   """:func:`jaxpool.idw_pool` as an NNX module (no parameters)."""
 
   def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
                padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
                ceil_mode: bool = False, eps: float = 1e-6, return_weights: bool = False):
-    configure(self, _linen.IDWPool, dict(
-        window=window, strides=strides, padding=padding, dilation=dilation,
-        ceil_mode=ceil_mode, eps=eps, return_weights=return_weights))
+    _checks.positive(eps, 'eps')
+    _checks.flag(return_weights, 'return_weights')
+    super().__init__(window, strides, padding, dilation, ceil_mode)
+    self.eps = eps
+    self.return_weights = return_weights
 
   def __call__(self, x: jnp.ndarray):
     return weighted.idw_pool(x, *self._geometry_args, eps=self.eps,
                              return_weights=self.return_weights)
 
 
-class AdaPool(_Windowed):
+class AdaPool(Windowed):
   """:func:`jaxpool.ada_pool` with a learned blend ``beta = sigmoid(theta)``, ``theta = 0``.
 
-  ``beta_shape`` as :class:`jaxpool.linen.AdaPool`: ``'scalar'``,
-  ``'channel'`` (needs ``num_features``), ``'location'`` (needs
+  ``beta_shape``: ``'scalar'`` ``()``, ``'channel'`` ``(C,)`` (needs
+  ``num_features``), ``'location'`` ``(*out_spatial, 1)`` (needs
   ``input_size``, the spatial size of the input) or ``'location_channel'``
-  (needs both). ``theta`` is an ``nnx.Param`` of that shape, all zeros.
+  ``(*out_spatial, C)`` (needs both). ``theta`` is an ``nnx.Param`` of that
+  shape, all zeros.
 
   Example:
     >>> pool = jaxpool.nnx.AdaPool((2, 2), beta_shape='channel', num_features=3)
@@ -166,20 +174,23 @@ class AdaPool(_Windowed):
                ceil_mode: bool = False, beta_shape: str = 'scalar', eps: float = 1e-6,
                return_weights: bool = False, *, num_features: int | None = None,
                input_size: Sequence[int] | None = None):
-    configure(self, _linen.AdaPool, dict(
-        window=window, strides=strides, padding=padding, dilation=dilation,
-        ceil_mode=ceil_mode, beta_shape=beta_shape, eps=eps, return_weights=return_weights))
+    _checks.choice(beta_shape, 'beta_shape', _geometry.PARAM_SHAPES)
+    _checks.positive(eps, 'eps')
+    _checks.flag(return_weights, 'return_weights')
+    super().__init__(window, strides, padding, dilation, ceil_mode)
     _base.check_optional_num_features(num_features)
-    shape = _base.granular_shape(beta_shape, 'beta_shape', 'AdaPool', num_features, input_size,
-                                 self._geometry_args)
+    self.beta_shape = beta_shape
+    self.eps = eps
+    self.return_weights = return_weights
+    shape = _base.param_shape(beta_shape, 'beta_shape', 'AdaPool', num_features, input_size,
+                              self._geometry_args)
     self.theta = nnx.Param(jnp.zeros(shape, jnp.float32))
 
   def __call__(self, x: jnp.ndarray):
     x = jnp.asarray(x)
-    geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
-    shape = {'scalar': (), 'channel': (x.shape[-1],), 'location': (*geom.out_shape, 1),
-             'location_channel': (*geom.out_shape, x.shape[-1])}[self.beta_shape]
-    _base.check_param_shape(self.theta, shape, 'AdaPool', 'theta', x.shape,
+    _base.check_param_shape(self.theta,
+                            _base.input_param_shape(self.beta_shape, x.shape, self._geometry_args),
+                            'AdaPool', 'theta', x.shape,
                             f"beta_shape={self.beta_shape!r}; 'location' shapes need a fixed "
                             f"input size, use 'scalar' or 'channel' for variable sizes")
     return weighted.ada_pool(x, jax.nn.sigmoid(self.theta[...]), *self._geometry_args,
@@ -187,14 +198,25 @@ class AdaPool(_Windowed):
 
 
 class AdaUnPool(nnx.Module):
-  """:func:`jaxpool.ada_unpool` as an NNX module: ``AdaUnPool(window)(y, weights)``."""
+  """:func:`jaxpool.ada_unpool` as an NNX module: ``AdaUnPool(window)(y, weights)``.
+
+  Pass the weights returned by a pooling module with ``return_weights=True``
+  and the same geometry. ``output_shape`` is the deprecated name of
+  ``output_size``.
+  """
 
   def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
                padding: Padding = 'VALID', dilation: int | Sequence[int] = 1):
-    configure(self, _linen.AdaUnPool, dict(window=window, strides=strides, padding=padding,
-                                           dilation=dilation))
+    _geometry.check_fields(window, strides, padding, dilation)
+    self.window = freeze(window)
+    self.strides = freeze(strides)
+    self.padding = freeze(padding)
+    self.dilation = freeze(dilation)
 
   def __call__(self, y: jnp.ndarray, weights: jnp.ndarray,
+               output_size: Sequence[int] | None = None, *,
                output_shape: Sequence[int] | None = None) -> jnp.ndarray:
+    output_size = _checks.renamed(output_size, output_shape, 'output_size', 'output_shape', None,
+                                  'AdaUnPool')
     return weighted.weighted_unpool(y, weights, self.window, self.strides, self.padding,
-                                    self.dilation, output_shape)
+                                    self.dilation, output_size)
