@@ -6,6 +6,13 @@ with linen) is in ``tests/test_modules.py``; this file covers what only NNX has.
 
 from __future__ import annotations
 
+import inspect
+import pathlib
+import subprocess
+import sys
+import typing
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +23,8 @@ from flax import nnx
 import jaxpool
 import jaxpool.linen as jl
 import jaxpool.nnx as jn
+from jaxpool.nnx._base import freeze
+from tests.test_modules import SPECS, nnx_module
 
 X = jnp.asarray(np.random.default_rng(0).standard_normal((2, 8, 8, 3)), jnp.float32)
 XPOS = jnp.abs(X) + 0.1
@@ -338,3 +347,167 @@ def test_random_initial_values_follow_the_linen_distributions():
   gate = jl.GatedPool((16, 16)).init(jax.random.key(0), jnp.zeros((1, 16, 16, 1)))['params']
   assert abs(np.std(gate['gate']) / np.std(jn.GatedPool((16, 16), rngs=nnx.Rngs(0)).gate[...])
              - 1) < 0.15
+
+
+# --- fields: plain attributes, checked as linen checks them, no linen module needed --------
+
+PACKAGE = pathlib.Path(jaxpool.__file__).parent
+
+
+def _fields(cls) -> list[inspect.Parameter]:
+  """The fields: ``__init__``'s positional-or-keyword parameters (NNX's extras are keyword-only)."""
+  return [p for p in inspect.signature(cls.__init__).parameters.values()
+          if p.kind == p.POSITIONAL_OR_KEYWORD and p.name != 'self']
+
+
+@pytest.mark.parametrize('spec', SPECS, ids=str)
+def test_fields_are_plain_typed_attributes(spec):
+  """Each field is assigned in ``__init__``: ``vars()`` has it, with its type hint."""
+  cls = getattr(jn, spec.name)
+  module = nnx_module(spec)
+  attributes = vars(module)
+  hints = typing.get_type_hints(cls.__init__)
+  for p in _fields(cls):
+    assert p.name in hints, (spec.name, p.name)
+    assert p.name in attributes, (spec.name, p.name)
+    if not isinstance(attributes[p.name], nnx.Param):  # a learnable field starts at its value
+      assert attributes[p.name] == freeze(spec.fields.get(p.name, p.default)), (spec.name, p.name)
+
+
+def test_concrete_array_fields_are_stored_as_python_values():
+  """What the checks accept as a concrete 0-d array stays static data under ``nnx.jit``."""
+  pool = jn.AvgPool((2, 2), strides=jnp.asarray(2), ceil_mode=jnp.asarray(True),
+                    count_include_pad=np.bool_(False))
+  assert type(pool.strides) is int and type(pool.ceil_mode) is bool
+  assert type(pool.count_include_pad) is bool
+  want = jaxpool.avg_pool(X, (2, 2), 2, ceil_mode=True, count_include_pad=False)
+  np.testing.assert_array_equal(nnx.jit(lambda m, x: m(x))(pool, X), want)
+
+
+def test_nnx_does_not_import_or_name_the_linen_modules():
+  for path in sorted((PACKAGE / 'nnx').glob('*.py')):
+    text = path.read_text()
+    assert 'jaxpool.linen' not in text and 'from jaxpool import linen' not in text, path.name
+  for family in ('linen', 'nnx'):
+    for path in sorted((PACKAGE / family).glob('*.py')):
+      assert 'protected-access' not in path.read_text(), f'{family}/{path.name}'
+  code = ('import sys, jaxpool.nnx as jn\n'
+          'jn.MaxPool((2, 2)); jn.LIP((2, 2), num_features=2); jn.DPP((2, 2), num_features=2)\n'
+          "print(sorted(m for m in sys.modules if m.startswith('jaxpool.linen')))")
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
+                       timeout=300)
+  assert out.stdout.strip() == '[]', out.stdout
+
+
+def _outcome(build):
+  """``'ok'``, or the exception's type and message."""
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter('ignore', DeprecationWarning)
+      build()
+  except Exception as e:  # compared, not swallowed
+    return type(e).__name__, str(e)
+  return 'ok'
+
+
+#: Bad values of the geometry fields (each module takes those it has).
+BAD_GEOMETRY = [
+    ('window', 3), ('window', ()), ('window', (0, 2)), ('window', (2, 2.0)), ('window', '22'),
+    ('strides', 0), ('strides', (1, 2, 3)), ('strides', 1.5), ('strides', (2, True)),
+    ('padding', 'FULL'), ('padding', 5), ('padding', -1), ('padding', ((1, 1),)),
+    ('padding', ((0, 1), (1, 2, 3))), ('padding', 1.0),
+    ('dilation', 0), ('dilation', (1,)), ('dilation', 'x'),
+    ('ceil_mode', 'yes'), ('ceil_mode', 1), ('ceil_mode', None),
+]
+
+
+@pytest.mark.parametrize('spec', [s for s in SPECS
+                                  if 'window' in {p.name for p in _fields(getattr(jn, s.name))}],
+                         ids=str)
+def test_geometry_field_errors_are_the_linen_errors(spec):
+  """Same exception type and message as the linen module, for every bad geometry value."""
+  names = {p.name for p in _fields(getattr(jn, spec.name))}
+  kw = dict(spec.nnx_kw)
+  refused = 0
+  for name, value in BAD_GEOMETRY:
+    if name not in names:
+      continue
+    fields = {**spec.fields, name: value}
+    if 'rngs' in kw:
+      kw['rngs'] = nnx.Rngs(0)
+    want = _outcome(lambda: getattr(jl, spec.name)(**fields))
+    got = _outcome(lambda: getattr(jn, spec.name)(**fields, **kw))
+    assert got == want, f'{spec.name} {name}={value!r}: NNX {got} but linen {want}'
+    refused += want != 'ok'
+  assert refused >= 5, spec.name
+
+
+#: NNX-only keyword arguments: ``(argument, bad value, exception, message)``.
+BAD_NNX_ONLY = [
+    ('num_features', 0, ValueError, r'num_features must be a positive int'),
+    ('num_features', 2.0, ValueError, r'num_features must be a positive int'),
+    ('num_features', True, ValueError, r'num_features must be a positive int'),
+    ('num_features', '3', ValueError, r'num_features must be a positive int'),
+    ('input_size', '8x8', TypeError, r'input_size must be an int or a sequence of 2 ints'),
+    ('input_size', (8,), ValueError, r'input_size must be an int or have 2 entries'),
+    ('input_size', (0, 8), ValueError, r'input_size entries must be >= 1'),
+    ('rngs', 0, TypeError, r'rngs must be an nnx\.Rngs|needs rngs=nnx\.Rngs'),
+    ('rngs', jax.random.key(0), TypeError, r'rngs must be an nnx\.Rngs|needs rngs=nnx\.Rngs'),
+]
+
+
+def _nnx_only_cases():
+  cases = []
+  for spec in SPECS:
+    params = inspect.signature(getattr(jn, spec.name).__init__).parameters
+    for name, value, error, pattern in BAD_NNX_ONLY:
+      if name in params and params[name].kind == inspect.Parameter.KEYWORD_ONLY:
+        cases.append(pytest.param(spec, name, value, error, pattern,
+                                  id=f'{spec.name}-{name}={value!r}'))
+  return cases
+
+
+@pytest.mark.parametrize('spec,name,value,error,pattern', _nnx_only_cases())
+def test_nnx_only_arguments_are_checked_even_where_unused(spec, name, value, error, pattern):
+  kw = {**spec.nnx_kw, name: value}
+  if name != 'rngs' and 'rngs' in kw:
+    kw['rngs'] = nnx.Rngs(kw['rngs'])
+  with pytest.raises(error, match=pattern):
+    getattr(jn, spec.name)(**spec.fields, **kw)
+
+
+def test_nnx_only_arguments_come_after_the_field_checks():
+  """A bad field is reported as linen reports it, whatever the NNX-only arguments."""
+  with pytest.raises(ValueError, match='beta_shape must be one of'):
+    jn.AdaPool((2, 2), beta_shape='pixel')
+  with pytest.raises(TypeError, match='window must be a sequence'):
+    jn.LIP(2, logit_module=3)
+  with pytest.raises(ValueError, match='guide must be one of'):
+    jn.DPP((2, 2), guide='heavy', num_features=0, rngs=0)
+
+
+def test_lip_logits_epsilon_is_the_deprecated_name_of_eps():
+  with pytest.warns(DeprecationWarning, match='LIPLogits: epsilon= is deprecated, use eps='):
+    old = jn.LIPLogits((3, 3), epsilon=1e-3, num_features=3)
+  new = jn.LIPLogits((3, 3), eps=1e-3, num_features=3)
+  assert old.eps == new.eps == 1e-3
+  assert jn.LIPLogits((3, 3), 12.0, 1e-4, num_features=3).eps == 1e-4  # eps keeps the place
+  nnx.update(old, jax.tree.map(lambda p: p + 0.1, nnx.state(old, nnx.Param)))
+  nnx.update(new, jax.tree.map(lambda p: p + 0.1, nnx.state(new, nnx.Param)))
+  np.testing.assert_array_equal(old(X), new(X))
+  with pytest.raises(TypeError, match='LIPLogits got both eps=0.001 and its old name epsilon='):
+    jn.LIPLogits((3, 3), eps=1e-3, epsilon=1e-3, num_features=3)
+  with pytest.raises(ValueError, match='eps must be a positive'), pytest.warns(DeprecationWarning):
+    jn.LIPLogits((3, 3), epsilon=0.0, num_features=3)
+
+
+def test_ada_unpool_output_shape_is_the_deprecated_name_of_output_size():
+  y, weights = jaxpool.ada_pool(X[:, :7, :7], 0.5, (2, 2), return_weights=True)
+  unpool = jn.AdaUnPool((2, 2))
+  want = unpool(y, weights, (7, 7))
+  assert want.shape == (2, 7, 7, 3)
+  with pytest.warns(DeprecationWarning, match='AdaUnPool: output_shape= is deprecated'):
+    got = unpool(y, weights, output_shape=(7, 7))
+  np.testing.assert_array_equal(got, want)
+  with pytest.raises(TypeError, match='AdaUnPool got both output_size'):
+    unpool(y, weights, (7, 7), output_shape=(7, 7))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -30,7 +31,7 @@ class AdaptiveMaxPool(nnx.Module):
     adaptive.check_output_size(output_size)
     _checks.flag(return_indices, 'return_indices')
     self.output_size = freeze(output_size)
-    self.return_indices = return_indices
+    self.return_indices = freeze(return_indices)
 
   def __call__(self, x: jnp.ndarray):
     return adaptive.adaptive_max_pool(x, self.output_size, return_indices=self.return_indices)
@@ -56,30 +57,31 @@ class GlobalPool(nnx.Module):
                learnable_p: bool = False, p_shape: str = 'scalar', *,
                num_features: int | None = None):
     _checks.flag(keepdims, 'keepdims')
-    _checks.flag(learnable_p, 'learnable_p')
+    learnable_p = _checks.flag(learnable_p, 'learnable_p')
     adaptive.check_global_fields(method, p, eps, temperature, learnable_p)
     _checks.choice(p_shape, 'p_shape', ('scalar', 'channel'))
     _base.check_optional_num_features(num_features)
-    self.method = method
-    self.keepdims = keepdims
-    self.eps = eps
+    self.method = freeze(method)
+    self.keepdims = freeze(keepdims)
+    self.eps = eps  # these three also take arrays (the traced path): stored as given
     self.temperature = temperature
-    self.learnable_p = learnable_p
-    self.p_shape = p_shape
+    self.learnable_p = freeze(learnable_p)
+    self.p_shape = freeze(p_shape)
     if learnable_p:
       shape = () if p_shape == 'scalar' else (
           _base.check_num_features(num_features, 'GlobalPool', "p_shape='channel'"),)
-      self.p = nnx.Param(jnp.full(shape, adaptive.initial_p(method, p), jnp.float32))
+      self.p: nnx.Param | float | None = nnx.Param(
+          jnp.full(shape, adaptive.initial_p(method, p), jnp.float32))
     else:
       self.p = p
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    p = self.p
-    if self.learnable_p:
+    p: nnx.Param | float | jax.Array | None = self.p
+    if isinstance(p, nnx.Param):
       if self.p_shape == 'channel':
-        _base.check_param_shape(self.p, (jnp.shape(x)[-1],), 'GlobalPool', 'p', jnp.shape(x),
+        _base.check_param_shape(p, (jnp.shape(x)[-1],), 'GlobalPool', 'p', jnp.shape(x),
                                 "p_shape='channel'")
-      p = self.p[...]
+      p = p[...]
     return adaptive.global_pool(x, self.method, self.keepdims,
                                 **adaptive.global_kwargs(p, self.eps, self.temperature))
 
@@ -90,8 +92,8 @@ class ChannelPool(nnx.Module):
   def __init__(self, method: str = 'max', keepdims: bool = True):
     _checks.choice(method, 'method', adaptive.CHANNEL_METHODS)
     _checks.flag(keepdims, 'keepdims')
-    self.method = method
-    self.keepdims = keepdims
+    self.method = freeze(method)
+    self.keepdims = freeze(keepdims)
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return adaptive.channel_pool(x, self.method, self.keepdims)
@@ -103,7 +105,7 @@ class SpatialPyramidPool(nnx.Module):
   def __init__(self, levels: Sequence[int | Sequence[int]] = (1, 2, 4), method: str = 'max'):
     adaptive.check_pyramid_fields(levels, method)
     self.levels = freeze(levels)
-    self.method = method
+    self.method = freeze(method)
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return adaptive.spatial_pyramid_pool(x, self.levels, self.method)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxpool import _geometry
@@ -29,11 +30,24 @@ RNG_STREAM = 'pooling'
 
 T = TypeVar('T')
 
+#: The geometry fields as the functions take them positionally.
+GeometryArgs = tuple[Sequence[int], int | Sequence[int] | None, Padding, int | Sequence[int], bool]
+
 
 def freeze(value: T) -> T:
-  """Lists (and nested lists) to tuples, so a field is hashable static data."""
+  """A field as hashable static data: lists (nested too) to tuples, scalars to Python values.
+
+  The checks accept NumPy scalars and concrete 0-d JAX arrays wherever they
+  accept a Python scalar; stored as its Python value a field stays static
+  under ``nnx.jit``. Fields that the functions also take as arrays (their
+  traced path: ``temperature``, ``p``, ``p_max``, GlobalPool's ``eps``) are
+  not frozen but stored as given, so an array keeps the function's semantics.
+  """
   if isinstance(value, (list, tuple)):
-    return tuple(freeze(v) for v in value)
+    return tuple(freeze(v) for v in value)  # type: ignore[return-value]
+  if isinstance(value, np.generic) or (isinstance(value, jax.Array) and value.ndim == 0
+                                       and not isinstance(value, jax.core.Tracer)):
+    return value.item()
   return value
 
 
@@ -68,28 +82,30 @@ def out_spatial(input_size: Any, window, strides, padding, dilation, ceil_mode,
   return geom.out_shape
 
 
-def param_shape(kind: str, field: str, owner: str, num_features, input_size,
-                geometry_args) -> tuple[int, ...]:
+def param_shape(kind: str, field: str, owner: str, num_features: Any, input_size: Any,
+                geometry_args: GeometryArgs) -> tuple[int, ...]:
   """:func:`jaxpool._geometry.param_shape` from the NNX-only arguments, asked only when used.
 
-  ``'channel'`` kinds need ``num_features``, ``'location'`` kinds ``input_size``.
+  ``'channel'`` kinds need ``num_features``, ``'location'`` kinds ``input_size``
+  (checked against the geometry whenever given).
   """
   why = f'{field}={kind!r}'
   channels = out = None
-  if kind.startswith('location'):
+  if kind.startswith('location') or input_size is not None:
     out = out_spatial(input_size, *geometry_args, owner, why)
   if kind.endswith('channel'):
     channels = check_num_features(num_features, owner, why)
   return _geometry.param_shape(kind, out, channels)
 
 
-def input_param_shape(kind: str, x_shape: Sequence[int], geometry_args) -> tuple[int, ...]:
+def input_param_shape(kind: str, x_shape: Sequence[int],
+                      geometry_args: GeometryArgs) -> tuple[int, ...]:
   """:func:`jaxpool._geometry.param_shape` for an input of shape ``x_shape``."""
   geom, _ = _geometry.pool_geometry(x_shape, *geometry_args)
   return _geometry.param_shape(kind, geom.out_shape, x_shape[-1])
 
 
-def check_param_shape(param: jnp.ndarray, needed: tuple[int, ...], owner: str, name: str,
+def check_param_shape(param: nnx.Param | jax.Array, needed: tuple[int, ...], owner: str, name: str,
                       x_shape: tuple[int, ...], why: str) -> None:
   """The call-time counterpart of linen's "parameter created with another shape" error."""
   stored = tuple(param.shape)
@@ -108,6 +124,7 @@ def init_param(init: Callable, shape: Sequence[int], rngs: nnx.Rngs | None, owne
   one without ``rngs`` raises a ``TypeError`` that says so.
   """
   shape = tuple(shape)
+  check_optional_rngs(rngs, owner)
   if rngs is not None:
     return nnx.Param(init(rngs.params(), shape, jnp.float32))
   try:
@@ -117,6 +134,12 @@ def init_param(init: Callable, shape: Sequence[int], rngs: nnx.Rngs | None, owne
         f'{owner}: the initialiser of {name!r} draws random values; pass rngs=nnx.Rngs(...)'
     ) from err
   return nnx.Param(jnp.asarray(value, jnp.float32))
+
+
+def check_optional_rngs(rngs: Any, owner: str) -> None:
+  """``rngs`` given where initial values may be deterministic must still be an ``nnx.Rngs``."""
+  if rngs is not None and not isinstance(rngs, nnx.Rngs):
+    raise TypeError(f'{owner}: rngs must be an nnx.Rngs or None; got {rngs!r}')
 
 
 def require_rngs(rngs: Any, owner: str, why: str) -> nnx.Rngs:
@@ -140,10 +163,10 @@ class Windowed(nnx.Module):
     self.strides = freeze(strides)
     self.padding = freeze(padding)
     self.dilation = freeze(dilation)
-    self.ceil_mode = ceil_mode
+    self.ceil_mode = freeze(ceil_mode)
 
   @property
-  def _geometry_args(self):
+  def _geometry_args(self) -> GeometryArgs:
     """The geometry fields as the functions' positional arguments."""
     return (self.window, self.strides, self.padding, self.dilation, self.ceil_mode)
 
@@ -158,6 +181,8 @@ class Stochastic(nnx.Module):
   (its ``'pooling'`` stream, else ``'default'``), forked at construction, or
   given to ``__call__`` (an ``nnx.Rngs``, ``nnx.RngStream`` or a key).
   """
+
+  deterministic: bool | None
 
   def _init_rngs(self, rngs: nnx.Rngs | nnx.RngStream | None) -> None:
     if isinstance(rngs, nnx.Rngs):

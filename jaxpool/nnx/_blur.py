@@ -27,8 +27,8 @@ class BlurPool(nnx.Module):
     self.window = freeze(window)
     self.strides = freeze(strides)
     self.padding = freeze(padding)
-    self.pad_mode = pad_mode
-    self.count_include_pad = count_include_pad
+    self.pad_mode = freeze(pad_mode)
+    self.count_include_pad = freeze(count_include_pad)
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return blur_ops.blur_pool(x, self.window, self.strides, self.padding,
@@ -47,8 +47,8 @@ class MaxBlurPool(nnx.Module):
     self.blur = freeze(blur)
     self.strides = freeze(strides)
     self.padding = freeze(padding)
-    self.pad_mode = pad_mode
-    self.count_include_pad = count_include_pad
+    self.pad_mode = freeze(pad_mode)
+    self.count_include_pad = freeze(count_include_pad)
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return blur_ops.max_blur_pool(x, self.window, self.blur, self.strides, self.padding,

@@ -27,7 +27,7 @@ class MaxPool(Windowed):
                ceil_mode: bool = False, return_indices: bool = False):
     _checks.flag(return_indices, 'return_indices')
     super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.return_indices = return_indices
+    self.return_indices = freeze(return_indices)
 
   def __call__(self, x: jnp.ndarray):
     return classic.max_pool(x, *self._geometry_args, return_indices=self.return_indices)
@@ -55,8 +55,8 @@ class AvgPool(Windowed):
     _checks.flag(count_include_pad, 'count_include_pad')
     classic.check_divisor_override(divisor_override)
     super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.count_include_pad = count_include_pad
-    self.divisor_override = divisor_override
+    self.count_include_pad = freeze(count_include_pad)
+    self.divisor_override = freeze(divisor_override)
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return classic.avg_pool(x, *self._geometry_args, count_include_pad=self.count_include_pad,
@@ -77,11 +77,12 @@ class LPPool(Windowed):
     classic.check_p(p)
     _checks.flag(learnable_p, 'learnable_p')
     super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.learnable_p = learnable_p
-    self.p = nnx.Param(jnp.asarray(p, jnp.float32)) if learnable_p else p
+    self.learnable_p = freeze(learnable_p)
+    # p also takes an array (the traced path): stored as given
+    self.p: nnx.Param | float = nnx.Param(jnp.asarray(p, jnp.float32)) if learnable_p else p
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    p = self.p[...] if self.learnable_p else self.p
+    p = self.p[...] if isinstance(self.p, nnx.Param) else self.p
     return classic.lp_pool(x, p, *self._geometry_args)
 
 

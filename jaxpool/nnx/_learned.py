@@ -41,8 +41,8 @@ class MaxAvgPool(Windowed):
     _checks.choice(alpha_shape, 'alpha_shape', _geometry.PARAM_SHAPES)
     super().__init__(window, strides, padding, dilation, ceil_mode)
     _base.check_optional_num_features(num_features)
-    self.alpha_shape = alpha_shape
-    self.alpha_init = alpha_init
+    self.alpha_shape = freeze(alpha_shape)
+    self.alpha_init = freeze(alpha_init)
     shape = _base.param_shape(alpha_shape, 'alpha_shape', 'MaxAvgPool', num_features,
                               input_size, self._geometry_args)
     self.alpha_logit = _base.init_param(alpha_init, shape, rngs, 'MaxAvgPool', 'alpha_logit')
@@ -71,8 +71,8 @@ class GatedPool(Windowed):
     _checks.flag(per_channel, 'per_channel')
     super().__init__(window, strides, padding, dilation, ceil_mode)
     _base.check_optional_num_features(num_features)
-    self.per_channel = per_channel
-    self.gate_init = gate_init
+    self.per_channel = freeze(per_channel)
+    self.gate_init = freeze(gate_init)
     tail = (_base.check_num_features(num_features, 'GatedPool', 'per_channel=True'),
             ) if per_channel else ()
     self.gate = _base.init_param(gate_init, (*self.window, *tail), rngs, 'GatedPool', 'gate')
@@ -102,10 +102,10 @@ class TreePool(Windowed):
     _checks.flag(per_channel, 'per_channel')
     super().__init__(window, strides, padding, dilation, ceil_mode)
     _base.check_optional_num_features(num_features)
-    self.depth = depth
-    self.per_channel = per_channel
-    self.leaf_init = leaf_init
-    self.gate_init = gate_init
+    self.depth = freeze(depth)
+    self.per_channel = freeze(per_channel)
+    self.leaf_init = freeze(leaf_init)
+    self.gate_init = freeze(gate_init)
     tail = (_base.check_num_features(num_features, 'TreePool', 'per_channel=True'),
             ) if per_channel else ()
     self.leaves = _base.init_param(leaf_init, (n, *self.window, *tail), rngs, 'TreePool',
@@ -152,14 +152,14 @@ class DPP(Windowed):
     n = len(_geometry.normalize_window(window))
     gw = _geometry.int_tuple(guide_window, n, 'guide_window')
     super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.guide = guide
-    self.symmetric = symmetric
-    self.eps = eps
+    self.guide = freeze(guide)
+    self.symmetric = freeze(symmetric)
+    self.eps = freeze(eps)
     self.guide_window = freeze(guide_window)
-    self.alpha_init = alpha_init
-    self.lam_init = lam_init
-    self.guide_kernel_init = guide_kernel_init
-    self.guide_bias_init = guide_bias_init
+    self.alpha_init = freeze(alpha_init)
+    self.lam_init = freeze(lam_init)
+    self.guide_kernel_init = freeze(guide_kernel_init)
+    self.guide_bias_init = freeze(guide_bias_init)
     c = _base.check_num_features(num_features, 'DPP', 'its per-channel alpha and lambda')
     self.log_alpha = _base.init_param(alpha_init, (c,), rngs, 'DPP', 'log_alpha')
     self.log_lam = _base.init_param(lam_init, (c,), rngs, 'DPP', 'log_lam')

@@ -63,7 +63,7 @@ class LiftDownPool(nnx.Module):
                num_features: int | None = None, rngs: nnx.Rngs | None = None):
     _checks.positive_int(kernel_size, 'kernel_size')
     lifting.axes_tuple(axes)
-    self.kernel_size = kernel_size
+    self.kernel_size = freeze(kernel_size)
     self.axes = freeze(axes)
     self.predict = LiftOperator(kernel_size, num_features=num_features, rngs=rngs)
     self.update = LiftOperator(kernel_size, num_features=num_features, rngs=rngs)
@@ -100,7 +100,7 @@ class LiftUpPool(nnx.Module):
                         f'got {type(down).__name__}')
       lifting.check_inverse_fields(kernel_size, axes, down)
     self.down = down
-    self.kernel_size = kernel_size
+    self.kernel_size = freeze(kernel_size)
     self.axes = freeze(axes)
     if down is None:
       k = 3 if kernel_size is None else kernel_size

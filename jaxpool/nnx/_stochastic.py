@@ -40,7 +40,7 @@ class StochasticPool(Windowed, Stochastic):
                ceil_mode: bool = False, deterministic: bool | None = None, *,
                rngs: nnx.Rngs | nnx.RngStream | None = None):
     super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.deterministic = deterministic
+    self.deterministic = freeze(deterministic)
     self._init_rngs(rngs)
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None, *,
@@ -59,9 +59,9 @@ class MixedPool(Windowed, Stochastic):
     stochastic.check_probability(p_max, 'p_max')
     _checks.choice(granularity, 'granularity', stochastic.GRANULARITIES)
     super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.p_max = p_max
-    self.granularity = granularity
-    self.deterministic = deterministic
+    self.p_max = p_max  # also takes an array (the traced path): stored as given
+    self.granularity = freeze(granularity)
+    self.deterministic = freeze(deterministic)
     self._init_rngs(rngs)
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None, *,
@@ -79,7 +79,7 @@ class S3Pool(Stochastic):
     stochastic.check_grid(grid, window)
     self.window = freeze(window)
     self.grid = freeze(grid)
-    self.deterministic = deterministic
+    self.deterministic = freeze(deterministic)
     self._init_rngs(rngs)
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None, *,
@@ -104,8 +104,8 @@ class FractionalMaxPool(Stochastic):
     self.window = freeze(window)
     self.output_size = freeze(output_size)
     self.output_ratio = freeze(output_ratio)
-    self.return_indices = return_indices
-    self.deterministic = deterministic
+    self.return_indices = freeze(return_indices)
+    self.deterministic = freeze(deterministic)
     self._init_rngs(rngs)
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None,

@@ -19,6 +19,9 @@ from jaxpool._geometry import Padding
 from jaxpool.nnx import _base
 from jaxpool.nnx._base import Windowed, freeze
 
+#: LIPLogits' default ``eps``: one object, so a given ``eps`` is told from the default.
+_LIP_EPS = 1e-5
+
 
 class SoftPool(Windowed):
   """:func:`jaxpool.soft_pool` as an NNX module.
@@ -32,18 +35,18 @@ class SoftPool(Windowed):
                padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
                ceil_mode: bool = False, temperature: float = 1.0,
                learnable_temperature: bool = False, return_weights: bool = False):
-    _checks.positive(temperature, 'temperature')
+    weighted.check_temperature(temperature)
     _checks.flag(learnable_temperature, 'learnable_temperature')
     _checks.flag(return_weights, 'return_weights')
     super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.temperature = temperature
-    self.learnable_temperature = learnable_temperature
-    self.return_weights = return_weights
+    self.temperature = temperature  # also takes an array (the traced path): stored as given
+    self.learnable_temperature = freeze(learnable_temperature)
+    self.return_weights = freeze(return_weights)
     if learnable_temperature:
       self.log_temperature = nnx.Param(jnp.asarray(math.log(temperature), jnp.float32))
 
   def __call__(self, x: jnp.ndarray):
-    temperature = self.temperature
+    temperature: float | jax.Array = self.temperature
     if self.learnable_temperature:
       temperature = jnp.exp(self.log_temperature[...])
     return weighted.soft_pool(x, *self._geometry_args, temperature=temperature,
@@ -61,17 +64,18 @@ class LIPLogits(nnx.Module):
   initialisation. ``epsilon`` is the deprecated name of ``eps``.
   """
 
-  def __init__(self, kernel_size: Sequence[int], coeff: float = 12.0, eps: float = 1e-5,
+  def __init__(self, kernel_size: Sequence[int], coeff: float = 12.0, eps: float = _LIP_EPS,
                epsilon: float | None = None, *, num_features: int,
                rngs: nnx.Rngs | None = None):
-    eps = _checks.renamed(eps, epsilon, 'eps', 'epsilon', 1e-5, 'LIPLogits')
-    _geometry.normalize_window(kernel_size, 'logit_window')
+    eps = _checks.renamed(eps, epsilon, 'eps', 'epsilon', _LIP_EPS, 'LIPLogits')
+    _geometry.normalize_window(kernel_size, 'kernel_size')
     _checks.positive(coeff, 'coeff')
     _checks.positive(eps, 'eps')
     c = _base.check_num_features(num_features, 'LIPLogits', 'its C -> C conv')
+    _base.check_optional_rngs(rngs, 'LIPLogits')
     self.kernel_size = freeze(kernel_size)
-    self.coeff = coeff
-    self.eps = eps
+    self.coeff = freeze(coeff)
+    self.eps = freeze(eps)
     self.conv = nnx.Conv(c, c, tuple(kernel_size), padding='SAME', use_bias=False,
                          kernel_init=nnx.initializers.zeros,
                          rngs=nnx.Rngs(0) if rngs is None else rngs)
@@ -98,18 +102,19 @@ class LIP(Windowed):
                logit_window: Sequence[int] | None = None, coeff: float = 12.0,
                return_weights: bool = False, *, num_features: int | None = None,
                rngs: nnx.Rngs | None = None):
-    if logit_module is not None and not callable(logit_module):
-      raise TypeError(f'logit_module must be a callable (e.g. an nnx.Module) or None; '
-                      f'got {logit_module!r}')
     kernel = weighted.lip_logit_window(window, logit_window)
     _checks.positive(coeff, 'coeff')
     _checks.flag(return_weights, 'return_weights')
     super().__init__(window, strides, padding, dilation, ceil_mode)
+    if logit_module is not None and not callable(logit_module):
+      raise TypeError(f'logit_module must be a callable (e.g. an nnx.Module) or None; '
+                      f'got {logit_module!r}')
     _base.check_optional_num_features(num_features)
+    _base.check_optional_rngs(rngs, 'LIP')
     self.logit_module = logit_module
     self.logit_window = freeze(logit_window)
-    self.coeff = coeff
-    self.return_weights = return_weights
+    self.coeff = freeze(coeff)
+    self.return_weights = freeze(return_weights)
     if logit_module is None:
       c = _base.check_num_features(num_features, 'LIP', 'its default logit module (LIPLogits)')
       self.logits = LIPLogits(kernel, coeff, num_features=c, rngs=rngs)
@@ -129,8 +134,8 @@ class EDSCWPool(Windowed):
     _checks.positive(eps, 'eps')
     _checks.flag(return_weights, 'return_weights')
     super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.eps = eps
-    self.return_weights = return_weights
+    self.eps = freeze(eps)
+    self.return_weights = freeze(return_weights)
 
   def __call__(self, x: jnp.ndarray):
     return weighted.edscw_pool(x, *self._geometry_args, eps=self.eps,
@@ -146,8 +151,8 @@ class IDWPool(Windowed):
     _checks.positive(eps, 'eps')
     _checks.flag(return_weights, 'return_weights')
     super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.eps = eps
-    self.return_weights = return_weights
+    self.eps = freeze(eps)
+    self.return_weights = freeze(return_weights)
 
   def __call__(self, x: jnp.ndarray):
     return weighted.idw_pool(x, *self._geometry_args, eps=self.eps,
@@ -179,9 +184,9 @@ class AdaPool(Windowed):
     _checks.flag(return_weights, 'return_weights')
     super().__init__(window, strides, padding, dilation, ceil_mode)
     _base.check_optional_num_features(num_features)
-    self.beta_shape = beta_shape
-    self.eps = eps
-    self.return_weights = return_weights
+    self.beta_shape = freeze(beta_shape)
+    self.eps = freeze(eps)
+    self.return_weights = freeze(return_weights)
     shape = _base.param_shape(beta_shape, 'beta_shape', 'AdaPool', num_features, input_size,
                               self._geometry_args)
     self.theta = nnx.Param(jnp.zeros(shape, jnp.float32))
