@@ -85,7 +85,7 @@ def _sweep_ops(k: int, s: int):
       'idw_pool': lambda x: jaxpool.idw_pool(x, w, s),
       'ada_pool': lambda x: jaxpool.ada_pool(x, 0.5, w, s),
       'weighted_unpool': lambda x: jaxpool.weighted_unpool(
-          *jaxpool.soft_pool(x, w, s, return_weights=True), w, s, output_shape=x.shape[1:3]),
+          *jaxpool.soft_pool(x, w, s, return_weights=True), w, s, output_size=x.shape[1:3]),
       'max_avg_pool': lambda x: jaxpool.max_avg_pool(x, 0.5, w, s),
       'gated_pool': lambda x: jaxpool.gated_pool(x, jnp.full(w, 0.1), w, s),
       'tree_pool': lambda x: jaxpool.tree_pool(x, jnp.full((2, *w), 0.1),

@@ -11,6 +11,8 @@ it gets a ``TypeError`` that says the argument is static.
 from __future__ import annotations
 
 import math
+import sys
+import types
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +30,14 @@ def _concrete_scalar(value: Any, name: str) -> Any:
   if isinstance(value, jax.Array) and value.ndim == 0:
     return value.item()
   return value
+
+
+def static(value: Any, name: str) -> Any:
+  """A concrete 0-d JAX array -> its Python value (a traced one: ``TypeError``); others as is.
+
+  For static scalars checked by their own rules (e.g. a non-zero int), before the check.
+  """
+  return _concrete_scalar(value, name)
 
 
 def is_bool(value: Any) -> bool:
@@ -91,5 +101,13 @@ def renamed(new_value: Any, old_value: Any, new: str, old: str, default: Any, ow
     return new_value
   if new_value is not default:
     raise TypeError(f'{owner} got both {new}={new_value!r} and its old name {old}={old_value!r}')
-  warnings.warn(f'{owner}: {old}= is deprecated, use {new}=', DeprecationWarning, stacklevel=3)
+  # attributed to the user's line: the first frame outside jaxpool, Flax and JAX (a module's
+  # __call__ is reached through Flax's and JAX's wrappers, a field through the dataclass
+  # __init__)
+  frame: types.FrameType | None = sys._getframe(1)
+  level = 2
+  while frame is not None and frame.f_globals.get('__name__', '').partition('.')[0] in (
+      'jaxpool', 'flax', 'jax'):
+    frame, level = frame.f_back, level + 1
+  warnings.warn(f'{owner}: {old}= is deprecated, use {new}=', DeprecationWarning, stacklevel=level)
   return old_value

@@ -29,8 +29,16 @@ def is_int(value: Any) -> bool:
   return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def static_values(value: Any, name: str) -> Any:
+  """Concrete 0-d JAX arrays, alone or as entries of a list/tuple, -> Python values."""
+  if isinstance(value, (list, tuple)):
+    return tuple(_checks.static(v, name) for v in value)
+  return _checks.static(value, name)
+
+
 def int_tuple(value: Any, n: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
   """Broadcasts an int, or checks a sequence of ``n`` ints; each must be >= minimum."""
+  value = static_values(value, name)
   if is_int(value):
     values = (int(value),) * n
   elif isinstance(value, Sequence) and not isinstance(value, str):
@@ -93,6 +101,7 @@ def normalize_padding(padding: Padding, in_shape: Sequence[int],
   """
   n = len(window)
   k_eff = [d * (k - 1) + 1 for k, d in zip(window, dilation)]
+  padding = static_values(padding, name)
   if isinstance(padding, str):
     mode = padding.upper()
     if mode == 'VALID':
@@ -226,12 +235,11 @@ def pool_geometry(shape: Sequence[int], window: Any, strides: Any = None,
     raise ValueError(f'{name} must have non-empty spatial dims; got shape {tuple(shape)}')
   strides = window if strides is None else int_tuple(strides, n, 'strides')
   dilation = int_tuple(dilation, n, 'dilation')
-  if not isinstance(ceil_mode, (bool, np.bool_)):
-    raise TypeError(f'ceil_mode must be a bool; got {ceil_mode!r}')
+  ceil_mode = _checks.flag(ceil_mode, 'ceil_mode')
   pads = normalize_padding(padding, in_shape, window, strides, dilation,
                            check_limit=check_padding)
   out_shape = tuple(
-      output_size(size, k, s, d, lo, hi, bool(ceil_mode))
+      output_size(size, k, s, d, lo, hi, ceil_mode)
       for size, k, s, d, (lo, hi) in zip(in_shape, window, strides, dilation, pads))
   if any(o < 1 for o in out_shape):
     raise ValueError(

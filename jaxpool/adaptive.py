@@ -675,16 +675,17 @@ _GLOBAL_KW = {'avg': (), 'max': (), 'soft': ('temperature',), 'lp': ('p',),
 def _positive(name: str, value, channels: int | None = None):
   """A positive number -> ``(value, is_int)``; a float array (traced ok) of shape ``()``
   or ``(C,)`` -> ``(array, False)``. Without ``channels`` (a module's field, before
-  any input) the array's shape is left to the call."""
+  any input) an array is left to the call, whose error names the channel count."""
   if _checks.is_number(value):
     if not value > 0:
       raise ValueError(f'{name} must be positive; got {value!r}')
     return value, float(value).is_integer() and not math.isinf(value)
   if isinstance(value, bool) or not hasattr(value, 'shape'):
     raise TypeError(f'{name} must be a positive number or a float array; got {value!r}')
+  if channels is None:
+    return value, False
   value = jnp.asarray(value)
-  if not jnp.issubdtype(value.dtype, jnp.floating) or (
-      channels is not None and value.shape not in ((), (channels,))):
+  if not jnp.issubdtype(value.dtype, jnp.floating) or value.shape not in ((), (channels,)):
     raise TypeError(
         f'{name} must be a positive number or a float array of shape () or ({channels},); '
         f'got dtype {value.dtype} and shape {value.shape}')

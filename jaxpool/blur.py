@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _geometry, _numerics, _windows, classic
+from jaxpool import _checks, _geometry, _numerics, _windows, classic
 from jaxpool._geometry import Padding
 
 __all__ = ['binomial_filter', 'blur_pool', 'max_blur_pool']
@@ -66,9 +66,7 @@ def _binomial_row(k: int) -> np.ndarray:
 
 
 def _check_pad_mode(pad_mode) -> str:
-  if pad_mode not in PAD_MODES:
-    raise ValueError(f'pad_mode must be one of {PAD_MODES}; got {pad_mode!r}')
-  return pad_mode
+  return _checks.choice(pad_mode, 'pad_mode', PAD_MODES)
 
 
 def check_fields(window, strides, pad_mode, blur=None) -> tuple[int, ...]:
@@ -243,8 +241,7 @@ def blur_pool(x: jnp.ndarray, window: Sequence[int] = (3, 3),
   x = _numerics.as_array(x)
   _numerics.check_float(x, 'blur_pool')
   pad_mode = _check_pad_mode(pad_mode)
-  if not isinstance(count_include_pad, (bool, np.bool_)):
-    raise TypeError(f'count_include_pad must be a bool; got {count_include_pad!r}')
+  count_include_pad = _checks.flag(count_include_pad, 'count_include_pad')
   geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding)
   if pad_mode == 'reflect':
     for size, (lo, hi) in zip(geom.in_shape, geom.padding):

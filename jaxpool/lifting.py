@@ -61,6 +61,7 @@ def axes_tuple(axes: Any) -> tuple[int, ...]:
   What a module's ``axes`` field can be checked for at construction; the
   ranges depend on the input's rank and are checked by the ops.
   """
+  axes = _geometry.static_values(axes, 'axes')
   if _geometry.is_int(axes):
     return (int(axes),)
   if (not isinstance(axes, Sequence) or isinstance(axes, str) or not axes
@@ -86,6 +87,7 @@ def check_inverse_fields(kernel_size: int | None, axes: Any, down: Any) -> None:
 
 def _normalize_axes(axes: Any, ndim: int, name: str) -> tuple[int, ...]:
   """Axes as non-negative ints: distinct, in range, never the channel (last) axis."""
+  axes = _geometry.static_values(axes, 'axes')
   if _geometry.is_int(axes):
     axes = (axes,)
   if (not isinstance(axes, Sequence) or isinstance(axes, str) or not axes

@@ -49,7 +49,7 @@ def _weighted_unpool(name):
   def call(x, key):
     del key
     y, w = jaxpool.ada_pool(x, 0.5, (3, 3), 2, 1, return_weights=True)
-    return getattr(jaxpool, name)(y, w, (3, 3), 2, 1, output_shape=x.shape[-3:-1])
+    return getattr(jaxpool, name)(y, w, (3, 3), 2, 1, output_size=x.shape[-3:-1])
   return call
 
 
@@ -170,7 +170,7 @@ def _d_max_unpool(x, p, key):
 def _d_weighted_unpool(x, p, key):
   del key
   y = x[..., ::2, ::2, :]  # on the output grid of 3x3/s2/p1 pooling: differentiable y
-  return jaxpool.weighted_unpool(y, p['weights'], (3, 3), 2, 1, output_shape=x.shape[-3:-1])
+  return jaxpool.weighted_unpool(y, p['weights'], (3, 3), 2, 1, output_size=x.shape[-3:-1])
 
 
 def _images(x):

@@ -182,7 +182,7 @@ WINDOWED = {
     'blur_pool': lambda x, w, s, p: jaxpool.blur_pool(x, w, s),
     'weighted_unpool': lambda x, w, s, p: jaxpool.weighted_unpool(
         *jaxpool.soft_pool(x, w, s, p, return_weights=True), w, s, p,
-        output_shape=x.shape[1:-1]),
+        output_size=x.shape[1:-1]),
 }
 
 

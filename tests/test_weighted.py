@@ -558,7 +558,7 @@ def test_weighted_unpool_is_the_transpose_of_fixed_weight_pooling(geo, x64):
   # The pooling itself is y_p = sum_i w_{p,i} x_i: <ct, y> = <unpool(ct), x>.
   ct = rng.standard_normal(y.shape)
   up = jaxpool.weighted_unpool(ct, w, geo['window'], geo['strides'], geo['padding'],
-                               geo['dilation'], output_shape=x.shape)
+                               geo['dilation'], output_size=x.shape)
   assert up.shape == x.shape
   np.testing.assert_allclose(np.sum(ct * y), np.sum(up * x), rtol=1e-10)
   np.testing.assert_allclose(
@@ -574,11 +574,11 @@ def test_weighted_unpool_is_the_transpose_of_fixed_weight_pooling(geo, x64):
   np.testing.assert_allclose(up, transposed, rtol=1e-12, atol=1e-14)
   # ada_unpool is the same function, and it is differentiable in y and the weights.
   assert jaxpool.ada_unpool is jaxpool.weighted_unpool
-  jtu.check_grads(lambda c, ww: jaxpool.weighted_unpool(c, ww, *a[:4], output_shape=x.shape),
+  jtu.check_grads(lambda c, ww: jaxpool.weighted_unpool(c, ww, *a[:4], output_size=x.shape),
                   (ct, w), order=1, modes=['rev'])
 
 
-def test_weighted_unpool_default_output_shape_and_shared_channel_weights():
+def test_weighted_unpool_default_output_size_and_shared_channel_weights():
   x = jnp.arange(2 * 6 * 4 * 3, dtype=jnp.float32).reshape(2, 6, 4, 3) / 10
   y, w = jaxpool.idw_pool(x, (2, 2), return_weights=True)
   up = jaxpool.ada_unpool(y, w, (2, 2))
@@ -600,7 +600,7 @@ def test_weights_are_a_distribution_with_zeros_at_padding():
     assert (w[:, 0, :, 0, :] == 0).all() and (w[:, :, 0, :, 0] == 0).all()  # left/top padding
     np.testing.assert_allclose(
         np.sum(y), np.sum(x * jaxpool.weighted_unpool(jnp.ones_like(y), w, (3, 3), 2, 1,
-                                                      output_shape=x.shape)), rtol=1e-5)
+                                                      output_size=x.shape)), rtol=1e-5)
 
 
 # --- Flax modules ------------------------------------------------------------------------
@@ -708,9 +708,9 @@ def test_errors_name_the_argument():
     jaxpool.lip_pool(x, jnp.zeros(5), (2, 2))
   with pytest.raises(TypeError, match='lip_pool needs a floating-point logits.*int32'):
     jaxpool.lip_pool(x, jnp.zeros((2, 6, 6, 1), jnp.int32), (2, 2))
-  with pytest.raises(ValueError, match='eps must be a positive finite float; got 0'):
+  with pytest.raises(ValueError, match='eps must be a positive finite number; got 0'):
     jaxpool.edscw_pool(x, (2, 2), eps=0)
-  with pytest.raises(TypeError, match="eps must be a positive float; got '1'"):
+  with pytest.raises(TypeError, match="eps must be a positive finite number; got '1'"):
     jaxpool.idw_pool(x, (2, 2), eps='1')
   with pytest.raises(ValueError, match=r'beta must be broadcastable to the output shape '
                                        r'\(2, 3, 3, 3\).*\(\*out_spatial, 1\) = \(3, 3, 1\).*'
@@ -734,19 +734,19 @@ def test_unpool_errors():
   with pytest.raises(ValueError, match=r'weights must have shape \(\*batch, \*out, \*window, C\) '
                                        r'= \(2, 3, 3, 2, 2, 3\).*got \(2, 3, 3, 4, 3\)'):
     jaxpool.weighted_unpool(y, jnp.zeros((2, 3, 3, 4, 3)), (2, 2))
-  with pytest.raises(ValueError, match=r"output_shape \(9, 9\).*gives \(4, 4\) windows \(\(5, 5\) "
+  with pytest.raises(ValueError, match=r"output_size \(9, 9\).*gives \(4, 4\) windows \(\(5, 5\) "
                                        r"with ceil_mode\), not y's spatial shape \(3, 3\)"):
-    jaxpool.weighted_unpool(y, w, (2, 2), output_shape=(9, 9))
-  with pytest.raises(ValueError, match='output_shape must have 2 spatial entries'):
-    jaxpool.weighted_unpool(y, w, (2, 2), output_shape=(6, 6, 6))
-  with pytest.raises(TypeError, match='output_shape must be a sequence of ints'):
-    jaxpool.weighted_unpool(y, w, (2, 2), output_shape='66')
+    jaxpool.weighted_unpool(y, w, (2, 2), output_size=(9, 9))
+  with pytest.raises(ValueError, match='output_size must have 2 spatial entries'):
+    jaxpool.weighted_unpool(y, w, (2, 2), output_size=(6, 6, 6))
+  with pytest.raises(TypeError, match='output_size must be a sequence of ints'):
+    jaxpool.weighted_unpool(y, w, (2, 2), output_size='66')
   with pytest.raises(TypeError, match='weighted_unpool needs a floating-point y.*int32'):
     jaxpool.weighted_unpool(jnp.zeros((2, 3, 3, 3), jnp.int32), w, (2, 2))
   # ceil_mode poolings unpool to their input shape when it is given
   x = jnp.ones((2, 7, 7, 3))
   yc, wc = jaxpool.soft_pool(x, (2, 2), ceil_mode=True, return_weights=True)
-  assert jaxpool.weighted_unpool(yc, wc, (2, 2), output_shape=x.shape).shape == x.shape
+  assert jaxpool.weighted_unpool(yc, wc, (2, 2), output_size=x.shape).shape == x.shape
 
 
 def test_module_errors_at_construction():
