@@ -49,7 +49,7 @@ def test_learnable_p_trains():
     (lambda: jl.MaxPool(3), TypeError, 'window must be a sequence'),
     (lambda: jl.AvgPool((2, 2), strides=(1, 2, 3)), ValueError, 'strides must be an int or have 2'),
     (lambda: jl.MinPool((2, 2), dilation=0), ValueError, 'dilation entries must be >= 1'),
-    (lambda: jl.LPPool((2, 2), p=-1.0), ValueError, 'p must be positive'),
+    (lambda: jl.LPPool((2, 2), p=-1.0), ValueError, 'p must be a positive number'),
     (lambda: jl.MaxUnpool((0, 2)), ValueError, 'window entries must be >= 1'),
 ])
 def test_impossible_configurations_fail_at_construction(build, error, pattern):

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import adaptive
-from jaxpool.linen._base import check_bool
+from jaxpool import _checks, adaptive
 
 
 class AdaptiveAvgPool(nn.Module):
@@ -30,7 +29,7 @@ class AdaptiveMaxPool(nn.Module):
 
   def __post_init__(self):
     adaptive.check_output_size(self.output_size)
-    check_bool(self.return_indices, 'return_indices')
+    _checks.flag(self.return_indices, 'return_indices')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray):
@@ -55,12 +54,10 @@ class GlobalPool(nn.Module):
   p_shape: str = 'scalar'
 
   def __post_init__(self):
-    check_bool(self.keepdims, 'keepdims')
-    check_bool(self.learnable_p, 'learnable_p')
-    adaptive.check_global_fields(self.method, self.p, self.eps, self.temperature,
-                                 self.learnable_p)
-    if self.p_shape not in ('scalar', 'channel'):
-      raise ValueError(f"p_shape must be 'scalar' or 'channel'; got {self.p_shape!r}")
+    _checks.flag(self.keepdims, 'keepdims')
+    learnable_p = _checks.flag(self.learnable_p, 'learnable_p')
+    adaptive.check_global_fields(self.method, self.p, self.eps, self.temperature, learnable_p)
+    _checks.choice(self.p_shape, 'p_shape', ('scalar', 'channel'))
     super().__post_init__()
 
   @nn.compact
@@ -80,10 +77,8 @@ class ChannelPool(nn.Module):
   keepdims: bool = True
 
   def __post_init__(self):
-    if self.method not in adaptive.CHANNEL_METHODS:
-      raise ValueError(
-          f'method must be one of {list(adaptive.CHANNEL_METHODS)}; got {self.method!r}')
-    check_bool(self.keepdims, 'keepdims')
+    _checks.choice(self.method, 'method', adaptive.CHANNEL_METHODS)
+    _checks.flag(self.keepdims, 'keepdims')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:

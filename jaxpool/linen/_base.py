@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import flax.linen as nn
-import numpy as np
 
 from jaxpool import _geometry
 from jaxpool._geometry import Padding
@@ -21,12 +20,6 @@ def check_window_fields(module, *, unpool_padding: bool = False) -> None:
   _geometry.check_fields(module.window, getattr(module, 'strides', None),
                          getattr(module, 'padding', 'VALID'), getattr(module, 'dilation', 1),
                          getattr(module, 'ceil_mode', False), unpool_padding=unpool_padding)
-
-
-def check_bool(value, name: str) -> None:
-  """A flag field must be a bool (``1`` or ``'yes'`` is a mistake, not a truth value)."""
-  if not isinstance(value, (bool, np.bool_)):
-    raise TypeError(f'{name} must be a bool; got {value!r}')
 
 
 class Windowed(nn.Module):

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import blur
+from jaxpool import _checks, blur
 from jaxpool._geometry import Padding
-from jaxpool.linen._base import check_bool
 
 
 class BlurPool(nn.Module):
@@ -27,7 +26,7 @@ class BlurPool(nn.Module):
 
   def __post_init__(self):
     blur.check_fields(self.window, self.strides, self.pad_mode)
-    check_bool(self.count_include_pad, 'count_include_pad')
+    _checks.flag(self.count_include_pad, 'count_include_pad')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -46,7 +45,7 @@ class MaxBlurPool(nn.Module):
 
   def __post_init__(self):
     blur.check_fields(self.window, self.strides, self.pad_mode, self.blur)
-    check_bool(self.count_include_pad, 'count_include_pad')
+    _checks.flag(self.count_include_pad, 'count_include_pad')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import _geometry, classic
-from jaxpool.linen._base import Windowed, check_bool, check_window_fields
+from jaxpool import _checks, classic
+from jaxpool.linen._base import Windowed, check_window_fields
 
 
 class MaxPool(Windowed):
@@ -17,7 +16,7 @@ class MaxPool(Windowed):
   return_indices: bool = False
 
   def __post_init__(self):
-    check_bool(self.return_indices, 'return_indices')
+    _checks.flag(self.return_indices, 'return_indices')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray):
@@ -37,11 +36,8 @@ class AvgPool(Windowed):
   divisor_override: int | None = None
 
   def __post_init__(self):
-    check_bool(self.count_include_pad, 'count_include_pad')
-    if self.divisor_override is not None and (
-        not _geometry.is_int(self.divisor_override) or self.divisor_override == 0):
-      raise ValueError(
-          f'divisor_override must be a non-zero int or None; got {self.divisor_override!r}')
+    _checks.flag(self.count_include_pad, 'count_include_pad')
+    classic.check_divisor_override(self.divisor_override)
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -59,9 +55,8 @@ class LPPool(Windowed):
   learnable_p: bool = False
 
   def __post_init__(self):
-    if isinstance(self.p, bool) or not isinstance(self.p, numbers.Real) or not self.p > 0:
-      raise ValueError(f'p must be positive (a number, inf allowed); got {self.p!r}')
-    check_bool(self.learnable_p, 'learnable_p')
+    classic.check_p(self.p)
+    _checks.flag(self.learnable_p, 'learnable_p')
     super().__post_init__()
 
   @nn.compact

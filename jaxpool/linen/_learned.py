@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxpool import _geometry, _numerics, learned
+from jaxpool import _checks, _geometry, _numerics, learned
 from jaxpool.linen._base import Windowed
 
 Initializer = Callable[..., Any]
@@ -35,16 +33,6 @@ class _Windowed(Windowed):
     return self.param(name, init, shape, jnp.float32)
 
 
-def _check_choice(value, name: str, allowed: Sequence[str]) -> None:
-  if value not in allowed:
-    raise ValueError(f'{name} must be one of {", ".join(map(repr, allowed))}; got {value!r}')
-
-
-def _check_bool(value, name: str) -> None:
-  if not isinstance(value, (bool, np.bool_)):
-    raise TypeError(f'{name} must be a bool; got {value!r}')
-
-
 class MaxAvgPool(_Windowed):
   """:func:`jaxpool.max_avg_pool` with a learned ``alpha = sigmoid(alpha_logit)`` in ``[0, 1]``.
 
@@ -59,7 +47,7 @@ class MaxAvgPool(_Windowed):
   alpha_init: Initializer = nn.initializers.zeros
 
   def __post_init__(self):
-    _check_choice(self.alpha_shape, 'alpha_shape', _geometry.PARAM_SHAPES)
+    _checks.choice(self.alpha_shape, 'alpha_shape', _geometry.PARAM_SHAPES)
     super().__post_init__()
 
   @nn.compact
@@ -84,7 +72,7 @@ class GatedPool(_Windowed):
   gate_init: Initializer = filter_init
 
   def __post_init__(self):
-    _check_bool(self.per_channel, 'per_channel')
+    _checks.flag(self.per_channel, 'per_channel')
     super().__post_init__()
 
   @nn.compact
@@ -111,9 +99,8 @@ class TreePool(_Windowed):
   gate_init: Initializer = filter_init
 
   def __post_init__(self):
-    if not _geometry.is_int(self.depth) or self.depth < 0:
-      raise ValueError(f'depth must be an int >= 0; got {self.depth!r}')
-    _check_bool(self.per_channel, 'per_channel')
+    learned.check_depth(self.depth)
+    _checks.flag(self.per_channel, 'per_channel')
     super().__post_init__()
 
   @nn.compact
@@ -121,7 +108,7 @@ class TreePool(_Windowed):
     x = _numerics.as_array(x)
     window = _geometry.normalize_window(self.window)
     tail = (x.shape[-1],) if self.per_channel else ()
-    n = 2 ** self.depth
+    n = 2 ** learned.check_depth(self.depth)
     leaves = self._checked_param('leaves', self.leaf_init, (n, *window, *tail), 'leaves')
     gates = self._checked_param('gates', self.gate_init, (n - 1, *window, *tail), 'gates')
     return learned.tree_pool(x, leaves, gates, *self._geometry_args)
@@ -156,11 +143,9 @@ class DPP(_Windowed):
   guide_bias_init: Initializer = nn.initializers.zeros
 
   def __post_init__(self):
-    _check_choice(self.guide, 'guide', ('lite', 'full'))
-    _check_bool(self.symmetric, 'symmetric')
-    if (isinstance(self.eps, bool) or not isinstance(self.eps, (int, float))
-        or not math.isfinite(self.eps) or self.eps <= 0):
-      raise ValueError(f'eps must be a positive finite number; got {self.eps!r}')
+    _checks.choice(self.guide, 'guide', ('lite', 'full'))
+    _checks.flag(self.symmetric, 'symmetric')
+    _checks.positive(self.eps, 'eps')
     n = len(_geometry.normalize_window(self.window))
     _geometry.int_tuple(self.guide_window, n, 'guide_window')
     super().__post_init__()

@@ -8,12 +8,7 @@ from collections.abc import Mapping, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import _geometry, lifting
-
-
-def _check_kernel_size(kernel_size) -> None:
-  if not _geometry.is_int(kernel_size) or kernel_size < 1:
-    raise ValueError(f'kernel_size must be a positive int; got {kernel_size!r}')
+from jaxpool import _checks, lifting
 
 
 class LiftOperator(nn.Module):
@@ -56,13 +51,14 @@ class LiftDownPool(nn.Module):
   axes: int | Sequence[int] = (-3, -2)
 
   def __post_init__(self):
-    _check_kernel_size(self.kernel_size)
+    _checks.positive_int(self.kernel_size, 'kernel_size')
     lifting.axes_tuple(self.axes)
     super().__post_init__()
 
   def setup(self):
-    self.predict = LiftOperator(self.kernel_size)
-    self.update = LiftOperator(self.kernel_size)
+    kernel_size = _checks.positive_int(self.kernel_size, 'kernel_size')
+    self.predict = LiftOperator(kernel_size)
+    self.update = LiftOperator(kernel_size)
 
   def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     return lifting.lift_down_pool(x, self.predict, self.update, self.axes)
@@ -90,7 +86,7 @@ class LiftUpPool(nn.Module):
 
   def __post_init__(self):
     if self.kernel_size is not None:
-      _check_kernel_size(self.kernel_size)
+      _checks.positive_int(self.kernel_size, 'kernel_size')
     if self.axes is not None:
       lifting.axes_tuple(self.axes)
     if self.down is not None:
@@ -101,7 +97,8 @@ class LiftUpPool(nn.Module):
 
   def setup(self):
     if self.down is None:
-      kernel_size = 3 if self.kernel_size is None else self.kernel_size
+      kernel_size = 3 if self.kernel_size is None else _checks.positive_int(self.kernel_size,
+                                                                            'kernel_size')
       self.predict = LiftOperator(kernel_size)
       self.update = LiftOperator(kernel_size)
 

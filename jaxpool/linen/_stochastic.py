@@ -14,9 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpool import _geometry, stochastic
+from jaxpool import _checks, stochastic
 from jaxpool.linen._base import Windowed as _Windowed
-from jaxpool.linen._base import check_bool
 
 RNG_STREAM = 'pooling'
 
@@ -52,9 +51,7 @@ class MixedPool(_Windowed):
 
   def __post_init__(self):
     stochastic.check_probability(self.p_max, 'p_max')
-    if self.granularity not in stochastic.GRANULARITIES:
-      raise ValueError(
-          f'granularity must be one of {stochastic.GRANULARITIES}; got {self.granularity!r}')
+    _checks.choice(self.granularity, 'granularity', stochastic.GRANULARITIES)
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None) -> jnp.ndarray:
@@ -69,12 +66,7 @@ class S3Pool(nn.Module):
   deterministic: bool | None = None
 
   def __post_init__(self):
-    window = _geometry.normalize_window(self.window)
-    if self.grid is not None:
-      grid = _geometry.int_tuple(self.grid, len(window), 'grid')
-      if any(g < k for g, k in zip(grid, window)):
-        raise ValueError(
-            f'grid must be >= window in every dim; got grid {grid} for window {window}')
+    stochastic.check_grid(self.grid, self.window)
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None) -> jnp.ndarray:
@@ -97,7 +89,7 @@ class FractionalMaxPool(nn.Module):
   def __post_init__(self):
     stochastic.check_fractional_fields(self.window, self.output_size, self.output_ratio,
                                        'FractionalMaxPool')
-    check_bool(self.return_indices, 'return_indices')
+    _checks.flag(self.return_indices, 'return_indices')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None,

@@ -14,19 +14,12 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import _geometry, weighted
+from jaxpool import _checks, _geometry, weighted
 from jaxpool._geometry import Padding
-from jaxpool.linen._base import Windowed, check_bool, check_window_fields
+from jaxpool.linen._base import Windowed, check_window_fields
 
-
-def _check_positive(value, name: str) -> None:
-  if (isinstance(value, bool) or not isinstance(value, (int, float))
-      or not (math.isfinite(value) and value > 0)):
-    raise ValueError(f'{name} must be a positive finite number; got {value!r}')
-
-
-def _check_bool(value, name: str) -> None:
-  check_bool(value, name)  # NumPy bools accepted, as everywhere
+#: LIPLogits' default ``eps`` (its identity tells "not given" for the deprecated ``epsilon``).
+_LIP_EPS = 1e-5
 
 
 class SoftPool(Windowed):
@@ -41,17 +34,18 @@ class SoftPool(Windowed):
   return_weights: bool = False
 
   def __post_init__(self):
-    _check_positive(self.temperature, 'temperature')
-    _check_bool(self.learnable_temperature, 'learnable_temperature')
-    _check_bool(self.return_weights, 'return_weights')
+    weighted.check_temperature(self.temperature)
+    _checks.flag(self.learnable_temperature, 'learnable_temperature')
+    _checks.flag(self.return_weights, 'return_weights')
     super().__post_init__()
 
   @nn.compact
   def __call__(self, x: jnp.ndarray):
     temperature = self.temperature
     if self.learnable_temperature:
-      log_t = self.param('log_temperature',
-                         lambda _: jnp.asarray(math.log(self.temperature), jnp.float32))
+      t = weighted.check_temperature(self.temperature)  # a float, or a float array
+      log_t0 = math.log(t) if isinstance(t, float) else jnp.log(t.astype(jnp.float32))
+      log_t = self.param('log_temperature', lambda _: jnp.asarray(log_t0, jnp.float32))
       temperature = jnp.exp(log_t)
     return weighted.soft_pool(x, *self._geometry_args, temperature=temperature,
                               return_weights=self.return_weights)
@@ -65,16 +59,21 @@ class LIPLogits(nn.Module):
   logit starts at ``coeff / 2`` and LIP starts as average pooling), instance
   norm over the spatial dims with a learned per-channel scale and bias, and
   the paper's ``SoftGate`` (``coeff = 12``), which bounds the logits to
-  ``(0, coeff)``.
+  ``(0, coeff)``. ``eps`` is the instance norm's variance offset (``epsilon``,
+  its old name, still works with a ``DeprecationWarning``).
   """
   kernel_size: Sequence[int]
   coeff: float = 12.0
-  epsilon: float = 1e-5
+  eps: float = _LIP_EPS
+  epsilon: float | None = None  # deprecated: eps
 
   def __post_init__(self):
-    _geometry.normalize_window(self.kernel_size, 'logit_window')
-    _check_positive(self.coeff, 'coeff')
-    _check_positive(self.epsilon, 'epsilon')
+    eps = _checks.renamed(self.eps, self.epsilon, 'eps', 'epsilon', _LIP_EPS, 'LIPLogits')
+    object.__setattr__(self, 'eps', eps)  # resolved once: clones do not warn again
+    object.__setattr__(self, 'epsilon', None)
+    _geometry.normalize_window(self.kernel_size, 'kernel_size')
+    _checks.positive(self.coeff, 'coeff')
+    _checks.positive(self.eps, 'eps')
     super().__post_init__()
 
   @nn.compact
@@ -84,7 +83,7 @@ class LIPLogits(nn.Module):
                 kernel_init=nn.initializers.zeros, name='conv')(x)
     scale = self.param('scale', nn.initializers.ones, (channels,), jnp.float32)
     bias = self.param('bias', nn.initializers.zeros, (channels,), jnp.float32)
-    return weighted.lip_gate(h, scale, bias, self.coeff, self.epsilon, len(self.kernel_size),
+    return weighted.lip_gate(h, scale, bias, self.coeff, self.eps, len(self.kernel_size),
                              x.dtype)
 
 
@@ -105,8 +104,8 @@ class LIP(Windowed):
 
   def __post_init__(self):
     weighted.lip_logit_window(self.window, self.logit_window)
-    _check_positive(self.coeff, 'coeff')
-    _check_bool(self.return_weights, 'return_weights')
+    _checks.positive(self.coeff, 'coeff')
+    _checks.flag(self.return_weights, 'return_weights')
     super().__post_init__()
 
   @nn.compact
@@ -126,8 +125,8 @@ class EDSCWPool(Windowed):
   return_weights: bool = False
 
   def __post_init__(self):
-    _check_positive(self.eps, 'eps')
-    _check_bool(self.return_weights, 'return_weights')
+    _checks.positive(self.eps, 'eps')
+    _checks.flag(self.return_weights, 'return_weights')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray):
@@ -141,8 +140,8 @@ class IDWPool(Windowed):
   return_weights: bool = False
 
   def __post_init__(self):
-    _check_positive(self.eps, 'eps')
-    _check_bool(self.return_weights, 'return_weights')
+    _checks.positive(self.eps, 'eps')
+    _checks.flag(self.return_weights, 'return_weights')
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray):
@@ -165,11 +164,9 @@ class AdaPool(Windowed):
   return_weights: bool = False
 
   def __post_init__(self):
-    if self.beta_shape not in _geometry.PARAM_SHAPES:
-      raise ValueError(
-          f'beta_shape must be one of {_geometry.PARAM_SHAPES}; got {self.beta_shape!r}')
-    _check_positive(self.eps, 'eps')
-    _check_bool(self.return_weights, 'return_weights')
+    _checks.choice(self.beta_shape, 'beta_shape', _geometry.PARAM_SHAPES)
+    _checks.positive(self.eps, 'eps')
+    _checks.flag(self.return_weights, 'return_weights')
     super().__post_init__()
 
   @nn.compact
@@ -210,6 +207,10 @@ class AdaUnPool(nn.Module):
     super().__post_init__()
 
   def __call__(self, y: jnp.ndarray, weights: jnp.ndarray,
+               output_size: Sequence[int] | None = None, *,
                output_shape: Sequence[int] | None = None) -> jnp.ndarray:
+    """``output_size`` as :func:`jaxpool.weighted_unpool`'s (``output_shape``: deprecated)."""
+    output_size = _checks.renamed(output_size, output_shape, 'output_size', 'output_shape', None,
+                                  'AdaUnPool')
     return weighted.weighted_unpool(y, weights, self.window, self.strides, self.padding,
-                                    self.dilation, output_shape)
+                                    self.dilation, output_size)
