@@ -23,6 +23,10 @@ from jaxpool import _checks
 
 Padding = Union[str, int, Sequence[int], Sequence[tuple[int, int]]]
 
+#: The geometry fields of a windowed module as the functions take them positionally:
+#: ``(window, strides, padding, dilation, ceil_mode)``.
+GeometryArgs = tuple[Sequence[int], int | Sequence[int] | None, Padding, int | Sequence[int], bool]
+
 
 def is_int(value: Any) -> bool:
   """True for Python/NumPy integers, False for bools and everything else."""
@@ -285,12 +289,15 @@ def param_shape(kind: str, out_shape: Sequence[int] | None,
   for the pooled spatial shape ``out_shape`` and ``channels`` C; what ``kind``
   does not use may be None.
   """
-  if kind == 'scalar':
-    return ()
-  if kind == 'channel':
-    return (channels,)
-  if kind == 'location':
-    return (*out_shape, 1)
-  if kind == 'location_channel':
-    return (*out_shape, channels)
-  raise ValueError(f'kind must be one of {", ".join(map(repr, PARAM_SHAPES))}; got {kind!r}')
+  if kind not in PARAM_SHAPES:
+    raise ValueError(f'kind must be one of {", ".join(map(repr, PARAM_SHAPES))}; got {kind!r}')
+  tail: tuple[int, ...] = ()
+  if kind.endswith('channel'):
+    if channels is None:
+      raise ValueError(f'a {kind!r} parameter needs the channel count')
+    tail = (channels,)
+  if not kind.startswith('location'):
+    return tail
+  if out_shape is None:
+    raise ValueError(f'a {kind!r} parameter needs the output spatial shape')
+  return (*out_shape, *(tail or (1,)))

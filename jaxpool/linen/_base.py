@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 
 from jaxpool import _geometry
-from jaxpool._geometry import Padding
+from jaxpool._geometry import GeometryArgs, Padding
 
 
 def check_window_fields(module, *, unpool_padding: bool = False) -> None:
@@ -36,5 +36,5 @@ class Windowed(nn.Module):
     super().__post_init__()
 
   @property
-  def _geometry_args(self):
+  def _geometry_args(self) -> GeometryArgs:
     return (self.window, self.strides, self.padding, self.dilation, self.ceil_mode)

@@ -23,15 +23,12 @@ import numpy as np
 from flax import nnx
 
 from jaxpool import _geometry
-from jaxpool._geometry import Padding
+from jaxpool._geometry import GeometryArgs, Padding
 
 #: The rng stream random modules draw from; ``nnx.Rngs`` falls back to ``'default'``.
 RNG_STREAM = 'pooling'
 
 T = TypeVar('T')
-
-#: The geometry fields as the functions take them positionally.
-GeometryArgs = tuple[Sequence[int], int | Sequence[int] | None, Padding, int | Sequence[int], bool]
 
 
 def freeze(value: T) -> T:
