@@ -15,6 +15,10 @@ README = (ROOT / 'README.md').read_text()
 # The quick-start row re-run by test_quick_start_row_is_what_the_example_prints: the cheapest
 # pooling that goes through the weighted core (about 20 s on 2 cores; all five take about a minute).
 RERUN_POOL = 'soft'
+# How far a re-run's accuracy may sit from the README's: the observed spread of the five rows
+# across machines and XLA builds is under 2 points (README, "Quick start" output), so a change
+# that moves training beyond 3 points is not rounding.
+ACCURACY_TOLERANCE = 3.0
 
 
 def _block(marker: str) -> str:
@@ -104,9 +108,10 @@ def test_quick_start_table_has_every_pooling_and_its_parameter_count():
 def test_quick_start_row_is_what_the_example_prints(tmp_path):
   """Re-runs one pooling of the main command as the README runs it (1 CPU device, no XLA flags).
 
-  Its accuracies depend on every float rounding on the way (the jaxpool revision, the device count,
-  XLA flags such as the suite's ``--xla_backend_optimization_level=0``, possibly the CPU), so this
-  fails when a change moves them: re-run the main command and paste its output into the README.
+  The parameter count must match exactly. The accuracies depend on every float rounding on the
+  way (the device count, XLA flags, the CPU XLA compiles for), so they must match within
+  ``ACCURACY_TOLERANCE``: a change that moves them further changed the training, and the README's
+  table must be re-made (re-run the main command and paste its output).
   """
   args = _main_command_args()
   at = args.index('--compare')
@@ -140,6 +145,9 @@ def test_quick_start_row_is_what_the_example_prints(tmp_path):
     'command prints now; re-run it and paste its runs/digits/compare.md'
   )
   assert printed[0] == header, f'{stale}:\n{printed[0]}\n!=\n{header}'
-  assert row[:4] == rows[RERUN_POOL][:4], (
-    f'{stale}:\nprinted {row[:4]}\nREADME  {rows[RERUN_POOL][:4]}'
-  )
+  assert row[:2] == rows[RERUN_POOL][:2], f'{stale}:\nprinted {row[:2]}\nREADME  {rows[RERUN_POOL][:2]}'
+  for printed_acc, readme_acc in zip(row[2:4], rows[RERUN_POOL][2:4]):
+    assert abs(float(printed_acc) - float(readme_acc)) <= ACCURACY_TOLERANCE, (
+      f'{stale} (beyond the {ACCURACY_TOLERANCE}-point rounding spread):\n'
+      f'printed {row[:4]}\nREADME  {rows[RERUN_POOL][:4]}'
+    )
