@@ -417,6 +417,17 @@ def check_temperature(temperature: Any) -> float | jnp.ndarray:
   return temperature
 
 
+def initial_log_temperature(temperature: Any) -> jnp.ndarray:
+  """The starting value of a learnable SoftPool temperature, stored as its logarithm (f32).
+
+  ``log(temperature)`` for a number or a float array (``()`` or ``(C,)``); the
+  modules use ``exp`` of the parameter, which keeps the temperature positive.
+  """
+  t = check_temperature(temperature)
+  log_t = math.log(t) if isinstance(t, float) else jnp.log(t.astype(jnp.float32))
+  return jnp.asarray(log_t, jnp.float32)
+
+
 def _cast_outputs(x, out, return_weights):
   """Casts ``y`` (and the weights) back to ``x``'s dtype."""
   if return_weights:

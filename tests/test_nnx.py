@@ -511,3 +511,14 @@ def test_ada_unpool_output_shape_is_the_deprecated_name_of_output_size():
   np.testing.assert_array_equal(got, want)
   with pytest.raises(TypeError, match='AdaUnPool got both output_size'):
     unpool(y, weights, (7, 7), output_shape=(7, 7))
+
+
+@pytest.mark.parametrize('temperature', [2.0, np.asarray([0.5, 1.0, 2.0], np.float32)],
+                         ids=['float', 'array'])
+def test_learnable_temperature_starts_at_its_log_in_both_apis(temperature):
+  t = jnp.asarray(temperature) if isinstance(temperature, np.ndarray) else temperature
+  got = jn.SoftPool((2, 2), temperature=t, learnable_temperature=True).log_temperature[...]
+  linen = jl.SoftPool((2, 2), temperature=t, learnable_temperature=True)
+  want = linen.init(jax.random.key(0), X)['params']['log_temperature']
+  np.testing.assert_allclose(got, np.log(temperature), rtol=1e-6)
+  np.testing.assert_array_equal(got, want)

@@ -8,7 +8,6 @@ a learnable SoftPool temperature is stored as its logarithm.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -43,9 +42,8 @@ class SoftPool(Windowed):
   def __call__(self, x: jnp.ndarray):
     temperature = self.temperature
     if self.learnable_temperature:
-      t = weighted.check_temperature(self.temperature)  # a float, or a float array
-      log_t0 = math.log(t) if isinstance(t, float) else jnp.log(t.astype(jnp.float32))
-      log_t = self.param('log_temperature', lambda _: jnp.asarray(log_t0, jnp.float32))
+      log_t = self.param('log_temperature',
+                         lambda _: weighted.initial_log_temperature(self.temperature))
       temperature = jnp.exp(log_t)
     return weighted.soft_pool(x, *self._geometry_args, temperature=temperature,
                               return_weights=self.return_weights)

@@ -7,7 +7,6 @@ pooling at the start), SoftPool's ``log_temperature``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import jax
@@ -43,7 +42,7 @@ class SoftPool(Windowed):
     self.learnable_temperature = freeze(learnable_temperature)
     self.return_weights = freeze(return_weights)
     if learnable_temperature:
-      self.log_temperature = nnx.Param(jnp.asarray(math.log(temperature), jnp.float32))
+      self.log_temperature = nnx.Param(weighted.initial_log_temperature(temperature))
 
   def __call__(self, x: jnp.ndarray):
     temperature: float | jax.Array = self.temperature
