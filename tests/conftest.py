@@ -22,5 +22,7 @@ def x64():
     yield
 
 
-def pytest_configure(config):
-  config.addinivalue_line('markers', 'slow: long-running tests (run by the CI slow job)')
+def pytest_report_header(config):
+  from tests import helpers
+  return (f'long sweeps: rotation {helpers.rotation()} '
+          '(set JAXPOOL_TEST_ROTATION to this value to re-run the same cases)')

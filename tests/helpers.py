@@ -37,3 +37,36 @@ def random_geometry(rng: np.random.Generator, ndim: int, *, max_window: int = 4,
   spatial = tuple(int(rng.integers(max(e - 2 * p, 1), e + 6)) for e, p in zip(eff, pad))
   return dict(window=window, strides=strides, padding=pad, dilation=dil,
               ceil_mode=bool(rng.integers(0, 2)), spatial=spatial)
+
+
+def rotation() -> int:
+  """This run's turn in the long sweeps: which of their extra cases it runs.
+
+  The sweeps that would be too slow to run whole on every CI run (random geometries checked
+  against references) run a fixed-size share chosen by this number, so that successive
+  commits together cover every case. ``JAXPOOL_TEST_ROTATION`` if set (to reproduce a
+  failure: pytest's header prints the value), else the git commit as a number, else 0.
+  """
+  import os
+  import pathlib
+  import subprocess
+
+  value = os.environ.get('JAXPOOL_TEST_ROTATION')
+  if value is not None:
+    return int(value)
+  try:
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                          cwd=pathlib.Path(__file__).parent, check=True, timeout=10).stdout
+    return int(head.strip()[:8], 16)
+  except (OSError, ValueError, subprocess.SubprocessError):
+    return 0
+
+
+def rotating_share(cases: list, fixed: int, share: int, turn: int | None = None) -> list:
+  """The first ``fixed`` cases, then ``share`` of the others starting at this run's turn."""
+  turn = rotation() if turn is None else turn
+  rest = cases[fixed:]
+  if not rest or share <= 0:
+    return cases[:fixed]
+  picked = [rest[(turn + i) % len(rest)] for i in range(min(share, len(rest)))]
+  return cases[:fixed] + picked

@@ -157,13 +157,8 @@ FUZZ_ARGS = dict(op=st.sampled_from(FUZZED), case=geometries(),
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(**FUZZ_ARGS)
 def test_fuzzed_geometry_gives_documented_shape_and_finite_values(op, case, dtype, scale):
-  _check_fuzzed(op, case, dtype, scale)
-
-
-@pytest.mark.slow
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(**FUZZ_ARGS)
-def test_fuzzed_geometry_long_run(op, case, dtype, scale):
+  # Hypothesis draws new examples on every run (no fixed seed), so successive CI runs
+  # together search far beyond one run's 12; a failure prints the example to reproduce.
   _check_fuzzed(op, case, dtype, scale)
 
 

@@ -35,7 +35,8 @@ def _sweep(seed, count, max_taps=8, fast=None, min_taps=1):
     if min_taps <= np.prod(geo['window']) <= max_taps:
       out.append(geo)
   fast = count if fast is None else fast
-  return [g if i < fast else pytest.param(g, marks=pytest.mark.slow) for i, g in enumerate(out)]
+  # `fast` cases a run: the first `fast - 1` always, one of the others in turn (helpers.rotation)
+  return helpers.rotating_share(out, fast - 1, 1)
 
 
 def _args(geo):
@@ -232,7 +233,7 @@ def _check_against_references(geo):
       np.testing.assert_allclose(ours[1], gz.sum(-1, keepdims=True), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize('op', ['edscw', 'idw', pytest.param('ada', marks=pytest.mark.slow)])
+@pytest.mark.parametrize('op', helpers.rotating_share(['edscw', 'idw', 'ada'], 1, 1))
 def test_gradients_match_numpy_finite_differences(op, x64):
   rng = np.random.default_rng(5)
   for geo in (dict(window=(3, 2), strides=(2, 1), padding=(1, 1), dilation=(1, 2),
