@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -57,11 +58,9 @@ def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarr
   is_float = jnp.issubdtype(x.dtype, jnp.floating)
   unset = geom.window_size
   taps = _windows.Taps.read(x, geom, fill, stacked=False)
-  best, choice = None, None
-  for i, (tap, mask) in enumerate(zip(taps.data, taps.masks())):
-    if best is None:
-      best = jnp.full(tap.shape, fill, x.dtype)
-      choice = jnp.full(tap.shape, unset, _windows.choice_dtype(geom))
+  best = jnp.full(taps.data[0].shape, fill, x.dtype)
+  choice = jnp.full(best.shape, unset, _windows.choice_dtype(geom))
+  for i, (tap, mask) in enumerate(zip(taps.data, taps.tap_masks())):
     take = better(tap, best) | (choice == unset)
     if is_float:
       take = take | jnp.isnan(tap)
@@ -83,7 +82,7 @@ def _stacked_extremum(taps: _windows.Taps, kind: str) -> tuple[jnp.ndarray, jnp.
   the last NaN if there is one, else the first valid tap equal to the extremum,
   else (no valid tap) ``K``. Whole-array ops: the HLO does not grow with ``K``.
   """
-  data, valid = taps.data, taps.masks()
+  data, valid = taps.data, _windows.stacked_tap_masks(taps.geom, taps.num_batch)
   k = data.shape[0]
   fill = jnp.asarray(_fill(data.dtype, kind), data.dtype)
   if valid is not None:
@@ -114,7 +113,7 @@ def winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
   if not _windows.separable_pays(geom):
     y, choice = _extremum_scan(x, geom, kind)
     return y, [(None, geom, choice, False)]
-  route = []
+  route: Route = []
   for axis, g in _windows.separable_passes(geom):
     stacked = not _windows.unrolls(g)
     if stacked:
@@ -137,8 +136,9 @@ def route_choice(route: Route, geom: Geometry) -> jnp.ndarray:
   """The route's winner as one row-major tap number of ``geom``'s window (``K``: none)."""
   if route[0][0] is None:
     return route[0][2]
-  total = unset = 0
-  for i, (axis, g, choice, _) in enumerate(route):
+  total, unset = jnp.zeros((), jnp.int32), jnp.zeros((), jnp.bool_)
+  for i, (dim, g, choice, _) in enumerate(route):
+    axis = typing.cast(int, dim)  # per-dim routes name their dim (None: the whole window)
     choice = choice.astype(jnp.int32)
     for _, later, later_choice, _ in route[i + 1:]:  # to the output's resolution
       choice = _windows.Taps.read(choice, later, 0, stacked=True).pick(later_choice)

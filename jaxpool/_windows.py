@@ -384,15 +384,19 @@ class Taps:
     """Static validity: per tap ``(*out, 1)`` masks (None = all valid), or the stacked one."""
     if self.stacked:
       return stacked_tap_masks(self.geom, self.num_batch)
+    return self.tap_masks()
+
+  def tap_masks(self) -> list[np.ndarray | None]:
+    """Per tap ``(*out, 1)`` static validity masks (None = all valid), in tap order."""
     return [tap_mask(self.geom, o) for o in offsets(self.geom)]
 
   def where_valid(self, fill) -> Taps:
     """Taps with padded (invalid) positions replaced by ``fill``."""
-    masks = self.masks()
     if self.stacked:
-      return self if masks is None else self._like(jnp.where(masks, self.data, fill))
+      stacked = stacked_tap_masks(self.geom, self.num_batch)
+      return self if stacked is None else self._like(jnp.where(stacked, self.data, fill))
     return self._like(tuple(t if m is None else jnp.where(m, t, fill)
-                            for t, m in zip(self.data, masks)))
+                            for t, m in zip(self.data, self.tap_masks())))
 
   def _reduce(self, pair: Callable, stacked_reduce: Callable) -> jnp.ndarray:
     if self.stacked:
