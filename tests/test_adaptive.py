@@ -10,7 +10,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.test_util import check_grads
 
 import jaxpool
-from jaxpool import linen as jl
 from tests.helpers import from_torch_layout, to_torch_layout, torch_or_skip
 from tests.reference import adaptive as ref
 
@@ -511,64 +510,3 @@ def test_spatial_pyramid_errors():
     spatial_pyramid_pool(x, (1, (2, 2, 2)))
   with pytest.raises(ValueError, match='rank >= 3'):
     spatial_pyramid_pool(jnp.ones((4, 3)))
-
-
-# --- linen modules --------------------------------------------------------------------------
-
-
-def test_linen_modules(rng):
-  x = jnp.asarray(rng.standard_normal((2, 9, 7, 4)).astype(np.float32))
-  cases = [
-      (jl.AdaptiveAvgPool((3, None)), adaptive_avg_pool(x, (3, None))),
-      (jl.AdaptiveMaxPool(2), adaptive_max_pool(x, 2)),
-      (jl.GlobalPool('catavgmax'), global_pool(x, 'catavgmax')),
-      (jl.GlobalPool('gem', p=4.0, keepdims=True), global_pool(x, 'gem', True, p=4.0)),
-      (jl.GlobalPool('soft', temperature=0.5), global_pool(x, 'soft', temperature=0.5)),
-      (jl.ChannelPool('avg', keepdims=False), channel_pool(x, 'avg', False)),
-      (jl.SpatialPyramidPool((1, 3), 'avg'), spatial_pyramid_pool(x, (1, 3), 'avg')),
-  ]
-  for module, want in cases:
-    params = jax.jit(module.init)(jax.random.key(0), x)
-    assert not jax.tree_util.tree_leaves(params)
-    np.testing.assert_allclose(jax.jit(module.apply)(params, x), want, rtol=1e-6)
-  y, idx = jl.AdaptiveMaxPool((4, 3), return_indices=True).apply({}, x)
-  np.testing.assert_array_equal(idx, adaptive_max_pool(x, (4, 3), return_indices=True)[1])
-
-
-@pytest.mark.parametrize('p_shape', ['scalar', 'channel'])
-def test_linen_gem_learnable_p(p_shape, rng):
-  x = jnp.asarray(np.abs(rng.standard_normal((2, 6, 5, 4))).astype(np.float32))
-  module = jl.GlobalPool('gem', learnable_p=True, p_shape=p_shape)
-  params = jax.jit(module.init)(jax.random.key(0), x)
-  p = params['params']['p']
-  assert p.shape == (() if p_shape == 'scalar' else (4,))
-  np.testing.assert_array_equal(p, 3.0)
-  np.testing.assert_allclose(jax.jit(module.apply)(params, x), global_pool(x, 'gem', p=3.0),
-                             rtol=1e-6)
-  grads = jax.jit(jax.grad(lambda v: jnp.sum(module.apply(v, x))))(params)
-  assert np.all(np.isfinite(grads['params']['p'])) and np.any(grads['params']['p'] != 0)
-  lp = jl.GlobalPool('lp', p=2.0, learnable_p=True)
-  np.testing.assert_array_equal(lp.init(jax.random.key(0), x)['params']['p'], 2.0)
-
-
-def test_linen_errors():
-  with pytest.raises(ValueError, match=r'output_size entries must be >= 1.*\(0, 2\)'):
-    jl.AdaptiveAvgPool((0, 2))
-  with pytest.raises(TypeError, match='output_size entries must be positive ints or None'):
-    jl.AdaptiveMaxPool(('a',))
-  with pytest.raises(ValueError, match="method must be one of.*got 'median'"):
-    jl.GlobalPool('median')
-  with pytest.raises(ValueError, match=r"method 'avg' takes keyword arguments \[\].*\['p'\]"):
-    jl.GlobalPool('avg', p=3.0)
-  with pytest.raises(ValueError, match="learnable_p needs method 'lp' or 'gem'; got method 'max'"):
-    jl.GlobalPool('max', learnable_p=True)
-  with pytest.raises(ValueError, match='p must be positive; got -1.0'):
-    jl.GlobalPool('gem', p=-1.0)
-  with pytest.raises(ValueError, match="p_shape must be one of 'scalar', 'channel'; got 'pixel'"):
-    jl.GlobalPool('gem', learnable_p=True, p_shape='pixel')
-  with pytest.raises(ValueError, match="method must be one of.*got 'sum'"):
-    jl.ChannelPool('sum')
-  with pytest.raises(ValueError, match="method must be one of.*got 'lp'"):
-    jl.SpatialPyramidPool(method='lp')
-  with pytest.raises(TypeError, match='levels must be a non-empty sequence'):
-    jl.SpatialPyramidPool(levels=())

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.test_util import check_grads
 
 import jaxpool
-import jaxpool.linen as jpl
 from jaxpool.blur import binomial_filter
 from tests.helpers import from_torch_layout, to_torch_layout, torch_or_skip
 from tests.reference import blur as ref
@@ -327,63 +324,3 @@ def test_errors():
     jaxpool.max_blur_pool(x, (2, 2), (3,))
   with pytest.raises(TypeError, match='blur must be a sequence'):
     jaxpool.max_blur_pool(x, (2, 2), 3)
-
-
-# --- modules -----------------------------------------------------------------------------
-
-
-def test_modules_match_functions_under_jit(rng):
-  x = jnp.asarray(rng.standard_normal((2, 10, 9, 3)).astype(np.float32))
-  cases = [(jpl.BlurPool(), blur_jit(x)),
-           (jpl.BlurPool((4, 2), 3, 1, pad_mode='reflect'),
-            blur_jit(x, (4, 2), 3, 1, pad_mode='reflect')),
-           (jpl.MaxBlurPool(), max_blur_jit(x)),
-           (jpl.MaxBlurPool((3, 3), (5, 5), 2, pad_mode='edge'),
-            max_blur_jit(x, (3, 3), (5, 5), 2, pad_mode='edge'))]
-  for module, expected in cases:
-    variables = jax.jit(module.init)(jax.random.key(0), x)
-    assert not jax.tree_util.tree_leaves(variables)  # the filter is fixed, not a parameter
-    y = jax.jit(module.apply)(variables, x)
-    np.testing.assert_allclose(np.asarray(y), np.asarray(expected), atol=1e-6)
-
-
-def test_module_field_errors():
-  with pytest.raises(ValueError, match="pad_mode must be one of .*got 'wrap'"):
-    jpl.BlurPool(pad_mode='wrap')
-  with pytest.raises(ValueError, match='strides must be an int or have 2 entries'):
-    jpl.BlurPool(strides=(1, 2, 3))
-  with pytest.raises(TypeError, match='window must be a sequence'):
-    jpl.BlurPool(window=3)
-  with pytest.raises(TypeError, match='count_include_pad must be a bool'):
-    jpl.MaxBlurPool(count_include_pad='yes')
-  with pytest.raises(ValueError, match='blur must have one entry per spatial dim'):
-    jpl.MaxBlurPool(window=(2, 2), blur=(3, 3, 3))
-
-
-def test_modules_train_one_optax_step(rng):
-  class Net(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-      x = jpl.MaxBlurPool()(nn.relu(nn.Conv(4, (3, 3))(x)))
-      return jpl.BlurPool(pad_mode='reflect')(nn.Conv(2, (3, 3))(x))
-
-  x = jnp.asarray(rng.standard_normal((2, 16, 16, 3)).astype(np.float32))
-  target = jnp.ones((2, 4, 4, 2))
-  net = Net()
-  params = jax.jit(net.init)(jax.random.key(0), x)['params']
-  opt = optax.adam(1e-2)
-  state = opt.init(params)
-
-  @jax.jit
-  def step(params, state):
-    loss, grads = jax.value_and_grad(
-        lambda p: jnp.mean((net.apply({'params': p}, x) - target) ** 2))(params)
-    updates, state = opt.update(grads, state)
-    return optax.apply_updates(params, updates), state, loss, grads
-
-  new, _, loss, grads = step(params, state)
-  assert np.isfinite(float(loss))
-  for g in jax.tree_util.tree_leaves(grads):
-    assert np.all(np.isfinite(np.asarray(g))) and np.any(np.asarray(g) != 0)
-  moved = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)), params, new)
-  assert all(jax.tree_util.tree_leaves(moved))

@@ -7,13 +7,11 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.test_util import check_grads
 
 import jaxpool
-from jaxpool import linen as jl
 from tests.helpers import random_geometry
 from tests.reference import learned as ref
 from tests.reference.windows import out_shape
@@ -427,128 +425,6 @@ def test_traced_parameters_skip_the_value_check():
   x = np.ones((4, 4, 1))
   y = jax.jit(lambda a, l: jaxpool.dpp_pool(x, a, l, (2, 2)))(1.0, 2.0)
   np.testing.assert_allclose(y, 1.0)
-
-
-# --- linen modules ---------------------------------------------------------------------------
-
-
-MODULES = [  # one per class (DPP: both guides); parameter shapes are covered below
-    (jl.MaxAvgPool((3, 3), 2, 1, alpha_shape='location_channel'), {'alpha_logit': (4, 4, 3)}),
-    (jl.GatedPool((3, 3), 2, 1), {'gate': (3, 3)}),
-    (jl.TreePool((2, 2), depth=2, per_channel=True), {'leaves': (4, 2, 2, 3),
-                                                      'gates': (3, 2, 2, 3)}),
-    (jl.DPP((2, 2)), {'log_alpha': (3,), 'log_lam': (3,)}),
-    (jl.DPP((3, 3), 2, 1, guide='full', symmetric=False),
-     {'log_alpha': (3,), 'log_lam': (3,), 'guide_kernel': (3, 3, 1, 3), 'guide_bias': (3,)}),
-]
-
-
-def test_module_param_shapes():
-  x = np.zeros((2, 8, 8, 3), np.float32)
-
-  def shapes(module):
-    params = jax.eval_shape(module.init, jax.random.key(0), x)['params']
-    return jax.tree.map(lambda p: p.shape, params)
-
-  for alpha_shape, want in [('scalar', ()), ('channel', (3,)), ('location', (4, 4, 1)),
-                            ('location_channel', (4, 4, 3))]:
-    assert shapes(jl.MaxAvgPool((3, 3), 2, 1, alpha_shape=alpha_shape)) == {'alpha_logit': want}
-  assert shapes(jl.GatedPool((2, 3), per_channel=True)) == {'gate': (2, 3, 3)}
-  assert shapes(jl.TreePool((3, 3), 2, 1)) == {'leaves': (2, 3, 3), 'gates': (1, 3, 3)}
-  assert shapes(jl.TreePool((2, 2), depth=0)) == {'leaves': (1, 2, 2), 'gates': (0, 2, 2)}
-  assert shapes(jl.DPP((2, 2), guide='full', guide_window=(3, 1))) == {
-      'log_alpha': (3,), 'log_lam': (3,), 'guide_kernel': (3, 1, 1, 3), 'guide_bias': (3,)}
-
-
-@pytest.mark.parametrize('module, shapes', MODULES, ids=lambda m: type(m).__name__)
-def test_modules_init_apply_and_train_one_step(module, shapes):
-  x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)
-  variables = jax.jit(module.init)(jax.random.key(1), x)
-  params = variables['params']
-  assert jax.tree.map(jnp.shape, params) == shapes
-  y = jax.jit(module.apply)(variables, x)
-  assert y.shape == (2, 4, 4, 3) and y.dtype == x.dtype
-  target = np.flip(y, axis=1)
-
-  def loss(p):
-    return jnp.mean((module.apply({'params': p}, x) - target) ** 2)
-
-  opt = optax.sgd(1e-2)
-  value_and_grad = jax.jit(jax.value_and_grad(loss))
-  before, grads = value_and_grad(params)
-  updates, _ = opt.update(grads, opt.init(params))
-  moved = optax.apply_updates(params, updates)
-  for name in params:
-    assert np.any(moved[name] != params[name]), name
-  assert value_and_grad(moved)[0] < before
-
-
-def _init_apply(module, x, key=1):
-  variables = jax.jit(module.init)(jax.random.key(key), x)
-  return variables, jax.jit(module.apply)(variables, x)
-
-
-def test_module_initial_values_follow_the_papers():
-  x = np.random.default_rng(0).normal(size=(1, 4, 4, 64)).astype(np.float32)
-  # mixed: alpha = sigmoid(0) = 1/2
-  _, y = _init_apply(jl.MaxAvgPool((2, 2)), x)
-  np.testing.assert_allclose(y, _fn('max_avg_pool', (2, 2))(x, 0.5), rtol=1e-6)
-  # gated / tree filters: N(0, 0.1**2) (a 1x1 window: 4096 draws, a trivial pooling)
-  assert jl.GatedPool((2, 2)).gate_init is jl.TreePool((2, 2)).leaf_init
-  tree = jax.jit(jl.TreePool((1, 1), depth=6, per_channel=True).init)(jax.random.key(3), x)
-  for leaf in tree['params'].values():
-    assert 0.09 < float(np.std(leaf)) < 0.11 and abs(float(np.mean(leaf))) < 0.01
-  # DPP: log-parameters 0 -> alpha = lam = 1; the full guide starts as a 3x3 box filter
-  variables, y = _init_apply(jl.DPP((2, 2), guide='full'), x)
-  params = variables['params']
-  np.testing.assert_array_equal(params['log_alpha'], 0)
-  np.testing.assert_array_equal(params['log_lam'], 0)
-  xp = np.pad(np.asarray(x), ((0, 0), (1, 1), (1, 1), (0, 0)))
-  box = np.stack([np.stack([xp[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3].mean((1, 2))
-                            for j in range(2)], 1) for i in range(2)], 1)
-  np.testing.assert_allclose(y, _dpp_fn((2, 2))(x, 1.0, 1.0, jnp.asarray(box)),
-                             rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize('window, strides, padding', [((3,), 1, 1), ((2, 2, 2), 2, 0),
-                                                      ((4, 4), 3, 2)])
-def test_dpp_full_guide_any_geometry(window, strides, padding):
-  x = np.random.default_rng(0).normal(size=(2, *(9,) * len(window), 2)).astype(np.float32)
-  m = jl.DPP(window, strides, padding, guide='full', guide_window=2)
-  variables, y = _init_apply(m, x)
-  assert y.shape == jax.eval_shape(lambda x: jaxpool.max_pool(x, window, strides, padding), x).shape
-  grads = jax.jit(jax.grad(lambda v: m.apply(v, x).sum()))(variables)
-  assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
-  assert np.any(grads['params']['guide_kernel'] != 0)
-
-
-def test_module_errors():
-  x = np.zeros((2, 8, 8, 3))
-  m = jl.MaxAvgPool((2, 2), alpha_shape='location')
-  variables = jax.jit(m.init)(jax.random.key(0), x)
-  with pytest.raises(ValueError, match=r"'alpha_logit' has shape \(4, 4, 1\) but this input "
-                     r"needs \(5, 5, 1\).*fixed input size"):
-    m.apply(variables, np.zeros((2, 10, 10, 3)))
-  g = jl.GatedPool((2, 2), per_channel=True)
-  with pytest.raises(ValueError, match=r"'gate' has shape \(2, 2, 3\) but this input needs"):
-    g.apply(jax.jit(g.init)(jax.random.key(0), x), np.zeros((2, 8, 8, 4)))
-  with pytest.raises(ValueError, match="alpha_shape must be one of 'scalar', 'channel', "
-                     "'location', 'location_channel'; got 'pixel'"):
-    jl.MaxAvgPool((2, 2), alpha_shape='pixel')
-  with pytest.raises(ValueError, match='depth must be an int >= 0; got -1'):
-    jl.TreePool((2, 2), depth=-1)
-  with pytest.raises(TypeError, match="per_channel must be a bool; got 'yes'"):
-    jl.GatedPool((2, 2), per_channel='yes')
-  with pytest.raises(ValueError, match="guide must be one of 'lite', 'full'; got 'box'"):
-    jl.DPP((2, 2), guide='box')
-  with pytest.raises(ValueError, match='eps must be a positive finite number; got -1'):
-    jl.DPP((2, 2), eps=-1)
-  with pytest.raises(ValueError, match=r'guide_window must be an int or have 2 entries'):
-    jl.DPP((2, 2), guide_window=(3,))
-  with pytest.raises(TypeError, match='window must be a sequence'):
-    jl.GatedPool(3)
-  with pytest.raises(TypeError, match='DPP needs a floating-point x'):
-    jl.DPP((2, 2)).init(jax.random.key(0), np.zeros((4, 4, 1), jnp.int32))
 
 
 def test_dpp_stacked_and_unrolled_tap_paths_agree(monkeypatch, x64):

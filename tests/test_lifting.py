@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.test_util import check_grads
@@ -291,109 +289,3 @@ def test_errors():
     jaxpool.lift_up_pool(low, details, p, u, output_size=(4, 4, 4))
   with pytest.raises(TypeError, match='lift_up_pool needs a floating-point low'):
     jaxpool.lift_up_pool(low.astype(jnp.int32), details, p, u)
-
-
-# --- modules -----------------------------------------------------------------------------
-
-
-def _perturbed(variables, seed):
-  """Random parameters everywhere (biases included), so inversion is not trivially exact."""
-  leaves, tree = jax.tree_util.tree_flatten(variables)
-  keys = jax.random.split(jax.random.key(seed), len(leaves))
-  return jax.tree_util.tree_unflatten(
-      tree, [a + 0.5 * jax.random.normal(k, a.shape, a.dtype) for a, k in zip(leaves, keys)])
-
-
-def test_module_round_trip_three_ways(rng):
-  x = jnp.asarray(rng.standard_normal((2, 7, 6, 3)).astype(np.float32))
-  down = jpl.LiftDownPool()
-  variables = _perturbed(jax.jit(down.init)(jax.random.key(0), x), 1)
-  assert set(variables['params']) == {'predict', 'update'}
-  low, details = jax.jit(down.apply)(variables, x)
-  assert low.shape == (2, 4, 3, 3)
-  # 1. the down module's own inverse
-  y = jax.jit(lambda v, lo, de: down.apply(v, lo, de, (7, 6), method='inverse'))(
-      variables, low, details)
-  np.testing.assert_allclose(np.asarray(y), np.asarray(x), atol=1e-5)
-  # 2. a standalone LiftUpPool given the down pool's variables (same parameter tree)
-  up = jax.jit(lambda v, lo, de: jpl.LiftUpPool().apply(v, lo, de, (7, 6)))
-  np.testing.assert_allclose(np.asarray(up(variables, low, details)), np.asarray(x), atol=1e-5)
-  # and a LiftUpPool with other parameters does not invert it (the check can fail)
-  assert float(jnp.abs(up(_perturbed(variables, 2), low, details) - x).max()) > 1e-2
-  # 3. the functional form with the module's operators equals the module
-  def functional(params, lo, de):
-    op = LiftOperator(3)
-    return jaxpool.lift_up_pool(lo, de, lambda v: op.apply({'params': params['predict']}, v),
-                                lambda v: op.apply({'params': params['update']}, v),
-                                output_size=(7, 6))
-  y = jax.jit(functional)(variables['params'], low, details)
-  np.testing.assert_allclose(np.asarray(y), np.asarray(x), atol=1e-5)
-
-
-class _AutoEncoder(nn.Module):
-  """Two lifting layers down, their shared-parameter inverses up."""
-
-  def setup(self):
-    self.down1 = jpl.LiftDownPool()
-    self.down2 = jpl.LiftDownPool(kernel_size=2, axes=(-2, -3))
-    self.up1 = jpl.LiftUpPool(self.down1)
-    self.up2 = jpl.LiftUpPool(self.down2)
-
-  def __call__(self, x):
-    low1, d1 = self.down1(x)
-    low2, d2 = self.down2(low1)
-    return low2, self.up1(self.up2(low2, d2), d1)
-
-
-def test_shared_parameter_up_pools_invert_and_layers_do_not_share(rng):
-  x = jnp.asarray(rng.standard_normal((2, 8, 8, 3)).astype(np.float32))
-  model = _AutoEncoder()
-  variables = _perturbed(jax.jit(model.init)(jax.random.key(0), x), 3)
-  params = variables['params']
-  assert set(params) == {'down1', 'down2'}  # the up pools own nothing
-  assert params['down2']['predict']['conv_k']['kernel'].shape == (2, 3, 3)
-  assert params['down1']['predict']['conv_k']['kernel'].shape == (3, 3, 3)
-  low, y = jax.jit(model.apply)(variables, x)
-  assert low.shape == (2, 2, 2, 3)
-  np.testing.assert_allclose(np.asarray(y), np.asarray(x), atol=1e-5)
-
-
-def test_lift_down_pool_trains_one_optax_step(rng):
-  x = jnp.asarray(rng.standard_normal((2, 8, 8, 3)).astype(np.float32))
-  down = jpl.LiftDownPool()
-  params = jax.jit(down.init)(jax.random.key(0), x)['params']
-  params = _perturbed(params, 4)  # nonzero biases so every parameter gets a gradient
-  opt = optax.sgd(1e-1)
-  state = opt.init(params)
-
-  def loss(p):  # the paper's regularisers: small details, low band close to the input
-    low, details = down.apply({'params': p}, x)
-    return (sum(jnp.mean(d ** 2) for d in details.values())
-            + jnp.mean((low - jaxpool.avg_pool(x, (2, 2))) ** 2))
-
-  @jax.jit
-  def step(p, s):
-    value, grads = jax.value_and_grad(loss)(p)
-    updates, s = opt.update(grads, s)
-    return optax.apply_updates(p, updates), s, value, grads
-
-  new, _, before, grads = step(params, state)
-  for g in jax.tree_util.tree_leaves(grads):
-    assert np.all(np.isfinite(np.asarray(g))) and np.any(np.asarray(g) != 0)
-  moved = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)), params, new)
-  assert all(jax.tree_util.tree_leaves(moved))
-  assert float(jax.jit(loss)(new)) < float(before)
-
-
-def test_module_field_errors():
-  with pytest.raises(ValueError, match='kernel_size must be a positive int; got 0'):
-    jpl.LiftDownPool(kernel_size=0)
-  with pytest.raises(TypeError, match='axes must be an int or a non-empty sequence of ints'):
-    jpl.LiftDownPool(axes=())
-  with pytest.raises(TypeError, match='down must be a LiftDownPool or None; got MaxPool'):
-    jpl.LiftUpPool(down=jpl.MaxPool((2, 2)))
-  with pytest.raises(ValueError, match=r'axes=\(1,\) conflicts with down.axes=\(-3, -2\)'):
-    jpl.LiftUpPool(down=jpl.LiftDownPool(), axes=(1,))
-  with pytest.raises(ValueError, match='kernel_size=5 conflicts with down.kernel_size=3'):
-    jpl.LiftUpPool(down=jpl.LiftDownPool(), kernel_size=5)
-  jpl.LiftUpPool(down=jpl.LiftDownPool(axes=[-3, -2]), axes=(-3, -2), kernel_size=3)  # agree

@@ -1,11 +1,11 @@
-"""Flax NNX modules: training with nnx.Optimizer, split/merge, rng handling, NNX-only arguments.
-
-The walk over every class (values against the functions, jit, dtypes, parity
-with linen) is in ``tests/test_modules.py``; this file covers what only NNX has.
+"""The Flax NNX modules: every class against its function and against its linen module (the walk
+over tests/module_catalogue.py), then what only NNX has: training with nnx.Optimizer, split/merge,
+rng handling, NNX-only arguments, fields as plain attributes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import pathlib
 import subprocess
@@ -13,6 +13,7 @@ import sys
 import typing
 import warnings
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,10 +25,82 @@ import jaxpool
 import jaxpool.linen as jl
 import jaxpool.nnx as jn
 from jaxpool.nnx._base import freeze
-from tests.test_modules import SPECS, nnx_module
+from tests.module_catalogue import (BAD_CONFIGS, KEY, SPEC, SPECS, assert_close, check_dtype,
+                                    linen_fields, linen_module, linen_run, load_params,
+                                    module_input, nnx_module, nnx_params, public_classes)
 
 X = jnp.asarray(np.random.default_rng(0).standard_normal((2, 8, 8, 3)), jnp.float32)
 XPOS = jnp.abs(X) + 0.1
+
+# --- every module: the function's numbers, linen's fields, errors and numbers --------------
+def test_linen_and_nnx_have_the_same_classes():
+  assert public_classes(jl, nn.Module) == public_classes(jn, nnx.Module)
+
+
+@pytest.mark.parametrize('spec', SPECS, ids=str)
+def test_nnx_module(spec):
+  module = nnx_module(spec)
+  x = module_input(positive=spec.positive)
+  args = spec.args(x)
+  params = nnx_params(module)
+  assert_close(module(*args, **spec.init_kw), spec.expected(x, params, None))
+  xb = x.astype(jnp.bfloat16)
+  for deterministic in spec.modes:
+    if deterministic is None:
+      call = nnx.jit(lambda m, *a: m(*a))
+    else:  # deterministic is static (Python control flow); the key is traced
+      call = nnx.jit(lambda m, *a, d=deterministic: m(*a, deterministic=d, rngs=KEY))
+    out = call(module, *args)
+    assert_close(out, spec.expected(x, params, KEY if deterministic is False else None))
+    check_dtype(call(module, *spec.args(xb)), jnp.bfloat16,
+                 None if deterministic is False else out)
+
+
+@pytest.mark.parametrize('spec', SPECS, ids=str)
+def test_linen_and_nnx_agree_for_the_same_parameters(spec):
+  x = module_input(positive=spec.positive)
+  args = spec.args(x)
+  lin = linen_module(spec)
+  variables = lin.init(jax.random.key(1), *args, **spec.init_kw)
+  mod = nnx_module(spec)
+  params = variables.get('params', {})
+  # Same parameter names and shapes; deterministic initial values are equal too.
+  init = nnx_params(mod)
+  assert jax.tree.structure(init) == jax.tree.structure(params)
+  assert jax.tree.map(jnp.shape, init) == jax.tree.map(jnp.shape, params)
+  if not spec.random_init:
+    assert_close(init, params, rtol=0, atol=0)
+  # Perturbed, so every parameter matters, then copied into the NNX module.
+  keys = iter(jax.random.split(jax.random.key(2), len(jax.tree.leaves(params)) or 1))
+  params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(next(keys), p.shape), params)
+  load_params(mod, params)
+  variables = {'params': params}
+  for deterministic in spec.modes:
+    want, key = linen_run(spec, lin, variables, args, deterministic)
+    kw = {} if deterministic is None else dict(deterministic=deterministic, rngs=key)
+    assert_close(mod(*args, **kw), want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', sorted(SPEC))
+def test_nnx_fields_are_linen_fields(name):
+  """Same names, order and defaults; NNX's extra arguments are keyword-only."""
+  params = list(inspect.signature(getattr(jn, name).__init__).parameters.values())[1:]
+  positional = [(p.name, dataclasses.MISSING if p.default is p.empty else p.default)
+                for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
+  assert positional == linen_fields(getattr(jl, name))
+  extras = {p.name for p in params if p.kind == p.KEYWORD_ONLY}
+  assert extras <= {'num_features', 'input_size', 'rngs'}
+
+
+@pytest.mark.parametrize('name,fields,error,pattern', BAD_CONFIGS,
+                         ids=[f'{c[0]}-{list(c[1])[-1]}' for c in BAD_CONFIGS])
+def test_impossible_configurations_fail_at_construction_in_both_apis(name, fields, error,
+                                                                    pattern):
+  with pytest.raises(error, match=pattern):
+    getattr(jl, name)(**fields)
+  with pytest.raises(error, match=pattern):
+    getattr(jn, name)(**fields)
+
 
 # --- a training step moves every learned pooling parameter --------------------------------
 

@@ -1,7 +1,7 @@
 """Edge-case classes, each swept over the whole API (issue 15).
 
 Every class walks ``jaxpool.__all__`` through ``tests/catalogue.py`` (and the module
-walker of ``tests/test_modules.py``), so a new op or module is covered without being
+walker of ``tests/module_catalogue.py``), so a new op or module is covered without being
 listed here; where a class needs per-op data (the NaN rule's PyTorch kernel, a
 parameterised limit, an argument's wrong type), a table here holds it and a test checks
 that every public function is in it or explicitly out of it.
@@ -37,7 +37,7 @@ import jaxpool.linen as jl
 import jaxpool.nnx as jn
 from tests.catalogue import CALLS
 from tests.helpers import from_torch_layout, to_torch_layout, torch_or_skip
-from tests.test_modules import SPECS, linen_module, nnx_module
+from tests.module_catalogue import SPECS, linen_module, nnx_module
 
 KEY = jax.random.key(0)
 # one name per function object (ada_unpool is weighted_unpool)

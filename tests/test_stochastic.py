@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import math
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -631,52 +630,6 @@ def test_sharded_batch_gives_same_numbers(name):
   y1, g1 = both(x)
   np.testing.assert_allclose(y, y1, rtol=1e-6)
   np.testing.assert_allclose(g, g1, rtol=1e-5, atol=1e-6)
-
-
-def test_linen_modules():
-  x = jnp.asarray(np.abs(_data((2, 9, 9, 3))))
-  modules = [
-      (jl.StochasticPool((3, 3), 2, 1),
-       lambda a, key: stochastic_pool(a, (3, 3), 2, 1, key=key)),
-      (jl.MixedPool((2, 2), p_max=0.3, granularity='window'),
-       lambda a, key: mixed_pool(a, (2, 2), key=key, p_max=0.3, granularity='window')),
-      (jl.S3Pool((2, 2), grid=4), lambda a, key: s3_pool(a, (2, 2), 4, key=key)),
-      (jl.FractionalMaxPool((2, 2), output_ratio=0.7),
-       lambda a, key: fractional_max_pool(a, (2, 2), output_ratio=0.7, key=key)),
-  ]
-  for module, fn in modules:
-    variables = module.init(jax.random.key(0), x, deterministic=True)
-    assert variables == {}
-    fixed = module.clone(deterministic=True)
-    y_eval, y_fixed = jax.jit(lambda a, m=module, f=fixed: (m.apply({}, a, deterministic=True),
-                                                            f.apply({}, a)))(x)
-    np.testing.assert_allclose(y_eval, fn(x, None), rtol=1e-6)
-    np.testing.assert_allclose(y_fixed, fn(x, None), rtol=1e-6)
-    train = jax.jit(lambda r, m=module: m.apply({}, x, deterministic=False, rngs={'pooling': r}))
-    y = train(jax.random.key(1))
-    np.testing.assert_array_equal(y, train(jax.random.key(1)))
-    assert not np.array_equal(y, train(jax.random.key(2)))
-    assert y.shape == y_eval.shape
-    with pytest.raises(ValueError, match='deterministic'):
-      module.apply({}, x)  # neither field nor argument
-    with pytest.raises(Exception, match='pooling'):
-      module.apply({}, x, deterministic=False)  # no 'pooling' rng
-  fmp = jl.FractionalMaxPool((2, 2), output_size=4, return_indices=True)
-  s = np.full((2, 3, 2), 0.25, np.float32)
-  y, idx = fmp.apply({}, x, samples=s)
-  ref_y, ref_idx = fractional_max_pool(x, (2, 2), 4, samples=s, return_indices=True)
-  np.testing.assert_array_equal(y, ref_y)
-  np.testing.assert_array_equal(idx, ref_idx)
-
-  class Net(nn.Module):  # the Dropout-style train flag through a model
-    @nn.compact
-    def __call__(self, a, train: bool):
-      return jl.StochasticPool((2, 2))(nn.Dense(3)(a), deterministic=not train)
-
-  net = Net()
-  params = net.init(jax.random.key(0), x, train=False)
-  out = net.apply(params, x, train=True, rngs={'pooling': jax.random.key(3)})
-  assert out.shape == (2, 4, 4, 3)
 
 
 @pytest.mark.parametrize('build,error,match', [

@@ -44,7 +44,7 @@ from jax.flatten_util import ravel_pytree
 
 import jaxpool
 from tests.catalogue import DIFF_CASES, tie_free
-from tests.test_modules import SPECS, linen_module, nnx_module
+from tests.module_catalogue import SPECS, linen_module, nnx_module
 
 pytestmark = pytest.mark.usefixtures('x64')
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,7 +14,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxpool
 from jaxpool import _windows
-from jaxpool import linen as jpl
 from tests import helpers
 from tests.reference import weighted as ref
 from tests.reference.windows import windows
@@ -604,86 +602,6 @@ def test_weights_are_a_distribution_with_zeros_at_padding():
                                                       output_size=x.shape)), rtol=1e-5)
 
 
-# --- Flax modules ------------------------------------------------------------------------
-
-
-def test_linen_modules_match_functions():
-  rng = np.random.default_rng(17)
-  x = jnp.asarray(rng.standard_normal((2, 8, 8, 3)).astype(np.float32))
-  key = jax.random.key(0)
-  cases = [
-      (jpl.SoftPool((2, 2), temperature=0.5), jaxpool.soft_pool(x, (2, 2), temperature=0.5)),
-      (jpl.EDSCWPool((3, 3), 2, 1), jaxpool.edscw_pool(x, (3, 3), 2, 1)),
-      (jpl.IDWPool((3, 3), 2, 1, eps=1e-3), jaxpool.idw_pool(x, (3, 3), 2, 1, eps=1e-3)),
-      (jpl.AdaPool((2, 2)), jaxpool.ada_pool(x, 0.5, (2, 2))),
-  ]
-  for module, want in cases:
-    variables = module.init(key, x)
-    np.testing.assert_allclose(module.apply(variables, x), want, rtol=1e-6)
-  y, w = jpl.SoftPool((2, 2), return_weights=True).apply({}, x)
-  np.testing.assert_allclose(jpl.AdaUnPool((2, 2)).apply({}, y, w),
-                             jaxpool.ada_unpool(y, w, (2, 2)), rtol=1e-6)
-
-
-def test_linen_soft_pool_learnable_temperature():
-  x = jnp.asarray(np.random.default_rng(18).standard_normal((2, 6, 6, 3)).astype(np.float32))
-  module = jpl.SoftPool((2, 2), temperature=2.0, learnable_temperature=True)
-  variables = module.init(jax.random.key(0), x)
-  np.testing.assert_allclose(variables['params']['log_temperature'], np.log(2.0), rtol=1e-6)
-  np.testing.assert_allclose(module.apply(variables, x),
-                             jaxpool.soft_pool(x, (2, 2), temperature=2.0), rtol=1e-6)
-  g = jax.grad(lambda v: module.apply(v, x).sum())(variables)
-  assert np.isfinite(g['params']['log_temperature']) and g['params']['log_temperature'] != 0
-
-
-def test_linen_lip_starts_as_average_pooling_and_accepts_a_logit_module():
-  x = jnp.asarray(np.random.default_rng(19).standard_normal((2, 9, 9, 4)).astype(np.float32))
-  module = jpl.LIP((3, 3), strides=2, padding=1)
-  variables = jax.jit(module.init)(jax.random.key(0), x)
-  params = variables['params']['logits']
-  assert params['conv']['kernel'].shape == (3, 3, 4, 4) and not params['conv']['kernel'].any()
-  y, g = jax.jit(lambda v: (module.apply(v, x),
-                            jax.grad(lambda v: (module.apply(v, x) ** 2).sum())(v)))(variables)
-  np.testing.assert_allclose(y, jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False),
-                             rtol=1e-5, atol=1e-6)
-  assert np.abs(g['params']['logits']['conv']['kernel']).max() > 0  # it learns
-  # 1-d with a custom logit window, unbatched
-  m1 = jpl.LIP((2,), logit_window=(5,))
-  v1 = jax.jit(m1.init)(jax.random.key(0), x[0, 0])
-  assert v1['params']['logits']['conv']['kernel'].shape == (5, 4, 4)
-  np.testing.assert_allclose(jax.jit(m1.apply)(v1, x[0, 0]), jaxpool.avg_pool(x[0, 0], (2,)),
-                             rtol=1e-5)
-
-  class Twice(nn.Module):
-    @nn.compact
-    def __call__(self, v):
-      return 2 * v
-
-  custom = jpl.LIP((2, 2), logit_module=Twice(), return_weights=True)
-  y, w = jax.jit(custom.apply)({}, x)
-  np.testing.assert_allclose(y, jaxpool.soft_pool(x, (2, 2), temperature=0.5), rtol=1e-5)
-  assert w.shape == (2, 4, 4, 2, 2, 4)
-
-
-@pytest.mark.parametrize('beta_shape,shape', [('scalar', ()), ('channel', (3,)),
-                                              ('location', (4, 4, 1)),
-                                              ('location_channel', (4, 4, 3))])
-def test_linen_ada_pool_beta_shapes(beta_shape, shape):
-  x = jnp.asarray(np.random.default_rng(20).standard_normal((2, 8, 8, 3)).astype(np.float32))
-  module = jpl.AdaPool((2, 2), beta_shape=beta_shape)
-  variables = module.init(jax.random.key(0), x)
-  theta = variables['params']['theta']
-  assert theta.shape == shape and not theta.any()  # beta = sigmoid(0) = 0.5
-  g = jax.grad(lambda v: (module.apply(v, x) ** 2).sum())(variables)
-  assert g['params']['theta'].shape == shape and np.abs(g['params']['theta']).max() > 0
-  other = jnp.zeros((2, 10, 10, 3))
-  if beta_shape.startswith('location'):
-    with pytest.raises(ValueError, match="needs a fixed input size.*output spatial shape"):
-      module.apply(variables, other)
-  else:
-    assert module.apply(variables, other).shape == (2, 5, 5, 3)
-
-
 # --- errors ------------------------------------------------------------------------------
 
 
@@ -750,25 +668,6 @@ def test_unpool_errors():
   assert jaxpool.weighted_unpool(yc, wc, (2, 2), output_size=x.shape).shape == x.shape
 
 
-def test_module_errors_at_construction():
-  with pytest.raises(ValueError, match="beta_shape must be one of .*got 'pixel'"):
-    jpl.AdaPool((2, 2), beta_shape='pixel')
-  with pytest.raises(ValueError, match='temperature must be a positive finite number; got -1'):
-    jpl.SoftPool((2, 2), temperature=-1)
-  with pytest.raises(ValueError, match='eps must be a positive finite number; got 0'):
-    jpl.EDSCWPool((2, 2), eps=0)
-  with pytest.raises(ValueError, match=r'logit_window must have one entry per spatial dim'):
-    jpl.LIP((2, 2), logit_window=(3,))
-  with pytest.raises(ValueError, match='coeff must be a positive finite number'):
-    jpl.LIP((2, 2), coeff=0)
-  with pytest.raises(TypeError, match='return_weights must be a bool'):
-    jpl.IDWPool((2, 2), return_weights=1)
-  with pytest.raises(TypeError, match='window must be a sequence'):
-    jpl.AdaUnPool(2)
-  with pytest.raises(ValueError, match='strides must be an int or have 2 entries'):
-    jpl.SoftPool((2, 2), strides=(1, 1, 1))
-
-
 def test_doc_claims_from_the_issue_hold():
   # SoftPool output lies between the window mean and max (per channel), and is
   # shift-equivariant but not scale-equivariant.
@@ -784,4 +683,3 @@ def test_doc_claims_from_the_issue_hold():
   x2 = x.copy()
   x2[..., 0] *= 5
   np.testing.assert_array_equal(jaxpool.soft_pool(x2, (2, 2))[..., 1:], y[..., 1:])
-

@@ -1,23 +1,19 @@
-"""Every pooling module, linen and NNX, walked the same way.
+"""Every pooling module, linen and NNX, as data the module tests walk.
 
 * ``MODULE_FOR`` maps every public function (``jaxpool.__all__``) to its module
-  class; a function without an entry, or whose class is missing from
-  ``jaxpool.linen`` or ``jaxpool.nnx``, fails here — a new op cannot land
-  without its modules.
+  class (the same name in ``jaxpool.linen`` and ``jaxpool.nnx``), so a new op
+  cannot land without its modules (tests/test_linen.py checks).
 * ``SPECS`` holds one configuration per class, and a reference: the output
-  the *function* gives for the module's parameters. Each class is built, run
-  eagerly and under ``jit`` / ``nnx.jit``, checked against its reference in f32
-  and for dtype in bf16, in both APIs.
-* Both APIs have the same fields (names, order, defaults), which are the
-  function's arguments; impossible configurations raise at construction, the
-  same error in both; and given the same parameters (linen's, perturbed, copied
-  into the NNX module) the two give the same numbers.
+  the *function* gives for the module's parameters. tests/test_linen.py and
+  tests/test_nnx.py build and run each class against it; tests/test_nnx.py
+  also checks that both families have the same fields and errors and, given
+  the same parameters, the same numbers; tests/test_reliability.py and
+  tests/test_transformations.py walk them with their classes of input.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +21,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from flax import nnx
 
 import jaxpool
@@ -81,26 +76,9 @@ FIELD_OUTPUT_SIZE = {'adaptive_avg_pool', 'adaptive_max_pool', 'fractional_max_p
 NONE_MEANS_DEFAULT = {('lift_up_pool', 'axes')}
 
 
-def test_every_public_function_has_a_module_in_both_apis():
-  missing = sorted(set(jaxpool.__all__) - set(MODULE_FOR))
-  assert not missing, f'functions without a module entry in MODULE_FOR: {missing}'
-  for name in jaxpool.__all__:
-    cls = MODULE_FOR[name]
-    assert isinstance(getattr(jl, cls, None), type), f'jaxpool.linen lacks {cls} ({name})'
-    assert isinstance(getattr(jn, cls, None), type), f'jaxpool.nnx lacks {cls} ({name})'
-
-
-def test_table_has_no_stale_entries():
-  assert sorted(set(MODULE_FOR) - set(jaxpool.__all__)) == []
-
-
-def _public_classes(mod, base) -> set[str]:
+def public_classes(mod, base) -> set[str]:
   return {name for name, obj in vars(mod).items()
           if not name.startswith('_') and isinstance(obj, type) and issubclass(obj, base)}
-
-
-def test_linen_and_nnx_have_the_same_classes():
-  assert _public_classes(jl, nn.Module) == _public_classes(jn, nnx.Module)
 
 
 # --- one configuration per class, with the function-level reference ------------------------
@@ -109,7 +87,7 @@ X_SHAPE = (2, 8, 8, 3)
 C = X_SHAPE[-1]
 
 
-def _x(dtype=jnp.float32, positive=False):
+def module_input(dtype=jnp.float32, positive=False):
   x = np.random.default_rng(0).standard_normal(X_SHAPE).astype(np.float32)
   if positive:
     x = np.abs(x) + 0.1
@@ -273,12 +251,6 @@ SPECS = [
 SPEC = {s.name: s for s in SPECS}
 
 
-def test_every_class_has_a_spec():
-  assert set(MODULE_FOR.values()) <= set(SPEC)
-  helpers = {'LIPLogits'}  # sub-modules, covered through their owners
-  assert _public_classes(jl, nn.Module) - helpers == set(SPEC)
-
-
 # --- building and running both APIs -----------------------------------------------------
 
 
@@ -304,7 +276,7 @@ def load_params(module: nnx.Module, params: dict) -> None:
   nnx.update(module, state)
 
 
-def _assert_close(got, want, rtol=1e-5, atol=1e-6):
+def assert_close(got, want, rtol=1e-5, atol=1e-6):
   assert jax.tree.structure(got) == jax.tree.structure(want)
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     assert g.shape == w.shape and g.dtype == w.dtype, (g.shape, g.dtype, w.shape, w.dtype)
@@ -315,7 +287,7 @@ def _assert_close(got, want, rtol=1e-5, atol=1e-6):
                                  rtol=rtol, atol=atol)
 
 
-def _check_dtype(out, dtype, like):
+def check_dtype(out, dtype, like):
   """Float outputs keep the input dtype, integer ones (indices) are int32; shapes as ``like``.
 
   ``like`` is the f32 output for the same input, or None in training mode, where
@@ -336,7 +308,7 @@ def _check_dtype(out, dtype, like):
 KEY = jax.random.key(7)
 
 
-def _linen_run(spec, module, variables, args, deterministic):
+def linen_run(spec, module, variables, args, deterministic):
   """Jitted output, and the training key drawn (None in evaluation / for non-random modules)."""
   if deterministic is None:
     return jax.jit(module.apply)(variables, *args), None
@@ -347,98 +319,12 @@ def _linen_run(spec, module, variables, args, deterministic):
   return out, key
 
 
-@pytest.mark.parametrize('spec', SPECS, ids=str)
-def test_linen_module(spec):
-  module = linen_module(spec)
-  x = _x(positive=spec.positive)
-  args = spec.args(x)
-  variables = jax.jit(lambda k, *a: module.init(k, *a, **spec.init_kw))(jax.random.key(0), *args)
-  params = variables.get('params', {})
-  xb = x.astype(jnp.bfloat16)
-  for deterministic in spec.modes:
-    out, key = _linen_run(spec, module, variables, args, deterministic)
-    _assert_close(out, spec.expected(x, params, key))
-    # bf16 in, bf16 out (indices int32), close to the f32 output.
-    _check_dtype(_linen_run(spec, module, variables, spec.args(xb), deterministic)[0],
-                 jnp.bfloat16, None if deterministic is False else out)
-
-
-@pytest.mark.parametrize('spec', SPECS, ids=str)
-def test_nnx_module(spec):
-  module = nnx_module(spec)
-  x = _x(positive=spec.positive)
-  args = spec.args(x)
-  params = nnx_params(module)
-  _assert_close(module(*args, **spec.init_kw), spec.expected(x, params, None))
-  xb = x.astype(jnp.bfloat16)
-  for deterministic in spec.modes:
-    if deterministic is None:
-      call = nnx.jit(lambda m, *a: m(*a))
-    else:  # deterministic is static (Python control flow); the key is traced
-      call = nnx.jit(lambda m, *a, d=deterministic: m(*a, deterministic=d, rngs=KEY))
-    out = call(module, *args)
-    _assert_close(out, spec.expected(x, params, KEY if deterministic is False else None))
-    _check_dtype(call(module, *spec.args(xb)), jnp.bfloat16,
-                 None if deterministic is False else out)
-
-
-@pytest.mark.parametrize('spec', SPECS, ids=str)
-def test_linen_and_nnx_agree_for_the_same_parameters(spec):
-  x = _x(positive=spec.positive)
-  args = spec.args(x)
-  lin = linen_module(spec)
-  variables = lin.init(jax.random.key(1), *args, **spec.init_kw)
-  mod = nnx_module(spec)
-  params = variables.get('params', {})
-  # Same parameter names and shapes; deterministic initial values are equal too.
-  init = nnx_params(mod)
-  assert jax.tree.structure(init) == jax.tree.structure(params)
-  assert jax.tree.map(jnp.shape, init) == jax.tree.map(jnp.shape, params)
-  if not spec.random_init:
-    _assert_close(init, params, rtol=0, atol=0)
-  # Perturbed, so every parameter matters, then copied into the NNX module.
-  keys = iter(jax.random.split(jax.random.key(2), len(jax.tree.leaves(params)) or 1))
-  params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(next(keys), p.shape), params)
-  load_params(mod, params)
-  variables = {'params': params}
-  for deterministic in spec.modes:
-    want, key = _linen_run(spec, lin, variables, args, deterministic)
-    kw = {} if deterministic is None else dict(deterministic=deterministic, rngs=key)
-    _assert_close(mod(*args, **kw), want, rtol=1e-6, atol=1e-6)
-
-
 # --- fields: one surface for functions, linen and NNX -------------------------------------
 
 
-def _linen_fields(cls) -> list[tuple[str, Any]]:
+def linen_fields(cls) -> list[tuple[str, Any]]:
   return [(f.name, f.default) for f in dataclasses.fields(cls)
           if f.name not in ('parent', 'name') and f.init]
-
-
-@pytest.mark.parametrize('name', sorted(SPEC))
-def test_nnx_fields_are_linen_fields(name):
-  """Same names, order and defaults; NNX's extra arguments are keyword-only."""
-  params = list(inspect.signature(getattr(jn, name).__init__).parameters.values())[1:]
-  positional = [(p.name, dataclasses.MISSING if p.default is p.empty else p.default)
-                for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
-  assert positional == _linen_fields(getattr(jl, name))
-  extras = {p.name for p in params if p.kind == p.KEYWORD_ONLY}
-  assert extras <= {'num_features', 'input_size', 'rngs'}
-
-
-@pytest.mark.parametrize('function', sorted(MODULE_FOR))
-def test_module_fields_are_function_arguments(function):
-  """Every configuration argument of the function is a field, with the same default."""
-  fields = dict(_linen_fields(getattr(jl, MODULE_FOR[function])))
-  skip = NOT_FIELDS | NOT_FIELDS_FOR.get(function, set())
-  if function in FIELD_OUTPUT_SIZE:
-    skip = skip - {'output_size'}
-  for p in inspect.signature(getattr(jaxpool, function)).parameters.values():
-    if p.name in skip or p.kind == p.VAR_KEYWORD:
-      continue
-    assert p.name in fields, f'{MODULE_FOR[function]} lacks the field {p.name!r}'
-    if p.default is not p.empty and (function, p.name) not in NONE_MEANS_DEFAULT:
-      assert fields[p.name] == p.default, (p.name, fields[p.name], p.default)
 
 
 BAD_CONFIGS = [
@@ -478,13 +364,3 @@ BAD_CONFIGS = [
     ('LiftDownPool', dict(kernel_size=0), ValueError, 'kernel_size must be a positive int'),
     ('LiftUpPool', dict(axes='HW'), TypeError, 'axes must be an int or a non-empty sequence'),
 ]
-
-
-@pytest.mark.parametrize('name,fields,error,pattern', BAD_CONFIGS,
-                         ids=[f'{c[0]}-{list(c[1])[-1]}' for c in BAD_CONFIGS])
-def test_impossible_configurations_fail_at_construction_in_both_apis(name, fields, error,
-                                                                    pattern):
-  with pytest.raises(error, match=pattern):
-    getattr(jl, name)(**fields)
-  with pytest.raises(error, match=pattern):
-    getattr(jn, name)(**fields)
