@@ -7,15 +7,16 @@ import os
 # compile time by ~20%. It may round some float sums differently from -O2 (within every test's
 # tolerance; enough to move a 2-epoch training run, see tests/test_readme.py).
 os.environ.setdefault(
-    'XLA_FLAGS', '--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0')
+  'XLA_FLAGS', '--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0'
+)
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-import jaxpool  # noqa: E402
+import jaxpool
 
 
 @pytest.fixture(autouse=True)

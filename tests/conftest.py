@@ -24,5 +24,8 @@ def x64():
 
 def pytest_report_header(config):
   from tests import helpers
-  return (f'long sweeps: rotation {helpers.rotation()} '
-          '(set JAXPOOL_TEST_ROTATION to this value to re-run the same cases)')
+
+  return (
+    f'long sweeps: rotation {helpers.rotation()} '
+    '(set JAXPOOL_TEST_ROTATION to this value to re-run the same cases)'
+  )

@@ -22,8 +22,15 @@ def from_torch_layout(a, n_spatial: int) -> np.ndarray:
   return np.moveaxis(a, a.ndim - n_spatial - 1, -1)
 
 
-def random_geometry(rng: np.random.Generator, ndim: int, *, max_window: int = 4,
-                    max_stride: int = 3, dilation: bool = True, padding: bool = True):
+def random_geometry(
+  rng: np.random.Generator,
+  ndim: int,
+  *,
+  max_window: int = 4,
+  max_stride: int = 3,
+  dilation: bool = True,
+  padding: bool = True,
+):
   """A random valid pooling configuration in PyTorch's terms (symmetric int padding).
 
   Returns dict(window, strides, padding, dilation, ceil_mode, spatial) with
@@ -35,8 +42,14 @@ def random_geometry(rng: np.random.Generator, ndim: int, *, max_window: int = 4,
   eff = [d * (k - 1) + 1 for k, d in zip(window, dil)]
   pad = tuple(int(rng.integers(0, e // 2 + 1)) for e in eff) if padding else (0,) * ndim
   spatial = tuple(int(rng.integers(max(e - 2 * p, 1), e + 6)) for e, p in zip(eff, pad))
-  return dict(window=window, strides=strides, padding=pad, dilation=dil,
-              ceil_mode=bool(rng.integers(0, 2)), spatial=spatial)
+  return dict(
+    window=window,
+    strides=strides,
+    padding=pad,
+    dilation=dil,
+    ceil_mode=bool(rng.integers(0, 2)),
+    spatial=spatial,
+  )
 
 
 def rotation() -> int:
@@ -55,8 +68,14 @@ def rotation() -> int:
   if value is not None:
     return int(value)
   try:
-    head = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                          cwd=pathlib.Path(__file__).parent, check=True, timeout=10).stdout
+    head = subprocess.run(
+      ['git', 'rev-parse', 'HEAD'],
+      capture_output=True,
+      text=True,
+      cwd=pathlib.Path(__file__).parent,
+      check=True,
+      timeout=10,
+    ).stdout
     return int(head.strip()[:8], 16)
   except (OSError, ValueError, subprocess.SubprocessError):
     return 0

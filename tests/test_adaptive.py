@@ -19,8 +19,12 @@ adaptive_avg_pool = jax.jit(jaxpool.adaptive_avg_pool, static_argnums=(1,))
 adaptive_max_pool = jax.jit(jaxpool.adaptive_max_pool, static_argnums=(1, 2))
 channel_pool = jax.jit(jaxpool.channel_pool, static_argnums=(1, 2))
 spatial_pyramid_pool = jax.jit(jaxpool.spatial_pyramid_pool, static_argnums=(1, 2))
-_global_jit = jax.jit(lambda x, method, keepdims, static, arrays: jaxpool.global_pool(
-    x, method, keepdims, **dict(static), **arrays), static_argnums=(1, 2, 3))
+_global_jit = jax.jit(
+  lambda x, method, keepdims, static, arrays: jaxpool.global_pool(
+    x, method, keepdims, **dict(static), **arrays
+  ),
+  static_argnums=(1, 2, 3),
+)
 
 
 def global_pool(x, method='avg', keepdims=False, **kw):
@@ -31,10 +35,21 @@ def global_pool(x, method='avg', keepdims=False, **kw):
 
 # (input spatial, output_size): the brief's cases, then overlap, upsampling and None entries.
 TORCH_CASES = [
-    ((224,), (7,)), ((13,), (13,)), ((14,), (5,)), ((5,), (8,)),
-    ((224, 224), (7, 7)), ((13, 13), (13, 13)), ((14, 14), (5, 5)), ((5, 5), (8, 8)),
-    ((14, 9), (5, None)), ((7, 12), (None, 5)), ((10, 17), (3, 4)), ((6, 4), (6, 9)),
-    ((6, 5, 7), (4, 2, 9)), ((8, 8, 6), (4, 2, 3)), ((5, 7, 9), (None, 3, 10)),
+  ((224,), (7,)),
+  ((13,), (13,)),
+  ((14,), (5,)),
+  ((5,), (8,)),
+  ((224, 224), (7, 7)),
+  ((13, 13), (13, 13)),
+  ((14, 14), (5, 5)),
+  ((5, 5), (8, 8)),
+  ((14, 9), (5, None)),
+  ((7, 12), (None, 5)),
+  ((10, 17), (3, 4)),
+  ((6, 4), (6, 9)),
+  ((6, 5, 7), (4, 2, 9)),
+  ((8, 8, 6), (4, 2, 3)),
+  ((5, 7, 9), (None, 3, 10)),
 ]
 
 
@@ -75,11 +90,13 @@ def _out_shape(spatial, out):
 
 def _everything(out):
   """One jit per output size: both pools, their VJPs and the max indices."""
+
   def run(x, ct):
     ya, vjp_a = jax.vjp(lambda a: jaxpool.adaptive_avg_pool(a, out), x)
     ym, vjp_m = jax.vjp(lambda a: jaxpool.adaptive_max_pool(a, out), x)
     _, idx = jaxpool.adaptive_max_pool(x, out, return_indices=True)
     return {'avg': (ya, vjp_a(ct)[0]), 'max': (ym, vjp_m(ct)[0]), 'idx': idx}
+
   return jax.jit(run)
 
 
@@ -122,34 +139,33 @@ def test_matches_numpy_reference(spatial, out, rng):
   want_max, want_idx = ref.adaptive_pool(x, out, 'max')
   np.testing.assert_array_equal(got['max'][0], want_max.astype(np.float32))
   np.testing.assert_array_equal(got['idx'], want_idx)
-  np.testing.assert_allclose(got['avg'][0], ref.adaptive_pool(x, out, 'avg'), rtol=1e-5,
-                             atol=1e-6)
-  np.testing.assert_allclose(got['max'][1], ref.adaptive_max_grad(x, out, ct), rtol=1e-5,
-                             atol=1e-5)
-  np.testing.assert_allclose(got['avg'][1], ref.adaptive_avg_grad(x, out, ct), rtol=1e-5,
-                             atol=1e-5)
+  np.testing.assert_allclose(got['avg'][0], ref.adaptive_pool(x, out, 'avg'), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(got['max'][1], ref.adaptive_max_grad(x, out, ct), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(got['avg'][1], ref.adaptive_avg_grad(x, out, ct), rtol=1e-5, atol=1e-5)
 
 
 def test_window_bounds_are_pytorch_integer_maths():
   """The doc's worked example, the 13 -> 13 identity and a case float32 division gets wrong."""
-  x = jnp.arange(5.).reshape(5, 1)
+  x = jnp.arange(5.0).reshape(5, 1)
   np.testing.assert_array_equal(adaptive_avg_pool(x, (3,))[:, 0], [0.5, 2.0, 3.5])
-  x = jnp.arange(13.).reshape(1, 13, 1)
+  x = jnp.arange(13.0).reshape(1, 13, 1)
   np.testing.assert_array_equal(adaptive_max_pool(x, (13,)), x)
-  x = jnp.arange(91.).reshape(1, 91, 1)  # Keras' float-bounds bug region (91 -> 13)
+  x = jnp.arange(91.0).reshape(1, 91, 1)  # Keras' float-bounds bug region (91 -> 13)
   np.testing.assert_array_equal(adaptive_max_pool(x, (13,))[0, :, 0], np.arange(6, 91, 7))
   np.testing.assert_allclose(adaptive_avg_pool(x, (13,))[0, :, 0], np.arange(3, 91, 7))
 
 
 @pytest.mark.parametrize('method', ['avg', 'max'])
-@pytest.mark.parametrize('spatial,out', [((7,), (3,)), ((5, 4), (3, 6)), ((4, 3, 5), (2, 3, 2)),
-                                         ((6, 6), (3, 2))])
+@pytest.mark.parametrize(
+  'spatial,out', [((7,), (3,)), ((5, 4), (3, 6)), ((4, 3, 5), (2, 3, 2)), ((6, 6), (3, 2))]
+)
 def test_check_grads(method, spatial, out, x64, rng):
   # distinct values: the max gradient is smooth around them
   x = jnp.asarray(rng.permutation(np.prod(spatial) * 2).reshape(1, *spatial, 2) / 3.0)
   fn = adaptive_avg_pool if method == 'avg' else adaptive_max_pool
-  check_grads(lambda a: fn(a, out), (x,), order=2 if method == 'avg' else 1, modes=['rev'],
-              eps=1e-3)
+  check_grads(
+    lambda a: fn(a, out), (x,), order=2 if method == 'avg' else 1, modes=['rev'], eps=1e-3
+  )
 
 
 @pytest.mark.parametrize('method', ['avg', 'max'])
@@ -201,8 +217,9 @@ def test_dtypes(dtype, rng):
     np.testing.assert_allclose(np.asarray(y, np.float32), want, rtol=tol, atol=tol)
     m = adaptive_max_pool(xd, out)
     assert m.dtype == dtype
-    np.testing.assert_array_equal(np.asarray(m, np.float32),
-                                  ref.adaptive_pool(np.asarray(xd, np.float32), out, 'max')[0])
+    np.testing.assert_array_equal(
+      np.asarray(m, np.float32), ref.adaptive_pool(np.asarray(xd, np.float32), out, 'max')[0]
+    )
     g = jax.grad(lambda a, out=out: jnp.sum(adaptive_avg_pool(a, out).astype(jnp.float32)))(xd)
     assert g.dtype == dtype
 
@@ -255,8 +272,12 @@ def test_sharded_batch(rng):
   xs = jax.device_put(x, sharding)
 
   def loss(a):
-    return (jnp.sum(adaptive_avg_pool(a, (5, 4)) ** 2) + jnp.sum(adaptive_max_pool(a, (5, 4)) ** 2)
-            + jnp.sum(global_pool(a, 'gem') ** 2) + jnp.sum(spatial_pyramid_pool(a) ** 2))
+    return (
+      jnp.sum(adaptive_avg_pool(a, (5, 4)) ** 2)
+      + jnp.sum(adaptive_max_pool(a, (5, 4)) ** 2)
+      + jnp.sum(global_pool(a, 'gem') ** 2)
+      + jnp.sum(spatial_pyramid_pool(a) ** 2)
+    )
 
   f = jax.jit(jax.value_and_grad(loss))
   (v, g), (v0, g0) = f(xs), f(jnp.asarray(x))
@@ -270,14 +291,16 @@ def test_indices_work_with_max_unpool(rng):
   x = rng.standard_normal((2, 8, 12, 3)).astype(np.float32)
   y, idx = adaptive_max_pool(x, (4, 4), return_indices=True)  # blocks 2 x 3
   y2, idx2 = jaxpool.max_pool(x, (2, 3), return_indices=True)
-  np.testing.assert_array_equal(jaxpool.max_unpool(y, idx, (2, 3)),
-                                jaxpool.max_unpool(y2, idx2, (2, 3)))
+  np.testing.assert_array_equal(
+    jaxpool.max_unpool(y, idx, (2, 3)), jaxpool.max_unpool(y2, idx2, (2, 3))
+  )
   # overlapping windows: max_unpool with a window/stride that reproduces the input size
   y, idx = adaptive_max_pool(x[:, :7], (3, 5), return_indices=True)
   up = jaxpool.max_unpool(y, idx, (3, 3), (2, 2), output_size=(7, 12))
   torch = torch_or_skip()
   yt, it = torch.nn.functional.adaptive_max_pool2d(
-      torch.tensor(to_torch_layout(x[:, :7], 2)), (3, 5), return_indices=True)
+    torch.tensor(to_torch_layout(x[:, :7], 2)), (3, 5), return_indices=True
+  )
   want = torch.nn.functional.max_unpool2d(yt, it, (3, 3), (2, 2), output_size=(7, 12))
   np.testing.assert_array_equal(up, from_torch_layout(want, 2))
 
@@ -299,8 +322,11 @@ def test_adaptive_errors():
     adaptive_max_pool(x, None)
   with pytest.raises(TypeError, match=r'output_size must be an int or a non-empty sequence.*\(\)'):
     adaptive_max_pool(x, ())
-  with pytest.raises(ValueError, match=r'an int output_size means x is \(N, \*spatial, C\)'
-                                       r'.*\(6, 3\)'):
+  with pytest.raises(
+    ValueError,
+    match=r'an int output_size means x is \(N, \*spatial, C\)'
+    r'.*\(6, 3\)',
+  ):
     adaptive_avg_pool(jnp.ones((6, 3)), 2)
   with pytest.raises(ValueError, match='non-empty spatial dims.*0'):
     adaptive_avg_pool(jnp.ones((2, 0, 3)), (2,))
@@ -310,17 +336,32 @@ def test_adaptive_errors():
 
 # --- global pooling -------------------------------------------------------------------------
 
-GLOBAL = [('avg', {}), ('max', {}), ('soft', {}), ('soft', {'temperature': 0.3}), ('lp', {}),
-          ('lp', {'p': 3}), ('gem', {}), ('gem', {'p': 2.5, 'eps': 1e-3}), ('avgmax', {}),
-          ('catavgmax', {})]
+GLOBAL = [
+  ('avg', {}),
+  ('max', {}),
+  ('soft', {}),
+  ('soft', {'temperature': 0.3}),
+  ('lp', {}),
+  ('lp', {'p': 3}),
+  ('gem', {}),
+  ('gem', {'p': 2.5, 'eps': 1e-3}),
+  ('avgmax', {}),
+  ('catavgmax', {}),
+]
 
 
 @pytest.mark.parametrize('spatial', [(7,), (5, 6), (3, 4, 2)])
 def test_global_matches_numpy(spatial, rng):
   x = rng.standard_normal((2, *spatial, 3)).astype(np.float32)
-  run = jax.jit(lambda a: [(jaxpool.global_pool(jnp.abs(a) if m == 'lp' else a, m, **k),
-                            jaxpool.global_pool(jnp.abs(a) if m == 'lp' else a, m, True, **k))
-                           for m, k in GLOBAL])
+  run = jax.jit(
+    lambda a: [
+      (
+        jaxpool.global_pool(jnp.abs(a) if m == 'lp' else a, m, **k),
+        jaxpool.global_pool(jnp.abs(a) if m == 'lp' else a, m, True, **k),
+      )
+      for m, k in GLOBAL
+    ]
+  )
   for (method, kw), (y, yk) in zip(GLOBAL, run(x)):
     want = ref.global_pool(np.abs(x) if method == 'lp' else x, method, **kw)
     np.testing.assert_allclose(y, want, rtol=2e-5, atol=1e-6, err_msg=f'{method} {kw}')
@@ -346,17 +387,23 @@ def test_power_means_grad_wrt_p(x64, rng):
   """GeM / LP custom JVPs: gradients in x and p (learnable, scalar or per channel)."""
   x = jnp.asarray(np.abs(rng.standard_normal((2, 4, 5, 3))) + 0.05)
   gem = jaxpool.global_pool  # eager: check_grads transforms it many ways, each a new jit
-  check_grads(lambda q: gem(x, 'gem', p=q), (jnp.asarray(3.0),), order=1, modes=['rev', 'fwd'],
-              eps=1e-5)
-  check_grads(lambda a, q: gem(a, 'gem', p=q), (x, jnp.asarray([1.5, 3.0, 6.0])), order=1,
-              modes=['rev', 'fwd'], eps=1e-4)
-  check_grads(lambda a, q: gem(a, 'lp', p=q), (x, jnp.asarray(2.5)), order=1, modes=['rev'],
-              eps=1e-4)
+  check_grads(
+    lambda q: gem(x, 'gem', p=q), (jnp.asarray(3.0),), order=1, modes=['rev', 'fwd'], eps=1e-5
+  )
+  check_grads(
+    lambda a, q: gem(a, 'gem', p=q),
+    (x, jnp.asarray([1.5, 3.0, 6.0])),
+    order=1,
+    modes=['rev', 'fwd'],
+    eps=1e-4,
+  )
+  check_grads(
+    lambda a, q: gem(a, 'lp', p=q), (x, jnp.asarray(2.5)), order=1, modes=['rev'], eps=1e-4
+  )
   check_grads(lambda a: gem(a, 'lp', p=3), (x - 0.5,), order=1, modes=['rev'])  # signs
-  check_grads(lambda t: gem(x, 'soft', temperature=t), (jnp.asarray(0.7),), order=1,
-              modes=['rev'])
+  check_grads(lambda t: gem(x, 'soft', temperature=t), (jnp.asarray(0.7),), order=1, modes=['rev'])
   # d/dp by central finite differences in float64
-  f = lambda q: jnp.sum(gem(x, 'gem', p=q))  # noqa: E731
+  f = lambda q: jnp.sum(gem(x, 'gem', p=q))
   fd = (f(3.0 + 1e-6) - f(3.0 - 1e-6)) / 2e-6
   np.testing.assert_allclose(jax.grad(f)(jnp.asarray(3.0)), fd, rtol=1e-6)
 
@@ -371,8 +418,12 @@ def test_global_limits_and_extremes(rng):
   np.testing.assert_allclose(global_pool(xp, 'gem', p=200.0), global_pool(xp, 'max'), rtol=0.03)
   np.testing.assert_allclose(global_pool(xp, 'lp', p=float('inf')), global_pool(xp, 'max'))
   # every method's value and gradient, one compile per input shape
-  every = jax.jit(lambda a: [jax.value_and_grad(
-      lambda b, m=m, k=k: jnp.sum(jaxpool.global_pool(b, m, **k)))(a) for m, k in GLOBAL])
+  every = jax.jit(
+    lambda a: [
+      jax.value_and_grad(lambda b, m=m, k=k: jnp.sum(jaxpool.global_pool(b, m, **k)))(a)
+      for m, k in GLOBAL
+    ]
+  )
   base = [np.asarray(global_pool(xp, m, **k)) for m, k in GLOBAL]
   for scale in (1e-30, 1e4, 1e30):  # no overflow or underflow: scaled evaluation
     xs = (xp * scale).astype(np.float32)
@@ -381,18 +432,19 @@ def test_global_limits_and_extremes(rng):
       y = global_pool(xs, method, **kw)
       # homogeneous of degree 1 (soft is not; gem only above eps)
       if method != 'soft' and (method != 'gem' or scale > 1):
-        np.testing.assert_allclose(np.asarray(y) / scale, want, rtol=1e-4,
-                                   err_msg=f'{method} {kw} {scale}')
+        np.testing.assert_allclose(
+          np.asarray(y) / scale, want, rtol=1e-4, err_msg=f'{method} {kw} {scale}'
+        )
   # near the top of the float range (XLA CPU flushes 1 / 3e38 to zero: no division by max)
   xs = (xp / xp.max() * 3e38).astype(np.float32)
-  for (method, kw), (v, g) in zip(GLOBAL, every(xs)):
+  for (method, kw), (_, g) in zip(GLOBAL, every(xs)):
     if method in ('max', 'soft', 'gem'):
       y = np.asarray(global_pool(xs, method, **kw), np.float64)
       assert np.all(np.isfinite(g)) and np.all(y > 1e37) and np.all(np.isfinite(y)), (method, kw)
   # -inf beside finite: zero weight for soft, clamped for gem, ignored by max
   xi = x.copy()
   xi[:, 0, 0] = -np.inf
-  for (method, kw), (v, g) in zip(GLOBAL, every(xi)):
+  for (method, _), (v, g) in zip(GLOBAL, every(xi)):
     if method in ('max', 'soft', 'gem'):
       assert not np.isnan(v) and not np.any(np.isnan(g)), method
   soft_ref = ref.global_pool(np.where(np.isinf(xi), -1e30, xi), 'soft')
@@ -408,21 +460,33 @@ def test_global_half_precision(dtype, rng):
   for method, kw in GLOBAL:
     y = global_pool(xd, method, **kw)
     assert y.dtype == dtype
-    np.testing.assert_allclose(np.asarray(y, np.float32),
-                               ref.global_pool(np.asarray(xd, np.float32), method, **kw),
-                               rtol=2e-2, atol=2e-2)
+    np.testing.assert_allclose(
+      np.asarray(y, np.float32),
+      ref.global_pool(np.asarray(xd, np.float32), method, **kw),
+      rtol=2e-2,
+      atol=2e-2,
+    )
 
 
 def test_global_errors():
   x = jnp.ones((2, 4, 4, 3))
-  with pytest.raises(ValueError, match=r"method must be one of 'avg', 'avgmax', 'catavgmax', "
-                                       r"'gem', 'lp', 'max', 'soft'; got 'mean'"):
+  with pytest.raises(
+    ValueError,
+    match=r"method must be one of 'avg', 'avgmax', 'catavgmax', "
+    r"'gem', 'lp', 'max', 'soft'; got 'mean'",
+  ):
     global_pool(x, 'mean')
-  with pytest.raises(ValueError, match=r"method 'avg' takes keyword arguments \[\]; got "
-                                       r"unexpected \['p'\]"):
+  with pytest.raises(
+    ValueError,
+    match=r"method 'avg' takes keyword arguments \[\]; got "
+    r"unexpected \['p'\]",
+  ):
     global_pool(x, 'avg', p=3)
-  with pytest.raises(ValueError, match=r"'gem' takes keyword arguments \['p', 'eps'\].*"
-                                       r"\['temperature'\]"):
+  with pytest.raises(
+    ValueError,
+    match=r"'gem' takes keyword arguments \['p', 'eps'\].*"
+    r"\['temperature'\]",
+  ):
     global_pool(x, 'gem', temperature=2.0)
   with pytest.raises(ValueError, match='p must be positive; got 0'):
     global_pool(x, 'gem', p=0)
@@ -430,8 +494,11 @@ def test_global_errors():
     global_pool(x, 'gem', eps=-1e-6)
   with pytest.raises(ValueError, match='temperature must be positive; got 0.0'):
     global_pool(x, 'soft', temperature=0.0)
-  with pytest.raises(TypeError, match=r'p must be a positive number or a float array of shape '
-                                      r'\(\) or \(3,\); got dtype float32 and shape \(2,\)'):
+  with pytest.raises(
+    TypeError,
+    match=r'p must be a positive number or a float array of shape '
+    r'\(\) or \(3,\); got dtype float32 and shape \(2,\)',
+  ):
     global_pool(x, 'gem', p=jnp.ones(2))
   with pytest.raises(TypeError, match="p must be a positive number or a float array; got 'x'"):
     global_pool(x, 'lp', p='x')
@@ -453,14 +520,17 @@ def test_channel_pool(method, rng):
   assert channel_pool(jnp.asarray(x, jnp.bfloat16), method).dtype == jnp.bfloat16
   assert channel_pool(x[0, 0, 0], method).shape == (1,)
   with jax.enable_x64(True):
-    check_grads(lambda a: channel_pool(a, method), (jnp.asarray(x[0, :2], jnp.float64),),
-                order=1, modes=['rev'])
+    check_grads(
+      lambda a: channel_pool(a, method),
+      (jnp.asarray(x[0, :2], jnp.float64),),
+      order=1,
+      modes=['rev'],
+    )
   np.testing.assert_allclose(jax.vmap(lambda a: channel_pool(a, method))(x), y, rtol=1e-6)
 
 
 def test_channel_pool_errors():
-  with pytest.raises(ValueError,
-                     match=r"method must be one of 'avg', 'max', 'soft'; got 'min'"):
+  with pytest.raises(ValueError, match=r"method must be one of 'avg', 'max', 'soft'; got 'min'"):
     channel_pool(jnp.ones((2, 3)), 'min')
   with pytest.raises(ValueError, match='rank >= 1'):
     channel_pool(jnp.float32(1.0))
@@ -472,8 +542,10 @@ def test_channel_pool_errors():
 
 
 @pytest.mark.parametrize('method', ['max', 'avg'])
-@pytest.mark.parametrize('spatial,levels', [((9, 7), (1, 2, 4)), ((3,), (1, 2, 4, 5)),
-                                            ((5, 4, 6), (1, 2)), ((6, 8), (1, (2, 3)))])
+@pytest.mark.parametrize(
+  'spatial,levels',
+  [((9, 7), (1, 2, 4)), ((3,), (1, 2, 4, 5)), ((5, 4, 6), (1, 2)), ((6, 8), (1, (2, 3)))],
+)
 def test_spatial_pyramid(method, spatial, levels, rng):
   x = rng.standard_normal((2, *spatial, 3)).astype(np.float32)
   sizes = [(lv,) * len(spatial) if isinstance(lv, int) else tuple(lv) for lv in levels]
@@ -493,7 +565,7 @@ def test_spatial_pyramid(method, spatial, levels, rng):
   want_g, start = 0, 0
   for z in sizes:
     count = 3 * int(np.prod(z))
-    want_g = want_g + grad_ref(x, z, ct[:, start:start + count].reshape(2, *z, 3))
+    want_g = want_g + grad_ref(x, z, ct[:, start : start + count].reshape(2, *z, 3))
     start += count
   np.testing.assert_allclose(g, want_g, rtol=1e-5, atol=1e-5)
 

@@ -58,34 +58,113 @@ def _forms(*values):
 
 NAN, INF = float('nan'), float('inf')
 
-FLAG = [Good(True), Good(np.bool_(False)), Good(jnp.asarray(True)), 1, 'yes', None,
-        np.int64(0), jnp.asarray(1)]
+FLAG = [
+  Good(True),
+  Good(np.bool_(False)),
+  Good(jnp.asarray(True)),
+  1,
+  'yes',
+  None,
+  np.int64(0),
+  jnp.asarray(1),
+]
 #: a positive finite number (eps, coeff)
-POSITIVE = [*_forms(1e-3), Good(np.float64(0.5)), Good(1), Good(jnp.asarray(2)), 0, -1.0, NAN,
-            INF, np.float32(NAN), 'yes', True, None, jnp.asarray(-1.0), jnp.asarray(True)]
+POSITIVE = [
+  *_forms(1e-3),
+  Good(np.float64(0.5)),
+  Good(1),
+  Good(jnp.asarray(2)),
+  0,
+  -1.0,
+  NAN,
+  INF,
+  np.float32(NAN),
+  'yes',
+  True,
+  None,
+  jnp.asarray(-1.0),
+  jnp.asarray(True),
+]
 #: soft_pool's temperature: a positive finite number, or a float array of shape () or (C,)
-TEMPERATURE = [*_forms(0.5), Good(np.int64(2)), Good(jnp.full((C,), 2.0)), 0, -1.0, NAN, INF,
-               'yes', True, None, jnp.asarray(2), jnp.ones(3)]
+TEMPERATURE = [
+  *_forms(0.5),
+  Good(np.int64(2)),
+  Good(jnp.full((C,), 2.0)),
+  0,
+  -1.0,
+  NAN,
+  INF,
+  'yes',
+  True,
+  None,
+  jnp.asarray(2),
+  jnp.ones(3),
+]
 #: lp_pool's p: a positive number (inf allowed), or a float scalar array
-LP_P = [*_forms(2.5), Good(np.int64(2)), Good(INF), 0, -1.5, NAN, 'yes', True, None,
-        jnp.asarray(2), jnp.ones(2)]
+LP_P = [
+  *_forms(2.5),
+  Good(np.int64(2)),
+  Good(INF),
+  0,
+  -1.5,
+  NAN,
+  'yes',
+  True,
+  None,
+  jnp.asarray(2),
+  jnp.ones(2),
+]
 #: global_pool's p / eps / temperature: a positive number, or a float array of shape () or (C,)
-GLOBAL_POSITIVE = [*_forms(3.0), Good(np.int64(2)), Good(jnp.full((C,), 3.0)), 0, -1.0, NAN,
-                   'x', True, jnp.asarray(3), jnp.ones(3)]
+GLOBAL_POSITIVE = [
+  *_forms(3.0),
+  Good(np.int64(2)),
+  Good(jnp.full((C,), 3.0)),
+  0,
+  -1.0,
+  NAN,
+  'x',
+  True,
+  jnp.asarray(3),
+  jnp.ones(3),
+]
 #: mixed_pool's p_max: a number in [0, 1], or a float scalar array
-PROBABILITY = [*_forms(0.25), Good(0), Good(np.float64(1.0)), -0.1, 1.5, NAN, 'yes', True,
-               None, jnp.asarray(1), jnp.ones(2)]
+PROBABILITY = [
+  *_forms(0.25),
+  Good(0),
+  Good(np.float64(1.0)),
+  -0.1,
+  1.5,
+  NAN,
+  'yes',
+  True,
+  None,
+  jnp.asarray(1),
+  jnp.ones(2),
+]
 
 
 def choices(*allowed: str) -> list:
-  return [*(Good(a) for a in allowed), Good(np.str_(allowed[-1])), 'nope', allowed[0].upper(),
-          1, None]
+  return [
+    *(Good(a) for a in allowed),
+    Good(np.str_(allowed[-1])),
+    'nope',
+    allowed[0].upper(),
+    1,
+    None,
+  ]
 
 
 def ints(*good: int, bad: tuple = (0, -1)) -> list:
   """Sizes: the good ints in every form; the bad ones, floats, bools and strings refused."""
-  return [*_forms(good[0]), *map(Good, good[1:]), *bad, float(good[0]), True, str(good[0]),
-          jnp.asarray(float(good[0]))]
+  return [
+    *_forms(good[0]),
+    *map(Good, good[1:]),
+    *bad,
+    float(good[0]),
+    True,
+    str(good[0]),
+    jnp.asarray(float(good[0])),
+  ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +177,7 @@ class Pair:
   ``scalars`` maps each field to its values; ``module_only`` names the fields the
   function does not have (compared between linen and NNX only).
   """
+
   module: str
   function: Callable[..., Any] | None
   scalars: dict[str, list]
@@ -137,119 +217,306 @@ _SIZES = lambda: dict(num_features=C, input_size=(4, 4), rngs=nnx.Rngs(0))
 W = (2, 2)
 
 PAIRS = [
-    # classic
-    Pair('MaxPool', lambda **kw: jaxpool.max_pool(X, W, **kw),
-         dict(return_indices=FLAG, ceil_mode=FLAG, strides=ints(1, 2), dilation=ints(2),
-              padding=ints(1, bad=(-1, 2))), dict(window=W)),
-    Pair('MinPool', lambda **kw: jaxpool.min_pool(X, W, **kw), dict(ceil_mode=FLAG),
-         dict(window=W)),
-    Pair('AvgPool', lambda **kw: jaxpool.avg_pool(X, W, **kw),
-         dict(count_include_pad=FLAG, ceil_mode=FLAG,
-              divisor_override=[*ints(3, -2, bad=(0,)), Good(None)]), dict(window=W)),
-    Pair('LPPool', lambda p=2.0, **kw: jaxpool.lp_pool(X, p, W, **kw),
-         dict(p=LP_P, ceil_mode=FLAG, learnable_p=FLAG), dict(window=W),
-         module_only=frozenset({'learnable_p'})),
-    Pair('MaxUnpool', lambda **kw: jaxpool.max_unpool(*_unpool_inputs(kw), W, **kw),
-         dict(strides=ints(2)), dict(window=W), _unpool_inputs),
-    # the softmax-weighted family
-    Pair('SoftPool', lambda **kw: jaxpool.soft_pool(X, W, **kw),
-         dict(temperature=TEMPERATURE, return_weights=FLAG, ceil_mode=FLAG,
-              learnable_temperature=FLAG), dict(window=W),
-         module_only=frozenset({'learnable_temperature'})),
-    Pair('LIP', lambda **kw: jaxpool.lip_pool(X, jnp.zeros_like(X), W, **kw),
-         dict(return_weights=FLAG, coeff=POSITIVE,
-              logit_window=[Good((3, 3)), Good((1, np.int64(3))), (3,), (0, 3), 3]),
-         dict(window=W), nnx_kw=_BOTH, module_only=frozenset({'coeff', 'logit_window'})),
-    Pair('LIPLogits', None,
-         dict(coeff=POSITIVE, eps=POSITIVE,
-              kernel_size=[Good((3, 3)), Good((np.int64(1), 3)), (0,), (0, 3), 3, 'ab']),
-         dict(kernel_size=(3, 3)), nnx_kw=_BOTH, module_only=frozenset({'coeff', 'eps',
-                                                                         'kernel_size'})),
-    Pair('EDSCWPool', lambda **kw: jaxpool.edscw_pool(X, W, **kw),
-         dict(eps=POSITIVE, return_weights=FLAG), dict(window=W)),
-    Pair('IDWPool', lambda **kw: jaxpool.idw_pool(X, W, **kw),
-         dict(eps=POSITIVE, return_weights=FLAG), dict(window=W)),
-    Pair('AdaPool', lambda **kw: jaxpool.ada_pool(X, 0.5, W, **kw),
-         dict(eps=POSITIVE, return_weights=FLAG,
-              beta_shape=choices('scalar', 'channel', 'location', 'location_channel')),
-         dict(window=W), nnx_kw=lambda: dict(num_features=C, input_size=(4, 4)),
-         module_only=frozenset({'beta_shape'})),
-    Pair('AdaUnPool', lambda **kw: jaxpool.ada_unpool(*_weights(kw), W, **kw),
-         dict(strides=ints(2)), dict(window=W), _weights),
-    # adaptive, global, channel, pyramid
-    Pair('AdaptiveAvgPool', lambda **kw: jaxpool.adaptive_avg_pool(X, **kw),
-         dict(output_size=[*ints(2, 3), Good((2, None)), Good((np.int64(1), jnp.asarray(3))),
-                           (0, 2), (), (2.0, 2)])),
-    Pair('AdaptiveMaxPool', lambda **kw: jaxpool.adaptive_max_pool(X, **{'output_size': 2, **kw}),
-         dict(output_size=ints(2), return_indices=FLAG), dict(output_size=2)),
-    Pair('GlobalPool', lambda method='avg', keepdims=False, **kw: jaxpool.global_pool(
-        X, method, keepdims, **kw),
-         dict(method=choices('avg', 'max', 'soft', 'lp', 'gem', 'avgmax', 'catavgmax'),
-              keepdims=FLAG)),
-    Pair('GlobalPool', lambda **kw: jaxpool.global_pool(X, 'gem', **kw),
-         dict(p=GLOBAL_POSITIVE, eps=GLOBAL_POSITIVE), dict(method='gem')),
-    Pair('GlobalPool', lambda **kw: jaxpool.global_pool(X, 'soft', **kw),
-         dict(temperature=GLOBAL_POSITIVE), dict(method='soft')),
-    Pair('GlobalPool', None,
-         dict(learnable_p=FLAG, p_shape=choices('scalar', 'channel')), dict(method='gem'),
-         nnx_kw=_FEATURES, module_only=frozenset({'learnable_p', 'p_shape'})),
-    Pair('ChannelPool', lambda **kw: jaxpool.channel_pool(X, **kw),
-         dict(method=choices('avg', 'max', 'soft'), keepdims=FLAG)),
-    Pair('SpatialPyramidPool', lambda **kw: jaxpool.spatial_pyramid_pool(X, **kw),
-         dict(method=choices('avg', 'max'),
-              levels=[Good((1, 2)), Good([1, np.int64(2)]), Good((jnp.asarray(1),)),
-                      Good(((1, 2),)), (0,), (1, 0), 'ab', 3, (), (1.5,)])),
-    # learned
-    Pair('MaxAvgPool', lambda **kw: jaxpool.max_avg_pool(X, 0.5, W, **kw),
-         dict(ceil_mode=FLAG,
-              alpha_shape=choices('scalar', 'channel', 'location', 'location_channel')),
-         dict(window=W), nnx_kw=_SIZES, module_only=frozenset({'alpha_shape'})),
-    Pair('GatedPool', lambda **kw: jaxpool.gated_pool(X, jnp.zeros(W), W, **kw),
-         dict(ceil_mode=FLAG, per_channel=FLAG), dict(window=W), nnx_kw=_BOTH,
-         module_only=frozenset({'per_channel'})),
-    Pair('TreePool', None,
-         dict(per_channel=FLAG, depth=[*ints(0, 2, bad=(-1,))]), dict(window=W), nnx_kw=_BOTH,
-         module_only=frozenset({'per_channel', 'depth'})),
-    Pair('DPP', lambda **kw: jaxpool.dpp_pool(X, 1.0, 1.0, W, **kw),
-         dict(symmetric=FLAG, eps=POSITIVE, ceil_mode=FLAG), dict(window=W), nnx_kw=_BOTH),
-    Pair('DPP', None,
-         dict(guide=choices('lite', 'full'), guide_window=[*ints(3, 1), Good((3, 1)), (3, 3, 3)]),
-         dict(window=W, guide='full'), nnx_kw=_BOTH,
-         module_only=frozenset({'guide', 'guide_window'})),
-    # anti-aliased
-    Pair('BlurPool', lambda **kw: jaxpool.blur_pool(X, **kw),
-         dict(pad_mode=choices('constant', 'reflect', 'edge'), count_include_pad=FLAG,
-              strides=ints(2, 1))),
-    Pair('MaxBlurPool', lambda **kw: jaxpool.max_blur_pool(X, **kw),
-         dict(pad_mode=choices('constant', 'reflect', 'edge'), count_include_pad=FLAG,
-              strides=ints(2))),
-    # lifting
-    Pair('LiftDownPool', lambda **kw: jaxpool.lift_down_pool(X, _P, _U, **kw),
-         dict(axes=[*_forms(-2), Good(1), Good((-3, -2)), Good((np.int64(-3), jnp.asarray(-2))),
-                    'HW', (), (-1,), (-2, -2), 1.5, True]),
-         nnx_kw=_BOTH),
-    Pair('LiftDownPool', None, dict(kernel_size=ints(1, 3)), nnx_kw=_BOTH,
-         module_only=frozenset({'kernel_size'})),
-    Pair('LiftUpPool', lambda **kw: jaxpool.lift_up_pool(*_lifted(kw), _P, _U, **kw),
-         dict(axes=[*_forms(-2), Good((-3, -2)), 'HW', (), (-1,), 1.5, True]),
-         inputs=_lifted, nnx_kw=_BOTH),
-    Pair('LiftUpPool', None, dict(kernel_size=ints(1, 3)), inputs=_lifted, nnx_kw=_BOTH,
-         module_only=frozenset({'kernel_size'})),
-    # stochastic (evaluation mode: the checks do not depend on it)
-    Pair('StochasticPool', lambda **kw: jaxpool.stochastic_pool(X, W, **kw),
-         dict(ceil_mode=FLAG), dict(window=W), call_kw=_EVAL),
-    Pair('MixedPool', lambda **kw: jaxpool.mixed_pool(X, W, **kw),
-         dict(p_max=PROBABILITY, granularity=choices('batch', 'example', 'channel', 'window')),
-         dict(window=W), call_kw=_EVAL),
-    Pair('S3Pool', lambda **kw: jaxpool.s3_pool(X, W, **kw),
-         dict(grid=ints(2, 3, bad=(1, 0))), dict(window=W), call_kw=_EVAL),
-    Pair('FractionalMaxPool', lambda **kw: jaxpool.fractional_max_pool(
-        X, W, **{'output_size': 2, **kw}),
-         dict(output_size=ints(2, 3, bad=(0, 4)), return_indices=FLAG),
-         dict(window=W, output_size=2), call_kw=_EVAL),
-    Pair('FractionalMaxPool', lambda **kw: jaxpool.fractional_max_pool(X, W, **kw),
-         dict(output_ratio=[*_forms(0.5), Good((0.5, 0.75)), 0, 1.5, NAN, True, 'a']),
-         dict(window=W), call_kw=_EVAL),
+  # classic
+  Pair(
+    'MaxPool',
+    lambda **kw: jaxpool.max_pool(X, W, **kw),
+    dict(
+      return_indices=FLAG,
+      ceil_mode=FLAG,
+      strides=ints(1, 2),
+      dilation=ints(2),
+      padding=ints(1, bad=(-1, 2)),
+    ),
+    dict(window=W),
+  ),
+  Pair('MinPool', lambda **kw: jaxpool.min_pool(X, W, **kw), dict(ceil_mode=FLAG), dict(window=W)),
+  Pair(
+    'AvgPool',
+    lambda **kw: jaxpool.avg_pool(X, W, **kw),
+    dict(
+      count_include_pad=FLAG, ceil_mode=FLAG, divisor_override=[*ints(3, -2, bad=(0,)), Good(None)]
+    ),
+    dict(window=W),
+  ),
+  Pair(
+    'LPPool',
+    lambda p=2.0, **kw: jaxpool.lp_pool(X, p, W, **kw),
+    dict(p=LP_P, ceil_mode=FLAG, learnable_p=FLAG),
+    dict(window=W),
+    module_only=frozenset({'learnable_p'}),
+  ),
+  Pair(
+    'MaxUnpool',
+    lambda **kw: jaxpool.max_unpool(*_unpool_inputs(kw), W, **kw),
+    dict(strides=ints(2)),
+    dict(window=W),
+    _unpool_inputs,
+  ),
+  # the softmax-weighted family
+  Pair(
+    'SoftPool',
+    lambda **kw: jaxpool.soft_pool(X, W, **kw),
+    dict(temperature=TEMPERATURE, return_weights=FLAG, ceil_mode=FLAG, learnable_temperature=FLAG),
+    dict(window=W),
+    module_only=frozenset({'learnable_temperature'}),
+  ),
+  Pair(
+    'LIP',
+    lambda **kw: jaxpool.lip_pool(X, jnp.zeros_like(X), W, **kw),
+    dict(
+      return_weights=FLAG,
+      coeff=POSITIVE,
+      logit_window=[Good((3, 3)), Good((1, np.int64(3))), (3,), (0, 3), 3],
+    ),
+    dict(window=W),
+    nnx_kw=_BOTH,
+    module_only=frozenset({'coeff', 'logit_window'}),
+  ),
+  Pair(
+    'LIPLogits',
+    None,
+    dict(
+      coeff=POSITIVE,
+      eps=POSITIVE,
+      kernel_size=[Good((3, 3)), Good((np.int64(1), 3)), (0,), (0, 3), 3, 'ab'],
+    ),
+    dict(kernel_size=(3, 3)),
+    nnx_kw=_BOTH,
+    module_only=frozenset({'coeff', 'eps', 'kernel_size'}),
+  ),
+  Pair(
+    'EDSCWPool',
+    lambda **kw: jaxpool.edscw_pool(X, W, **kw),
+    dict(eps=POSITIVE, return_weights=FLAG),
+    dict(window=W),
+  ),
+  Pair(
+    'IDWPool',
+    lambda **kw: jaxpool.idw_pool(X, W, **kw),
+    dict(eps=POSITIVE, return_weights=FLAG),
+    dict(window=W),
+  ),
+  Pair(
+    'AdaPool',
+    lambda **kw: jaxpool.ada_pool(X, 0.5, W, **kw),
+    dict(
+      eps=POSITIVE,
+      return_weights=FLAG,
+      beta_shape=choices('scalar', 'channel', 'location', 'location_channel'),
+    ),
+    dict(window=W),
+    nnx_kw=lambda: dict(num_features=C, input_size=(4, 4)),
+    module_only=frozenset({'beta_shape'}),
+  ),
+  Pair(
+    'AdaUnPool',
+    lambda **kw: jaxpool.ada_unpool(*_weights(kw), W, **kw),
+    dict(strides=ints(2)),
+    dict(window=W),
+    _weights,
+  ),
+  # adaptive, global, channel, pyramid
+  Pair(
+    'AdaptiveAvgPool',
+    lambda **kw: jaxpool.adaptive_avg_pool(X, **kw),
+    dict(
+      output_size=[
+        *ints(2, 3),
+        Good((2, None)),
+        Good((np.int64(1), jnp.asarray(3))),
+        (0, 2),
+        (),
+        (2.0, 2),
+      ]
+    ),
+  ),
+  Pair(
+    'AdaptiveMaxPool',
+    lambda **kw: jaxpool.adaptive_max_pool(X, **{'output_size': 2, **kw}),
+    dict(output_size=ints(2), return_indices=FLAG),
+    dict(output_size=2),
+  ),
+  Pair(
+    'GlobalPool',
+    lambda method='avg', keepdims=False, **kw: jaxpool.global_pool(X, method, keepdims, **kw),
+    dict(method=choices('avg', 'max', 'soft', 'lp', 'gem', 'avgmax', 'catavgmax'), keepdims=FLAG),
+  ),
+  Pair(
+    'GlobalPool',
+    lambda **kw: jaxpool.global_pool(X, 'gem', **kw),
+    dict(p=GLOBAL_POSITIVE, eps=GLOBAL_POSITIVE),
+    dict(method='gem'),
+  ),
+  Pair(
+    'GlobalPool',
+    lambda **kw: jaxpool.global_pool(X, 'soft', **kw),
+    dict(temperature=GLOBAL_POSITIVE),
+    dict(method='soft'),
+  ),
+  Pair(
+    'GlobalPool',
+    None,
+    dict(learnable_p=FLAG, p_shape=choices('scalar', 'channel')),
+    dict(method='gem'),
+    nnx_kw=_FEATURES,
+    module_only=frozenset({'learnable_p', 'p_shape'}),
+  ),
+  Pair(
+    'ChannelPool',
+    lambda **kw: jaxpool.channel_pool(X, **kw),
+    dict(method=choices('avg', 'max', 'soft'), keepdims=FLAG),
+  ),
+  Pair(
+    'SpatialPyramidPool',
+    lambda **kw: jaxpool.spatial_pyramid_pool(X, **kw),
+    dict(
+      method=choices('avg', 'max'),
+      levels=[
+        Good((1, 2)),
+        Good([1, np.int64(2)]),
+        Good((jnp.asarray(1),)),
+        Good(((1, 2),)),
+        (0,),
+        (1, 0),
+        'ab',
+        3,
+        (),
+        (1.5,),
+      ],
+    ),
+  ),
+  # learned
+  Pair(
+    'MaxAvgPool',
+    lambda **kw: jaxpool.max_avg_pool(X, 0.5, W, **kw),
+    dict(ceil_mode=FLAG, alpha_shape=choices('scalar', 'channel', 'location', 'location_channel')),
+    dict(window=W),
+    nnx_kw=_SIZES,
+    module_only=frozenset({'alpha_shape'}),
+  ),
+  Pair(
+    'GatedPool',
+    lambda **kw: jaxpool.gated_pool(X, jnp.zeros(W), W, **kw),
+    dict(ceil_mode=FLAG, per_channel=FLAG),
+    dict(window=W),
+    nnx_kw=_BOTH,
+    module_only=frozenset({'per_channel'}),
+  ),
+  Pair(
+    'TreePool',
+    None,
+    dict(per_channel=FLAG, depth=[*ints(0, 2, bad=(-1,))]),
+    dict(window=W),
+    nnx_kw=_BOTH,
+    module_only=frozenset({'per_channel', 'depth'}),
+  ),
+  Pair(
+    'DPP',
+    lambda **kw: jaxpool.dpp_pool(X, 1.0, 1.0, W, **kw),
+    dict(symmetric=FLAG, eps=POSITIVE, ceil_mode=FLAG),
+    dict(window=W),
+    nnx_kw=_BOTH,
+  ),
+  Pair(
+    'DPP',
+    None,
+    dict(guide=choices('lite', 'full'), guide_window=[*ints(3, 1), Good((3, 1)), (3, 3, 3)]),
+    dict(window=W, guide='full'),
+    nnx_kw=_BOTH,
+    module_only=frozenset({'guide', 'guide_window'}),
+  ),
+  # anti-aliased
+  Pair(
+    'BlurPool',
+    lambda **kw: jaxpool.blur_pool(X, **kw),
+    dict(
+      pad_mode=choices('constant', 'reflect', 'edge'), count_include_pad=FLAG, strides=ints(2, 1)
+    ),
+  ),
+  Pair(
+    'MaxBlurPool',
+    lambda **kw: jaxpool.max_blur_pool(X, **kw),
+    dict(pad_mode=choices('constant', 'reflect', 'edge'), count_include_pad=FLAG, strides=ints(2)),
+  ),
+  # lifting
+  Pair(
+    'LiftDownPool',
+    lambda **kw: jaxpool.lift_down_pool(X, _P, _U, **kw),
+    dict(
+      axes=[
+        *_forms(-2),
+        Good(1),
+        Good((-3, -2)),
+        Good((np.int64(-3), jnp.asarray(-2))),
+        'HW',
+        (),
+        (-1,),
+        (-2, -2),
+        1.5,
+        True,
+      ]
+    ),
+    nnx_kw=_BOTH,
+  ),
+  Pair(
+    'LiftDownPool',
+    None,
+    dict(kernel_size=ints(1, 3)),
+    nnx_kw=_BOTH,
+    module_only=frozenset({'kernel_size'}),
+  ),
+  Pair(
+    'LiftUpPool',
+    lambda **kw: jaxpool.lift_up_pool(*_lifted(kw), _P, _U, **kw),
+    dict(axes=[*_forms(-2), Good((-3, -2)), 'HW', (), (-1,), 1.5, True]),
+    inputs=_lifted,
+    nnx_kw=_BOTH,
+  ),
+  Pair(
+    'LiftUpPool',
+    None,
+    dict(kernel_size=ints(1, 3)),
+    inputs=_lifted,
+    nnx_kw=_BOTH,
+    module_only=frozenset({'kernel_size'}),
+  ),
+  # stochastic (evaluation mode: the checks do not depend on it)
+  Pair(
+    'StochasticPool',
+    lambda **kw: jaxpool.stochastic_pool(X, W, **kw),
+    dict(ceil_mode=FLAG),
+    dict(window=W),
+    call_kw=_EVAL,
+  ),
+  Pair(
+    'MixedPool',
+    lambda **kw: jaxpool.mixed_pool(X, W, **kw),
+    dict(p_max=PROBABILITY, granularity=choices('batch', 'example', 'channel', 'window')),
+    dict(window=W),
+    call_kw=_EVAL,
+  ),
+  Pair(
+    'S3Pool',
+    lambda **kw: jaxpool.s3_pool(X, W, **kw),
+    dict(grid=ints(2, 3, bad=(1, 0))),
+    dict(window=W),
+    call_kw=_EVAL,
+  ),
+  Pair(
+    'FractionalMaxPool',
+    lambda **kw: jaxpool.fractional_max_pool(X, W, **{'output_size': 2, **kw}),
+    dict(output_size=ints(2, 3, bad=(0, 4)), return_indices=FLAG),
+    dict(window=W, output_size=2),
+    call_kw=_EVAL,
+  ),
+  Pair(
+    'FractionalMaxPool',
+    lambda **kw: jaxpool.fractional_max_pool(X, W, **kw),
+    dict(output_ratio=[*_forms(0.5), Good((0.5, 0.75)), 0, 1.5, NAN, True, 'a']),
+    dict(window=W),
+    call_kw=_EVAL,
+  ),
 ]
 
 #: NNX cases that fail because of jaxpool.nnx (being rewritten): ``(module, field): why``.
@@ -282,8 +549,7 @@ def _fields(pair: Pair, field: str, value: Any) -> dict:
 def _linen(pair: Pair, field: str, value: Any):
   kw = _fields(pair, field, value)
   module = getattr(jl, pair.module)(**kw)
-  return module.init_with_output({'params': KEY, 'pooling': KEY}, *pair.inputs(kw),
-                                 **pair.call_kw)
+  return module.init_with_output({'params': KEY, 'pooling': KEY}, *pair.inputs(kw), **pair.call_kw)
 
 
 def _nnx(pair: Pair, field: str, value: Any):
@@ -397,7 +663,9 @@ def test_lip_logits_epsilon_is_a_deprecated_eps():
   with warnings.catch_warnings():
     warnings.simplefilter('error', DeprecationWarning)  # a resolved module does not warn again
     np.testing.assert_array_equal(old.apply(variables, x), new.apply(variables, x))
-    assert not math.isclose(float(jnp.sum(jl.LIPLogits((3, 3)).apply(variables, x))),
-                            float(jnp.sum(new.apply(variables, x))))
+    assert not math.isclose(
+      float(jnp.sum(jl.LIPLogits((3, 3)).apply(variables, x))),
+      float(jnp.sum(new.apply(variables, x))),
+    )
   with pytest.raises(TypeError, match='LIPLogits got both eps=0.001 and its old name epsilon='):
     jl.LIPLogits((3, 3), eps=1e-3, epsilon=1e-4)

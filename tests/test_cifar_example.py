@@ -12,6 +12,7 @@ import socket
 import sys
 import tarfile
 import threading
+import typing
 from pathlib import Path
 
 import jax
@@ -19,34 +20,39 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'examples'))
 
-import cifar10  # noqa: E402
-import cifar_data  # noqa: E402
-import cifar_model  # noqa: E402
+import cifar10
+import cifar_data
+import cifar_model
 
 TRAIN_PER_BATCH, TEST = 16, 12  # 80 training images, 12 test images
 ARCHIVE = 'cifar-10-python.tar.gz'
-CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship',
-           'truck']
+CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
 
 
 def _batch(rng, n, name):
   labels = rng.integers(0, 10, n)
   # Class-dependent brightness so the tiny run has something to learn.
   data = (rng.integers(0, 96, (n, 3072)) + 16 * labels[:, None]).astype(np.uint8)
-  return {b'batch_label': name.encode(), b'labels': labels.tolist(), b'data': data,
-          b'filenames': [f'{name}_{i}.png'.encode() for i in range(n)]}
+  return {
+    b'batch_label': name.encode(),
+    b'labels': labels.tolist(),
+    b'data': data,
+    b'filenames': [f'{name}_{i}.png'.encode() for i in range(n)],
+  }
 
 
 @pytest.fixture(scope='module')
 def tiny_archive(tmp_path_factory):
   """A CIFAR-10-format ``.tar.gz``: ``(path, md5, {file name: batch dict})``."""
   rng = np.random.default_rng(0)
-  batches = {f'data_batch_{i}': _batch(rng, TRAIN_PER_BATCH, f'training batch {i} of 5')
-             for i in range(1, 6)}
+  batches = {
+    f'data_batch_{i}': _batch(rng, TRAIN_PER_BATCH, f'training batch {i} of 5') for i in range(1, 6)
+  }
   batches['test_batch'] = _batch(rng, TEST, 'testing batch 1 of 1')
   meta = {b'label_names': [c.encode() for c in CLASSES], b'num_cases_per_batch': TRAIN_PER_BATCH}
   path = tmp_path_factory.mktemp('serve') / ARCHIVE
@@ -70,6 +76,7 @@ def tiny_data_dir(tiny_archive, tmp_path_factory):
 
 # ----------------------------------------------------------------------------- download
 
+
 def test_download_checksum_extract_load(tiny_archive, tmp_path):
   path, md5, batches = tiny_archive
   data = cifar_data.load_cifar10(tmp_path, url=path.as_uri(), md5=md5, progress=False)
@@ -80,8 +87,9 @@ def test_download_checksum_extract_load(tiny_archive, tmp_path):
   assert data.test_images.shape == (TEST, 32, 32, 3)
   first = batches['data_batch_1']
   # Row-major CHW pickles -> HWC images: pixel (y, x) of channel c is data[c * 1024 + y * 32 + x].
-  np.testing.assert_array_equal(data.train_images[0, 5, 7], first[b'data'][0, [5 * 32 + 7 + c * 1024
-                                                                               for c in range(3)]])
+  np.testing.assert_array_equal(
+    data.train_images[0, 5, 7], first[b'data'][0, [5 * 32 + 7 + c * 1024 for c in range(3)]]
+  )
   np.testing.assert_array_equal(data.train_labels[:TRAIN_PER_BATCH], first[b'labels'])
   np.testing.assert_array_equal(data.test_labels, batches['test_batch'][b'labels'])
   assert data.classes == tuple(CLASSES) and data.flip
@@ -104,8 +112,12 @@ def test_corrupt_download_is_rejected(tiny_archive, tmp_path):
 def test_wrong_file_in_place_is_reported_and_kept(tiny_archive, tmp_path):
   path, md5, _ = tiny_archive
   (tmp_path / ARCHIVE).write_bytes(b'not the archive')
-  with pytest.raises(RuntimeError, match=r'cifar-10-python.tar.gz has md5 [0-9a-f]{32}, expected '
-                     + md5 + ': not the expected file. Delete it'):
+  with pytest.raises(
+    RuntimeError,
+    match=r'cifar-10-python.tar.gz has md5 [0-9a-f]{32}, expected '
+    + md5
+    + ': not the expected file. Delete it',
+  ):
     cifar_data.download(path.as_uri(), tmp_path / ARCHIVE, md5, progress=False)
   assert (tmp_path / ARCHIVE).read_bytes() == b'not the archive'
 
@@ -129,8 +141,9 @@ def test_archive_without_cifar_files_is_rejected(tmp_path):
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
   """Serves ``payload`` at any path, honouring ``Range: bytes=a-``; logs the ranges asked for."""
+
   payload = b''
-  ranges = []
+  ranges: typing.ClassVar[list] = []
 
   def do_GET(self):
     start = 0
@@ -184,20 +197,25 @@ def test_offline_error_says_where_to_put_the_archive(tmp_path):
     s.bind(('127.0.0.1', 0))
     port = s.getsockname()[1]
   url = f'http://127.0.0.1:{port}/{ARCHIVE}'
-  with pytest.raises(RuntimeError, match=r'(?s)could not download .*Connection refused.*'
-                     r'put it at .*' + ARCHIVE + r' \(md5 .*--dataset digits'):
+  with pytest.raises(
+    RuntimeError,
+    match=r'(?s)could not download .*Connection refused.*'
+    r'put it at .*' + ARCHIVE + r' \(md5 .*--dataset digits',
+  ):
     cifar_data.load_cifar10(tmp_path, url=url, progress=False)
 
 
 def test_cli_reports_a_data_error_without_traceback(monkeypatch, tmp_path):
   def offline(url, dest, md5, **kwargs):
     raise RuntimeError(f'could not download {url}: no network. Put it at {dest}')
+
   monkeypatch.setattr(cifar_data, 'download', offline)  # never touch the real URL in tests
   with pytest.raises(SystemExit, match=r'^error: could not download https://www\.cs\.toronto'):
     cifar10.main(['--data-dir', str(tmp_path), '--out', str(tmp_path / 'runs'), '--no-progress'])
 
 
 # ----------------------------------------------------------------------------- data
+
 
 def test_digits_resized_with_fixed_split():
   a, b = cifar_data.load_digits(), cifar_data.load_digits()
@@ -215,7 +233,7 @@ def test_augment_is_a_keyed_shifted_crop():
   np.testing.assert_array_equal(y, cifar_data.augment(key, x, pad=2, flip=False))
   padded = np.pad(np.asarray(x), ((0, 0), (2, 2), (2, 2), (0, 0)))
   for i in range(2):  # every output image is some 6x6 window of its padded input
-    windows = [padded[i, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
+    windows = [padded[i, r : r + 6, c : c + 6] for r in range(5) for c in range(5)]
     assert any(np.array_equal(np.asarray(y[i]), w) for w in windows)
   np.testing.assert_array_equal(cifar_data.augment(key, x, pad=0, flip=False), x)
   flipped = cifar_data.augment(key, x, pad=0, flip=True)
@@ -240,6 +258,7 @@ def test_eval_batches_cover_every_example_once():
 
 # ----------------------------------------------------------------------------- registry
 
+
 @pytest.mark.parametrize('pool', cifar_model.available_pools())
 def test_every_registered_pool_builds_inits_and_trains_one_step(pool):
   model = cifar_model.ResNet(pool=pool, width=4, stages=(0, 0))  # stem, pool, head: compiles fast
@@ -252,9 +271,15 @@ def test_every_registered_pool_builds_inits_and_trains_one_step(pool):
   @jax.jit
   def step(variables, opt_state):
     def loss_fn(params):
-      logits, state = model.apply({**variables, 'params': params}, x, train=True,
-                                  rngs={'pooling': key}, mutable=['batch_stats'])
+      logits, state = model.apply(
+        {**variables, 'params': params},
+        x,
+        train=True,
+        rngs={'pooling': key},
+        mutable=['batch_stats'],
+      )
       return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), state
+
     (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables['params'])
     updates, opt_state = tx.update(grads, opt_state)
     params = optax.apply_updates(variables['params'], updates)
@@ -270,6 +295,7 @@ def test_every_registered_pool_builds_inits_and_trains_one_step(pool):
 
 def test_a_missing_family_is_not_registered(monkeypatch):
   import jaxpool.linen
+
   monkeypatch.delattr(jaxpool.linen, 'MaxPool')
   assert 'max' not in cifar_model.available_pools() and 'avg' in cifar_model.available_pools()
   with pytest.raises(ValueError, match="pool 'max' needs jaxpool.linen.MaxPool, which this"):
@@ -285,16 +311,36 @@ def test_bad_pool_and_batch_size_errors(capsys):
     cifar10.parse_args(['--compare', 'max,nope'])
   assert "pool 'nope' is unknown" in capsys.readouterr().err
   assert jax.device_count() == 8
-  with pytest.raises(ValueError, match=r'--batch-size must be a positive multiple of the device '
-                     r'count \(8 devices\); got 12'):
+  with pytest.raises(
+    ValueError,
+    match=r'--batch-size must be a positive multiple of the device '
+    r'count \(8 devices\); got 12',
+  ):
     cifar10.check_batch_size(12)
 
 
 # ----------------------------------------------------------------------------- training
 
+
 def _argv(data_dir, out, *extra):
-  return ['--dataset', 'cifar10', '--data-dir', str(data_dir), '--out', str(out), '--epochs', '2',
-          '--width', '4', '--stages', '1,1', '--batch-size', '16', '--no-progress', *extra]
+  return [
+    '--dataset',
+    'cifar10',
+    '--data-dir',
+    str(data_dir),
+    '--out',
+    str(out),
+    '--epochs',
+    '2',
+    '--width',
+    '4',
+    '--stages',
+    '1,1',
+    '--batch-size',
+    '16',
+    '--no-progress',
+    *extra,
+  ]
 
 
 @pytest.fixture(scope='module')
@@ -305,8 +351,9 @@ def compare_run(tiny_data_dir, tmp_path_factory):
 
 def test_batches_are_sharded_over_8_devices():
   sharding = NamedSharding(cifar10.data_mesh(), P('data'))
-  images, labels = cifar10.global_batch(sharding, np.zeros((16, 32, 32, 3), np.uint8),
-                                        np.arange(16, dtype=np.int32))
+  images, labels = cifar10.global_batch(
+    sharding, np.zeros((16, 32, 32, 3), np.uint8), np.arange(16, dtype=np.int32)
+  )
   assert len(images.sharding.device_set) == 8 and images.sharding.spec == P('data')
   assert {s.data.shape for s in images.addressable_shards} == {(2, 32, 32, 3)}
   np.testing.assert_array_equal(labels, np.arange(16))
@@ -323,7 +370,7 @@ def test_compare_writes_table_plot_and_metrics(compare_run):
     assert run['devices'] == 8
     assert [h['epoch'] for h in run['history']] == [1, 2]
     assert all(0 <= h['test_acc'] <= 1 and np.isfinite(h['train_loss']) for h in run['history'])
-    csv_lines = (out / f"{run['pool']}-s0" / 'metrics.csv').read_text().splitlines()
+    csv_lines = (out / f'{run["pool"]}-s0' / 'metrics.csv').read_text().splitlines()
     assert csv_lines[0].startswith('epoch,train_loss,train_acc,train_s,test_loss,test_acc')
     assert len(csv_lines) == 3
   # One epoch of the training set on 8 devices: 80 images / batch 16 = 5 steps per epoch.
@@ -341,5 +388,8 @@ def test_resume_after_epoch_1_matches_uninterrupted_run(compare_run, tiny_data_d
   assert [h['epoch'] for h in resumed['history']] == [1, 2]
   for key in ('train_loss', 'test_acc'):
     assert [h[key] for h in resumed['history']] == [h[key] for h in reference['history']]
-  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
-               resumed['state'], reference['state'])
+  jax.tree.map(
+    lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+    resumed['state'],
+    reference['state'],
+  )

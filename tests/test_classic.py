@@ -6,9 +6,9 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax import test_util as jtu
 import numpy as np
 import pytest
+from jax import test_util as jtu
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxpool
@@ -26,9 +26,9 @@ def _torch_fn(name, n):
 def _torch_pad_ok(geo):
   # torch checks pad <= window // 2 (not the effective window) before pooling,
   # and its 3-d average pooling refuses inputs smaller than the window.
-  return (all(p <= k // 2 for p, k in zip(geo['padding'], geo['window']))
-          and all(s >= d * (k - 1) + 1 for s, k, d in
-                  zip(geo['spatial'], geo['window'], geo['dilation'])))
+  return all(p <= k // 2 for p, k in zip(geo['padding'], geo['window'])) and all(
+    s >= d * (k - 1) + 1 for s, k, d in zip(geo['spatial'], geo['window'], geo['dilation'])
+  )
 
 
 def _sweep(seed, count, **kw):
@@ -97,12 +97,14 @@ def test_avg_pool_matches_torch(geo, count_include_pad):
   rng = np.random.default_rng(3)
   x = rng.standard_normal((2, *geo['spatial'], 3)).astype(np.float32)
   args = (geo['window'], geo['strides'], geo['padding'])
-  f = lambda a: jaxpool.avg_pool(a, *args, ceil_mode=geo['ceil_mode'],  # noqa: E731
-                                 count_include_pad=count_include_pad)
+  f = lambda a: jaxpool.avg_pool(
+    a, *args, ceil_mode=geo['ceil_mode'], count_include_pad=count_include_pad
+  )
   y = jax.eval_shape(f, x)
   cotangent = rng.standard_normal(y.shape).astype(np.float32)
-  yt, gt = _torch_grad(fn, x, cotangent, n, *args, ceil_mode=geo['ceil_mode'],
-                       count_include_pad=count_include_pad)
+  yt, gt = _torch_grad(
+    fn, x, cotangent, n, *args, ceil_mode=geo['ceil_mode'], count_include_pad=count_include_pad
+  )
   y, g = _jax_value_and_grad(jax.jit(f), x, cotangent)
   np.testing.assert_allclose(y, helpers.from_torch_layout(yt, n), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(g, gt, rtol=1e-5, atol=1e-6)
@@ -117,8 +119,10 @@ def test_avg_pool_divisor_override_matches_torch(n, divisor):
   cotangent = rng.standard_normal((2,) + (4,) * n + (2,)).astype(np.float32)
   yt, gt = _torch_grad(fn, x, cotangent, n, 3, 2, 1, ceil_mode=True, divisor_override=divisor)
   y, g = _jax_value_and_grad(
-      lambda a: jaxpool.avg_pool(a, (3,) * n, 2, 1, ceil_mode=True, divisor_override=divisor),
-      x, cotangent)
+    lambda a: jaxpool.avg_pool(a, (3,) * n, 2, 1, ceil_mode=True, divisor_override=divisor),
+    x,
+    cotangent,
+  )
   np.testing.assert_allclose(y, helpers.from_torch_layout(yt, n), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(g, gt, rtol=1e-5, atol=1e-6)
 
@@ -129,10 +133,24 @@ def test_avg_pool_with_dilation_matches_reference(geo):
   x = rng.standard_normal((2, *geo['spatial'], 2)).astype(np.float32)
   pads = [(p, p) for p in geo['padding']]
   for cip in (True, False):
-    y = jaxpool.avg_pool(x, geo['window'], geo['strides'], geo['padding'], geo['dilation'],
-                         geo['ceil_mode'], count_include_pad=cip)
-    expect = ref.avg_pool(x, geo['window'], geo['strides'], pads, geo['dilation'],
-                          geo['ceil_mode'], count_include_pad=cip)
+    y = jaxpool.avg_pool(
+      x,
+      geo['window'],
+      geo['strides'],
+      geo['padding'],
+      geo['dilation'],
+      geo['ceil_mode'],
+      count_include_pad=cip,
+    )
+    expect = ref.avg_pool(
+      x,
+      geo['window'],
+      geo['strides'],
+      pads,
+      geo['dilation'],
+      geo['ceil_mode'],
+      count_include_pad=cip,
+    )
     np.testing.assert_allclose(y, expect, rtol=1e-5, atol=1e-6)
 
 
@@ -160,12 +178,15 @@ def test_lp_pool_geometry_matches_reference(geo):
   args = (geo['window'], geo['strides'], geo['padding'], geo['dilation'], geo['ceil_mode'])
   for p in (2, 3):
     np.testing.assert_allclose(
-        jaxpool.lp_pool(x, p, *args), ref.lp_pool(x, p, *args[:2], pads, *args[3:]),
-        rtol=2e-5, atol=1e-5)
+      jaxpool.lp_pool(x, p, *args),
+      ref.lp_pool(x, p, *args[:2], pads, *args[3:]),
+      rtol=2e-5,
+      atol=1e-5,
+    )
 
 
 def test_lp_pool_extreme_values_and_zero_windows(x64):
-  x = np.array([[1e30], [2e30], [0.], [0.], [1e-30], [3e-30]], np.float32)
+  x = np.array([[1e30], [2e30], [0.0], [0.0], [1e-30], [3e-30]], np.float32)
   y = jaxpool.lp_pool(x, 2, (2,))
   np.testing.assert_allclose(y[:, 0], [np.sqrt(5) * 1e30, 0, np.sqrt(10) * 1e-30], rtol=1e-6)
   g = jax.grad(lambda a: jaxpool.lp_pool(a, 2, (2,)).sum())(x)
@@ -177,6 +198,7 @@ def test_lp_pool_extreme_values_and_zero_windows(x64):
 def test_lp_pool_stacked_and_unrolled_tap_loops_agree(monkeypatch, x64):
   # windows beyond _windows.UNROLL_MAX_TAPS sum one stacked tap array
   from jaxpool import _windows
+
   x = np.random.default_rng(3).standard_normal((2, 9, 8, 7, 3))
   args = ((3, 2, 2), (2, 1, 3), (1, 1, 0), (1, 2, 1), True)
   out = {}
@@ -186,17 +208,19 @@ def test_lp_pool_stacked_and_unrolled_tap_loops_agree(monkeypatch, x64):
   np.testing.assert_allclose(out[0][0], out[1000][0], rtol=1e-12)
   np.testing.assert_allclose(out[0][1], out[1000][1], rtol=1e-12, atol=1e-14)
   pads = tuple((p, p) for p in args[2])
-  np.testing.assert_allclose(jaxpool.lp_pool(x, 3, *args),
-                             ref.lp_pool(x, 3, args[0], args[1], pads, args[3], args[4]),
-                             rtol=1e-10)
+  np.testing.assert_allclose(
+    jaxpool.lp_pool(x, 3, *args),
+    ref.lp_pool(x, 3, args[0], args[1], pads, args[3], args[4]),
+    rtol=1e-10,
+  )
 
 
 def test_lp_pool_near_the_float32_limit():
   # window maxima above 2**126: 1/max is subnormal, so a plain x / max flushes to 0
-  x = np.array([[3e38], [1e37], [-2.5e38], [0.], [2e38], [2e38]], np.float32)
+  x = np.array([[3e38], [1e37], [-2.5e38], [0.0], [2e38], [2e38]], np.float32)
   y = jax.jit(lambda a: jaxpool.lp_pool(a, 3, (2,)))(x)
   x64 = x[:, 0].astype(np.float64).reshape(3, 2)
-  want = np.cbrt((x64 ** 3).sum(1))
+  want = np.cbrt((x64**3).sum(1))
   np.testing.assert_allclose(np.asarray(y[:, 0], np.float64), want, rtol=1e-6)
   g = jax.grad(lambda a: jaxpool.lp_pool(a, 2, (2,))[0, 0])(x)
   np.testing.assert_allclose(g[:2, 0], x64[0] / np.sqrt((x64[0] ** 2).sum()), rtol=1e-6)
@@ -204,16 +228,15 @@ def test_lp_pool_near_the_float32_limit():
 
 def test_lp_pool_infinite_p_is_max_of_abs():
   x = np.random.default_rng(0).standard_normal((5, 6, 2)).astype(np.float32)
-  np.testing.assert_array_equal(jaxpool.lp_pool(x, float('inf'), (2, 3)),
-                                jaxpool.max_pool(np.abs(x), (2, 3)))
+  np.testing.assert_array_equal(
+    jaxpool.lp_pool(x, float('inf'), (2, 3)), jaxpool.max_pool(np.abs(x), (2, 3))
+  )
 
 
 def test_lp_pool_gradient_wrt_traced_p(x64):
   x = np.abs(np.random.default_rng(0).standard_normal((6, 6, 2))) + 0.1
-  jtu.check_grads(lambda p: jaxpool.lp_pool(x, p, (2, 2), 1), (2.5,), order=1,
-                            modes=['rev'])
-  jtu.check_grads(lambda a: jaxpool.lp_pool(a, 2.5, (3, 2), 1, 1), (x,), order=1,
-                            modes=['rev'])
+  jtu.check_grads(lambda p: jaxpool.lp_pool(x, p, (2, 2), 1), (2.5,), order=1, modes=['rev'])
+  jtu.check_grads(lambda a: jaxpool.lp_pool(a, 2.5, (3, 2), 1, 1), (x,), order=1, modes=['rev'])
 
 
 @pytest.mark.parametrize('n', [1, 2, 3])
@@ -248,11 +271,12 @@ def test_max_unpool_round_trip_keeps_maxima():
 def test_min_pool_is_negated_max_pool_of_negation():
   rng = np.random.default_rng(0)
   x = np.round(rng.standard_normal((2, 9, 7, 3))).astype(np.float32)
-  f_min = lambda a: jaxpool.min_pool(a, (3, 2), (2, 1), 1, 2, True)  # noqa: E731
-  f_max = lambda a: -jaxpool.max_pool(-a, (3, 2), (2, 1), 1, 2, True)  # noqa: E731
+  f_min = lambda a: jaxpool.min_pool(a, (3, 2), (2, 1), 1, 2, True)
+  f_max = lambda a: -jaxpool.max_pool(-a, (3, 2), (2, 1), 1, 2, True)
   np.testing.assert_array_equal(f_min(x), f_max(x))
-  np.testing.assert_array_equal(jax.grad(lambda a: f_min(a).sum())(x),
-                                jax.grad(lambda a: f_max(a).sum())(x))
+  np.testing.assert_array_equal(
+    jax.grad(lambda a: f_min(a).sum())(x), jax.grad(lambda a: f_max(a).sum())(x)
+  )
 
 
 @pytest.mark.parametrize('dtype', [np.int32, np.int8, np.uint8])
@@ -315,7 +339,7 @@ def test_sharded_batch_gives_same_numbers(op):
   call = (lambda a: fn(a, 2, (3, 3), 2, 1)) if op == 'lp_pool' else (lambda a: fn(a, (3, 3), 2, 1))
   x = np.abs(np.random.default_rng(0).standard_normal((8, 9, 9, 3))).astype(np.float32)
   xs = jax.device_put(x, sharding)
-  loss = lambda a: (call(a) ** 2).sum()  # noqa: E731
+  loss = lambda a: (call(a) ** 2).sum()
   y, g = jax.jit(lambda a: (call(a), jax.grad(loss)(a)))(xs)
   assert len(jax.devices()) == 8 and g.sharding.is_equivalent_to(sharding, g.ndim)
   np.testing.assert_allclose(y, call(x), rtol=1e-6)
@@ -324,18 +348,22 @@ def test_sharded_batch_gives_same_numbers(op):
 
 def test_gradient_has_no_select_and_scatter_or_scatter():
   x = jnp.ones((2, 9, 9, 3))
-  for fn in (lambda a: jaxpool.max_pool(a, (3, 3), 2, 1, 2),
-             lambda a: jaxpool.avg_pool(a, (3, 3), 2, 1)):
+  for fn in (
+    lambda a: jaxpool.max_pool(a, (3, 3), 2, 1, 2),
+    lambda a: jaxpool.avg_pool(a, (3, 3), 2, 1),
+  ):
     hlo = jax.jit(jax.grad(lambda a: fn(a).sum())).lower(x).as_text()
     assert 'select_and_scatter' not in hlo and 'scatter' not in hlo
 
 
 def test_max_pool_gradient_with_dilation_where_lax_has_none(x64):
   x = np.random.default_rng(0).standard_normal((2, 9, 8, 2))
-  jtu.check_grads(lambda a: jaxpool.max_pool(a, (3, 2), (2, 1), 1, (2, 3)), (x,),
-                            order=1, modes=['rev'])
-  jtu.check_grads(lambda a: jaxpool.avg_pool(a, (3, 2), (2, 1), 1, (2, 3), True),
-                            (x,), order=1, modes=['rev'])
+  jtu.check_grads(
+    lambda a: jaxpool.max_pool(a, (3, 2), (2, 1), 1, (2, 3)), (x,), order=1, modes=['rev']
+  )
+  jtu.check_grads(
+    lambda a: jaxpool.avg_pool(a, (3, 2), (2, 1), 1, (2, 3), True), (x,), order=1, modes=['rev']
+  )
 
 
 def test_padding_forms_agree():
@@ -350,14 +378,17 @@ def test_padding_forms_agree():
 
 def test_same_padding_follows_xla():
   import flax.linen as nn
+
   x = np.random.default_rng(0).standard_normal((2, 10, 7, 3)).astype(np.float32)
   for window, stride in (((3, 3), 2), ((2, 4), 3), ((4, 1), 1)):
     np.testing.assert_array_equal(
-        jaxpool.max_pool(x, window, stride, 'SAME'),
-        nn.max_pool(x, window, (stride,) * 2, 'SAME'))
+      jaxpool.max_pool(x, window, stride, 'SAME'), nn.max_pool(x, window, (stride,) * 2, 'SAME')
+    )
     np.testing.assert_allclose(
-        jaxpool.avg_pool(x, window, stride, 'SAME', count_include_pad=False),
-        nn.avg_pool(x, window, (stride,) * 2, 'SAME', count_include_pad=False), rtol=1e-6)
+      jaxpool.avg_pool(x, window, stride, 'SAME', count_include_pad=False),
+      nn.avg_pool(x, window, (stride,) * 2, 'SAME', count_include_pad=False),
+      rtol=1e-6,
+    )
 
 
 def test_ceil_mode_drops_window_starting_in_right_padding():
@@ -365,48 +396,111 @@ def test_ceil_mode_drops_window_starting_in_right_padding():
   # torch: n=5, k=3, s=3, p=1, ceil_mode -> 2 outputs, not 3.
   np.testing.assert_array_equal(jaxpool.max_pool(x, (3,), 3, 1, ceil_mode=True)[:, 0], [1, 4])
   np.testing.assert_array_equal(
-      jaxpool.avg_pool(np.ones((6, 1), np.float32), (4,), 4, ceil_mode=True)[:, 0], [1, 1])
+    jaxpool.avg_pool(np.ones((6, 1), np.float32), (4,), 4, ceil_mode=True)[:, 0], [1, 1]
+  )
   np.testing.assert_allclose(
-      jaxpool.avg_pool(np.ones((6, 1), np.float32), (4,), 4, 1, ceil_mode=True)[:, 0], [.75, .75])
+    jaxpool.avg_pool(np.ones((6, 1), np.float32), (4,), 4, 1, ceil_mode=True)[:, 0], [0.75, 0.75]
+  )
 
 
 X = np.zeros((2, 8, 8, 3), np.float32)
 ERRORS = [
-    (lambda: jaxpool.max_pool(X, 2), TypeError, r'window must be a sequence.*got the int 2'),
-    (lambda: jaxpool.max_pool(X, (0, 2)), ValueError, r'window entries must be >= 1; got \(0, 2\)'),
-    (lambda: jaxpool.max_pool(X, (2, 2, 2, 2)), ValueError,
-     r'x must have shape \(\*batch, \*spatial, channels\).*rank >= 5; got shape \(2, 8, 8, 3\)'),
-    (lambda: jaxpool.max_pool(X, (2, 2), strides=(1, 2, 3)), ValueError,
-     r'strides must be an int or have 2 entries.*got \(1, 2, 3\) with 3'),
-    (lambda: jaxpool.max_pool(X, (2, 2), strides=0), ValueError, r'strides entries must be >= 1; got 0'),
-    (lambda: jaxpool.max_pool(X, (2, 2), strides=1.5), TypeError, r'strides must be an int'),
-    (lambda: jaxpool.max_pool(X, (2, 2), dilation=(1, 0)), ValueError, r'dilation entries must be >= 1'),
-    (lambda: jaxpool.max_pool(X, (2, 2), padding='FULL'), ValueError,
-     r"padding must be 'VALID', 'SAME'.*got the string 'FULL'"),
-    (lambda: jaxpool.max_pool(X, (2, 2), padding=-1), ValueError, r'padding must be non-negative; got -1'),
-    (lambda: jaxpool.max_pool(X, (3, 3), padding=2), ValueError,
-     r'padding must be at most half the effective window.*= 1 on each side.*got 2'),
-    (lambda: jaxpool.max_pool(X, (2, 2), padding=(1, 2, 3)), ValueError,
-     r'padding must be .*\(one per spatial dim\); got \(1, 2, 3\)'),
-    (lambda: jaxpool.max_pool(X, (2, 2), padding=1.0), TypeError, r'padding must be'),
-    (lambda: jaxpool.max_pool(X, (9, 2)), ValueError,
-     r'window \(9, 2\).*larger than the padded input.*every output size must be >= 1'),
-    (lambda: jaxpool.max_pool(X, (2, 2), ceil_mode='yes'), TypeError, r"ceil_mode must be a bool; got 'yes'"),
-    (lambda: jaxpool.avg_pool(X.astype(np.int32), (2, 2)), TypeError,
-     r'avg_pool needs a floating-point x .*got dtype int32'),
-    (lambda: jaxpool.lp_pool(X.astype(np.int32), 2, (2, 2)), TypeError, r'lp_pool needs a floating-point x'),
-    (lambda: jaxpool.avg_pool(X, (2, 2), divisor_override=0), ValueError,
-     r'divisor_override must be a non-zero int or None; got 0'),
-    (lambda: jaxpool.lp_pool(X, 0, (2, 2)), ValueError, r'p must be a positive number .*got 0'),
-    (lambda: jaxpool.lp_pool(X, jnp.ones(2), (2, 2)), TypeError, r'p must be a positive number or a float scalar'),
-    (lambda: jaxpool.max_pool('abc', (2, 2)), TypeError, r'x must be a numeric array'),
-    (lambda: jaxpool.max_unpool(X, X.astype(np.int32)[:, :4], (2, 2)), ValueError,
-     r'indices must have the shape of y \(2, 8, 8, 3\); got \(2, 4, 8, 3\)'),
-    (lambda: jaxpool.max_unpool(X, X, (2, 2)), TypeError, r'indices must be integers; got dtype float32'),
-    (lambda: jaxpool.max_unpool(X, X.astype(np.int32), (2, 2), output_size=(20, 16)), ValueError,
-     r'output_size \(20, 16\): entry 0 must be in \(14, 18\).*got 20'),
-    (lambda: jaxpool.max_unpool(X, X.astype(np.int32), (2, 2), output_size=(16,)), ValueError,
-     r'output_size must have 2 spatial entries'),
+  (lambda: jaxpool.max_pool(X, 2), TypeError, r'window must be a sequence.*got the int 2'),
+  (lambda: jaxpool.max_pool(X, (0, 2)), ValueError, r'window entries must be >= 1; got \(0, 2\)'),
+  (
+    lambda: jaxpool.max_pool(X, (2, 2, 2, 2)),
+    ValueError,
+    r'x must have shape \(\*batch, \*spatial, channels\).*rank >= 5; got shape \(2, 8, 8, 3\)',
+  ),
+  (
+    lambda: jaxpool.max_pool(X, (2, 2), strides=(1, 2, 3)),
+    ValueError,
+    r'strides must be an int or have 2 entries.*got \(1, 2, 3\) with 3',
+  ),
+  (
+    lambda: jaxpool.max_pool(X, (2, 2), strides=0),
+    ValueError,
+    r'strides entries must be >= 1; got 0',
+  ),
+  (lambda: jaxpool.max_pool(X, (2, 2), strides=1.5), TypeError, r'strides must be an int'),
+  (
+    lambda: jaxpool.max_pool(X, (2, 2), dilation=(1, 0)),
+    ValueError,
+    r'dilation entries must be >= 1',
+  ),
+  (
+    lambda: jaxpool.max_pool(X, (2, 2), padding='FULL'),
+    ValueError,
+    r"padding must be 'VALID', 'SAME'.*got the string 'FULL'",
+  ),
+  (
+    lambda: jaxpool.max_pool(X, (2, 2), padding=-1),
+    ValueError,
+    r'padding must be non-negative; got -1',
+  ),
+  (
+    lambda: jaxpool.max_pool(X, (3, 3), padding=2),
+    ValueError,
+    r'padding must be at most half the effective window.*= 1 on each side.*got 2',
+  ),
+  (
+    lambda: jaxpool.max_pool(X, (2, 2), padding=(1, 2, 3)),
+    ValueError,
+    r'padding must be .*\(one per spatial dim\); got \(1, 2, 3\)',
+  ),
+  (lambda: jaxpool.max_pool(X, (2, 2), padding=1.0), TypeError, r'padding must be'),
+  (
+    lambda: jaxpool.max_pool(X, (9, 2)),
+    ValueError,
+    r'window \(9, 2\).*larger than the padded input.*every output size must be >= 1',
+  ),
+  (
+    lambda: jaxpool.max_pool(X, (2, 2), ceil_mode='yes'),
+    TypeError,
+    r"ceil_mode must be a bool; got 'yes'",
+  ),
+  (
+    lambda: jaxpool.avg_pool(X.astype(np.int32), (2, 2)),
+    TypeError,
+    r'avg_pool needs a floating-point x .*got dtype int32',
+  ),
+  (
+    lambda: jaxpool.lp_pool(X.astype(np.int32), 2, (2, 2)),
+    TypeError,
+    r'lp_pool needs a floating-point x',
+  ),
+  (
+    lambda: jaxpool.avg_pool(X, (2, 2), divisor_override=0),
+    ValueError,
+    r'divisor_override must be a non-zero int or None; got 0',
+  ),
+  (lambda: jaxpool.lp_pool(X, 0, (2, 2)), ValueError, r'p must be a positive number .*got 0'),
+  (
+    lambda: jaxpool.lp_pool(X, jnp.ones(2), (2, 2)),
+    TypeError,
+    r'p must be a positive number or a float scalar',
+  ),
+  (lambda: jaxpool.max_pool('abc', (2, 2)), TypeError, r'x must be a numeric array'),
+  (
+    lambda: jaxpool.max_unpool(X, X.astype(np.int32)[:, :4], (2, 2)),
+    ValueError,
+    r'indices must have the shape of y \(2, 8, 8, 3\); got \(2, 4, 8, 3\)',
+  ),
+  (
+    lambda: jaxpool.max_unpool(X, X, (2, 2)),
+    TypeError,
+    r'indices must be integers; got dtype float32',
+  ),
+  (
+    lambda: jaxpool.max_unpool(X, X.astype(np.int32), (2, 2), output_size=(20, 16)),
+    ValueError,
+    r'output_size \(20, 16\): entry 0 must be in \(14, 18\).*got 20',
+  ),
+  (
+    lambda: jaxpool.max_unpool(X, X.astype(np.int32), (2, 2), output_size=(16,)),
+    ValueError,
+    r'output_size must have 2 spatial entries',
+  ),
 ]
 
 

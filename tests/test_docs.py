@@ -32,12 +32,32 @@ def site(tmp_path_factory) -> pathlib.Path:
   out = tmp_path_factory.mktemp('docs')
   warnings = out / 'warnings.txt'
   result = subprocess.run(
-      [sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-E', '-q', '-b', 'html',
-       '-d', str(out / 'doctrees'), '-w', str(warnings), str(DOCS), str(out / 'html')],
-      capture_output=True, text=True, timeout=600, check=False)
+    [
+      sys.executable,
+      '-m',
+      'sphinx',
+      '-W',
+      '--keep-going',
+      '-E',
+      '-q',
+      '-b',
+      'html',
+      '-d',
+      str(out / 'doctrees'),
+      '-w',
+      str(warnings),
+      str(DOCS),
+      str(out / 'html'),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
   assert result.returncode == 0, (
-      f'sphinx-build -W failed:\n{warnings.read_text() if warnings.exists() else ""}\n'
-      f'{result.stdout[-3000:]}\n{result.stderr[-3000:]}')
+    f'sphinx-build -W failed:\n{warnings.read_text() if warnings.exists() else ""}\n'
+    f'{result.stdout[-3000:]}\n{result.stderr[-3000:]}'
+  )
   return out / 'html'
 
 
@@ -50,8 +70,11 @@ def _documented(site: pathlib.Path) -> set[str]:
 
 
 def _classes(module, base) -> list[str]:
-  return sorted(name for name, obj in vars(module).items()
-                if not name.startswith('_') and isinstance(obj, type) and issubclass(obj, base))
+  return sorted(
+    name
+    for name, obj in vars(module).items()
+    if not name.startswith('_') and isinstance(obj, type) and issubclass(obj, base)
+  )
 
 
 def test_docs_build_without_warnings(site):
@@ -60,7 +83,7 @@ def test_docs_build_without_warnings(site):
 
 
 def test_every_public_function_is_in_the_api_reference(site):
-  missing = sorted(set(f'jaxpool.{name}' for name in jaxpool.__all__) - _documented(site))
+  missing = sorted({f'jaxpool.{name}' for name in jaxpool.__all__} - _documented(site))
   assert not missing, f'add these to their family page in docs/api/: {missing}'
 
 
@@ -68,12 +91,12 @@ def test_every_public_function_is_in_the_api_reference(site):
 def test_every_module_class_is_in_the_api_reference(site, api, module, base):
   classes = _classes(module, base)
   assert len(classes) >= 28
-  missing = sorted(set(f'jaxpool.{api}.{c}' for c in classes) - _documented(site))
+  missing = sorted({f'jaxpool.{api}.{c}' for c in classes} - _documented(site))
   assert not missing, f'add these to their family page in docs/api/: {missing}'
 
 
 def test_function_docs_come_from_the_docstrings(site):
   """Napoleon turned the Google sections into fields: parameters and return values."""
   page = (site / 'api' / 'classic.html').read_text()
-  entry = page[page.index('id="jaxpool.max_pool"'):page.index('id="jaxpool.min_pool"')]
+  entry = page[page.index('id="jaxpool.max_pool"') : page.index('id="jaxpool.min_pool"')]
   assert 'Parameters' in entry and 'Returns' in entry and 'return_indices' in entry

@@ -12,7 +12,7 @@ import jaxpool
 pytest.importorskip('skimage')
 pytest.importorskip('matplotlib')
 
-from benchmarks import detail  # noqa: E402
+from benchmarks import detail
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -26,6 +26,7 @@ def _gallery():
 
 def _check_png(path: pathlib.Path, min_kb: float = 10) -> None:
   import matplotlib.image
+
   assert path.exists(), path
   assert path.stat().st_size > min_kb * 1024, f'{path} is only {path.stat().st_size} bytes'
   pixels = matplotlib.image.imread(path)[..., :3]
@@ -72,6 +73,7 @@ def test_every_export_is_studied_or_excluded_with_a_reason():
 @pytest.mark.parametrize('k', [2, 3, 5])
 def test_avg_pool_is_downscale_local_mean_so_protocol_a_uses_another_reference(photo, k):
   from skimage.transform import downscale_local_mean
+
   y = np.asarray(jaxpool.avg_pool(jnp.asarray(photo), (k, k)))
   np.testing.assert_allclose(y, downscale_local_mean(photo, (k, k, 1)), atol=1e-6)
   # Against the Gaussian-prefiltered reference avg pooling is good but not exact.
@@ -98,14 +100,19 @@ def test_notes_hold(photo):
   if 'lip_pool' in rows:  # LIP's module starts as average pooling
     np.testing.assert_allclose(detail.pool(rows['lip_pool'], photo, 2), avg, atol=1e-6)
   if 'mixed_pool' in rows:  # eval mode is max_avg_pool's starting point
-    np.testing.assert_allclose(detail.pool(rows['mixed_pool'], photo, 3),
-                               detail.pool(rows['max_avg_pool'], photo, 3), atol=1e-6)
+    np.testing.assert_allclose(
+      detail.pool(rows['mixed_pool'], photo, 3),
+      detail.pool(rows['max_avg_pool'], photo, 3),
+      atol=1e-6,
+    )
   if 'fractional_max_pool' in rows:  # integer ratio: alpha = k, the windows tile
-    np.testing.assert_array_equal(detail.pool(rows['fractional_max_pool'], photo, 3),
-                                  detail.pool(rows['max_pool'], photo, 3))
+    np.testing.assert_array_equal(
+      detail.pool(rows['fractional_max_pool'], photo, 3), detail.pool(rows['max_pool'], photo, 3)
+    )
   # Haar lifting is average pooling, hence the study lifts with LeGall 5/3.
-  low, _ = jaxpool.lift_down_pool(jnp.asarray(photo), np.ones(1, np.float32),
-                                  np.full(1, 0.5, np.float32), axes=(0, 1))
+  low, _ = jaxpool.lift_down_pool(
+    jnp.asarray(photo), np.ones(1, np.float32), np.full(1, 0.5, np.float32), axes=(0, 1)
+  )
   np.testing.assert_allclose(np.asarray(low), avg, atol=1e-6)
   assert detail.pool(rows['lift_down_pool'], photo, 3) is None
   # blur/max_blur are centred on the k x k window: on a constant image with a
@@ -113,7 +120,7 @@ def test_notes_hold(photo):
   for name in ('blur_pool', 'max_blur_pool'):
     for k in (2, 3):
       img = np.zeros((12 * k, 12 * k, 1), np.float32)
-      img[5 * k:6 * k, 7 * k:8 * k] = 1.0
+      img[5 * k : 6 * k, 7 * k : 8 * k] = 1.0
       y = detail.pool(rows[name], img, k)[..., 0]
       assert np.unravel_index(np.argmax(y), y.shape) == (5, 7), (name, k)
       np.testing.assert_allclose([y[4, 7], y[5, 6]], [y[6, 7], y[5, 8]], atol=1e-6)

@@ -59,8 +59,10 @@ def test_sharded_batch_gives_same_numbers_without_gathering_the_input(name):
   assert 'all-gather' not in hlo and 'all-to-all' not in hlo
   _assert_tree_close(f(xs), f(x), rtol=1e-6, atol=1e-6)
   # gradients too, still sharded over the batch
-  loss = lambda a: sum(jnp.sum(jnp.asarray(v, jnp.float32) ** 2)  # noqa: E731
-                       for v in jax.tree_util.tree_leaves(CALLS[name](a, KEY)))
+  loss = lambda a: sum(
+    jnp.sum(jnp.asarray(v, jnp.float32) ** 2)
+    for v in jax.tree_util.tree_leaves(CALLS[name](a, KEY))
+  )
   g = jax.jit(jax.grad(loss))(xs)
   assert g.sharding.is_equivalent_to(sharding, g.ndim)
   # (a sharded compile may fuse differently: IDW's weights 1/(|x - a| + eps) make
@@ -73,7 +75,7 @@ def test_shard_map_per_example_equals_unsharded(name):
   mesh = Mesh(np.array(jax.devices()[:8]), ('batch',))
   x = _input()
   # evaluation mode (key=None) for the stochastic ops: per-shard draws differ by design
-  call = lambda a: CALLS[name](a, None)  # noqa: E731
+  call = lambda a: CALLS[name](a, None)
   spec = PartitionSpec('batch')
   sharded = jax.jit(jax.shard_map(call, mesh=mesh, in_specs=spec, out_specs=spec))
   _assert_tree_close(sharded(x), call(x), rtol=1e-6, atol=1e-6)
@@ -82,18 +84,18 @@ def test_shard_map_per_example_equals_unsharded(name):
 # --- fuzzing the shared geometry of the windowed ops --------------------------------
 
 WINDOWED = {
-    'max_pool': lambda x, g: jaxpool.max_pool(x, **g),
-    'min_pool': lambda x, g: jaxpool.min_pool(x, **g),
-    'avg_pool': lambda x, g: jaxpool.avg_pool(x, **g),
-    'lp_pool': lambda x, g: jaxpool.lp_pool(x, 2, **g),
-    'soft_pool': lambda x, g: jaxpool.soft_pool(x, **g),
-    'edscw_pool': lambda x, g: jaxpool.edscw_pool(x, **g),
-    'idw_pool': lambda x, g: jaxpool.idw_pool(x, **g),
-    'ada_pool': lambda x, g: jaxpool.ada_pool(x, 0.5, **g),
-    'max_avg_pool': lambda x, g: jaxpool.max_avg_pool(x, 0.5, **g),
-    'dpp_pool': lambda x, g: jaxpool.dpp_pool(x, 1.0, 1.0, **g),
-    'stochastic_pool': lambda x, g: jaxpool.stochastic_pool(jnp.abs(x), **g, key=KEY),
-    'mixed_pool': lambda x, g: jaxpool.mixed_pool(x, **g, key=KEY),
+  'max_pool': lambda x, g: jaxpool.max_pool(x, **g),
+  'min_pool': lambda x, g: jaxpool.min_pool(x, **g),
+  'avg_pool': lambda x, g: jaxpool.avg_pool(x, **g),
+  'lp_pool': lambda x, g: jaxpool.lp_pool(x, 2, **g),
+  'soft_pool': lambda x, g: jaxpool.soft_pool(x, **g),
+  'edscw_pool': lambda x, g: jaxpool.edscw_pool(x, **g),
+  'idw_pool': lambda x, g: jaxpool.idw_pool(x, **g),
+  'ada_pool': lambda x, g: jaxpool.ada_pool(x, 0.5, **g),
+  'max_avg_pool': lambda x, g: jaxpool.max_avg_pool(x, 0.5, **g),
+  'dpp_pool': lambda x, g: jaxpool.dpp_pool(x, 1.0, 1.0, **g),
+  'stochastic_pool': lambda x, g: jaxpool.stochastic_pool(jnp.abs(x), **g, key=KEY),
+  'mixed_pool': lambda x, g: jaxpool.mixed_pool(x, **g, key=KEY),
 }
 
 
@@ -132,16 +134,19 @@ def geometries(draw):
       for size, e, s in zip(spatial, eff, strides):
         total = max((-(-size // s) - 1) * s + e - size, 0)
         pads.append((total // 2, total - total // 2))
-  out = tuple(out_size(size, k, s, d, lo, hi, ceil_mode)
-              for size, k, s, d, (lo, hi) in zip(spatial, window, strides, dilation, pads))
-  geometry = dict(window=window, strides=strides, padding=padding, dilation=dilation,
-                  ceil_mode=ceil_mode)
+  out = tuple(
+    out_size(size, k, s, d, lo, hi, ceil_mode)
+    for size, k, s, d, (lo, hi) in zip(spatial, window, strides, dilation, pads)
+  )
+  geometry = dict(
+    window=window, strides=strides, padding=padding, dilation=dilation, ceil_mode=ceil_mode
+  )
   return geometry, batch, spatial, out
 
 
 def _check_fuzzed(op, case, dtype, scale):
   geometry, batch, spatial, out = case
-  x = (np.random.default_rng(0).standard_normal((*batch, *spatial, 3)) * scale)
+  x = np.random.default_rng(0).standard_normal((*batch, *spatial, 3)) * scale
   x = jnp.asarray(x, dtype)
   y = WINDOWED[op](x, geometry)
   assert y.shape == (*batch, *out, 3)
@@ -149,9 +154,12 @@ def _check_fuzzed(op, case, dtype, scale):
   assert bool(jnp.isfinite(y.astype(jnp.float32)).all())
 
 
-FUZZ_ARGS = dict(op=st.sampled_from(FUZZED), case=geometries(),
-                 dtype=st.sampled_from([jnp.float32, jnp.bfloat16, jnp.float16]),
-                 scale=st.sampled_from([1.0, 1e3]))
+FUZZ_ARGS = dict(
+  op=st.sampled_from(FUZZED),
+  case=geometries(),
+  dtype=st.sampled_from([jnp.float32, jnp.bfloat16, jnp.float16]),
+  scale=st.sampled_from([1.0, 1e3]),
+)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -163,19 +171,19 @@ def test_fuzzed_geometry_gives_documented_shape_and_finite_values(op, case, dtyp
 
 
 BAD_VALUES = [
-    ('window', 3, TypeError),
-    ('window', (0, 2), ValueError),
-    ('window', (2.5, 2), TypeError),
-    ('window', (2, 2, 2, 2, 2), ValueError),
-    ('strides', (1, 2, 3), ValueError),
-    ('strides', -1, ValueError),
-    ('strides', 'two', TypeError),
-    ('dilation', 0, ValueError),
-    ('padding', 'FULL', ValueError),
-    ('padding', -2, ValueError),
-    ('padding', 3, ValueError),
-    ('padding', ((1, 1),), ValueError),
-    ('ceil_mode', 'yes', TypeError),
+  ('window', 3, TypeError),
+  ('window', (0, 2), ValueError),
+  ('window', (2.5, 2), TypeError),
+  ('window', (2, 2, 2, 2, 2), ValueError),
+  ('strides', (1, 2, 3), ValueError),
+  ('strides', -1, ValueError),
+  ('strides', 'two', TypeError),
+  ('dilation', 0, ValueError),
+  ('padding', 'FULL', ValueError),
+  ('padding', -2, ValueError),
+  ('padding', 3, ValueError),
+  ('padding', ((1, 1),), ValueError),
+  ('ceil_mode', 'yes', TypeError),
 ]
 
 

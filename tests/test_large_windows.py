@@ -25,14 +25,14 @@ F_NAMES = {1: '1d', 2: '2d', 3: '3d'}
 
 # (spatial, window, strides, padding, dilation, ceil_mode): all beyond 9 taps
 BIG = [
-    ((23,), (23,), 1, 0, 1, False),                    # 1-d, the whole input
-    ((31,), (12,), 5, 6, 1, True),                     # 1-d, padded, ceil_mode
-    ((17, 19), (17, 19), None, 0, 1, False),           # 2-d global window
-    ((20, 21), (8, 8), 8, 0, 1, True),                 # tiling (window = stride), ceil_mode
-    ((16, 15), (7, 7), 1, 3, 1, False),                # overlapping, stride 1, padded
-    ((19, 18), (5, 4), (2, 3), (2, 1), (2, 3), True),  # dilation, mixed strides
-    ((9, 10, 8), (4, 5, 3), (2, 3, 1), (1, 2, 0), 1, False),  # 3-d
-    ((8, 7, 9), (8, 7, 9), None, 0, 1, False),         # 3-d global window
+  ((23,), (23,), 1, 0, 1, False),  # 1-d, the whole input
+  ((31,), (12,), 5, 6, 1, True),  # 1-d, padded, ceil_mode
+  ((17, 19), (17, 19), None, 0, 1, False),  # 2-d global window
+  ((20, 21), (8, 8), 8, 0, 1, True),  # tiling (window = stride), ceil_mode
+  ((16, 15), (7, 7), 1, 3, 1, False),  # overlapping, stride 1, padded
+  ((19, 18), (5, 4), (2, 3), (2, 1), (2, 3), True),  # dilation, mixed strides
+  ((9, 10, 8), (4, 5, 3), (2, 3, 1), (1, 2, 0), 1, False),  # 3-d
+  ((8, 7, 9), (8, 7, 9), None, 0, 1, False),  # 3-d global window
 ]
 
 
@@ -55,15 +55,21 @@ def _torch_max(torch, x, case, return_indices):
   spatial, window, strides, padding, dilation, ceil_mode = case
   n = len(spatial)
   fn = getattr(torch.nn.functional, f'max_pool{F_NAMES[n]}')
-  return fn(x, window, window if strides is None else strides, padding, dilation, ceil_mode,
-            return_indices=return_indices)
+  return fn(
+    x,
+    window,
+    window if strides is None else strides,
+    padding,
+    dilation,
+    ceil_mode,
+    return_indices=return_indices,
+  )
 
 
 @pytest.mark.parametrize('case', [c for c in BIG if np.prod(c[1]) < 100], ids=_case_id)
 def test_stacked_taps_equal_the_unrolled_taps_and_transpose(case, rng):
   spatial, window, strides, padding, dilation, ceil_mode = case
-  geom, _ = _geometry.pool_geometry((2, *spatial, 3), window, strides, padding, dilation,
-                                    ceil_mode)
+  geom, _ = _geometry.pool_geometry((2, *spatial, 3), window, strides, padding, dilation, ceil_mode)
   x = jnp.asarray(rng.standard_normal((2, *spatial, 3)), jnp.float32)
 
   @jax.jit
@@ -76,8 +82,11 @@ def test_stacked_taps_equal_the_unrolled_taps_and_transpose(case, rng):
   stacked, unrolled, back_s, back_u = both(x, ct)
   np.testing.assert_array_equal(stacked, unrolled)
   np.testing.assert_allclose(back_s, back_u, rtol=1e-5, atol=1e-5)
-  text = jax.jit(jax.grad(lambda a: jnp.sum(_windows.stacked_window_taps(a, geom, 0.0)))
-                 ).lower(x).as_text()
+  text = (
+    jax.jit(jax.grad(lambda a: jnp.sum(_windows.stacked_window_taps(a, geom, 0.0))))
+    .lower(x)
+    .as_text()
+  )
   assert 'scatter' not in text
 
 
@@ -94,10 +103,9 @@ def test_max_pool_big_windows_match_torch(case, rng):
 
   @jax.jit
   def run(a, c):
-    f = lambda b: jaxpool.max_pool(b, window, strides, padding, dilation, ceil_mode)  # noqa: E731
+    f = lambda b: jaxpool.max_pool(b, window, strides, padding, dilation, ceil_mode)
     y, vjp = jax.vjp(f, a)
-    _, idx = jaxpool.max_pool(a, window, strides, padding, dilation, ceil_mode,
-                              return_indices=True)
+    _, idx = jaxpool.max_pool(a, window, strides, padding, dilation, ceil_mode, return_indices=True)
     _, tangent = jax.jvp(f, (a,), (c_in,))
     return y, idx, vjp(c)[0], tangent
 
@@ -124,9 +132,15 @@ def test_min_pool_big_windows_mirror_max_pool(case, rng):
   np.testing.assert_array_equal(vjp(ct)[0], -vjp_max(-ct)[0])
 
 
-@pytest.mark.parametrize('case', [c for c in BIG if all(
-    p <= k // 2 for p, k in zip(np.broadcast_to(c[3], len(c[0])), c[1])) and c[4] == 1],
-    ids=_case_id)
+@pytest.mark.parametrize(
+  'case',
+  [
+    c
+    for c in BIG
+    if all(p <= k // 2 for p, k in zip(np.broadcast_to(c[3], len(c[0])), c[1])) and c[4] == 1
+  ],
+  ids=_case_id,
+)
 def test_avg_and_lp_pool_big_windows_match_torch(case, rng):
   torch = helpers.torch_or_skip()
   spatial, window, strides, padding, _, ceil_mode = case
@@ -135,12 +149,21 @@ def test_avg_and_lp_pool_big_windows_match_torch(case, rng):
   x = np.abs(_input(rng, spatial, ties=False, nan=False)) + 0.1
   ct = None
   for name, jfn, tfn in (
-      ('avg', lambda a: jaxpool.avg_pool(a, window, strides, padding, 1, ceil_mode),
-       lambda t: getattr(torch.nn.functional, f'avg_pool{F_NAMES[n]}')(
-           t, window, s, padding, ceil_mode)),
-      ('lp', lambda a: jaxpool.lp_pool(a, 2.0, window, strides, 0, 1, ceil_mode),
-       lambda t: getattr(torch.nn.functional, f'lp_pool{F_NAMES[n]}')(
-           t, 2.0, window[0] if n == 1 else window, s, ceil_mode))):
+    (
+      'avg',
+      lambda a: jaxpool.avg_pool(a, window, strides, padding, 1, ceil_mode),
+      lambda t: getattr(torch.nn.functional, f'avg_pool{F_NAMES[n]}')(
+        t, window, s, padding, ceil_mode
+      ),
+    ),
+    (
+      'lp',
+      lambda a: jaxpool.lp_pool(a, 2.0, window, strides, 0, 1, ceil_mode),
+      lambda t: getattr(torch.nn.functional, f'lp_pool{F_NAMES[n]}')(
+        t, 2.0, window[0] if n == 1 else window, s, ceil_mode
+      ),
+    ),
+  ):
     if name == 'lp' and (np.any(np.asarray(padding)) or ceil_mode):
       # torch's LP pooling has no padding, and under ceil_mode scales a partial window's
       # mean by the full window size; jaxpool sums the valid taps (its reference tests)
@@ -150,15 +173,22 @@ def test_avg_and_lp_pool_big_windows_match_torch(case, rng):
     ct = rng.standard_normal(helpers.from_torch_layout(yt.detach(), n).shape).astype(np.float32)
     yt.backward(torch.tensor(helpers.to_torch_layout(ct, n)))
     y, vjp = jax.vjp(jfn, jnp.asarray(x))
-    np.testing.assert_allclose(y, helpers.from_torch_layout(yt.detach(), n), rtol=2e-5,
-                               atol=1e-6, err_msg=name)
-    np.testing.assert_allclose(vjp(jnp.asarray(ct))[0], helpers.from_torch_layout(xt.grad, n),
-                               rtol=2e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(
+      y, helpers.from_torch_layout(yt.detach(), n), rtol=2e-5, atol=1e-6, err_msg=name
+    )
+    np.testing.assert_allclose(
+      vjp(jnp.asarray(ct))[0],
+      helpers.from_torch_layout(xt.grad, n),
+      rtol=2e-5,
+      atol=1e-6,
+      err_msg=name,
+    )
 
 
 def test_fractional_max_pool_big_windows_match_torch():
   torch = helpers.torch_or_skip()
   from tests.test_stochastic import _check_against_torch  # pylint: disable=import-outside-toplevel
+
   torch.manual_seed(0)
   _check_against_torch(torch, 2, 'float32', (5, 4), (24, 19), (9, 7), 2, 3)
   _check_against_torch(torch, 3, 'float32', (3, 3, 2), (9, 8, 7), (4, 5, 3), 1, 2)
@@ -169,20 +199,27 @@ KEY = jax.random.key(3)
 # unrolled one (the SoftPool family, DPP, LP and the stochastic draw have such tests),
 # at a window beyond the unrolled size: f(x, window, strides, padding)
 WINDOWED = {
-    'max_avg_pool': lambda x, w, s, p: jaxpool.max_avg_pool(x, 0.3, w, s, p),
-    'gated_pool': lambda x, w, s, p: jaxpool.gated_pool(
-        x, jnp.linspace(-1, 1, int(np.prod(w))).reshape(w), w, s, p),
-    'tree_pool': lambda x, w, s, p: jaxpool.tree_pool(
-        x, jnp.linspace(-1, 1, 2 * int(np.prod(w))).reshape(2, *w),
-        jnp.linspace(1, -1, int(np.prod(w))).reshape(1, *w), w, s, p),
-    'stochastic_pool (eval)': lambda x, w, s, p: jaxpool.stochastic_pool(jnp.abs(x), w, s, p),
-    'stochastic_pool (train)': lambda x, w, s, p: jaxpool.stochastic_pool(
-        jnp.abs(x), w, s, p, key=KEY),
-    'mixed_pool': lambda x, w, s, p: jaxpool.mixed_pool(x, w, s, p, key=KEY),
-    'blur_pool': lambda x, w, s, p: jaxpool.blur_pool(x, w, s),
-    'weighted_unpool': lambda x, w, s, p: jaxpool.weighted_unpool(
-        *jaxpool.soft_pool(x, w, s, p, return_weights=True), w, s, p,
-        output_size=x.shape[1:-1]),
+  'max_avg_pool': lambda x, w, s, p: jaxpool.max_avg_pool(x, 0.3, w, s, p),
+  'gated_pool': lambda x, w, s, p: jaxpool.gated_pool(
+    x, jnp.linspace(-1, 1, int(np.prod(w))).reshape(w), w, s, p
+  ),
+  'tree_pool': lambda x, w, s, p: jaxpool.tree_pool(
+    x,
+    jnp.linspace(-1, 1, 2 * int(np.prod(w))).reshape(2, *w),
+    jnp.linspace(1, -1, int(np.prod(w))).reshape(1, *w),
+    w,
+    s,
+    p,
+  ),
+  'stochastic_pool (eval)': lambda x, w, s, p: jaxpool.stochastic_pool(jnp.abs(x), w, s, p),
+  'stochastic_pool (train)': lambda x, w, s, p: jaxpool.stochastic_pool(
+    jnp.abs(x), w, s, p, key=KEY
+  ),
+  'mixed_pool': lambda x, w, s, p: jaxpool.mixed_pool(x, w, s, p, key=KEY),
+  'blur_pool': lambda x, w, s, p: jaxpool.blur_pool(x, w, s),
+  'weighted_unpool': lambda x, w, s, p: jaxpool.weighted_unpool(
+    *jaxpool.soft_pool(x, w, s, p, return_weights=True), w, s, p, output_size=x.shape[1:-1]
+  ),
 }
 
 
@@ -196,13 +233,13 @@ def test_every_windowed_op_big_window_equals_the_unrolled_path(name, rng, monkey
   f = WINDOWED[name]
   for spatial, w, s, p in (((11, 12), (4, 3), 2, 1),):
     x = jnp.asarray(rng.standard_normal((2, *spatial, 3)), jnp.float32)
-    g = lambda a, w=w, s=s, p=p: f(a, w, s, p)  # noqa: E731
+    g = lambda a, w=w, s=s, p=p: f(a, w, s, p)
     y0 = g(x)
     ct = jnp.asarray(rng.standard_normal(y0.shape), jnp.float32)
     t = jnp.asarray(rng.standard_normal(x.shape), jnp.float32)
     jax.clear_caches()
     stacked = jax.jit(lambda a, c, u, g=g: _value_grad_jvp(g, a, c, u))(x, ct, t)
-    monkeypatch.setattr(_windows, 'UNROLL_MAX_TAPS', 10 ** 6)
+    monkeypatch.setattr(_windows, 'UNROLL_MAX_TAPS', 10**6)
     jax.clear_caches()
     unrolled = jax.jit(lambda a, c, u, g=g: _value_grad_jvp(g, a, c, u))(x, ct, t)
     monkeypatch.undo()

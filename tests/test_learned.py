@@ -23,8 +23,14 @@ OPS = ('max_avg', 'gated', 'tree', 'dpp')
 
 
 def _geometry(window, strides=None, padding=0, dilation=1, ceil_mode=False, spatial=None):
-  return dict(window=tuple(window), strides=strides, padding=padding, dilation=dilation,
-              ceil_mode=ceil_mode, spatial=spatial)
+  return dict(
+    window=tuple(window),
+    strides=strides,
+    padding=padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
+    spatial=spatial,
+  )
 
 
 def _out_spatial(g, spatial):
@@ -40,7 +46,7 @@ def _out_spatial(g, spatial):
 def _case(op, rng, g, x_shape, variant):
   """(params, opts): array parameters (a tuple, None allowed) and static options."""
   n = len(g['window'])
-  batch, spatial, channels = x_shape[:-n - 1], x_shape[-n - 1:-1], x_shape[-1]
+  batch, spatial, channels = x_shape[: -n - 1], x_shape[-n - 1 : -1], x_shape[-1]
   out = _out_spatial(g, spatial)
   w = g['window']
   if op == 'max_avg':
@@ -50,12 +56,16 @@ def _case(op, rng, g, x_shape, variant):
     return (rng.normal(0, 1, (w, (*w, channels))[variant % 2]),), {}
   if op == 'tree':
     depth, tail = variant % 3, ((), (channels,))[variant % 2]
-    return (rng.normal(0, 0.5, (2 ** depth, *w, *tail)),
-            rng.normal(0, 1, (2 ** depth - 1, *w, *tail))), {}
+    return (
+      rng.normal(0, 0.5, (2**depth, *w, *tail)),
+      rng.normal(0, 1, (2**depth - 1, *w, *tail)),
+    ), {}
   shape = ((channels,), ())[variant % 2]
   guide = rng.normal(0, 1, (*batch, *out, channels)) if variant % 3 == 1 else None
-  return ((rng.uniform(0, 2, shape), rng.uniform(0.2, 3, shape), guide),
-          dict(symmetric=variant % 4 < 2))
+  return (
+    (rng.uniform(0, 2, shape), rng.uniform(0.2, 3, shape), guide),
+    dict(symmetric=variant % 4 < 2),
+  )
 
 
 def _geo_args(g):
@@ -70,8 +80,18 @@ def _jax(op, x, params, g, **opts):
   if op == 'tree':
     return jaxpool.tree_pool(x, *params, *_geo_args(g))
   alpha, lam, guide = params
-  return jaxpool.dpp_pool(x, alpha, lam, g['window'], g['strides'], g['padding'], guide=guide,
-                          dilation=g['dilation'], ceil_mode=g['ceil_mode'], **opts)
+  return jaxpool.dpp_pool(
+    x,
+    alpha,
+    lam,
+    g['window'],
+    g['strides'],
+    g['padding'],
+    guide=guide,
+    dilation=g['dilation'],
+    ceil_mode=g['ceil_mode'],
+    **opts,
+  )
 
 
 def _ref(op, x, params, g, **opts):
@@ -83,8 +103,18 @@ def _ref(op, x, params, g, **opts):
   if op == 'tree':
     return ref.tree_pool(x, *params, *geo)
   alpha, lam, guide = params
-  return ref.dpp_pool(x, alpha, lam, g['window'], g['strides'], g['padding'], guide=guide,
-                      dilation=g['dilation'], ceil_mode=g['ceil_mode'], **opts)
+  return ref.dpp_pool(
+    x,
+    alpha,
+    lam,
+    g['window'],
+    g['strides'],
+    g['padding'],
+    guide=guide,
+    dilation=g['dilation'],
+    ceil_mode=g['ceil_mode'],
+    **opts,
+  )
 
 
 def _jitted(op, g, opts):
@@ -158,12 +188,23 @@ GRAD_1D = _geometry((3,), 2, 1, ceil_mode=True)
 GRAD_2D = _geometry((2, 3), (1, 2), (1, 1), dilation=(2, 1))
 
 
-@pytest.mark.parametrize('op, variant, g', [
-    ('max_avg', 3, GRAD_2D), ('gated', 1, GRAD_2D), ('gated', 0, GRAD_1D),
-    ('tree', 1, GRAD_2D), ('tree', 2, GRAD_1D),
-    ('dpp', 0, GRAD_2D), ('dpp', 2, GRAD_2D), ('dpp', 1, GRAD_1D), ('dpp', 7, GRAD_1D),
-], ids=lambda v: v if isinstance(v, str) else str(v) if isinstance(v, int) else
-    f'{len(v["window"])}d')
+@pytest.mark.parametrize(
+  'op, variant, g',
+  [
+    ('max_avg', 3, GRAD_2D),
+    ('gated', 1, GRAD_2D),
+    ('gated', 0, GRAD_1D),
+    ('tree', 1, GRAD_2D),
+    ('tree', 2, GRAD_1D),
+    ('dpp', 0, GRAD_2D),
+    ('dpp', 2, GRAD_2D),
+    ('dpp', 1, GRAD_1D),
+    ('dpp', 7, GRAD_1D),
+  ],
+  ids=lambda v: (
+    v if isinstance(v, str) else str(v) if isinstance(v, int) else f'{len(v["window"])}d'
+  ),
+)
 def test_gradients_of_inputs_and_parameters(x64, op, variant, g):
   del x64
   rng = np.random.default_rng(3 + variant)
@@ -181,17 +222,19 @@ def test_gradients_of_inputs_and_parameters(x64, op, variant, g):
 
 
 def test_max_avg_ties_go_to_the_first_maximum():
-  x = np.array([[1.], [3.], [3.], [0.]])
-  grad_x, grad_alpha = jax.jit(jax.grad(
-      lambda x, a: jaxpool.max_avg_pool(x, a, (4,)).sum(), argnums=(0, 1)))(x, 0.25)
+  x = np.array([[1.0], [3.0], [3.0], [0.0]])
+  grad_x, grad_alpha = jax.jit(
+    jax.grad(lambda x, a: jaxpool.max_avg_pool(x, a, (4,)).sum(), argnums=(0, 1))
+  )(x, 0.25)
   np.testing.assert_allclose(grad_x[:, 0], [0.1875, 0.4375, 0.1875, 0.1875])
   np.testing.assert_allclose(grad_alpha, 3 - 1.75)
 
 
 def test_gated_ties_and_gate_gradient():
-  x = np.array([[1.], [3.], [3.], [0.]])
-  grad_x, grad_gate = jax.jit(jax.grad(
-      lambda x, w: jaxpool.gated_pool(x, w, (4,)).sum(), argnums=(0, 1)))(x, np.zeros(4))
+  x = np.array([[1.0], [3.0], [3.0], [0.0]])
+  grad_x, grad_gate = jax.jit(
+    jax.grad(lambda x, w: jaxpool.gated_pool(x, w, (4,)).sum(), argnums=(0, 1))
+  )(x, np.zeros(4))
   # sigma = 1/2: half the first maximum plus 1/8 each; d/dgate = sigma'(0) (max - avg) x.
   np.testing.assert_allclose(grad_x[:, 0], [0.125, 0.625, 0.125, 0.125])
   np.testing.assert_allclose(grad_gate, 0.25 * 1.25 * x[:, 0])
@@ -225,10 +268,12 @@ def test_gated_zero_gate_is_mean_of_max_and_avg(rng):
 def test_gated_saturated_gate_selects_max_or_avg(rng):
   x = _x(rng, (2, 6, 6, 2), 1, 2)  # positive: sign(<gate, x>) = sign(gate)
   gated = _fn('gated_pool', (2, 2))
-  np.testing.assert_allclose(gated(x, np.full((2, 2), 100.)), _fn('max_pool', (2, 2))(x),
-                             rtol=1e-6)
-  np.testing.assert_allclose(gated(x, np.full((2, 2), -100.)), _fn('avg_pool', (2, 2))(x),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    gated(x, np.full((2, 2), 100.0)), _fn('max_pool', (2, 2))(x), rtol=1e-6
+  )
+  np.testing.assert_allclose(
+    gated(x, np.full((2, 2), -100.0)), _fn('avg_pool', (2, 2))(x), rtol=1e-6
+  )
 
 
 def test_tree_heap_order_and_leaf_filters(rng):
@@ -239,16 +284,17 @@ def test_tree_heap_order_and_leaf_filters(rng):
   # gates of nodes 0, 1, 2; node i has children 2i+1, 2i+2; leaves are nodes 3..6
   for signs, leaf in [((1, 1, 1), 0), ((1, -1, 1), 1), ((-1, 1, 1), 2), ((-1, 1, -1), 3)]:
     gates = 100.0 * np.asarray(signs, np.float32)[:, None, None] * np.ones((3, 2, 2))
-    np.testing.assert_allclose(tree(x, leaves, gates), (leaf + 1) * avg, rtol=1e-5,
-                               err_msg=str(signs))
+    np.testing.assert_allclose(
+      tree(x, leaves, gates), (leaf + 1) * avg, rtol=1e-5, err_msg=str(signs)
+    )
   # depth 0: one leaf, no gate -- a linear filter; a one-hot filter picks its tap.
   one_hot = np.zeros((1, 2, 2))
   one_hot[0, 1, 0] = 1.0
-  np.testing.assert_allclose(tree(x, one_hot, np.zeros((0, 2, 2))), x[:, 1::2, 0::2],
-                             rtol=1e-6)
+  np.testing.assert_allclose(tree(x, one_hot, np.zeros((0, 2, 2))), x[:, 1::2, 0::2], rtol=1e-6)
   # equal leaves: any gate gives that leaf.
-  np.testing.assert_allclose(tree(x, np.repeat(leaves[:1], 2, 0), _x(rng, (1, 2, 2))), avg,
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    tree(x, np.repeat(leaves[:1], 2, 0), _x(rng, (1, 2, 2))), avg, rtol=1e-5
+  )
 
 
 def _dpp_fn(window, strides=None, padding=0, dilation=1, ceil_mode=False, **kw):
@@ -274,9 +320,15 @@ def test_dpp_lam_zero_is_average_pooling(rng, symmetric):
 @functools.cache
 def _dpp_and_grads(symmetric):
   def f(x, a, l, g):
-    y, vjp = jax.vjp(lambda *args: jaxpool.dpp_pool(*args[:3], (3, 3), 2, 1, guide=args[3],
-                                                     symmetric=symmetric), x, a, l, g)
+    y, vjp = jax.vjp(
+      lambda *args: jaxpool.dpp_pool(*args[:3], (3, 3), 2, 1, guide=args[3], symmetric=symmetric),
+      x,
+      a,
+      l,
+      g,
+    )
     return y, vjp(jnp.ones_like(y))
+
   return jax.jit(f)
 
 
@@ -300,8 +352,9 @@ def test_dpp_large_lambda_and_alpha_stay_finite(rng):
   x = _x(rng, (2, 8, 8, 2))
   lo, hi = _fn('min_pool', (2, 2))(x), _fn('max_pool', (2, 2))(x)
   dpp = _dpp_fn((2, 2))
-  value_and_grads = jax.jit(jax.value_and_grad(
-      lambda x, a, l: jaxpool.dpp_pool(x, a, l, (2, 2)).sum(), argnums=(0, 1, 2)))
+  value_and_grads = jax.jit(
+    jax.value_and_grad(lambda x, a, l: jaxpool.dpp_pool(x, a, l, (2, 2)).sum(), argnums=(0, 1, 2))
+  )
   for alpha, lam in [(0.0, 300.0), (1e30, 300.0), (1e-30, 1e4), (3e38, 0.0), (3e38, 1e6)]:
     alpha, lam = np.float32(alpha), np.float32(lam)
     total, grads = value_and_grads(x, alpha, lam)
@@ -311,12 +364,12 @@ def test_dpp_large_lambda_and_alpha_stay_finite(rng):
 
 
 def test_dpp_asymmetric_rewards_only_taps_above_the_guide():
-  x = np.array([[0.], [0.], [0.], [-4.]])
+  x = np.array([[0.0], [0.0], [0.0], [-4.0]])
   # guide -1, d = (1, 1, 1, -3). Symmetric: d**2 / mean = (1, 1, 1, 9) / 3, the outlier
   # weighs most. Asymmetric: max(d, 0)**2 / mean = (1, 1, 1, 0) / 0.75, it weighs least.
   sym = _dpp_fn((4,), eps=1e-12)(x, 1.0, 2.0)
   asym = _dpp_fn((4,), eps=1e-12, symmetric=False)(x, 1.0, 2.0)
-  np.testing.assert_allclose(sym[:, 0], [-4.0 * 4 / 8], rtol=1e-6)   # weights 4/3 x3, 4
+  np.testing.assert_allclose(sym[:, 0], [-4.0 * 4 / 8], rtol=1e-6)  # weights 4/3 x3, 4
   np.testing.assert_allclose(asym[:, 0], [-4.0 * 1 / 8], rtol=1e-6)  # weights 7/3 x3, 1
 
 
@@ -352,8 +405,7 @@ def test_batch_dims_vmap_and_sharding(op):
   y2 = f(x.reshape(2, 4, 5, 6, 3), params)
   np.testing.assert_allclose(y2.reshape(y.shape), y, rtol=1e-6, atol=1e-6)
   # vmap over the batch
-  np.testing.assert_allclose(jax.jit(jax.vmap(f, (0, None)))(x, params), y, rtol=1e-6,
-                             atol=1e-6)
+  np.testing.assert_allclose(jax.jit(jax.vmap(f, (0, None)))(x, params), y, rtol=1e-6, atol=1e-6)
   # a batch sharded over 8 devices, forward and gradient
   mesh = Mesh(np.array(jax.devices()[:8]), ('batch',))
   xs = jax.device_put(x, NamedSharding(mesh, PartitionSpec('batch')))
@@ -381,35 +433,47 @@ def test_errors_name_the_argument():
     jaxpool.max_avg_pool(np.zeros((6, 6, 1), jnp.int32), 0.5, (2, 2))
   with pytest.raises(TypeError, match='dpp_pool needs a floating-point'):
     jaxpool.dpp_pool(np.zeros((6, 6, 1), jnp.int32), 1.0, 1.0, (2, 2))
-  with pytest.raises(ValueError, match=r'alpha must broadcast to the output shape \(2, 3, 3, 3\)'
-                     r'.*got shape \(4,\)'):
+  with pytest.raises(
+    ValueError,
+    match=r'alpha must broadcast to the output shape \(2, 3, 3, 3\)'
+    r'.*got shape \(4,\)',
+  ):
     jaxpool.max_avg_pool(x, np.zeros(4), (2, 2))
   with pytest.raises(ValueError, match=r'alpha must broadcast.*got shape \(2, 2, 1\)'):
     jaxpool.max_avg_pool(x, np.zeros((2, 2, 1)), (2, 2))
-  with pytest.raises(ValueError, match=r'gate must have shape \(2, 2\) .* or \(2, 2, 3\) .*'
-                     r'got shape \(4,\)'):
+  with pytest.raises(
+    ValueError,
+    match=r'gate must have shape \(2, 2\) .* or \(2, 2, 3\) .*'
+    r'got shape \(4,\)',
+  ):
     jaxpool.gated_pool(x, np.zeros(4), (2, 2))
   with pytest.raises(ValueError, match=r'gate must have shape.*got shape \(2, 2, 2\)'):
     jaxpool.gated_pool(x, np.zeros((2, 2, 2)), (2, 2))
   with pytest.raises(ValueError, match=r'leaves must hold 2\*\*depth filters .* got 3'):
     jaxpool.tree_pool(x, np.zeros((3, 2, 2)), np.zeros((2, 2, 2)), (2, 2))
-  with pytest.raises(ValueError,
-                     match=r'gates must have shape \(1, 2, 2\) .*got shape \(2, 2, 2\)'):
+  with pytest.raises(
+    ValueError, match=r'gates must have shape \(1, 2, 2\) .*got shape \(2, 2, 2\)'
+  ):
     jaxpool.tree_pool(x, np.zeros((2, 2, 2)), np.zeros((2, 2, 2)), (2, 2))
   with pytest.raises(ValueError, match=r'leaves must have shape .*got shape \(2, 2\)'):
     jaxpool.tree_pool(x, np.zeros((2, 2)), np.zeros((1, 2, 2)), (2, 2))
-  with pytest.raises(ValueError,
-                     match=r'leaves must have shape \(2, 2, 2\) .*got shape \(2, 3, 2\)'):
+  with pytest.raises(
+    ValueError, match=r'leaves must have shape \(2, 2, 2\) .*got shape \(2, 3, 2\)'
+  ):
     jaxpool.tree_pool(x, np.zeros((2, 3, 2)), np.zeros((1, 2, 2)), (2, 2))
   with pytest.raises(ValueError, match=r'alpha must be >= 0 everywhere'):
     jaxpool.dpp_pool(x, np.array([1.0, -1.0, 1.0]), 1.0, (2, 2))
-  with pytest.raises(ValueError,
-                     match=r'lam must be a scalar or have shape \(3,\).*got shape \(2,\)'):
+  with pytest.raises(
+    ValueError, match=r'lam must be a scalar or have shape \(3,\).*got shape \(2,\)'
+  ):
     jaxpool.dpp_pool(x, 1.0, np.ones(2), (2, 2))
   with pytest.raises(ValueError, match=r'lam must be >= 0'):
     jaxpool.dpp_pool(x, 1.0, -0.5, (2, 2))
-  with pytest.raises(ValueError, match=r'guide must have the output shape .* \(2, 3, 3, 3\); '
-                     r'got shape \(2, 6, 6, 3\)'):
+  with pytest.raises(
+    ValueError,
+    match=r'guide must have the output shape .* \(2, 3, 3, 3\); '
+    r'got shape \(2, 6, 6, 3\)',
+  ):
     jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), guide=x)
   with pytest.raises(ValueError, match='eps must be a positive finite number; got 0'):
     jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), eps=0)
@@ -430,16 +494,27 @@ def test_traced_parameters_skip_the_value_check():
 def test_dpp_stacked_and_unrolled_tap_paths_agree(monkeypatch, x64):
   # windows beyond _windows.UNROLL_MAX_TAPS run on one stacked tap array
   from jaxpool import _windows
+
   rng = np.random.default_rng(8)
   x = rng.standard_normal((2, 9, 8, 3))
   guide = rng.standard_normal((2, 5, 3, 3))
   alpha, lam = np.array([0.5, 1.0, 2.0]), np.array([1.0, 0.5, 3.0])
   calls = {
-      'lite': lambda x, a, l: jaxpool.dpp_pool(x, a, l, (3, 4), (2, 3), ((1, 1), (2, 1)),
-                                               dilation=(1, 2), ceil_mode=True),
-      'guided asymmetric': lambda x, a, l: jaxpool.dpp_pool(
-          x, a, l, (3, 4), (2, 3), ((1, 1), (2, 1)), guide=guide, symmetric=False,
-          dilation=(1, 2), ceil_mode=True),
+    'lite': lambda x, a, l: jaxpool.dpp_pool(
+      x, a, l, (3, 4), (2, 3), ((1, 1), (2, 1)), dilation=(1, 2), ceil_mode=True
+    ),
+    'guided asymmetric': lambda x, a, l: jaxpool.dpp_pool(
+      x,
+      a,
+      l,
+      (3, 4),
+      (2, 3),
+      ((1, 1), (2, 1)),
+      guide=guide,
+      symmetric=False,
+      dilation=(1, 2),
+      ceil_mode=True,
+    ),
   }
   for name, f in calls.items():
     out = {}

@@ -17,13 +17,34 @@ import pytest
 import jaxpool
 import jaxpool.linen as jl
 import jaxpool.nnx as jn
+from jaxpool import (
+  adaptive_avg_pool,
+  adaptive_max_pool,
+  channel_pool,
+  fractional_max_pool,
+  global_pool,
+  mixed_pool,
+  s3_pool,
+  spatial_pyramid_pool,
+  stochastic_pool,
+)
 from jaxpool.linen._lifting import LiftOperator
-from tests.module_catalogue import (FIELD_OUTPUT_SIZE, MODULE_FOR, NONE_MEANS_DEFAULT, NOT_FIELDS,
-                                    NOT_FIELDS_FOR, SPEC, SPECS, assert_close, check_dtype,
-                                    linen_fields, linen_module, linen_run, module_input,
-                                    public_classes)
-from jaxpool import (adaptive_avg_pool, adaptive_max_pool, channel_pool, fractional_max_pool,
-                     global_pool, mixed_pool, s3_pool, spatial_pyramid_pool, stochastic_pool)
+from tests.module_catalogue import (
+  FIELD_OUTPUT_SIZE,
+  MODULE_FOR,
+  NONE_MEANS_DEFAULT,
+  NOT_FIELDS,
+  NOT_FIELDS_FOR,
+  SPEC,
+  SPECS,
+  assert_close,
+  check_dtype,
+  linen_fields,
+  linen_module,
+  linen_run,
+  module_input,
+  public_classes,
+)
 
 # --- every module: a class per function, its fields, its reference --------------------
 
@@ -59,8 +80,11 @@ def test_linen_module(spec):
     out, key = linen_run(spec, module, variables, args, deterministic)
     assert_close(out, spec.expected(x, params, key))
     # bf16 in, bf16 out (indices int32), close to the f32 output.
-    check_dtype(linen_run(spec, module, variables, spec.args(xb), deterministic)[0],
-                 jnp.bfloat16, None if deterministic is False else out)
+    check_dtype(
+      linen_run(spec, module, variables, spec.args(xb), deterministic)[0],
+      jnp.bfloat16,
+      None if deterministic is False else out,
+    )
 
 
 @pytest.mark.parametrize('function', sorted(MODULE_FOR))
@@ -84,13 +108,21 @@ def test_module_fields_are_function_arguments(function):
 X = np.random.default_rng(0).standard_normal((2, 9, 8, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize('module,fn', [
-    (jl.MaxPool((3, 3), 2, 1, ceil_mode=True), lambda x: jaxpool.max_pool(x, (3, 3), 2, 1, 1, True)),
+@pytest.mark.parametrize(
+  'module,fn',
+  [
+    (
+      jl.MaxPool((3, 3), 2, 1, ceil_mode=True),
+      lambda x: jaxpool.max_pool(x, (3, 3), 2, 1, 1, True),
+    ),
     (jl.MinPool((2, 3), dilation=(1, 2)), lambda x: jaxpool.min_pool(x, (2, 3), dilation=(1, 2))),
-    (jl.AvgPool((3, 3), 2, 1, count_include_pad=False),
-     lambda x: jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False)),
+    (
+      jl.AvgPool((3, 3), 2, 1, count_include_pad=False),
+      lambda x: jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False),
+    ),
     (jl.LPPool((2, 2), p=3.0), lambda x: jaxpool.lp_pool(x, 3.0, (2, 2))),
-])
+  ],
+)
 def test_module_equals_function_under_jit(module, fn):
   variables = module.init(jax.random.key(0), X)
   y = jax.jit(module.apply)(variables, X)
@@ -110,20 +142,23 @@ def test_learnable_p_trains():
   assert float(params['p']) == 2.0
   opt = optax.sgd(0.1)
   state = opt.init(params)
-  loss = lambda p: jnp.mean((module.apply({'params': p}, x) - 1.0) ** 2)  # noqa: E731
+  loss = lambda p: jnp.mean((module.apply({'params': p}, x) - 1.0) ** 2)
   grads = jax.grad(loss)(params)
   updates, _ = opt.update(grads, state)
   new = optax.apply_updates(params, updates)
   assert float(new['p']) != 2.0 and loss(new) < loss(params)
 
 
-@pytest.mark.parametrize('build,error,pattern', [
+@pytest.mark.parametrize(
+  'build,error,pattern',
+  [
     (lambda: jl.MaxPool(3), TypeError, 'window must be a sequence'),
     (lambda: jl.AvgPool((2, 2), strides=(1, 2, 3)), ValueError, 'strides must be an int or have 2'),
     (lambda: jl.MinPool((2, 2), dilation=0), ValueError, 'dilation entries must be >= 1'),
     (lambda: jl.LPPool((2, 2), p=-1.0), ValueError, 'p must be a positive number'),
     (lambda: jl.MaxUnpool((0, 2)), ValueError, 'window entries must be >= 1'),
-])
+  ],
+)
 def test_impossible_configurations_fail_at_construction(build, error, pattern):
   with pytest.raises(error, match=pattern):
     build()
@@ -135,19 +170,19 @@ def test_impossible_configurations_fail_at_construction(build, error, pattern):
 def test_adaptive_modules(rng):
   x = jnp.asarray(rng.standard_normal((2, 9, 7, 4)).astype(np.float32))
   cases = [
-      (jl.AdaptiveAvgPool((3, None)), adaptive_avg_pool(x, (3, None))),
-      (jl.AdaptiveMaxPool(2), adaptive_max_pool(x, 2)),
-      (jl.GlobalPool('catavgmax'), global_pool(x, 'catavgmax')),
-      (jl.GlobalPool('gem', p=4.0, keepdims=True), global_pool(x, 'gem', True, p=4.0)),
-      (jl.GlobalPool('soft', temperature=0.5), global_pool(x, 'soft', temperature=0.5)),
-      (jl.ChannelPool('avg', keepdims=False), channel_pool(x, 'avg', False)),
-      (jl.SpatialPyramidPool((1, 3), 'avg'), spatial_pyramid_pool(x, (1, 3), 'avg')),
+    (jl.AdaptiveAvgPool((3, None)), adaptive_avg_pool(x, (3, None))),
+    (jl.AdaptiveMaxPool(2), adaptive_max_pool(x, 2)),
+    (jl.GlobalPool('catavgmax'), global_pool(x, 'catavgmax')),
+    (jl.GlobalPool('gem', p=4.0, keepdims=True), global_pool(x, 'gem', True, p=4.0)),
+    (jl.GlobalPool('soft', temperature=0.5), global_pool(x, 'soft', temperature=0.5)),
+    (jl.ChannelPool('avg', keepdims=False), channel_pool(x, 'avg', False)),
+    (jl.SpatialPyramidPool((1, 3), 'avg'), spatial_pyramid_pool(x, (1, 3), 'avg')),
   ]
   for module, want in cases:
     params = jax.jit(module.init)(jax.random.key(0), x)
     assert not jax.tree_util.tree_leaves(params)
     np.testing.assert_allclose(jax.jit(module.apply)(params, x), want, rtol=1e-6)
-  y, idx = jl.AdaptiveMaxPool((4, 3), return_indices=True).apply({}, x)
+  _y, idx = jl.AdaptiveMaxPool((4, 3), return_indices=True).apply({}, x)
   np.testing.assert_array_equal(idx, adaptive_max_pool(x, (4, 3), return_indices=True)[1])
 
 
@@ -159,8 +194,9 @@ def test_linen_gem_learnable_p(p_shape, rng):
   p = params['params']['p']
   assert p.shape == (() if p_shape == 'scalar' else (4,))
   np.testing.assert_array_equal(p, 3.0)
-  np.testing.assert_allclose(jax.jit(module.apply)(params, x), global_pool(x, 'gem', p=3.0),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    jax.jit(module.apply)(params, x), global_pool(x, 'gem', p=3.0), rtol=1e-6
+  )
   grads = jax.jit(jax.grad(lambda v: jnp.sum(module.apply(v, x))))(params)
   assert np.all(np.isfinite(grads['params']['p'])) and np.any(grads['params']['p'] != 0)
   lp = jl.GlobalPool('lp', p=2.0, learnable_p=True)
@@ -195,12 +231,18 @@ def test_linen_errors():
 
 def test_modules_match_functions_under_jit(rng):
   x = jnp.asarray(rng.standard_normal((2, 10, 9, 3)).astype(np.float32))
-  cases = [(jl.BlurPool(), jaxpool.blur_pool(x)),
-           (jl.BlurPool((4, 2), 3, 1, pad_mode='reflect'),
-            jaxpool.blur_pool(x, (4, 2), 3, 1, pad_mode='reflect')),
-           (jl.MaxBlurPool(), jaxpool.max_blur_pool(x)),
-           (jl.MaxBlurPool((3, 3), (5, 5), 2, pad_mode='edge'),
-            jaxpool.max_blur_pool(x, (3, 3), (5, 5), 2, pad_mode='edge'))]
+  cases = [
+    (jl.BlurPool(), jaxpool.blur_pool(x)),
+    (
+      jl.BlurPool((4, 2), 3, 1, pad_mode='reflect'),
+      jaxpool.blur_pool(x, (4, 2), 3, 1, pad_mode='reflect'),
+    ),
+    (jl.MaxBlurPool(), jaxpool.max_blur_pool(x)),
+    (
+      jl.MaxBlurPool((3, 3), (5, 5), 2, pad_mode='edge'),
+      jaxpool.max_blur_pool(x, (3, 3), (5, 5), 2, pad_mode='edge'),
+    ),
+  ]
   for module, expected in cases:
     variables = jax.jit(module.init)(jax.random.key(0), x)
     assert not jax.tree_util.tree_leaves(variables)  # the filter is fixed, not a parameter
@@ -238,7 +280,8 @@ def test_modules_train_one_optax_step(rng):
   @jax.jit
   def step(params, state):
     loss, grads = jax.value_and_grad(
-        lambda p: jnp.mean((net.apply({'params': p}, x) - target) ** 2))(params)
+      lambda p: jnp.mean((net.apply({'params': p}, x) - target) ** 2)
+    )(params)
     updates, state = opt.update(grads, state)
     return optax.apply_updates(params, updates), state, loss, grads
 
@@ -254,13 +297,14 @@ def test_modules_train_one_optax_step(rng):
 
 
 MODULES = [  # one per class (DPP: both guides); parameter shapes are covered below
-    (jl.MaxAvgPool((3, 3), 2, 1, alpha_shape='location_channel'), {'alpha_logit': (4, 4, 3)}),
-    (jl.GatedPool((3, 3), 2, 1), {'gate': (3, 3)}),
-    (jl.TreePool((2, 2), depth=2, per_channel=True), {'leaves': (4, 2, 2, 3),
-                                                      'gates': (3, 2, 2, 3)}),
-    (jl.DPP((2, 2)), {'log_alpha': (3,), 'log_lam': (3,)}),
-    (jl.DPP((3, 3), 2, 1, guide='full', symmetric=False),
-     {'log_alpha': (3,), 'log_lam': (3,), 'guide_kernel': (3, 3, 1, 3), 'guide_bias': (3,)}),
+  (jl.MaxAvgPool((3, 3), 2, 1, alpha_shape='location_channel'), {'alpha_logit': (4, 4, 3)}),
+  (jl.GatedPool((3, 3), 2, 1), {'gate': (3, 3)}),
+  (jl.TreePool((2, 2), depth=2, per_channel=True), {'leaves': (4, 2, 2, 3), 'gates': (3, 2, 2, 3)}),
+  (jl.DPP((2, 2)), {'log_alpha': (3,), 'log_lam': (3,)}),
+  (
+    jl.DPP((3, 3), 2, 1, guide='full', symmetric=False),
+    {'log_alpha': (3,), 'log_lam': (3,), 'guide_kernel': (3, 3, 1, 3), 'guide_bias': (3,)},
+  ),
 ]
 
 
@@ -271,14 +315,22 @@ def test_module_param_shapes():
     params = jax.eval_shape(module.init, jax.random.key(0), x)['params']
     return jax.tree.map(lambda p: p.shape, params)
 
-  for alpha_shape, want in [('scalar', ()), ('channel', (3,)), ('location', (4, 4, 1)),
-                            ('location_channel', (4, 4, 3))]:
+  for alpha_shape, want in [
+    ('scalar', ()),
+    ('channel', (3,)),
+    ('location', (4, 4, 1)),
+    ('location_channel', (4, 4, 3)),
+  ]:
     assert shapes(jl.MaxAvgPool((3, 3), 2, 1, alpha_shape=alpha_shape)) == {'alpha_logit': want}
   assert shapes(jl.GatedPool((2, 3), per_channel=True)) == {'gate': (2, 3, 3)}
   assert shapes(jl.TreePool((3, 3), 2, 1)) == {'leaves': (2, 3, 3), 'gates': (1, 3, 3)}
   assert shapes(jl.TreePool((2, 2), depth=0)) == {'leaves': (1, 2, 2), 'gates': (0, 2, 2)}
   assert shapes(jl.DPP((2, 2), guide='full', guide_window=(3, 1))) == {
-      'log_alpha': (3,), 'log_lam': (3,), 'guide_kernel': (3, 1, 1, 3), 'guide_bias': (3,)}
+    'log_alpha': (3,),
+    'log_lam': (3,),
+    'guide_kernel': (3, 1, 1, 3),
+    'guide_bias': (3,),
+  }
 
 
 @pytest.mark.parametrize('module, shapes', MODULES, ids=lambda m: type(m).__name__)
@@ -325,14 +377,24 @@ def test_module_initial_values_follow_the_papers():
   np.testing.assert_array_equal(params['log_alpha'], 0)
   np.testing.assert_array_equal(params['log_lam'], 0)
   xp = np.pad(np.asarray(x), ((0, 0), (1, 1), (1, 1), (0, 0)))
-  box = np.stack([np.stack([xp[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3].mean((1, 2))
-                            for j in range(2)], 1) for i in range(2)], 1)
-  np.testing.assert_allclose(y, jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), padding=0, guide=jnp.asarray(box)),
-                             rtol=1e-5, atol=1e-6)
+  box = np.stack(
+    [
+      np.stack([xp[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].mean((1, 2)) for j in range(2)], 1)
+      for i in range(2)
+    ],
+    1,
+  )
+  np.testing.assert_allclose(
+    y,
+    jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), padding=0, guide=jnp.asarray(box)),
+    rtol=1e-5,
+    atol=1e-6,
+  )
 
 
-@pytest.mark.parametrize('window, strides, padding', [((3,), 1, 1), ((2, 2, 2), 2, 0),
-                                                      ((4, 4), 3, 2)])
+@pytest.mark.parametrize(
+  'window, strides, padding', [((3,), 1, 1), ((2, 2, 2), 2, 0), ((4, 4), 3, 2)]
+)
 def test_dpp_full_guide_any_geometry(window, strides, padding):
   x = np.random.default_rng(0).normal(size=(2, *(9,) * len(window), 2)).astype(np.float32)
   m = jl.DPP(window, strides, padding, guide='full', guide_window=2)
@@ -347,14 +409,20 @@ def test_module_errors():
   x = np.zeros((2, 8, 8, 3))
   m = jl.MaxAvgPool((2, 2), alpha_shape='location')
   variables = jax.jit(m.init)(jax.random.key(0), x)
-  with pytest.raises(ValueError, match=r"'alpha_logit' has shape \(4, 4, 1\) but this input "
-                     r"needs \(5, 5, 1\).*fixed input size"):
+  with pytest.raises(
+    ValueError,
+    match=r"'alpha_logit' has shape \(4, 4, 1\) but this input "
+    r'needs \(5, 5, 1\).*fixed input size',
+  ):
     m.apply(variables, np.zeros((2, 10, 10, 3)))
   g = jl.GatedPool((2, 2), per_channel=True)
   with pytest.raises(ValueError, match=r"'gate' has shape \(2, 2, 3\) but this input needs"):
     g.apply(jax.jit(g.init)(jax.random.key(0), x), np.zeros((2, 8, 8, 4)))
-  with pytest.raises(ValueError, match="alpha_shape must be one of 'scalar', 'channel', "
-                     "'location', 'location_channel'; got 'pixel'"):
+  with pytest.raises(
+    ValueError,
+    match="alpha_shape must be one of 'scalar', 'channel', "
+    "'location', 'location_channel'; got 'pixel'",
+  ):
     jl.MaxAvgPool((2, 2), alpha_shape='pixel')
   with pytest.raises(ValueError, match='depth must be an int >= 0; got -1'):
     jl.TreePool((2, 2), depth=-1)
@@ -380,7 +448,8 @@ def _perturbed(variables, seed):
   leaves, tree = jax.tree_util.tree_flatten(variables)
   keys = jax.random.split(jax.random.key(seed), len(leaves))
   return jax.tree_util.tree_unflatten(
-      tree, [a + 0.5 * jax.random.normal(k, a.shape, a.dtype) for a, k in zip(leaves, keys)])
+    tree, [a + 0.5 * jax.random.normal(k, a.shape, a.dtype) for a, k in zip(leaves, keys)]
+  )
 
 
 def test_module_round_trip_three_ways(rng):
@@ -392,19 +461,26 @@ def test_module_round_trip_three_ways(rng):
   assert low.shape == (2, 4, 3, 3)
   # 1. the down module's own inverse
   y = jax.jit(lambda v, lo, de: down.apply(v, lo, de, (7, 6), method='inverse'))(
-      variables, low, details)
+    variables, low, details
+  )
   np.testing.assert_allclose(np.asarray(y), np.asarray(x), atol=1e-5)
   # 2. a standalone LiftUpPool given the down pool's variables (same parameter tree)
   up = jax.jit(lambda v, lo, de: jl.LiftUpPool().apply(v, lo, de, (7, 6)))
   np.testing.assert_allclose(np.asarray(up(variables, low, details)), np.asarray(x), atol=1e-5)
   # and a LiftUpPool with other parameters does not invert it (the check can fail)
   assert float(jnp.abs(up(_perturbed(variables, 2), low, details) - x).max()) > 1e-2
+
   # 3. the functional form with the module's operators equals the module
   def functional(params, lo, de):
     op = LiftOperator(3)
-    return jaxpool.lift_up_pool(lo, de, lambda v: op.apply({'params': params['predict']}, v),
-                                lambda v: op.apply({'params': params['update']}, v),
-                                output_size=(7, 6))
+    return jaxpool.lift_up_pool(
+      lo,
+      de,
+      lambda v: op.apply({'params': params['predict']}, v),
+      lambda v: op.apply({'params': params['update']}, v),
+      output_size=(7, 6),
+    )
+
   y = jax.jit(functional)(variables['params'], low, details)
   np.testing.assert_allclose(np.asarray(y), np.asarray(x), atol=1e-5)
 
@@ -447,8 +523,9 @@ def test_lift_down_pool_trains_one_optax_step(rng):
 
   def loss(p):  # the paper's regularisers: small details, low band close to the input
     low, details = down.apply({'params': p}, x)
-    return (sum(jnp.mean(d ** 2) for d in details.values())
-            + jnp.mean((low - jaxpool.avg_pool(x, (2, 2))) ** 2))
+    return sum(jnp.mean(d**2) for d in details.values()) + jnp.mean(
+      (low - jaxpool.avg_pool(x, (2, 2))) ** 2
+    )
 
   @jax.jit
   def step(p, s):
@@ -484,20 +561,24 @@ def test_lifting_module_field_errors():
 def test_stochastic_modules():
   x = jnp.asarray(np.abs(np.random.default_rng(40).standard_normal((2, 9, 9, 3))), jnp.float32)
   modules = [
-      (jl.StochasticPool((3, 3), 2, 1),
-       lambda a, key: stochastic_pool(a, (3, 3), 2, 1, key=key)),
-      (jl.MixedPool((2, 2), p_max=0.3, granularity='window'),
-       lambda a, key: mixed_pool(a, (2, 2), key=key, p_max=0.3, granularity='window')),
-      (jl.S3Pool((2, 2), grid=4), lambda a, key: s3_pool(a, (2, 2), 4, key=key)),
-      (jl.FractionalMaxPool((2, 2), output_ratio=0.7),
-       lambda a, key: fractional_max_pool(a, (2, 2), output_ratio=0.7, key=key)),
+    (jl.StochasticPool((3, 3), 2, 1), lambda a, key: stochastic_pool(a, (3, 3), 2, 1, key=key)),
+    (
+      jl.MixedPool((2, 2), p_max=0.3, granularity='window'),
+      lambda a, key: mixed_pool(a, (2, 2), key=key, p_max=0.3, granularity='window'),
+    ),
+    (jl.S3Pool((2, 2), grid=4), lambda a, key: s3_pool(a, (2, 2), 4, key=key)),
+    (
+      jl.FractionalMaxPool((2, 2), output_ratio=0.7),
+      lambda a, key: fractional_max_pool(a, (2, 2), output_ratio=0.7, key=key),
+    ),
   ]
   for module, fn in modules:
     variables = module.init(jax.random.key(0), x, deterministic=True)
     assert variables == {}
     fixed = module.clone(deterministic=True)
-    y_eval, y_fixed = jax.jit(lambda a, m=module, f=fixed: (m.apply({}, a, deterministic=True),
-                                                            f.apply({}, a)))(x)
+    y_eval, y_fixed = jax.jit(
+      lambda a, m=module, f=fixed: (m.apply({}, a, deterministic=True), f.apply({}, a))
+    )(x)
     np.testing.assert_allclose(y_eval, fn(x, None), rtol=1e-6)
     np.testing.assert_allclose(y_fixed, fn(x, None), rtol=1e-6)
     train = jax.jit(lambda r, m=module: m.apply({}, x, deterministic=False, rngs={'pooling': r}))
@@ -535,17 +616,18 @@ def test_linen_modules_match_functions():
   x = jnp.asarray(rng.standard_normal((2, 8, 8, 3)).astype(np.float32))
   key = jax.random.key(0)
   cases = [
-      (jl.SoftPool((2, 2), temperature=0.5), jaxpool.soft_pool(x, (2, 2), temperature=0.5)),
-      (jl.EDSCWPool((3, 3), 2, 1), jaxpool.edscw_pool(x, (3, 3), 2, 1)),
-      (jl.IDWPool((3, 3), 2, 1, eps=1e-3), jaxpool.idw_pool(x, (3, 3), 2, 1, eps=1e-3)),
-      (jl.AdaPool((2, 2)), jaxpool.ada_pool(x, 0.5, (2, 2))),
+    (jl.SoftPool((2, 2), temperature=0.5), jaxpool.soft_pool(x, (2, 2), temperature=0.5)),
+    (jl.EDSCWPool((3, 3), 2, 1), jaxpool.edscw_pool(x, (3, 3), 2, 1)),
+    (jl.IDWPool((3, 3), 2, 1, eps=1e-3), jaxpool.idw_pool(x, (3, 3), 2, 1, eps=1e-3)),
+    (jl.AdaPool((2, 2)), jaxpool.ada_pool(x, 0.5, (2, 2))),
   ]
   for module, want in cases:
     variables = module.init(key, x)
     np.testing.assert_allclose(module.apply(variables, x), want, rtol=1e-6)
   y, w = jl.SoftPool((2, 2), return_weights=True).apply({}, x)
-  np.testing.assert_allclose(jl.AdaUnPool((2, 2)).apply({}, y, w),
-                             jaxpool.ada_unpool(y, w, (2, 2)), rtol=1e-6)
+  np.testing.assert_allclose(
+    jl.AdaUnPool((2, 2)).apply({}, y, w), jaxpool.ada_unpool(y, w, (2, 2)), rtol=1e-6
+  )
 
 
 def test_linen_soft_pool_learnable_temperature():
@@ -553,8 +635,9 @@ def test_linen_soft_pool_learnable_temperature():
   module = jl.SoftPool((2, 2), temperature=2.0, learnable_temperature=True)
   variables = module.init(jax.random.key(0), x)
   np.testing.assert_allclose(variables['params']['log_temperature'], np.log(2.0), rtol=1e-6)
-  np.testing.assert_allclose(module.apply(variables, x),
-                             jaxpool.soft_pool(x, (2, 2), temperature=2.0), rtol=1e-6)
+  np.testing.assert_allclose(
+    module.apply(variables, x), jaxpool.soft_pool(x, (2, 2), temperature=2.0), rtol=1e-6
+  )
   g = jax.grad(lambda v: module.apply(v, x).sum())(variables)
   assert np.isfinite(g['params']['log_temperature']) and g['params']['log_temperature'] != 0
 
@@ -565,17 +648,20 @@ def test_linen_lip_starts_as_average_pooling_and_accepts_a_logit_module():
   variables = jax.jit(module.init)(jax.random.key(0), x)
   params = variables['params']['logits']
   assert params['conv']['kernel'].shape == (3, 3, 4, 4) and not params['conv']['kernel'].any()
-  y, g = jax.jit(lambda v: (module.apply(v, x),
-                            jax.grad(lambda v: (module.apply(v, x) ** 2).sum())(v)))(variables)
-  np.testing.assert_allclose(y, jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False),
-                             rtol=1e-5, atol=1e-6)
+  y, g = jax.jit(
+    lambda v: (module.apply(v, x), jax.grad(lambda v: (module.apply(v, x) ** 2).sum())(v))
+  )(variables)
+  np.testing.assert_allclose(
+    y, jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False), rtol=1e-5, atol=1e-6
+  )
   assert np.abs(g['params']['logits']['conv']['kernel']).max() > 0  # it learns
   # 1-d with a custom logit window, unbatched
   m1 = jl.LIP((2,), logit_window=(5,))
   v1 = jax.jit(m1.init)(jax.random.key(0), x[0, 0])
   assert v1['params']['logits']['conv']['kernel'].shape == (5, 4, 4)
-  np.testing.assert_allclose(jax.jit(m1.apply)(v1, x[0, 0]), jaxpool.avg_pool(x[0, 0], (2,)),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    jax.jit(m1.apply)(v1, x[0, 0]), jaxpool.avg_pool(x[0, 0], (2,)), rtol=1e-5
+  )
 
   class Twice(nn.Module):
     @nn.compact
@@ -588,9 +674,10 @@ def test_linen_lip_starts_as_average_pooling_and_accepts_a_logit_module():
   assert w.shape == (2, 4, 4, 2, 2, 4)
 
 
-@pytest.mark.parametrize('beta_shape,shape', [('scalar', ()), ('channel', (3,)),
-                                              ('location', (4, 4, 1)),
-                                              ('location_channel', (4, 4, 3))])
+@pytest.mark.parametrize(
+  'beta_shape,shape',
+  [('scalar', ()), ('channel', (3,)), ('location', (4, 4, 1)), ('location_channel', (4, 4, 3))],
+)
 def test_linen_ada_pool_beta_shapes(beta_shape, shape):
   x = jnp.asarray(np.random.default_rng(20).standard_normal((2, 8, 8, 3)).astype(np.float32))
   module = jl.AdaPool((2, 2), beta_shape=beta_shape)
@@ -601,7 +688,7 @@ def test_linen_ada_pool_beta_shapes(beta_shape, shape):
   assert g['params']['theta'].shape == shape and np.abs(g['params']['theta']).max() > 0
   other = jnp.zeros((2, 10, 10, 3))
   if beta_shape.startswith('location'):
-    with pytest.raises(ValueError, match="needs a fixed input size.*output spatial shape"):
+    with pytest.raises(ValueError, match='needs a fixed input size.*output spatial shape'):
       module.apply(variables, other)
   else:
     assert module.apply(variables, other).shape == (2, 5, 5, 3)

@@ -25,12 +25,26 @@ import jaxpool
 import jaxpool.linen as jl
 import jaxpool.nnx as jn
 from jaxpool.nnx._base import freeze
-from tests.module_catalogue import (BAD_CONFIGS, KEY, SPEC, SPECS, assert_close, check_dtype,
-                                    linen_fields, linen_module, linen_run, load_params,
-                                    module_input, nnx_module, nnx_params, public_classes)
+from tests.module_catalogue import (
+  BAD_CONFIGS,
+  KEY,
+  SPEC,
+  SPECS,
+  assert_close,
+  check_dtype,
+  linen_fields,
+  linen_module,
+  linen_run,
+  load_params,
+  module_input,
+  nnx_module,
+  nnx_params,
+  public_classes,
+)
 
 X = jnp.asarray(np.random.default_rng(0).standard_normal((2, 8, 8, 3)), jnp.float32)
 XPOS = jnp.abs(X) + 0.1
+
 
 # --- every module: the function's numbers, linen's fields, errors and numbers --------------
 def test_linen_and_nnx_have_the_same_classes():
@@ -52,8 +66,7 @@ def test_nnx_module(spec):
       call = nnx.jit(lambda m, *a, d=deterministic: m(*a, deterministic=d, rngs=KEY))
     out = call(module, *args)
     assert_close(out, spec.expected(x, params, KEY if deterministic is False else None))
-    check_dtype(call(module, *spec.args(xb)), jnp.bfloat16,
-                 None if deterministic is False else out)
+    check_dtype(call(module, *spec.args(xb)), jnp.bfloat16, None if deterministic is False else out)
 
 
 @pytest.mark.parametrize('spec', SPECS, ids=str)
@@ -85,17 +98,20 @@ def test_linen_and_nnx_agree_for_the_same_parameters(spec):
 def test_nnx_fields_are_linen_fields(name):
   """Same names, order and defaults; NNX's extra arguments are keyword-only."""
   params = list(inspect.signature(getattr(jn, name).__init__).parameters.values())[1:]
-  positional = [(p.name, dataclasses.MISSING if p.default is p.empty else p.default)
-                for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
+  positional = [
+    (p.name, dataclasses.MISSING if p.default is p.empty else p.default)
+    for p in params
+    if p.kind == p.POSITIONAL_OR_KEYWORD
+  ]
   assert positional == linen_fields(getattr(jl, name))
   extras = {p.name for p in params if p.kind == p.KEYWORD_ONLY}
   assert extras <= {'num_features', 'input_size', 'rngs'}
 
 
-@pytest.mark.parametrize('name,fields,error,pattern', BAD_CONFIGS,
-                         ids=[f'{c[0]}-{list(c[1])[-1]}' for c in BAD_CONFIGS])
-def test_impossible_configurations_fail_at_construction_in_both_apis(name, fields, error,
-                                                                    pattern):
+@pytest.mark.parametrize(
+  'name,fields,error,pattern', BAD_CONFIGS, ids=[f'{c[0]}-{list(c[1])[-1]}' for c in BAD_CONFIGS]
+)
+def test_impossible_configurations_fail_at_construction_in_both_apis(name, fields, error, pattern):
   with pytest.raises(error, match=pattern):
     getattr(jl, name)(**fields)
   with pytest.raises(error, match=pattern):
@@ -106,28 +122,51 @@ def test_impossible_configurations_fail_at_construction_in_both_apis(name, field
 
 #: (name, module factory, input, parameter paths the steps must move[, SGD learning rate])
 LEARNED = [
-    ('LPPool', lambda: jn.LPPool((2, 2), p=2.0, learnable_p=True), XPOS, [('p',)]),
-    ('SoftPool', lambda: jn.SoftPool((2, 2), learnable_temperature=True), X,
-     [('log_temperature',)]),
-    ('AdaPool', lambda: jn.AdaPool((2, 2), beta_shape='channel', num_features=3), X,
-     [('theta',)]),
-    ('AdaPool-location', lambda: jn.AdaPool((2, 2), beta_shape='location', input_size=(8, 8)),
-     X, [('theta',)]),
-    # LIP's conv starts at zero, so its normalised output is 0 and the norm's scale has no
-    # gradient at the first step; the conv and the bias move. Instance norm of an all-zero
-    # map makes the first steps steep (gradients ~ 1 / sqrt(eps)): a small learning rate.
-    ('LIP', lambda: jn.LIP((3, 3), 2, 1, num_features=3), X,
-     [('logits', 'conv', 'kernel'), ('logits', 'bias')], 1e-6),
-    ('MaxAvgPool', lambda: jn.MaxAvgPool((2, 2), alpha_shape='channel', num_features=3), X,
-     [('alpha_logit',)]),
-    ('GatedPool', lambda: jn.GatedPool((2, 2), rngs=nnx.Rngs(0)), X, [('gate',)]),
-    ('TreePool', lambda: jn.TreePool((2, 2), depth=2, rngs=nnx.Rngs(0)), X,
-     [('leaves',), ('gates',)]),
-    ('DPP', lambda: jn.DPP((2, 2), guide='full', num_features=3), X,
-     [('log_alpha',), ('log_lam',), ('guide_kernel',), ('guide_bias',)]),
-    ('GlobalPool', lambda: jn.GlobalPool('gem', learnable_p=True), XPOS, [('p',)]),
-    ('LiftDownPool', lambda: jn.LiftDownPool(num_features=3, rngs=nnx.Rngs(0)), X,
-     [('predict', 'conv_k', 'kernel'), ('update', 'conv_1', 'bias')]),
+  ('LPPool', lambda: jn.LPPool((2, 2), p=2.0, learnable_p=True), XPOS, [('p',)]),
+  ('SoftPool', lambda: jn.SoftPool((2, 2), learnable_temperature=True), X, [('log_temperature',)]),
+  ('AdaPool', lambda: jn.AdaPool((2, 2), beta_shape='channel', num_features=3), X, [('theta',)]),
+  (
+    'AdaPool-location',
+    lambda: jn.AdaPool((2, 2), beta_shape='location', input_size=(8, 8)),
+    X,
+    [('theta',)],
+  ),
+  # LIP's conv starts at zero, so its normalised output is 0 and the norm's scale has no
+  # gradient at the first step; the conv and the bias move. Instance norm of an all-zero
+  # map makes the first steps steep (gradients ~ 1 / sqrt(eps)): a small learning rate.
+  (
+    'LIP',
+    lambda: jn.LIP((3, 3), 2, 1, num_features=3),
+    X,
+    [('logits', 'conv', 'kernel'), ('logits', 'bias')],
+    1e-6,
+  ),
+  (
+    'MaxAvgPool',
+    lambda: jn.MaxAvgPool((2, 2), alpha_shape='channel', num_features=3),
+    X,
+    [('alpha_logit',)],
+  ),
+  ('GatedPool', lambda: jn.GatedPool((2, 2), rngs=nnx.Rngs(0)), X, [('gate',)]),
+  (
+    'TreePool',
+    lambda: jn.TreePool((2, 2), depth=2, rngs=nnx.Rngs(0)),
+    X,
+    [('leaves',), ('gates',)],
+  ),
+  (
+    'DPP',
+    lambda: jn.DPP((2, 2), guide='full', num_features=3),
+    X,
+    [('log_alpha',), ('log_lam',), ('guide_kernel',), ('guide_bias',)],
+  ),
+  ('GlobalPool', lambda: jn.GlobalPool('gem', learnable_p=True), XPOS, [('p',)]),
+  (
+    'LiftDownPool',
+    lambda: jn.LiftDownPool(num_features=3, rngs=nnx.Rngs(0)),
+    X,
+    [('predict', 'conv_k', 'kernel'), ('update', 'conv_1', 'bias')],
+  ),
 ]
 
 
@@ -149,8 +188,9 @@ def _train_step(model, optimizer, x, target):
   return loss
 
 
-@pytest.mark.parametrize('name,build,x,moved,lr', [(*c, 1e-2)[:5] for c in LEARNED],
-                         ids=[c[0] for c in LEARNED])
+@pytest.mark.parametrize(
+  'name,build,x,moved,lr', [(*c, 1e-2)[:5] for c in LEARNED], ids=[c[0] for c in LEARNED]
+)
 def test_optimizer_step_moves_learned_pooling_parameters(name, build, x, moved, lr):
   model = build()
   target = [0.5 * o + 0.3 for o in jax.tree.leaves(model(x))]
@@ -291,8 +331,9 @@ def test_call_time_rngs_override_the_module_stream():
   np.testing.assert_array_equal(pool(X, rngs=key), want)
   first_key = nnx.Rngs(pooling=key)['pooling']()  # an nnx.Rngs gives its stream's next key
   np.testing.assert_array_equal(
-      pool(X, rngs=nnx.Rngs(pooling=key)),
-      jaxpool.mixed_pool(X, (2, 2), key=first_key, granularity='window'))
+    pool(X, rngs=nnx.Rngs(pooling=key)),
+    jaxpool.mixed_pool(X, (2, 2), key=first_key, granularity='window'),
+  )
   with pytest.raises(ValueError, match='MixedPool is in training mode .* but has no rngs'):
     pool(X)
   with pytest.raises(TypeError, match='rngs must be an nnx.Rngs, an nnx.RngStream or a key'):
@@ -315,71 +356,123 @@ def test_fractional_samples_reproduce_the_function():
 # --- shapes: unbatched and two batch dims ------------------------------------------------
 
 
-@pytest.mark.parametrize('build', [
+@pytest.mark.parametrize(
+  'build',
+  [
     lambda: jn.LIP((3, 3), 2, 1, num_features=3),
     lambda: jn.DPP((2, 2), guide='full', num_features=3),
     lambda: jn.AdaPool((2, 2), beta_shape='location_channel', num_features=3, input_size=(8, 8)),
     lambda: jn.LiftDownPool(num_features=3, rngs=nnx.Rngs(0)),
-], ids=['LIP', 'DPP', 'AdaPool', 'LiftDownPool'])
+  ],
+  ids=['LIP', 'DPP', 'AdaPool', 'LiftDownPool'],
+)
 def test_unbatched_and_two_batch_dims(build):
   module = build()
   nnx.update(module, jax.tree.map(lambda p: p + 0.1, nnx.state(module, nnx.Param)))
   batched = module(X)
   for i in range(2):
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b[i], rtol=1e-5, atol=1e-6),
-                 module(X[i]), batched)
+    jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(a, b[i], rtol=1e-5, atol=1e-6), module(X[i]), batched
+    )
   two = module(X.reshape(1, 2, 8, 8, 3))
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a[0], b, rtol=1e-5, atol=1e-6),
-               two, batched)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a[0], b, rtol=1e-5, atol=1e-6), two, batched)
 
 
 # --- what NNX needs at construction ------------------------------------------------------
 
 
-@pytest.mark.parametrize('build,error,pattern', [
-    (lambda: jn.AdaPool((2, 2), beta_shape='channel'), ValueError,
-     r"AdaPool needs num_features \(the channel count C\) for beta_shape='channel'"),
-    (lambda: jn.AdaPool((2, 2), beta_shape='location', num_features=3), ValueError,
-     r"AdaPool needs input_size \(the spatial size of its input, 2 ints\)"),
-    (lambda: jn.AdaPool((2, 2), beta_shape='location', input_size=(8,)), ValueError,
-     'input_size must be an int or have 2 entries'),
-    (lambda: jn.AdaPool((3, 3), beta_shape='location', input_size=(2, 2)), ValueError,
-     'larger than the padded input'),
-    (lambda: jn.MaxAvgPool((2, 2), alpha_shape='location_channel', input_size=(8, 8)),
-     ValueError, 'MaxAvgPool needs num_features'),
+@pytest.mark.parametrize(
+  'build,error,pattern',
+  [
+    (
+      lambda: jn.AdaPool((2, 2), beta_shape='channel'),
+      ValueError,
+      r"AdaPool needs num_features \(the channel count C\) for beta_shape='channel'",
+    ),
+    (
+      lambda: jn.AdaPool((2, 2), beta_shape='location', num_features=3),
+      ValueError,
+      r'AdaPool needs input_size \(the spatial size of its input, 2 ints\)',
+    ),
+    (
+      lambda: jn.AdaPool((2, 2), beta_shape='location', input_size=(8,)),
+      ValueError,
+      'input_size must be an int or have 2 entries',
+    ),
+    (
+      lambda: jn.AdaPool((3, 3), beta_shape='location', input_size=(2, 2)),
+      ValueError,
+      'larger than the padded input',
+    ),
+    (
+      lambda: jn.MaxAvgPool((2, 2), alpha_shape='location_channel', input_size=(8, 8)),
+      ValueError,
+      'MaxAvgPool needs num_features',
+    ),
     (lambda: jn.DPP((2, 2)), ValueError, 'DPP needs num_features'),
     (lambda: jn.DPP((2, 2), num_features=0), ValueError, 'num_features must be a positive int'),
     (lambda: jn.LIP((2, 2)), ValueError, r'LIP needs num_features .* default logit module'),
     (lambda: jn.LIP((2, 2), logit_module=3), TypeError, 'logit_module must be a callable'),
-    (lambda: jn.GatedPool((2, 2)), TypeError,
-     r"GatedPool: the initialiser of 'gate' draws random values; pass rngs"),
-    (lambda: jn.GatedPool((2, 2), per_channel=True, rngs=nnx.Rngs(0)), ValueError,
-     'GatedPool needs num_features'),
-    (lambda: jn.TreePool((2, 2), num_features=2.5, rngs=nnx.Rngs(0)), ValueError,
-     'num_features must be a positive int or None'),
-    (lambda: jn.GlobalPool('gem', learnable_p=True, p_shape='channel'), ValueError,
-     'GlobalPool needs num_features'),
+    (
+      lambda: jn.GatedPool((2, 2)),
+      TypeError,
+      r"GatedPool: the initialiser of 'gate' draws random values; pass rngs",
+    ),
+    (
+      lambda: jn.GatedPool((2, 2), per_channel=True, rngs=nnx.Rngs(0)),
+      ValueError,
+      'GatedPool needs num_features',
+    ),
+    (
+      lambda: jn.TreePool((2, 2), num_features=2.5, rngs=nnx.Rngs(0)),
+      ValueError,
+      'num_features must be a positive int or None',
+    ),
+    (
+      lambda: jn.GlobalPool('gem', learnable_p=True, p_shape='channel'),
+      ValueError,
+      'GlobalPool needs num_features',
+    ),
     (lambda: jn.LiftDownPool(num_features=3), TypeError, 'LiftOperator needs rngs=nnx.Rngs'),
     (lambda: jn.LiftDownPool(rngs=nnx.Rngs(0)), ValueError, 'LiftOperator needs num_features'),
-    (lambda: jn.LiftUpPool(down=jl.LiftDownPool()), TypeError,
-     'down must be a jaxpool.nnx.LiftDownPool or None'),
-    (lambda: jn.LiftUpPool(down=jn.LiftDownPool(num_features=1, rngs=nnx.Rngs(0)),
-                           kernel_size=5), ValueError, 'kernel_size=5 conflicts with down'),
-])
+    (
+      lambda: jn.LiftUpPool(down=jl.LiftDownPool()),
+      TypeError,
+      'down must be a jaxpool.nnx.LiftDownPool or None',
+    ),
+    (
+      lambda: jn.LiftUpPool(down=jn.LiftDownPool(num_features=1, rngs=nnx.Rngs(0)), kernel_size=5),
+      ValueError,
+      'kernel_size=5 conflicts with down',
+    ),
+  ],
+)
 def test_nnx_construction_errors(build, error, pattern):
   with pytest.raises(error, match=pattern):
     build()
 
 
-@pytest.mark.parametrize('build,x,pattern', [
-    (lambda: jn.AdaPool((2, 2), beta_shape='location', input_size=(8, 8)), X[:, :6, :6],
-     r"AdaPool: parameter 'theta' has shape \(4, 4, 1\) but this input .* needs \(3, 3, 1\)"),
+@pytest.mark.parametrize(
+  'build,x,pattern',
+  [
+    (
+      lambda: jn.AdaPool((2, 2), beta_shape='location', input_size=(8, 8)),
+      X[:, :6, :6],
+      r"AdaPool: parameter 'theta' has shape \(4, 4, 1\) but this input .* needs \(3, 3, 1\)",
+    ),
     (lambda: jn.DPP((2, 2), num_features=4), X, r"DPP: parameter 'log_alpha' has shape \(4,\)"),
-    (lambda: jn.GatedPool((2, 2), per_channel=True, num_features=2, rngs=nnx.Rngs(0)), X,
-     r"GatedPool: parameter 'gate' has shape \(2, 2, 2\)"),
-    (lambda: jn.GlobalPool('lp', learnable_p=True, p_shape='channel', num_features=2), X,
-     r"GlobalPool: parameter 'p' has shape \(2,\)"),
-])
+    (
+      lambda: jn.GatedPool((2, 2), per_channel=True, num_features=2, rngs=nnx.Rngs(0)),
+      X,
+      r"GatedPool: parameter 'gate' has shape \(2, 2, 2\)",
+    ),
+    (
+      lambda: jn.GlobalPool('lp', learnable_p=True, p_shape='channel', num_features=2),
+      X,
+      r"GlobalPool: parameter 'p' has shape \(2,\)",
+    ),
+  ],
+)
 def test_call_on_an_input_the_parameters_do_not_fit(build, x, pattern):
   with pytest.raises(ValueError, match=pattern):
     build()(x)
@@ -402,8 +495,9 @@ def test_fields_are_hashable_static_data():
   assert pool.window == (3, 3) and pool.padding == ((1, 1), (1, 1))
   graphdef, _ = nnx.split(pool)
   hash(graphdef)
-  np.testing.assert_array_equal(nnx.jit(lambda m, x: m(x))(pool, X),
-                                jaxpool.max_pool(X, (3, 3), 2, 1))
+  np.testing.assert_array_equal(
+    nnx.jit(lambda m, x: m(x))(pool, X), jaxpool.max_pool(X, (3, 3), 2, 1)
+  )
 
 
 def test_random_initial_values_follow_the_linen_distributions():
@@ -418,8 +512,10 @@ def test_random_initial_values_follow_the_linen_distributions():
     assert abs(a / b - 1) < 0.15, (conv, a, b)
     assert np.all(mod['predict'][conv]['bias'] == 0)
   gate = jl.GatedPool((16, 16)).init(jax.random.key(0), jnp.zeros((1, 16, 16, 1)))['params']
-  assert abs(np.std(gate['gate']) / np.std(jn.GatedPool((16, 16), rngs=nnx.Rngs(0)).gate[...])
-             - 1) < 0.15
+  assert (
+    abs(np.std(gate['gate']) / np.std(jn.GatedPool((16, 16), rngs=nnx.Rngs(0)).gate[...]) - 1)
+    < 0.15
+  )
 
 
 # --- fields: plain attributes, checked as linen checks them, no linen module needed --------
@@ -429,8 +525,11 @@ PACKAGE = pathlib.Path(jaxpool.__file__).parent
 
 def _fields(cls) -> list[inspect.Parameter]:
   """The fields: ``__init__``'s positional-or-keyword parameters (NNX's extras are keyword-only)."""
-  return [p for p in inspect.signature(cls.__init__).parameters.values()
-          if p.kind == p.POSITIONAL_OR_KEYWORD and p.name != 'self']
+  return [
+    p
+    for p in inspect.signature(cls.__init__).parameters.values()
+    if p.kind == p.POSITIONAL_OR_KEYWORD and p.name != 'self'
+  ]
 
 
 @pytest.mark.parametrize('spec', SPECS, ids=str)
@@ -449,8 +548,9 @@ def test_fields_are_plain_typed_attributes(spec):
 
 def test_concrete_array_fields_are_stored_as_python_values():
   """What the checks accept as a concrete 0-d array stays static data under ``nnx.jit``."""
-  pool = jn.AvgPool((2, 2), strides=jnp.asarray(2), ceil_mode=jnp.asarray(True),
-                    count_include_pad=np.bool_(False))
+  pool = jn.AvgPool(
+    (2, 2), strides=jnp.asarray(2), ceil_mode=jnp.asarray(True), count_include_pad=np.bool_(False)
+  )
   assert type(pool.strides) is int and type(pool.ceil_mode) is bool
   assert type(pool.count_include_pad) is bool
   want = jaxpool.avg_pool(X, (2, 2), 2, ceil_mode=True, count_include_pad=False)
@@ -464,11 +564,14 @@ def test_nnx_does_not_import_or_name_the_linen_modules():
   for family in ('linen', 'nnx'):
     for path in sorted((PACKAGE / family).glob('*.py')):
       assert 'protected-access' not in path.read_text(), f'{family}/{path.name}'
-  code = ('import sys, jaxpool.nnx as jn\n'
-          'jn.MaxPool((2, 2)); jn.LIP((2, 2), num_features=2); jn.DPP((2, 2), num_features=2)\n'
-          "print(sorted(m for m in sys.modules if m.startswith('jaxpool.linen')))")
-  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
-                       timeout=300)
+  code = (
+    'import sys, jaxpool.nnx as jn\n'
+    'jn.MaxPool((2, 2)); jn.LIP((2, 2), num_features=2); jn.DPP((2, 2), num_features=2)\n'
+    "print(sorted(m for m in sys.modules if m.startswith('jaxpool.linen')))"
+  )
+  out = subprocess.run(
+    [sys.executable, '-c', code], capture_output=True, text=True, check=True, timeout=300
+  )
   assert out.stdout.strip() == '[]', out.stdout
 
 
@@ -485,18 +588,33 @@ def _outcome(build):
 
 #: Bad values of the geometry fields (each module takes those it has).
 BAD_GEOMETRY = [
-    ('window', 3), ('window', ()), ('window', (0, 2)), ('window', (2, 2.0)), ('window', '22'),
-    ('strides', 0), ('strides', (1, 2, 3)), ('strides', 1.5), ('strides', (2, True)),
-    ('padding', 'FULL'), ('padding', 5), ('padding', -1), ('padding', ((1, 1),)),
-    ('padding', ((0, 1), (1, 2, 3))), ('padding', 1.0),
-    ('dilation', 0), ('dilation', (1,)), ('dilation', 'x'),
-    ('ceil_mode', 'yes'), ('ceil_mode', 1), ('ceil_mode', None),
+  ('window', 3),
+  ('window', ()),
+  ('window', (0, 2)),
+  ('window', (2, 2.0)),
+  ('window', '22'),
+  ('strides', 0),
+  ('strides', (1, 2, 3)),
+  ('strides', 1.5),
+  ('strides', (2, True)),
+  ('padding', 'FULL'),
+  ('padding', 5),
+  ('padding', -1),
+  ('padding', ((1, 1),)),
+  ('padding', ((0, 1), (1, 2, 3))),
+  ('padding', 1.0),
+  ('dilation', 0),
+  ('dilation', (1,)),
+  ('dilation', 'x'),
+  ('ceil_mode', 'yes'),
+  ('ceil_mode', 1),
+  ('ceil_mode', None),
 ]
 
 
-@pytest.mark.parametrize('spec', [s for s in SPECS
-                                  if 'window' in {p.name for p in _fields(getattr(jn, s.name))}],
-                         ids=str)
+@pytest.mark.parametrize(
+  'spec', [s for s in SPECS if 'window' in {p.name for p in _fields(getattr(jn, s.name))}], ids=str
+)
 def test_geometry_field_errors_are_the_linen_errors(spec):
   """Same exception type and message as the linen module, for every bad geometry value."""
   names = {p.name for p in _fields(getattr(jn, spec.name))}
@@ -517,15 +635,15 @@ def test_geometry_field_errors_are_the_linen_errors(spec):
 
 #: NNX-only keyword arguments: ``(argument, bad value, exception, message)``.
 BAD_NNX_ONLY = [
-    ('num_features', 0, ValueError, r'num_features must be a positive int'),
-    ('num_features', 2.0, ValueError, r'num_features must be a positive int'),
-    ('num_features', True, ValueError, r'num_features must be a positive int'),
-    ('num_features', '3', ValueError, r'num_features must be a positive int'),
-    ('input_size', '8x8', TypeError, r'input_size must be an int or a sequence of 2 ints'),
-    ('input_size', (8,), ValueError, r'input_size must be an int or have 2 entries'),
-    ('input_size', (0, 8), ValueError, r'input_size entries must be >= 1'),
-    ('rngs', 0, TypeError, r'rngs must be an nnx\.Rngs|needs rngs=nnx\.Rngs'),
-    ('rngs', jax.random.key(0), TypeError, r'rngs must be an nnx\.Rngs|needs rngs=nnx\.Rngs'),
+  ('num_features', 0, ValueError, r'num_features must be a positive int'),
+  ('num_features', 2.0, ValueError, r'num_features must be a positive int'),
+  ('num_features', True, ValueError, r'num_features must be a positive int'),
+  ('num_features', '3', ValueError, r'num_features must be a positive int'),
+  ('input_size', '8x8', TypeError, r'input_size must be an int or a sequence of 2 ints'),
+  ('input_size', (8,), ValueError, r'input_size must be an int or have 2 entries'),
+  ('input_size', (0, 8), ValueError, r'input_size entries must be >= 1'),
+  ('rngs', 0, TypeError, r'rngs must be an nnx\.Rngs|needs rngs=nnx\.Rngs'),
+  ('rngs', jax.random.key(0), TypeError, r'rngs must be an nnx\.Rngs|needs rngs=nnx\.Rngs'),
 ]
 
 
@@ -535,8 +653,9 @@ def _nnx_only_cases():
     params = inspect.signature(getattr(jn, spec.name).__init__).parameters
     for name, value, error, pattern in BAD_NNX_ONLY:
       if name in params and params[name].kind == inspect.Parameter.KEYWORD_ONLY:
-        cases.append(pytest.param(spec, name, value, error, pattern,
-                                  id=f'{spec.name}-{name}={value!r}'))
+        cases.append(
+          pytest.param(spec, name, value, error, pattern, id=f'{spec.name}-{name}={value!r}')
+        )
   return cases
 
 
@@ -586,8 +705,9 @@ def test_ada_unpool_output_shape_is_the_deprecated_name_of_output_size():
     unpool(y, weights, (7, 7), output_shape=(7, 7))
 
 
-@pytest.mark.parametrize('temperature', [2.0, np.asarray([0.5, 1.0, 2.0], np.float32)],
-                         ids=['float', 'array'])
+@pytest.mark.parametrize(
+  'temperature', [2.0, np.asarray([0.5, 1.0, 2.0], np.float32)], ids=['float', 'array']
+)
 def test_learnable_temperature_starts_at_its_log_in_both_apis(temperature):
   t = jnp.asarray(temperature) if isinstance(temperature, np.ndarray) else temperature
   got = jn.SoftPool((2, 2), temperature=t, learnable_temperature=True).log_temperature[...]

@@ -145,7 +145,9 @@ def test_quick_start_row_is_what_the_example_prints(tmp_path):
     'command prints now; re-run it and paste its runs/digits/compare.md'
   )
   assert printed[0] == header, f'{stale}:\n{printed[0]}\n!=\n{header}'
-  assert row[:2] == rows[RERUN_POOL][:2], f'{stale}:\nprinted {row[:2]}\nREADME  {rows[RERUN_POOL][:2]}'
+  assert row[:2] == rows[RERUN_POOL][:2], (
+    f'{stale}:\nprinted {row[:2]}\nREADME  {rows[RERUN_POOL][:2]}'
+  )
   for printed_acc, readme_acc in zip(row[2:4], rows[RERUN_POOL][2:4]):
     assert abs(float(printed_acc) - float(readme_acc)) <= ACCURACY_TOLERANCE, (
       f'{stale} (beyond the {ACCURACY_TOLERANCE}-point rounding spread):\n'

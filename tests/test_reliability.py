@@ -58,8 +58,13 @@ def _float_leaves(tree):
 def _cotangent(tree):
   """Ones for float outputs, float0 zeros for integer ones (indices)."""
   return jax.tree.map(
-      lambda v: jnp.ones_like(v) if jnp.issubdtype(v.dtype, jnp.floating)
-      else np.zeros(v.shape, jax.dtypes.float0), tree)
+    lambda v: (
+      jnp.ones_like(v)
+      if jnp.issubdtype(v.dtype, jnp.floating)
+      else np.zeros(v.shape, jax.dtypes.float0)
+    ),
+    tree,
+  )
 
 
 def _value_and_grad(f, x):
@@ -89,6 +94,7 @@ def _expected_empty(f, case):
     dims = list(s.shape)
     dims[0 if case == 'batch' else -1] = 0
     return (tuple(dims), s.dtype)
+
   return jax.tree.map(empty, ref)
 
 
@@ -101,7 +107,7 @@ def test_empty_batch_and_zero_channels_give_empty_results_and_gradients(name, ca
       CALLS[name](x, KEY)
     return
   for key in _modes(name):
-    f = lambda a, key=key: CALLS[name](a, key)  # noqa: E731
+    f = lambda a, key=key: CALLS[name](a, key)
     y, g = _value_and_grad(f, x)
     assert jax.tree.map(lambda v: (v.shape, v.dtype), y) == _expected_empty(f, case), key
     assert g.shape == x.shape and g.dtype == x.dtype
@@ -124,7 +130,7 @@ def test_linen_modules_on_empty_inputs(spec, case):
   variables = module.init(KEY, *args, **spec.init_kw)
   for deterministic in spec.modes:
     kw = {} if deterministic is None else dict(deterministic=deterministic)
-    f = lambda a: module.apply(variables, *spec.args(a), rngs={'pooling': KEY}, **kw)  # noqa: E731
+    f = lambda a: module.apply(variables, *spec.args(a), rngs={'pooling': KEY}, **kw)
     y, g = _value_and_grad(f, x)
     for leaf in jax.tree.leaves(y):
       assert leaf.size == 0
@@ -156,32 +162,55 @@ def test_nnx_modules_on_empty_inputs(spec, case):
 #: Largest number of inputs one output of the catalogue call combines (its window size):
 #: inputs up to ``finfo.max / WINDOW[name]`` have a finite exact result.
 WINDOW = {
-    'max_pool': 9, 'min_pool': 9, 'avg_pool': 9, 'lp_pool': 4, 'max_unpool': 4,
-    'adaptive_avg_pool': 16, 'adaptive_max_pool': 16, 'global_pool': 144, 'channel_pool': 4,
-    'spatial_pyramid_pool': 144, 'soft_pool': 9, 'lip_pool': 9, 'edscw_pool': 4,
-    'idw_pool': 4, 'ada_pool': 4, 'weighted_unpool': 9, 'max_avg_pool': 9, 'gated_pool': 9,
-    'tree_pool': 4, 'dpp_pool': 4, 'blur_pool': 9, 'max_blur_pool': 9,
-    # lifting: each step adds a filtered neighbour (filters of norm < 1), twice per axis
-    'lift_down_pool': 16, 'lift_up_pool': 64,
-    'stochastic_pool': 4, 'mixed_pool': 4, 's3_pool': 4, 'fractional_max_pool': 4,
+  'max_pool': 9,
+  'min_pool': 9,
+  'avg_pool': 9,
+  'lp_pool': 4,
+  'max_unpool': 4,
+  'adaptive_avg_pool': 16,
+  'adaptive_max_pool': 16,
+  'global_pool': 144,
+  'channel_pool': 4,
+  'spatial_pyramid_pool': 144,
+  'soft_pool': 9,
+  'lip_pool': 9,
+  'edscw_pool': 4,
+  'idw_pool': 4,
+  'ada_pool': 4,
+  'weighted_unpool': 9,
+  'max_avg_pool': 9,
+  'gated_pool': 9,
+  'tree_pool': 4,
+  'dpp_pool': 4,
+  'blur_pool': 9,
+  'max_blur_pool': 9,
+  # lifting: each step adds a filtered neighbour (filters of norm < 1), twice per axis
+  'lift_down_pool': 16,
+  'lift_up_pool': 64,
+  'stochastic_pool': 4,
+  'mixed_pool': 4,
+  's3_pool': 4,
+  'fractional_max_pool': 4,
 }
 
 #: Paths the catalogue's single call does not take: odd powers on mixed signs, a traced
 #: temperature (SoftPool(learnable_temperature=True)), a traced p, overlapping windows.
 EXTRA = {
-    'lp_pool-odd': (lambda x: jaxpool.lp_pool(x, 3.0, (2, 2)), 4),
-    'lp_pool-traced-p': (lambda x: jaxpool.lp_pool(x, jnp.float32(3.0), (2, 2)), 4),
-    'soft_pool-traced-temperature': (
-        lambda x: jaxpool.soft_pool(x, (2, 2), temperature=jnp.float32(0.5)), 4),
-    'idw_pool-overlap': (lambda x: jaxpool.idw_pool(x, (3, 3), 2, 1), 9),
-    'edscw_pool-overlap': (lambda x: jaxpool.edscw_pool(x, (3, 3), 2, 1), 9),
-    'stochastic_pool-eval-overlap': (lambda x: jaxpool.stochastic_pool(x, (3, 3), 2, 1), 9),
-    'global_pool-lp-odd': (lambda x: jaxpool.global_pool(x, 'lp', p=3.0), 144),
-    'global_pool-soft': (lambda x: jaxpool.global_pool(x, 'soft', temperature=0.5), 144),
-    'global_pool-avgmax': (lambda x: jaxpool.global_pool(x, 'avgmax'), 144),
-    'channel_pool-soft': (lambda x: jaxpool.channel_pool(x, 'soft'), 4),
-    'mixed_pool-eval-traced': (lambda x: jaxpool.mixed_pool(x, (2, 2), p_max=jnp.float32(.3)), 4),
-    'dpp_pool-asymmetric': (lambda x: jaxpool.dpp_pool(x, 2.0, 3.0, (2, 2), symmetric=False), 4),
+  'lp_pool-odd': (lambda x: jaxpool.lp_pool(x, 3.0, (2, 2)), 4),
+  'lp_pool-traced-p': (lambda x: jaxpool.lp_pool(x, jnp.float32(3.0), (2, 2)), 4),
+  'soft_pool-traced-temperature': (
+    lambda x: jaxpool.soft_pool(x, (2, 2), temperature=jnp.float32(0.5)),
+    4,
+  ),
+  'idw_pool-overlap': (lambda x: jaxpool.idw_pool(x, (3, 3), 2, 1), 9),
+  'edscw_pool-overlap': (lambda x: jaxpool.edscw_pool(x, (3, 3), 2, 1), 9),
+  'stochastic_pool-eval-overlap': (lambda x: jaxpool.stochastic_pool(x, (3, 3), 2, 1), 9),
+  'global_pool-lp-odd': (lambda x: jaxpool.global_pool(x, 'lp', p=3.0), 144),
+  'global_pool-soft': (lambda x: jaxpool.global_pool(x, 'soft', temperature=0.5), 144),
+  'global_pool-avgmax': (lambda x: jaxpool.global_pool(x, 'avgmax'), 144),
+  'channel_pool-soft': (lambda x: jaxpool.channel_pool(x, 'soft'), 4),
+  'mixed_pool-eval-traced': (lambda x: jaxpool.mixed_pool(x, (2, 2), p_max=jnp.float32(0.3)), 4),
+  'dpp_pool-asymmetric': (lambda x: jaxpool.dpp_pool(x, 2.0, 3.0, (2, 2), symmetric=False), 4),
 }
 
 
@@ -216,8 +245,11 @@ def test_values_and_gradients_finite_from_smallest_normal_to_max_over_window(nam
     scale = top / WINDOW[name] if label == 'largest' else 2 * top
     x = jnp.asarray(base * scale, dtype)
     for key in _modes(name):
-      _check_finite(lambda a, key=key: CALLS[name](a, key), x,
-                    f'{name} {label} {"train" if key is not None else "eval"}')
+      _check_finite(
+        lambda a, key=key: CALLS[name](a, key),
+        x,
+        f'{name} {label} {"train" if key is not None else "eval"}',
+      )
 
 
 @pytest.mark.parametrize('dtype', FLOATS, ids=lambda d: jnp.dtype(d).name)
@@ -233,8 +265,12 @@ def test_values_and_gradients_finite_on_secondary_paths(case, dtype):
 def test_constant_window_of_1e38():
   """The cases of issue 15: a constant 1e38 window and IDW near 1e38 (inside max / 2)."""
   x = jnp.full((1, 2, 2, 1), 1e38, jnp.float32)
-  for f in (lambda a: jaxpool.stochastic_pool(a, (2, 2)), lambda a: jaxpool.idw_pool(a, (2, 2)),
-            lambda a: jaxpool.edscw_pool(a, (2, 2)), lambda a: jaxpool.soft_pool(a, (2, 2))):
+  for f in (
+    lambda a: jaxpool.stochastic_pool(a, (2, 2)),
+    lambda a: jaxpool.idw_pool(a, (2, 2)),
+    lambda a: jaxpool.edscw_pool(a, (2, 2)),
+    lambda a: jaxpool.soft_pool(a, (2, 2)),
+  ):
     y, g = _value_and_grad(f, x)
     np.testing.assert_allclose(y, 1e38, rtol=1e-6)
     np.testing.assert_allclose(g, 0.25, rtol=1e-5)
@@ -247,9 +283,23 @@ def test_constant_window_of_1e38():
 
 def _nan_input():
   x = np.random.default_rng(3).standard_normal((2, 6, 6, 2)).astype(np.float32)
-  for b, i, j, c in [(0, 0, 0, 0), (0, 0, 1, 0), (0, 1, 0, 0), (0, 3, 3, 0), (0, 4, 5, 0),
-                     (0, 5, 4, 0), (0, 2, 2, 1), (0, 2, 3, 1), (0, 5, 5, 1), (0, 0, 5, 1),
-                     (1, 1, 1, 0), (1, 1, 2, 0), (1, 2, 1, 0), (1, 4, 4, 1), (1, 5, 4, 1)]:
+  for b, i, j, c in [
+    (0, 0, 0, 0),
+    (0, 0, 1, 0),
+    (0, 1, 0, 0),
+    (0, 3, 3, 0),
+    (0, 4, 5, 0),
+    (0, 5, 4, 0),
+    (0, 2, 2, 1),
+    (0, 2, 3, 1),
+    (0, 5, 5, 1),
+    (0, 0, 5, 1),
+    (1, 1, 1, 0),
+    (1, 1, 2, 0),
+    (1, 2, 1, 0),
+    (1, 4, 4, 1),
+    (1, 5, 4, 1),
+  ]:
     x[b, i, j, c] = np.nan
   return x
 
@@ -259,10 +309,11 @@ def _t(a, torch):
 
 
 def _max_blur_torch(torch, t):
-  filt = np.outer([1., 2., 1.], [1., 2., 1.]) / 16
+  filt = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16
   w = torch.tensor(np.broadcast_to(filt, (2, 1, 3, 3)).copy(), dtype=torch.float32)
-  return torch.nn.functional.conv2d(torch.nn.functional.max_pool2d(t, 2, 1), w, stride=2,
-                                    padding=1, groups=2)
+  return torch.nn.functional.conv2d(
+    torch.nn.functional.max_pool2d(t, 2, 1), w, stride=2, padding=1, groups=2
+  )
 
 
 def _channel_max_torch(torch, t):
@@ -274,8 +325,10 @@ def _channel_max_torch(torch, t):
 
 def _pyramid_torch(torch, t):
   F = torch.nn.functional
-  return torch.cat([F.adaptive_max_pool2d(t, l).permute(0, 2, 3, 1).reshape(t.shape[0], -1)
-                    for l in (1, 2, 3)], dim=1)
+  return torch.cat(
+    [F.adaptive_max_pool2d(t, l).permute(0, 2, 3, 1).reshape(t.shape[0], -1) for l in (1, 2, 3)],
+    dim=1,
+  )
 
 
 SAMPLES = np.random.default_rng(5).uniform(0, 1, (2, 2, 2)).astype(np.float32)
@@ -283,54 +336,98 @@ SAMPLES = np.random.default_rng(5).uniform(0, 1, (2, 2, 2)).astype(np.float32)
 #: name -> (jaxpool call on NHWC, PyTorch call on NCHW with the same rule), each returning
 #: ``y`` or ``(y, indices)`` (torch: NCHW, or already flat for global/pyramid outputs).
 MAX_LIKE = {
-    'max_pool': (lambda x: jaxpool.max_pool(x, (3, 3), 2, 1, return_indices=True),
-                 lambda torch, t: torch.nn.functional.max_pool2d(t, 3, 2, 1,
-                                                                 return_indices=True)),
-    'min_pool': (lambda x: jaxpool.min_pool(x, (3, 3), 1),
-                 lambda torch, t: -torch.nn.functional.max_pool2d(-t, 3, 1)),
-    'adaptive_max_pool': (lambda x: jaxpool.adaptive_max_pool(x, (4, 3), return_indices=True),
-                          lambda torch, t: torch.nn.functional.adaptive_max_pool2d(
-                              t, (4, 3), return_indices=True)),
-    'global_pool': (lambda x: jaxpool.global_pool(x, 'max'),
-                    lambda torch, t: torch.nn.functional.adaptive_max_pool2d(t, 1)[..., 0, 0]),
-    'global_pool-avgmax': (
-        lambda x: jaxpool.global_pool(x, 'avgmax'),
-        lambda torch, t: (torch.nn.functional.adaptive_max_pool2d(t, 1)
-                          + torch.nn.functional.adaptive_avg_pool2d(t, 1))[..., 0, 0] / 2),
-    # max of |x|: PyTorch sees |x| as its input (d|x|/dx at NaN differs between frameworks)
-    'global_pool-lp-inf': (lambda x: jaxpool.global_pool(x, 'lp', p=float('inf')),
-                           lambda torch, t: torch.nn.functional.adaptive_max_pool2d(
-                               t, 1)[..., 0, 0]),
-    'channel_pool': (lambda x: jaxpool.channel_pool(x, 'max'), _channel_max_torch),
-    'spatial_pyramid_pool': (lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2, 3)),
-                             _pyramid_torch),
-    'fractional_max_pool': (
-        lambda x: jaxpool.fractional_max_pool(x, (2, 2), output_size=3, samples=SAMPLES,
-                                              return_indices=True),
-        lambda torch, t: torch.nn.functional.fractional_max_pool2d(
-            t, 2, output_size=3, return_indices=True, _random_samples=torch.tensor(SAMPLES))),
-    'lp_pool-inf': (lambda x: jaxpool.lp_pool(x, float('inf'), (2, 2)),
-                    lambda torch, t: torch.nn.functional.max_pool2d(t, 2)),
-    'mixed_pool': (lambda x: jaxpool.mixed_pool(x, (2, 2), p_max=1.0),
-                   lambda torch, t: torch.nn.functional.max_pool2d(t, 2)),
-    'mixed_pool-train': (lambda x: jaxpool.mixed_pool(x, (2, 2), key=KEY, p_max=1.0),
-                         lambda torch, t: torch.nn.functional.max_pool2d(t, 2)),
-    'max_avg_pool': (lambda x: jaxpool.max_avg_pool(x, 1.0, (3, 3), 2, 1),
-                     lambda torch, t: torch.nn.functional.max_pool2d(t, 3, 2, 1)),
-    's3_pool': (lambda x: jaxpool.s3_pool(x, (2, 2)),
-                lambda torch, t: torch.nn.functional.avg_pool2d(
-                    torch.nn.functional.max_pool2d(t, 2, 1), 2, 2, 1, count_include_pad=False)),
-    'max_blur_pool': (lambda x: jaxpool.max_blur_pool(x, (2, 2), (3, 3), 2, padding=1,
-                                                      count_include_pad=True), _max_blur_torch),
+  'max_pool': (
+    lambda x: jaxpool.max_pool(x, (3, 3), 2, 1, return_indices=True),
+    lambda torch, t: torch.nn.functional.max_pool2d(t, 3, 2, 1, return_indices=True),
+  ),
+  'min_pool': (
+    lambda x: jaxpool.min_pool(x, (3, 3), 1),
+    lambda torch, t: -torch.nn.functional.max_pool2d(-t, 3, 1),
+  ),
+  'adaptive_max_pool': (
+    lambda x: jaxpool.adaptive_max_pool(x, (4, 3), return_indices=True),
+    lambda torch, t: torch.nn.functional.adaptive_max_pool2d(t, (4, 3), return_indices=True),
+  ),
+  'global_pool': (
+    lambda x: jaxpool.global_pool(x, 'max'),
+    lambda torch, t: torch.nn.functional.adaptive_max_pool2d(t, 1)[..., 0, 0],
+  ),
+  'global_pool-avgmax': (
+    lambda x: jaxpool.global_pool(x, 'avgmax'),
+    lambda torch, t: (
+      (
+        torch.nn.functional.adaptive_max_pool2d(t, 1)
+        + torch.nn.functional.adaptive_avg_pool2d(t, 1)
+      )[..., 0, 0]
+      / 2
+    ),
+  ),
+  # max of |x|: PyTorch sees |x| as its input (d|x|/dx at NaN differs between frameworks)
+  'global_pool-lp-inf': (
+    lambda x: jaxpool.global_pool(x, 'lp', p=float('inf')),
+    lambda torch, t: torch.nn.functional.adaptive_max_pool2d(t, 1)[..., 0, 0],
+  ),
+  'channel_pool': (lambda x: jaxpool.channel_pool(x, 'max'), _channel_max_torch),
+  'spatial_pyramid_pool': (lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2, 3)), _pyramid_torch),
+  'fractional_max_pool': (
+    lambda x: jaxpool.fractional_max_pool(
+      x, (2, 2), output_size=3, samples=SAMPLES, return_indices=True
+    ),
+    lambda torch, t: torch.nn.functional.fractional_max_pool2d(
+      t, 2, output_size=3, return_indices=True, _random_samples=torch.tensor(SAMPLES)
+    ),
+  ),
+  'lp_pool-inf': (
+    lambda x: jaxpool.lp_pool(x, float('inf'), (2, 2)),
+    lambda torch, t: torch.nn.functional.max_pool2d(t, 2),
+  ),
+  'mixed_pool': (
+    lambda x: jaxpool.mixed_pool(x, (2, 2), p_max=1.0),
+    lambda torch, t: torch.nn.functional.max_pool2d(t, 2),
+  ),
+  'mixed_pool-train': (
+    lambda x: jaxpool.mixed_pool(x, (2, 2), key=KEY, p_max=1.0),
+    lambda torch, t: torch.nn.functional.max_pool2d(t, 2),
+  ),
+  'max_avg_pool': (
+    lambda x: jaxpool.max_avg_pool(x, 1.0, (3, 3), 2, 1),
+    lambda torch, t: torch.nn.functional.max_pool2d(t, 3, 2, 1),
+  ),
+  's3_pool': (
+    lambda x: jaxpool.s3_pool(x, (2, 2)),
+    lambda torch, t: torch.nn.functional.avg_pool2d(
+      torch.nn.functional.max_pool2d(t, 2, 1), 2, 2, 1, count_include_pad=False
+    ),
+  ),
+  'max_blur_pool': (
+    lambda x: jaxpool.max_blur_pool(x, (2, 2), (3, 3), 2, padding=1, count_include_pad=True),
+    _max_blur_torch,
+  ),
 }
 MAX_LIKE['max_unpool'] = (
-    lambda x: jaxpool.max_unpool(*jaxpool.max_pool(x, (2, 2), return_indices=True), (2, 2)),
-    lambda torch, t: torch.nn.functional.max_unpool2d(
-        *torch.nn.functional.max_pool2d(t, 2, return_indices=True), 2))
-NOT_MAX_LIKE = {'avg_pool', 'lp_pool', 'adaptive_avg_pool', 'soft_pool', 'lip_pool',
-                'edscw_pool', 'idw_pool', 'ada_pool', 'weighted_unpool', 'gated_pool',
-                'tree_pool', 'dpp_pool', 'blur_pool', 'lift_down_pool', 'lift_up_pool',
-                'stochastic_pool'}
+  lambda x: jaxpool.max_unpool(*jaxpool.max_pool(x, (2, 2), return_indices=True), (2, 2)),
+  lambda torch, t: torch.nn.functional.max_unpool2d(
+    *torch.nn.functional.max_pool2d(t, 2, return_indices=True), 2
+  ),
+)
+NOT_MAX_LIKE = {
+  'avg_pool',
+  'lp_pool',
+  'adaptive_avg_pool',
+  'soft_pool',
+  'lip_pool',
+  'edscw_pool',
+  'idw_pool',
+  'ada_pool',
+  'weighted_unpool',
+  'gated_pool',
+  'tree_pool',
+  'dpp_pool',
+  'blur_pool',
+  'lift_down_pool',
+  'lift_up_pool',
+  'stochastic_pool',
+}
 
 
 def test_every_op_is_classified_for_the_nan_rule():
@@ -374,10 +471,19 @@ def test_max_like_ops_follow_pytorchs_nan_rule(case):
 
 INF = np.inf
 #: 1-d windows of 4 (one output each): finite, +-inf, both, all -inf, and sums that overflow.
-LIMIT_WINDOWS = np.array([
-    [3., 1., -2., .5], [INF, 1., 2., -1.], [-INF, 1., 2., 0.], [INF, -INF, 1., 2.],
-    [-INF, -INF, -INF, -INF], [3e38, 3e38, 1., 2.], [-3e38, 3e38, 3e38, 1.],
-    [1.2e-38, -1.2e-38, 2.4e-38, 0.]], np.float32)
+LIMIT_WINDOWS = np.array(
+  [
+    [3.0, 1.0, -2.0, 0.5],
+    [INF, 1.0, 2.0, -1.0],
+    [-INF, 1.0, 2.0, 0.0],
+    [INF, -INF, 1.0, 2.0],
+    [-INF, -INF, -INF, -INF],
+    [3e38, 3e38, 1.0, 2.0],
+    [-3e38, 3e38, 3e38, 1.0],
+    [1.2e-38, -1.2e-38, 2.4e-38, 0.0],
+  ],
+  np.float32,
+)
 #: Windows whose average exists and is the large-temperature limit of SoftPool.
 SOFT_AVERAGE_ROWS = [0, 1]
 #: T -> 0 means T far below the differences of the window (not so for the last, tiny row).
@@ -403,38 +509,82 @@ def _traced(value):
 
 #: (description, call on (batch, 4, 1) windows -> (batch, 1, 1), reference, rows, rtol)
 LIMITS = [
-    ('mixed_pool p_max=1 is max', lambda x: jaxpool.mixed_pool(x, (4,), p_max=1.0), 'max'),
-    ('mixed_pool p_max=0 is avg', lambda x: jaxpool.mixed_pool(x, (4,), p_max=0.0), 'mean'),
-    ('mixed_pool traced p_max=1 is max',
-     lambda x: jax.jit(lambda a, p: jaxpool.mixed_pool(a, (4,), p_max=p))(x, _traced(1)), 'max'),
-    ('mixed_pool traced p_max=0 is avg',
-     lambda x: jax.jit(lambda a, p: jaxpool.mixed_pool(a, (4,), p_max=p))(x, _traced(0)), 'mean'),
-    ('max_avg_pool alpha=1 is max', lambda x: jaxpool.max_avg_pool(x, 1.0, (4,)), 'max'),
-    ('max_avg_pool alpha=0 is avg', lambda x: jaxpool.max_avg_pool(x, 0.0, (4,)), 'mean'),
-    ('max_avg_pool alpha=1 per channel', lambda x: jaxpool.max_avg_pool(x, jnp.ones(1), (4,)),
-     'max'),
-    ('soft_pool T->0 is max', lambda x: jaxpool.soft_pool(x, (4,), temperature=1e-30), 'max',
-     SOFT_MAX_ROWS),
-    ('soft_pool traced T->0 is max',
-     lambda x: jaxpool.soft_pool(x, (4,), temperature=_traced(1e-30)), 'max', SOFT_MAX_ROWS),
-    ('soft_pool large T is avg', lambda x: jaxpool.soft_pool(x, (4,), temperature=1e30), 'mean',
-     SOFT_AVERAGE_ROWS),
-    ('soft_pool traced large T is avg',
-     lambda x: jaxpool.soft_pool(x, (4,), temperature=_traced(1e30)), 'mean', SOFT_AVERAGE_ROWS),
-    ('lp_pool p=1 is sum', lambda x: jaxpool.lp_pool(x, 1.0, (4,)), 'sum'),
-    ('lp_pool traced p=1 is sum', lambda x: jaxpool.lp_pool(x, _traced(1), (4,)), 'sum'),
-    ('lp_pool large p is max |x|', lambda x: jaxpool.lp_pool(x, 1e4, (4,)), 'max_abs', None,
-     4 ** 1e-4 - 1 + 1e-6),
-    ('lp_pool traced large p is max |x|', lambda x: jaxpool.lp_pool(x, _traced(1e4), (4,)),
-     'max_abs', None, 4 ** 1e-4 - 1 + 1e-5),
-    ('lp_pool p=inf is max |x|', lambda x: jaxpool.lp_pool(x, float('inf'), (4,)), 'max_abs'),
-    ('global lp p=1 is sum', lambda x: jaxpool.global_pool(x, 'lp', p=1.0), 'sum'),
-    ('global lp large p is max |x|', lambda x: jaxpool.global_pool(x, 'lp', p=1e4), 'max_abs',
-     None, 4 ** 1e-4 - 1 + 1e-6),
-    ('global soft T->0 is max',
-     lambda x: jaxpool.global_pool(x, 'soft', temperature=1e-30), 'max', SOFT_MAX_ROWS),
-    ('global soft large T is avg',
-     lambda x: jaxpool.global_pool(x, 'soft', temperature=1e30), 'mean', SOFT_AVERAGE_ROWS),
+  ('mixed_pool p_max=1 is max', lambda x: jaxpool.mixed_pool(x, (4,), p_max=1.0), 'max'),
+  ('mixed_pool p_max=0 is avg', lambda x: jaxpool.mixed_pool(x, (4,), p_max=0.0), 'mean'),
+  (
+    'mixed_pool traced p_max=1 is max',
+    lambda x: jax.jit(lambda a, p: jaxpool.mixed_pool(a, (4,), p_max=p))(x, _traced(1)),
+    'max',
+  ),
+  (
+    'mixed_pool traced p_max=0 is avg',
+    lambda x: jax.jit(lambda a, p: jaxpool.mixed_pool(a, (4,), p_max=p))(x, _traced(0)),
+    'mean',
+  ),
+  ('max_avg_pool alpha=1 is max', lambda x: jaxpool.max_avg_pool(x, 1.0, (4,)), 'max'),
+  ('max_avg_pool alpha=0 is avg', lambda x: jaxpool.max_avg_pool(x, 0.0, (4,)), 'mean'),
+  ('max_avg_pool alpha=1 per channel', lambda x: jaxpool.max_avg_pool(x, jnp.ones(1), (4,)), 'max'),
+  (
+    'soft_pool T->0 is max',
+    lambda x: jaxpool.soft_pool(x, (4,), temperature=1e-30),
+    'max',
+    SOFT_MAX_ROWS,
+  ),
+  (
+    'soft_pool traced T->0 is max',
+    lambda x: jaxpool.soft_pool(x, (4,), temperature=_traced(1e-30)),
+    'max',
+    SOFT_MAX_ROWS,
+  ),
+  (
+    'soft_pool large T is avg',
+    lambda x: jaxpool.soft_pool(x, (4,), temperature=1e30),
+    'mean',
+    SOFT_AVERAGE_ROWS,
+  ),
+  (
+    'soft_pool traced large T is avg',
+    lambda x: jaxpool.soft_pool(x, (4,), temperature=_traced(1e30)),
+    'mean',
+    SOFT_AVERAGE_ROWS,
+  ),
+  ('lp_pool p=1 is sum', lambda x: jaxpool.lp_pool(x, 1.0, (4,)), 'sum'),
+  ('lp_pool traced p=1 is sum', lambda x: jaxpool.lp_pool(x, _traced(1), (4,)), 'sum'),
+  (
+    'lp_pool large p is max |x|',
+    lambda x: jaxpool.lp_pool(x, 1e4, (4,)),
+    'max_abs',
+    None,
+    4**1e-4 - 1 + 1e-6,
+  ),
+  (
+    'lp_pool traced large p is max |x|',
+    lambda x: jaxpool.lp_pool(x, _traced(1e4), (4,)),
+    'max_abs',
+    None,
+    4**1e-4 - 1 + 1e-5,
+  ),
+  ('lp_pool p=inf is max |x|', lambda x: jaxpool.lp_pool(x, float('inf'), (4,)), 'max_abs'),
+  ('global lp p=1 is sum', lambda x: jaxpool.global_pool(x, 'lp', p=1.0), 'sum'),
+  (
+    'global lp large p is max |x|',
+    lambda x: jaxpool.global_pool(x, 'lp', p=1e4),
+    'max_abs',
+    None,
+    4**1e-4 - 1 + 1e-6,
+  ),
+  (
+    'global soft T->0 is max',
+    lambda x: jaxpool.global_pool(x, 'soft', temperature=1e-30),
+    'max',
+    SOFT_MAX_ROWS,
+  ),
+  (
+    'global soft large T is avg',
+    lambda x: jaxpool.global_pool(x, 'soft', temperature=1e30),
+    'mean',
+    SOFT_AVERAGE_ROWS,
+  ),
 ]
 
 
@@ -443,9 +593,14 @@ def test_documented_limits_hold_with_infinities(limit):
   description, call, kind, rows, rtol = (*limit, None, None)[:5]
   got = np.asarray(call(_windows(rows))).reshape(-1)
   # atol: a mean of the tiny row is subnormal, which XLA:CPU flushes to zero
-  np.testing.assert_allclose(got, _reference(kind, rows), rtol=rtol or 1e-6,
-                             atol=float(np.finfo(np.float32).tiny), equal_nan=True,
-                             err_msg=description)
+  np.testing.assert_allclose(
+    got,
+    _reference(kind, rows),
+    rtol=rtol or 1e-6,
+    atol=float(np.finfo(np.float32).tiny),
+    equal_nan=True,
+    err_msg=description,
+  )
 
 
 def test_ada_pool_limits_are_its_branches():
@@ -509,46 +664,48 @@ def test_out_of_range_indices_are_dropped_under_jit(bad):
 
 
 def _flags(fn) -> list[str]:
-  return [p.name for p in inspect.signature(fn).parameters.values()
-          if isinstance(p.default, bool)]
+  return [p.name for p in inspect.signature(fn).parameters.values() if isinstance(p.default, bool)]
 
 
 _X = np.random.default_rng(4).standard_normal((2, 8, 8, 3)).astype(np.float32)
 #: A direct call of every function on ``x``, flags as keywords: ``call(x, **flags)``.
 DIRECT_CALLS = {
-    'max_pool': lambda x, **kw: jaxpool.max_pool(x, (2, 2), **kw),
-    'min_pool': lambda x, **kw: jaxpool.min_pool(x, (2, 2), **kw),
-    'avg_pool': lambda x, **kw: jaxpool.avg_pool(x, (3, 3), 2, 1, **kw),
-    'lp_pool': lambda x, **kw: jaxpool.lp_pool(x, 2.0, (2, 2), **kw),
-    'max_avg_pool': lambda x, **kw: jaxpool.max_avg_pool(x, 0.5, (2, 2), **kw),
-    'gated_pool': lambda x, **kw: jaxpool.gated_pool(x, jnp.zeros((2, 2)), (2, 2), **kw),
-    'tree_pool': lambda x, **kw: jaxpool.tree_pool(x, jnp.ones((1, 2, 2)), jnp.zeros((0, 2, 2)),
-                                                   (2, 2), **kw),
-    'dpp_pool': lambda x, **kw: jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), **kw),
-    'adaptive_max_pool': lambda x, **kw: jaxpool.adaptive_max_pool(x, (3, 3), **kw),
-    'global_pool': lambda x, **kw: jaxpool.global_pool(x, 'max', **kw),
-    'channel_pool': lambda x, **kw: jaxpool.channel_pool(x, 'max', **kw),
-    'soft_pool': lambda x, **kw: jaxpool.soft_pool(x, (2, 2), **kw),
-    'lip_pool': lambda x, **kw: jaxpool.lip_pool(x, x, (2, 2), **kw),
-    'edscw_pool': lambda x, **kw: jaxpool.edscw_pool(x, (2, 2), **kw),
-    'idw_pool': lambda x, **kw: jaxpool.idw_pool(x, (2, 2), **kw),
-    'ada_pool': lambda x, **kw: jaxpool.ada_pool(x, 0.5, (2, 2), **kw),
-    'blur_pool': lambda x, **kw: jaxpool.blur_pool(x, **kw),
-    'max_blur_pool': lambda x, **kw: jaxpool.max_blur_pool(x, **kw),
-    'stochastic_pool': lambda x, **kw: jaxpool.stochastic_pool(x, (2, 2), **kw),
-    'mixed_pool': lambda x, **kw: jaxpool.mixed_pool(x, (2, 2), **kw),
-    'fractional_max_pool': lambda x, **kw: jaxpool.fractional_max_pool(x, (2, 2), output_size=3,
-                                                                       **kw),
-    'max_unpool': lambda x, **kw: jaxpool.max_unpool(x, jnp.zeros(x.shape, jnp.int32), (2, 2)),
-    'adaptive_avg_pool': lambda x, **kw: jaxpool.adaptive_avg_pool(x, (3, 3)),
-    'spatial_pyramid_pool': lambda x, **kw: jaxpool.spatial_pyramid_pool(x),
-    'weighted_unpool': lambda x, **kw: jaxpool.weighted_unpool(
-        x[:, :4, :4], jnp.ones((*x.shape[:1], 4, 4, 2, 2, x.shape[-1]), jnp.float32), (2, 2)),
-    'lift_down_pool': lambda x, **kw: jaxpool.lift_down_pool(x, jnp.ones(1), jnp.ones(1)),
-    'lift_up_pool': lambda x, **kw: jaxpool.lift_up_pool(
-        x, {k: jnp.zeros(x.shape, jnp.float32) for k in ('LH', 'HL', 'HH')}, jnp.ones(1),
-        jnp.ones(1)),
-    's3_pool': lambda x, **kw: jaxpool.s3_pool(x, (2, 2)),
+  'max_pool': lambda x, **kw: jaxpool.max_pool(x, (2, 2), **kw),
+  'min_pool': lambda x, **kw: jaxpool.min_pool(x, (2, 2), **kw),
+  'avg_pool': lambda x, **kw: jaxpool.avg_pool(x, (3, 3), 2, 1, **kw),
+  'lp_pool': lambda x, **kw: jaxpool.lp_pool(x, 2.0, (2, 2), **kw),
+  'max_avg_pool': lambda x, **kw: jaxpool.max_avg_pool(x, 0.5, (2, 2), **kw),
+  'gated_pool': lambda x, **kw: jaxpool.gated_pool(x, jnp.zeros((2, 2)), (2, 2), **kw),
+  'tree_pool': lambda x, **kw: jaxpool.tree_pool(
+    x, jnp.ones((1, 2, 2)), jnp.zeros((0, 2, 2)), (2, 2), **kw
+  ),
+  'dpp_pool': lambda x, **kw: jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), **kw),
+  'adaptive_max_pool': lambda x, **kw: jaxpool.adaptive_max_pool(x, (3, 3), **kw),
+  'global_pool': lambda x, **kw: jaxpool.global_pool(x, 'max', **kw),
+  'channel_pool': lambda x, **kw: jaxpool.channel_pool(x, 'max', **kw),
+  'soft_pool': lambda x, **kw: jaxpool.soft_pool(x, (2, 2), **kw),
+  'lip_pool': lambda x, **kw: jaxpool.lip_pool(x, x, (2, 2), **kw),
+  'edscw_pool': lambda x, **kw: jaxpool.edscw_pool(x, (2, 2), **kw),
+  'idw_pool': lambda x, **kw: jaxpool.idw_pool(x, (2, 2), **kw),
+  'ada_pool': lambda x, **kw: jaxpool.ada_pool(x, 0.5, (2, 2), **kw),
+  'blur_pool': lambda x, **kw: jaxpool.blur_pool(x, **kw),
+  'max_blur_pool': lambda x, **kw: jaxpool.max_blur_pool(x, **kw),
+  'stochastic_pool': lambda x, **kw: jaxpool.stochastic_pool(x, (2, 2), **kw),
+  'mixed_pool': lambda x, **kw: jaxpool.mixed_pool(x, (2, 2), **kw),
+  'fractional_max_pool': lambda x, **kw: jaxpool.fractional_max_pool(
+    x, (2, 2), output_size=3, **kw
+  ),
+  'max_unpool': lambda x, **kw: jaxpool.max_unpool(x, jnp.zeros(x.shape, jnp.int32), (2, 2)),
+  'adaptive_avg_pool': lambda x, **kw: jaxpool.adaptive_avg_pool(x, (3, 3)),
+  'spatial_pyramid_pool': lambda x, **kw: jaxpool.spatial_pyramid_pool(x),
+  'weighted_unpool': lambda x, **kw: jaxpool.weighted_unpool(
+    x[:, :4, :4], jnp.ones((*x.shape[:1], 4, 4, 2, 2, x.shape[-1]), jnp.float32), (2, 2)
+  ),
+  'lift_down_pool': lambda x, **kw: jaxpool.lift_down_pool(x, jnp.ones(1), jnp.ones(1)),
+  'lift_up_pool': lambda x, **kw: jaxpool.lift_up_pool(
+    x, {k: jnp.zeros(x.shape, jnp.float32) for k in ('LH', 'HL', 'HH')}, jnp.ones(1), jnp.ones(1)
+  ),
+  's3_pool': lambda x, **kw: jaxpool.s3_pool(x, (2, 2)),
 }
 
 
@@ -605,43 +762,62 @@ _XJ = jnp.asarray(_X)
 
 #: (function, argument) -> a call with that argument replaced by ``v``.
 ARGUMENTS = {
-    ('lp_pool', 'p'): lambda v: jaxpool.lp_pool(_XJ, v, (2, 2)),
-    ('mixed_pool', 'p_max'): lambda v: jaxpool.mixed_pool(_XJ, (2, 2), p_max=v),
-    ('soft_pool', 'temperature'): lambda v: jaxpool.soft_pool(_XJ, (2, 2), temperature=v),
-    ('lip_pool', 'logits'): lambda v: jaxpool.lip_pool(_XJ, v, (2, 2)),
-    ('edscw_pool', 'eps'): lambda v: jaxpool.edscw_pool(_XJ, (2, 2), eps=v),
-    ('idw_pool', 'eps'): lambda v: jaxpool.idw_pool(_XJ, (2, 2), eps=v),
-    ('ada_pool', 'beta'): lambda v: jaxpool.ada_pool(_XJ, v, (2, 2)),
-    ('ada_pool', 'eps'): lambda v: jaxpool.ada_pool(_XJ, 0.5, (2, 2), eps=v),
-    ('max_avg_pool', 'alpha'): lambda v: jaxpool.max_avg_pool(_XJ, v, (2, 2)),
-    ('gated_pool', 'gate'): lambda v: jaxpool.gated_pool(_XJ, v, (2, 2)),
-    ('tree_pool', 'leaves'): lambda v: jaxpool.tree_pool(_XJ, v, jnp.zeros((1, 2, 2)), (2, 2)),
-    ('tree_pool', 'gates'): lambda v: jaxpool.tree_pool(_XJ, jnp.zeros((2, 2, 2)), v, (2, 2)),
-    ('dpp_pool', 'alpha'): lambda v: jaxpool.dpp_pool(_XJ, v, 1.0, (2, 2)),
-    ('dpp_pool', 'lam'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, v, (2, 2)),
-    ('dpp_pool', 'guide'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, 1.0, (2, 2), guide=v),
-    ('dpp_pool', 'eps'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, 1.0, (2, 2), eps=v),
-    ('global_pool', 'p'): lambda v: jaxpool.global_pool(_XJ, 'lp', p=v),
-    ('global_pool', 'eps'): lambda v: jaxpool.global_pool(_XJ, 'gem', eps=v),
-    ('global_pool', 'temperature'): lambda v: jaxpool.global_pool(_XJ, 'soft', temperature=v),
-    ('max_unpool', 'y'): lambda v: jaxpool.max_unpool(v, _IDX, (2, 2)),
-    ('max_unpool', 'indices'): lambda v: jaxpool.max_unpool(_Y, v, (2, 2)),
-    ('weighted_unpool', 'y'): lambda v: jaxpool.weighted_unpool(v, _W, (2, 2)),
-    ('weighted_unpool', 'weights'): lambda v: jaxpool.weighted_unpool(_YW, v, (2, 2)),
-    ('lift_down_pool', 'predict'): lambda v: jaxpool.lift_down_pool(_XJ, v, jnp.ones(1)),
-    ('lift_down_pool', 'update'): lambda v: jaxpool.lift_down_pool(_XJ, jnp.ones(1), v),
-    ('lift_up_pool', 'predict'): lambda v: jaxpool.lift_up_pool(_LOW, _DETAILS, v, jnp.ones(1)),
-    ('lift_up_pool', 'update'): lambda v: jaxpool.lift_up_pool(_LOW, _DETAILS, jnp.ones(1), v),
-    ('lift_up_pool', 'low'): lambda v: jaxpool.lift_up_pool(v, _DETAILS, jnp.ones(1), jnp.ones(1)),
-    ('lift_up_pool', 'details'): lambda v: jaxpool.lift_up_pool(
-        _LOW, {k: v for k in _DETAILS}, jnp.ones(1), jnp.ones(1)),
-    ('fractional_max_pool', 'samples'): lambda v: jaxpool.fractional_max_pool(
-        _XJ, (2, 2), output_size=3, samples=v),
+  ('lp_pool', 'p'): lambda v: jaxpool.lp_pool(_XJ, v, (2, 2)),
+  ('mixed_pool', 'p_max'): lambda v: jaxpool.mixed_pool(_XJ, (2, 2), p_max=v),
+  ('soft_pool', 'temperature'): lambda v: jaxpool.soft_pool(_XJ, (2, 2), temperature=v),
+  ('lip_pool', 'logits'): lambda v: jaxpool.lip_pool(_XJ, v, (2, 2)),
+  ('edscw_pool', 'eps'): lambda v: jaxpool.edscw_pool(_XJ, (2, 2), eps=v),
+  ('idw_pool', 'eps'): lambda v: jaxpool.idw_pool(_XJ, (2, 2), eps=v),
+  ('ada_pool', 'beta'): lambda v: jaxpool.ada_pool(_XJ, v, (2, 2)),
+  ('ada_pool', 'eps'): lambda v: jaxpool.ada_pool(_XJ, 0.5, (2, 2), eps=v),
+  ('max_avg_pool', 'alpha'): lambda v: jaxpool.max_avg_pool(_XJ, v, (2, 2)),
+  ('gated_pool', 'gate'): lambda v: jaxpool.gated_pool(_XJ, v, (2, 2)),
+  ('tree_pool', 'leaves'): lambda v: jaxpool.tree_pool(_XJ, v, jnp.zeros((1, 2, 2)), (2, 2)),
+  ('tree_pool', 'gates'): lambda v: jaxpool.tree_pool(_XJ, jnp.zeros((2, 2, 2)), v, (2, 2)),
+  ('dpp_pool', 'alpha'): lambda v: jaxpool.dpp_pool(_XJ, v, 1.0, (2, 2)),
+  ('dpp_pool', 'lam'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, v, (2, 2)),
+  ('dpp_pool', 'guide'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, 1.0, (2, 2), guide=v),
+  ('dpp_pool', 'eps'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, 1.0, (2, 2), eps=v),
+  ('global_pool', 'p'): lambda v: jaxpool.global_pool(_XJ, 'lp', p=v),
+  ('global_pool', 'eps'): lambda v: jaxpool.global_pool(_XJ, 'gem', eps=v),
+  ('global_pool', 'temperature'): lambda v: jaxpool.global_pool(_XJ, 'soft', temperature=v),
+  ('max_unpool', 'y'): lambda v: jaxpool.max_unpool(v, _IDX, (2, 2)),
+  ('max_unpool', 'indices'): lambda v: jaxpool.max_unpool(_Y, v, (2, 2)),
+  ('weighted_unpool', 'y'): lambda v: jaxpool.weighted_unpool(v, _W, (2, 2)),
+  ('weighted_unpool', 'weights'): lambda v: jaxpool.weighted_unpool(_YW, v, (2, 2)),
+  ('lift_down_pool', 'predict'): lambda v: jaxpool.lift_down_pool(_XJ, v, jnp.ones(1)),
+  ('lift_down_pool', 'update'): lambda v: jaxpool.lift_down_pool(_XJ, jnp.ones(1), v),
+  ('lift_up_pool', 'predict'): lambda v: jaxpool.lift_up_pool(_LOW, _DETAILS, v, jnp.ones(1)),
+  ('lift_up_pool', 'update'): lambda v: jaxpool.lift_up_pool(_LOW, _DETAILS, jnp.ones(1), v),
+  ('lift_up_pool', 'low'): lambda v: jaxpool.lift_up_pool(v, _DETAILS, jnp.ones(1), jnp.ones(1)),
+  ('lift_up_pool', 'details'): lambda v: jaxpool.lift_up_pool(
+    _LOW, dict.fromkeys(_DETAILS, v), jnp.ones(1), jnp.ones(1)
+  ),
+  ('fractional_max_pool', 'samples'): lambda v: jaxpool.fractional_max_pool(
+    _XJ, (2, 2), output_size=3, samples=v
+  ),
 }
 #: Arguments that are static configuration (geometry, names, keys), checked elsewhere.
-STATIC = {'x', 'window', 'strides', 'padding', 'dilation', 'output_size', 'output_ratio',
-          'output_shape', 'levels', 'method', 'grid', 'axes', 'granularity', 'key', 'blur',
-          'pad_mode', 'divisor_override', 'kw'}
+STATIC = {
+  'x',
+  'window',
+  'strides',
+  'padding',
+  'dilation',
+  'output_size',
+  'output_ratio',
+  'output_shape',
+  'levels',
+  'method',
+  'grid',
+  'axes',
+  'granularity',
+  'key',
+  'blur',
+  'pad_mode',
+  'divisor_override',
+  'kw',
+}
 
 
 def test_every_array_argument_is_listed():
@@ -666,6 +842,7 @@ def test_wrong_argument_types_raise_errors_naming_the_argument(case):
 
 class _Holder(nn.Module):
   """A model holding a pooling module (what Module.tabulate users have)."""
+
   inner: nn.Module
 
   @nn.compact
@@ -675,7 +852,7 @@ class _Holder(nn.Module):
 
 @pytest.mark.parametrize('spec', SPECS, ids=str)
 def test_linen_modules_tabulate(spec):
-  x = jnp.asarray(_X if not spec.positive else np.abs(_X) + .1)
+  x = jnp.asarray(_X if not spec.positive else np.abs(_X) + 0.1)
   args = spec.args(x)
   module = linen_module(spec)
   table = nn.tabulate(module, KEY)(*args, **spec.init_kw)
@@ -686,7 +863,6 @@ def test_linen_modules_tabulate(spec):
 
 @pytest.mark.parametrize('spec', SPECS, ids=str)
 def test_nnx_modules_tabulate(spec):
-  x = jnp.asarray(_X if not spec.positive else np.abs(_X) + .1)
+  x = jnp.asarray(_X if not spec.positive else np.abs(_X) + 0.1)
   table = nnx.tabulate(nnx_module(spec), *spec.args(x), **spec.init_kw)
   assert spec.name in table
-

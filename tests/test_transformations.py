@@ -49,9 +49,9 @@ from tests.module_catalogue import SPECS, linen_module, nnx_module
 pytestmark = pytest.mark.usefixtures('x64')
 
 KEY = jax.random.key(3)
-SHAPE = (2, 8, 8, 3)   # every derivative check
-TINY = (1, 6, 6, 2)    # full Jacobians and Hessians
-STEP = 1e-6            # central differences in float64
+SHAPE = (2, 8, 8, 3)  # every derivative check
+TINY = (1, 6, 6, 2)  # full Jacobians and Hessians
+STEP = 1e-6  # central differences in float64
 CASES = sorted(DIFF_CASES)
 by_case = pytest.mark.parametrize('cid', CASES, scope='module')
 
@@ -79,8 +79,9 @@ def _np_norm(a) -> float:
 def _normal_like(tree, seed):
   leaves, treedef = jax.tree.flatten(tree)
   rng = np.random.default_rng(seed)
-  return jax.tree.unflatten(treedef, [jnp.asarray(rng.standard_normal(np.shape(v)))
-                                      for v in leaves])
+  return jax.tree.unflatten(
+    treedef, [jnp.asarray(rng.standard_normal(np.shape(v))) for v in leaves]
+  )
 
 
 def _central_differences(f, primals, tangents, step):
@@ -115,8 +116,11 @@ def _scalar(cid):
   f = _fn(cid)
 
   def s(x, p, c):
-    return sum(jnp.sum(y * w) + 0.5 * jnp.sum(y * y)
-               for y, w in zip(jax.tree.leaves(f(x, p)), jax.tree.leaves(c)))
+    return sum(
+      jnp.sum(y * w) + 0.5 * jnp.sum(y * y)
+      for y, w in zip(jax.tree.leaves(f(x, p)), jax.tree.leaves(c))
+    )
+
   return s
 
 
@@ -145,6 +149,7 @@ def _forward(cid):
     _, vjp = jax.vjp(f, *primals)
     _, lin = jax.linearize(f, *primals)
     return dict(y=y, jvp=jt, fd=fd, vjp=vjp(cot), lin=lin(*tangents))
+
   return run
 
 
@@ -153,15 +158,17 @@ def _forward_at(cid, seed=0, wrt=None):
   primals, tangents, cot = _point(cid, seed)
   if wrt is not None:
     tx, tp = tangents
-    tangents = (jnp.zeros_like(tx), {k: v if k == wrt else jnp.zeros_like(v)
-                                     for k, v in tp.items()})
+    tangents = (
+      jnp.zeros_like(tx),
+      {k: v if k == wrt else jnp.zeros_like(v) for k, v in tp.items()},
+    )
   return primals, tangents, cot, _np(_forward(cid)(primals, tangents, cot))
 
 
 @functools.cache
 def _vmapped(cid):
   f = _fn(cid)
-  jvp = lambda x, p, tx, tp: jax.jvp(f, (x, p), (tx, tp))  # noqa: E731
+  jvp = lambda x, p, tx, tp: jax.jvp(f, (x, p), (tx, tp))
   return jax.jit(jax.vmap(jvp, in_axes=(0, None, 0, None)))
 
 
@@ -179,8 +186,13 @@ def _tiny_problem(cid):
   c = _normal_like(jax.eval_shape(f, x, p), 2)
   s = _scalar(cid)
   v = jnp.asarray(np.random.default_rng(3).standard_normal(x.size))
-  return (z0, x.ravel(), v, lambda z: ravel_pytree(f(*unravel(z)))[0],
-          lambda x_flat: s(x_flat.reshape(x.shape), p, c))
+  return (
+    z0,
+    x.ravel(),
+    v,
+    lambda z: ravel_pytree(f(*unravel(z)))[0],
+    lambda x_flat: s(x_flat.reshape(x.shape), p, c),
+  )
 
 
 @functools.cache
@@ -229,7 +241,7 @@ def test_catalogue_covers_every_public_function():
 
 def test_catalogue_inputs_are_tie_free_and_outputs_float64():
   for cid in CASES:
-    x, p = _primals(cid)
+    x, _p = _primals(cid)
     assert x.dtype == jnp.float64 and np.unique(np.asarray(x)).size == x.size
     for shape in (SHAPE, TINY):
       out = jax.eval_shape(_fn(cid), *_primals(cid, shape))
@@ -239,12 +251,25 @@ def test_catalogue_inputs_are_tie_free_and_outputs_float64():
 def test_every_learnable_argument_is_a_tangent():
   """The learnable arguments named in issue 16 are all parameters of some case."""
   have = {(DIFF_CASES[c].op, a) for c in CASES for a in DIFF_CASES[c].params(SHAPE)}
-  want = {('lp_pool', 'p'), ('ada_pool', 'beta'), ('max_avg_pool', 'alpha'),
-          ('soft_pool', 'temperature'), ('gated_pool', 'gate'), ('lip_pool', 'logits'),
-          ('tree_pool', 'leaves'), ('tree_pool', 'gates'), ('dpp_pool', 'alpha'),
-          ('dpp_pool', 'lam'), ('lift_down_pool', 'predict'),
-          ('lift_down_pool', 'update'), ('lift_up_pool', 'predict'), ('lift_up_pool', 'update'),
-          ('global_pool', 'p'), ('mixed_pool', 'p_max'), ('weighted_unpool', 'weights')}
+  want = {
+    ('lp_pool', 'p'),
+    ('ada_pool', 'beta'),
+    ('max_avg_pool', 'alpha'),
+    ('soft_pool', 'temperature'),
+    ('gated_pool', 'gate'),
+    ('lip_pool', 'logits'),
+    ('tree_pool', 'leaves'),
+    ('tree_pool', 'gates'),
+    ('dpp_pool', 'alpha'),
+    ('dpp_pool', 'lam'),
+    ('lift_down_pool', 'predict'),
+    ('lift_down_pool', 'update'),
+    ('lift_up_pool', 'predict'),
+    ('lift_up_pool', 'update'),
+    ('global_pool', 'p'),
+    ('mixed_pool', 'p_max'),
+    ('weighted_unpool', 'weights'),
+  }
   assert want <= have, sorted(want - have)
 
 
@@ -265,7 +290,8 @@ def test_jvp_against_differences_vjp_and_linearize(cid):
   forward, reverse = _np_vdot(out['jvp'], cot), _np_vdot(tangents, out['vjp'])
   bound = _np_norm(out['jvp']) * _np_norm(cot)
   assert abs(forward - reverse) <= 1e-9 * max(abs(forward), 1e-2 * bound), (
-      f'{cid}: dot-product test <J t, c> = {forward!r} != <t, J^T c> = {reverse!r}')
+    f'{cid}: dot-product test <J t, c> = {forward!r} != <t, J^T c> = {reverse!r}'
+  )
   _assert_close(out['lin'], out['jvp'], 1e-10, 1e-12, f'{cid}: linearize vs jvp')
 
 
@@ -278,8 +304,7 @@ def test_jit_vmap_jvp_equals_jvp_per_example(cid):
   ys, jts = _np(_vmapped(cid)(xs, p, txs, tp))
   for i, (*_, out) in enumerate(examples):
     _assert_close(jax.tree.map(lambda a: a[i], ys), out['y'], 1e-10, 1e-12, f'{cid}: y[{i}]')
-    _assert_close(jax.tree.map(lambda a: a[i], jts), out['jvp'], 1e-10, 1e-12,
-                  f'{cid}: jvp[{i}]')
+    _assert_close(jax.tree.map(lambda a: a[i], jts), out['jvp'], 1e-10, 1e-12, f'{cid}: jvp[{i}]')
 
 
 # --- second order and full Jacobians (tiny input) ------------------------------------------
@@ -291,8 +316,13 @@ def test_reverse_over_reverse_matches_differences_of_the_gradient(cid):
   _, reverse_over_reverse, fd = _tiny_reverse(cid)
   assert np.all(np.isfinite(reverse_over_reverse)) and np.any(reverse_over_reverse != 0)
   scale = float(np.max(np.abs(fd)))
-  np.testing.assert_allclose(reverse_over_reverse, fd, rtol=1e-5, atol=1e-7 * scale,
-                             err_msg=f'{cid}: reverse-over-reverse vs differences of grad')
+  np.testing.assert_allclose(
+    reverse_over_reverse,
+    fd,
+    rtol=1e-5,
+    atol=1e-7 * scale,
+    err_msg=f'{cid}: reverse-over-reverse vs differences of grad',
+  )
 
 
 @by_case
@@ -303,17 +333,31 @@ def test_jacfwd_jacrev_hvp_and_hessian(cid):
   jac_fwd, hessian = _tiny_forward(cid)
   jac_rev, reverse_over_reverse, _ = _tiny_reverse(cid)
   assert jac_fwd.shape == jac_rev.shape and np.any(jac_rev != 0)
-  np.testing.assert_allclose(jac_fwd, jac_rev, rtol=1e-9, atol=1e-12 * np.max(np.abs(jac_rev)),
-                             err_msg=f'{cid}: jacfwd vs jacrev')
+  np.testing.assert_allclose(
+    jac_fwd,
+    jac_rev,
+    rtol=1e-9,
+    atol=1e-12 * np.max(np.abs(jac_rev)),
+    err_msg=f'{cid}: jacfwd vs jacrev',
+  )
   scale = float(np.max(np.abs(reverse_over_reverse)))
   assert scale > 0
   v = np.asarray(_tiny_problem(cid)[2])
-  np.testing.assert_allclose(hessian @ v, reverse_over_reverse, rtol=1e-8, atol=1e-10 * scale,
-                             err_msg=f'{cid}: HVP forward-over-reverse vs reverse-over-reverse')
+  np.testing.assert_allclose(
+    hessian @ v,
+    reverse_over_reverse,
+    rtol=1e-8,
+    atol=1e-10 * scale,
+    err_msg=f'{cid}: HVP forward-over-reverse vs reverse-over-reverse',
+  )
   assert hessian.shape[0] == hessian.shape[1] and np.all(np.isfinite(hessian))
-  np.testing.assert_allclose(hessian, hessian.T, rtol=1e-9,
-                             atol=1e-11 * np.max(np.abs(hessian)),
-                             err_msg=f'{cid}: jax.hessian is not symmetric')
+  np.testing.assert_allclose(
+    hessian,
+    hessian.T,
+    rtol=1e-9,
+    atol=1e-11 * np.max(np.abs(hessian)),
+    err_msg=f'{cid}: jax.hessian is not symmetric',
+  )
 
 
 # --- modules: jvp through linen apply and the NNX call ------------------------------------
@@ -339,8 +383,9 @@ def _module_call_args(spec):
 
 def _perturbed(params, seed=2):
   """float64 parameters, moved off their initial values so that every one matters."""
-  return jax.tree.map(lambda a, n: jnp.asarray(a, jnp.float64) + 0.1 * n, params,
-                      _normal_like(params, seed))
+  return jax.tree.map(
+    lambda a, n: jnp.asarray(a, jnp.float64) + 0.1 * n, params, _normal_like(params, seed)
+  )
 
 
 def _float_leaves(tree):
@@ -402,12 +447,12 @@ def test_nnx_module_jvp(spec):
 # --- ties and NaN: the tangent follows the gradient's winner ------------------------------
 
 WINNER_OPS = {
-    'max_pool': lambda x: jaxpool.max_pool(x, (3, 3), 2, 1),
-    'max_pool-2x2': lambda x: jaxpool.max_pool(x, (2, 2)),
-    'min_pool': lambda x: jaxpool.min_pool(x, (3, 3), 2, 1),
-    'adaptive_max_pool': lambda x: jaxpool.adaptive_max_pool(x, (4, 3)),
-    'global_pool-max': lambda x: jaxpool.global_pool(x, 'max'),
-    'channel_pool-max': lambda x: jaxpool.channel_pool(x, 'max'),
+  'max_pool': lambda x: jaxpool.max_pool(x, (3, 3), 2, 1),
+  'max_pool-2x2': lambda x: jaxpool.max_pool(x, (2, 2)),
+  'min_pool': lambda x: jaxpool.min_pool(x, (3, 3), 2, 1),
+  'adaptive_max_pool': lambda x: jaxpool.adaptive_max_pool(x, (4, 3)),
+  'global_pool-max': lambda x: jaxpool.global_pool(x, 'max'),
+  'channel_pool-max': lambda x: jaxpool.channel_pool(x, 'max'),
 }
 
 
@@ -429,8 +474,8 @@ def _winner_jacobians(name):
     y, vjp = jax.vjp(f, x)
     eye_in = jnp.eye(x.size, dtype=x.dtype).reshape(-1, *x.shape)
     eye_out = jnp.eye(y.size, dtype=y.dtype).reshape(-1, *y.shape)
-    forward = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(eye_in)   # (n_in, *y.shape)
-    reverse = jax.vmap(lambda c: vjp(c)[0])(eye_out)                    # (n_out, *x.shape)
+    forward = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(eye_in)  # (n_in, *y.shape)
+    reverse = jax.vmap(lambda c: vjp(c)[0])(eye_out)  # (n_out, *x.shape)
     return forward.reshape(x.size, y.size).T, reverse.reshape(y.size, x.size)
 
   return run

@@ -48,16 +48,20 @@ def _ref_args(geo):
     v = default if v is None else v
     return (v,) * n if isinstance(v, int) else tuple(v)
 
-  return (geo['window'], per_dim(geo['strides'], geo['window']),
-          tuple((p, p) for p in per_dim(geo['padding'])), per_dim(geo['dilation']),
-          geo['ceil_mode'])
+  return (
+    geo['window'],
+    per_dim(geo['strides'], geo['window']),
+    tuple((p, p) for p in per_dim(geo['padding'])),
+    per_dim(geo['dilation']),
+    geo['ceil_mode'],
+  )
 
 
 def _freeze(geo):
   return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in geo.items()))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted(op, frozen, temperature, return_weights):
   a = _args(dict(frozen))
 
@@ -121,7 +125,7 @@ def _plain(op, x, geo, *, z=None, beta=None, temperature=0.7, eps=1e-6):
   elif op == 'idw':
     y = pool(-jnp.log(jnp.abs(taps - mean) + eps))
   else:
-    dscw = pool((2 * jnp.abs(taps * mean) + eps) / (taps ** 2 + mean ** 2 + eps))
+    dscw = pool((2 * jnp.abs(taps * mean) + eps) / (taps**2 + mean**2 + eps))
     if op == 'edscw':
       y = dscw
     else:
@@ -168,11 +172,11 @@ def test_stacked_and_unrolled_paths_agree_including_weight_cotangents(monkeypatc
   x = rng.standard_normal((2, 9, 11, 3))
   z = rng.standard_normal((2, 9, 11, 1))
   calls = {
-      'soft': lambda a, z: jaxpool.soft_pool(a, *_args(geo), temperature=0.6, return_weights=True),
-      'lip': lambda a, z: jaxpool.lip_pool(a, z, *_args(geo), return_weights=True),
-      'edscw': lambda a, z: jaxpool.edscw_pool(a, *_args(geo), return_weights=True),
-      'idw': lambda a, z: jaxpool.idw_pool(a, *_args(geo), return_weights=True),
-      'ada': lambda a, z: jaxpool.ada_pool(a, 0.3, *_args(geo), return_weights=True),
+    'soft': lambda a, z: jaxpool.soft_pool(a, *_args(geo), temperature=0.6, return_weights=True),
+    'lip': lambda a, z: jaxpool.lip_pool(a, z, *_args(geo), return_weights=True),
+    'edscw': lambda a, z: jaxpool.edscw_pool(a, *_args(geo), return_weights=True),
+    'idw': lambda a, z: jaxpool.idw_pool(a, *_args(geo), return_weights=True),
+    'ada': lambda a, z: jaxpool.ada_pool(a, 0.3, *_args(geo), return_weights=True),
   }
 
   def run(f):
@@ -194,8 +198,10 @@ def test_stacked_and_unrolled_paths_agree_including_weight_cotangents(monkeypatc
 def _check_against_references(geo):
   rng = np.random.default_rng(11)
   inputs = {op: _inputs(rng, geo, op) for op in OPS}
-  shapes = {op: jax.eval_shape(lambda a, z, b, op=op: _call(op, a, geo, z=z, beta=b), *inputs[op])
-            for op in OPS}
+  shapes = {
+    op: jax.eval_shape(lambda a, z, b, op=op: _call(op, a, geo, z=z, beta=b), *inputs[op])
+    for op in OPS
+  }
   cts = {op: rng.standard_normal(shapes[op].shape) for op in OPS}
 
   @jax.jit
@@ -203,8 +209,7 @@ def _check_against_references(geo):
     out = {}
     for op in OPS:
       args = _diff_args(op, *inputs[op])
-      y, w = _call(op, inputs[op][0], geo, z=inputs[op][1], beta=inputs[op][2],
-                   return_weights=True)
+      y, w = _call(op, inputs[op][0], geo, z=inputs[op][1], beta=inputs[op][2], return_weights=True)
       ours = jax.vjp(lambda *a, op=op: _call(op, a[0], geo, **_split(op, a)), *args)[1](cts[op])
       plain = jax.vjp(lambda *a, op=op: _plain(op, a[0], geo, **_split(op, a)), *args)[1](cts[op])
       out[op] = (y, w, ours, plain)
@@ -223,8 +228,8 @@ def _check_against_references(geo):
     g = cts[op]
     if op == 'soft':
       np.testing.assert_allclose(
-          ours[0], ref.soft_pool_grad(x, g, *_ref_args(geo), temperature=0.7), rtol=1e-10,
-          atol=1e-12)
+        ours[0], ref.soft_pool_grad(x, g, *_ref_args(geo), temperature=0.7), rtol=1e-10, atol=1e-12
+      )
     if op == 'lip':
       gx, gz = ref.lip_pool_grad(x, z, g, *_ref_args(geo))
       np.testing.assert_allclose(ours[0], gx, rtol=1e-10, atol=1e-12)
@@ -234,10 +239,12 @@ def _check_against_references(geo):
 @pytest.mark.parametrize('op', helpers.rotating_share(['edscw', 'idw', 'ada'], 1, 1))
 def test_gradients_match_numpy_finite_differences(op, x64):
   rng = np.random.default_rng(5)
-  for geo in (dict(window=(3, 2), strides=(2, 1), padding=(1, 1), dilation=(1, 2),
-                   ceil_mode=True, spatial=(5, 4)),
-              dict(window=(3,), strides=(2,), padding=(1,), dilation=(1,), ceil_mode=False,
-                   spatial=(7,))):
+  for geo in (
+    dict(
+      window=(3, 2), strides=(2, 1), padding=(1, 1), dilation=(1, 2), ceil_mode=True, spatial=(5, 4)
+    ),
+    dict(window=(3,), strides=(2,), padding=(1,), dilation=(1,), ceil_mode=False, spatial=(7,)),
+  ):
     x, _, beta = _inputs(rng, geo, op)
     g = rng.standard_normal(jax.eval_shape(lambda a: _call(op, a, geo, beta=beta), x).shape)
     want = ref.numerical_vjp(lambda a: _reference(op, a, geo, beta=beta)[0], x, g)
@@ -251,45 +258,76 @@ def test_check_grads_including_weights_and_temperature(x64):
   z = rng.standard_normal((2, 6, 5, 3))
   geo = dict(window=(3, 2), strides=(2, 1), padding=(1, 1), dilation=1, ceil_mode=True)
   a = _args(geo)
-  jtu.check_grads(lambda x: jaxpool.soft_pool(x, *a, temperature=0.5, return_weights=True),
-                  (x,), order=1, modes=['rev'])
-  jtu.check_grads(lambda x, z: jaxpool.lip_pool(x, z, *a, return_weights=True), (x, z),
-                  order=1, modes=['rev'])
-  jtu.check_grads(lambda x, b: jaxpool.ada_pool(x, b, *a, return_weights=True),
-                  (x, np.full((3,), 0.3)), order=1, modes=['rev'])
+  jtu.check_grads(
+    lambda x: jaxpool.soft_pool(x, *a, temperature=0.5, return_weights=True),
+    (x,),
+    order=1,
+    modes=['rev'],
+  )
+  jtu.check_grads(
+    lambda x, z: jaxpool.lip_pool(x, z, *a, return_weights=True), (x, z), order=1, modes=['rev']
+  )
+  jtu.check_grads(
+    lambda x, b: jaxpool.ada_pool(x, b, *a, return_weights=True),
+    (x, np.full((3,), 0.3)),
+    order=1,
+    modes=['rev'],
+  )
   # A traced temperature (scalar or per channel) gets its exact gradient.
-  jtu.check_grads(lambda t: jaxpool.soft_pool(x, *a, temperature=t), (np.float64(0.6),),
-                  order=1, modes=['rev'])
-  jtu.check_grads(lambda t: jaxpool.soft_pool(x, *a, temperature=t), (np.array([.5, 1., 2.]),),
-                  order=1, modes=['rev'])
-  np.testing.assert_allclose(jaxpool.soft_pool(x, *a, temperature=jnp.float64(0.6)),
-                             jaxpool.soft_pool(x, *a, temperature=0.6), rtol=1e-13)
+  jtu.check_grads(
+    lambda t: jaxpool.soft_pool(x, *a, temperature=t), (np.float64(0.6),), order=1, modes=['rev']
+  )
+  jtu.check_grads(
+    lambda t: jaxpool.soft_pool(x, *a, temperature=t),
+    (np.array([0.5, 1.0, 2.0]),),
+    order=1,
+    modes=['rev'],
+  )
+  np.testing.assert_allclose(
+    jaxpool.soft_pool(x, *a, temperature=jnp.float64(0.6)),
+    jaxpool.soft_pool(x, *a, temperature=0.6),
+    rtol=1e-13,
+  )
 
 
 def test_non_overlapping_block_backward_matches_reference(x64):
   # strides == window without dilation takes the block-layout backward; check its
   # padding, ceil_mode and floor-mode remainder handling, tied and untied.
   rng = np.random.default_rng(4)
-  for pad, ceil, spatial in ((0, False, (7, 9)), (1, False, (6, 7)), (0, True, (7, 8)),
-                             (1, True, (5, 9))):
-    geo = dict(window=(2, 3), strides=(2, 3), padding=(1, pad), dilation=(1, 1),
-               ceil_mode=ceil, spatial=spatial)
+  for pad, ceil, spatial in (
+    (0, False, (7, 9)),
+    (1, False, (6, 7)),
+    (0, True, (7, 8)),
+    (1, True, (5, 9)),
+  ):
+    geo = dict(
+      window=(2, 3),
+      strides=(2, 3),
+      padding=(1, pad),
+      dilation=(1, 1),
+      ceil_mode=ceil,
+      spatial=spatial,
+    )
     x = rng.standard_normal((2, *spatial, 3))
     z = rng.standard_normal((2, *spatial, 3))
     g = rng.standard_normal(jaxpool.soft_pool(x, *_args(geo)).shape)
 
     @jax.jit
     def grads(x, z, g):
-      soft = [jax.grad(lambda a, t=t: jnp.sum(jaxpool.soft_pool(a, *_args(geo), temperature=t)
-                                              * g))(x) for t in (1.0, 0.3)]
-      lip = jax.grad(lambda a, b: jnp.sum(jaxpool.lip_pool(a, b, *_args(geo)) * g),
-                     argnums=(0, 1))(x, z)
+      soft = [
+        jax.grad(lambda a, t=t: jnp.sum(jaxpool.soft_pool(a, *_args(geo), temperature=t) * g))(x)
+        for t in (1.0, 0.3)
+      ]
+      lip = jax.grad(lambda a, b: jnp.sum(jaxpool.lip_pool(a, b, *_args(geo)) * g), argnums=(0, 1))(
+        x, z
+      )
       return soft, lip
 
     soft, (gx, gz) = grads(x, z, g)
     for t, got in zip((1.0, 0.3), soft):
-      np.testing.assert_allclose(got, ref.soft_pool_grad(x, g, *_ref_args(geo), temperature=t),
-                                 rtol=1e-10, atol=1e-12)
+      np.testing.assert_allclose(
+        got, ref.soft_pool_grad(x, g, *_ref_args(geo), temperature=t), rtol=1e-10, atol=1e-12
+      )
     wx, wz = ref.lip_pool_grad(x, z, g, *_ref_args(geo))
     np.testing.assert_allclose(gx, wx, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(gz, wz, rtol=1e-10, atol=1e-12)
@@ -302,8 +340,9 @@ def test_non_overlapping_block_backward_matches_reference(x64):
 def test_large_and_shifted_inputs_are_finite_and_exact(op):
   rng = np.random.default_rng(8)
   geo = dict(window=(3, 3), strides=2, padding=1, dilation=1, ceil_mode=True, spatial=(7, 7))
-  geo_block = dict(window=(2, 2), strides=None, padding=0, dilation=1, ceil_mode=False,
-                   spatial=(6, 6))
+  geo_block = dict(
+    window=(2, 2), strides=None, padding=0, dilation=1, ceil_mode=False, spatial=(6, 6)
+  )
   for g_ in (geo, geo_block):
     x0, z, beta = _inputs(rng, g_, op)
     if g_ is geo_block and op == 'ada':
@@ -315,8 +354,9 @@ def test_large_and_shifted_inputs_are_finite_and_exact(op):
       (gx,) = vjp(jnp.ones_like(y))
       y_ref, _ = _reference(op, x.astype(np.float64), g_, z=zz, beta=beta)
       assert np.isfinite(np.asarray(y)).all() and np.isfinite(np.asarray(gx)).all(), op
-      np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=2e-3 * np.abs(x).max() * 1e-3,
-                                 err_msg=op)
+      np.testing.assert_allclose(
+        y, y_ref, rtol=1e-5, atol=2e-3 * np.abs(x).max() * 1e-3, err_msg=op
+      )
       assert np.abs(gx).max() < 10, op  # the weights sum to 1 per window
 
 
@@ -333,11 +373,15 @@ def test_minus_inf_beside_finite_values_gives_finite_values_and_gradients():
       y, vjp = jax.vjp(lambda v: jaxpool.soft_pool(v, *a, temperature=temperature), x)
       (g,) = vjp(jnp.ones_like(y))
       assert np.isfinite(np.asarray(y)).all() and np.isfinite(np.asarray(g)).all()
-      np.testing.assert_allclose(y, ref.weighted_pool(x, 'soft', *ra, temperature=temperature)[0],
-                                 rtol=1e-5, atol=1e-6)
       np.testing.assert_allclose(
-          g, ref.soft_pool_grad(x, np.ones(y.shape), *ra, temperature=temperature),
-          rtol=1e-5, atol=1e-6)
+        y, ref.weighted_pool(x, 'soft', *ra, temperature=temperature)[0], rtol=1e-5, atol=1e-6
+      )
+      np.testing.assert_allclose(
+        g,
+        ref.soft_pool_grad(x, np.ones(y.shape), *ra, temperature=temperature),
+        rtol=1e-5,
+        atol=1e-6,
+      )
       assert (np.asarray(g)[np.isneginf(x)] == 0).all()
     # LIP: -inf logits beside finite ones; the value is finite, the gradients too.
     z = np.where(np.isneginf(x), -np.inf, rng.standard_normal(x.shape)).astype(np.float32)
@@ -346,8 +390,9 @@ def test_minus_inf_beside_finite_values_gives_finite_values_and_gradients():
     gx, gz = vjp(jnp.ones_like(y))
     for arr in (y, gx, gz):
       assert np.isfinite(np.asarray(arr)).all()
-    np.testing.assert_allclose(y, ref.weighted_pool(xf, 'lip', *ra, logits=z)[0], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+      y, ref.weighted_pool(xf, 'lip', *ra, logits=z)[0], rtol=1e-5, atol=1e-6
+    )
   # A window of only -inf pools to -inf, with a finite gradient.
   xi = np.full((4, 1), -np.inf, np.float32)
   y, vjp = jax.vjp(lambda v: jaxpool.soft_pool(v, (2,)), xi)
@@ -387,8 +432,9 @@ def test_zero_and_constant_windows(op, x64):
 # --- dtypes, batch dims, transforms, sharding --------------------------------------------
 
 
-@pytest.mark.parametrize('dtype,rtol', [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2),
-                                        (jnp.float16, 2e-3)])
+@pytest.mark.parametrize(
+  'dtype,rtol', [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2), (jnp.float16, 2e-3)]
+)
 def test_half_precisions_keep_dtype_and_accumulate_in_f32(dtype, rtol):
   rng = np.random.default_rng(1)
   geo = dict(window=(2, 2), strides=1, padding=1, dilation=1, ceil_mode=False, spatial=(5, 6))
@@ -402,11 +448,13 @@ def test_half_precisions_keep_dtype_and_accumulate_in_f32(dtype, rtol):
     out = {}
     for op, (x, z, beta) in inputs.items():
       a = _args(geo)
-      call = {'soft': lambda v: jaxpool.soft_pool(v, *a, temperature=0.7, return_weights=True),
-              'lip': lambda v: jaxpool.lip_pool(v, z, *a, return_weights=True),
-              'edscw': lambda v: jaxpool.edscw_pool(v, *a, return_weights=True),
-              'idw': lambda v: jaxpool.idw_pool(v, *a, return_weights=True),
-              'ada': lambda v: jaxpool.ada_pool(v, beta, *a, return_weights=True)}[op]
+      call = {
+        'soft': lambda v: jaxpool.soft_pool(v, *a, temperature=0.7, return_weights=True),
+        'lip': lambda v: jaxpool.lip_pool(v, z, *a, return_weights=True),
+        'edscw': lambda v: jaxpool.edscw_pool(v, *a, return_weights=True),
+        'idw': lambda v: jaxpool.idw_pool(v, *a, return_weights=True),
+        'ada': lambda v: jaxpool.ada_pool(v, beta, *a, return_weights=True),
+      }[op]
       y, w = call(x)
       g = jax.grad(lambda v: jnp.sum(call(v)[0].astype(jnp.float32)))(x)
       out[op] = (y, w, g)
@@ -416,16 +464,17 @@ def test_half_precisions_keep_dtype_and_accumulate_in_f32(dtype, rtol):
     x, z, beta = inputs[op]
     assert y.dtype == dtype and w.dtype == dtype and g.dtype == dtype, op
     x64_ = np.asarray(x, np.float64)
-    y_ref, _ = _reference(op, x64_, geo, z=None if z is None else np.asarray(z, np.float64),
-                          beta=beta)
+    y_ref, _ = _reference(
+      op, x64_, geo, z=None if z is None else np.asarray(z, np.float64), beta=beta
+    )
     scale = np.abs(x64_).max()
-    np.testing.assert_allclose(np.asarray(y, np.float64), y_ref, rtol=rtol, atol=rtol * scale,
-                               err_msg=op)
+    np.testing.assert_allclose(
+      np.asarray(y, np.float64), y_ref, rtol=rtol, atol=rtol * scale, err_msg=op
+    )
     assert np.isfinite(np.asarray(g, np.float32)).all(), op
     if op == 'soft':
       want = ref.soft_pool_grad(x64_, np.ones(y.shape), *_ref_args(geo), temperature=0.7)
-      np.testing.assert_allclose(np.asarray(g, np.float64), want, rtol=10 * rtol,
-                                 atol=10 * rtol)
+      np.testing.assert_allclose(np.asarray(g, np.float64), want, rtol=10 * rtol, atol=10 * rtol)
 
 
 @pytest.mark.parametrize('op', OPS)
@@ -435,8 +484,7 @@ def test_unbatched_and_two_batch_dims(op):
   x = rng.standard_normal((2, 3, 9, 4)).astype(np.float32)
   z = rng.standard_normal((2, 3, 9, 1)).astype(np.float32) if op == 'lip' else None
   beta = np.float32(0.3) if op == 'ada' else None
-  flat = _call(op, x.reshape(6, 9, 4), geo, z=None if z is None else z.reshape(6, 9, 1),
-               beta=beta)
+  flat = _call(op, x.reshape(6, 9, 4), geo, z=None if z is None else z.reshape(6, 9, 1), beta=beta)
   two = _call(op, x, geo, z=z, beta=beta)
   one = _call(op, x[1, 2], geo, z=None if z is None else z[1, 2], beta=beta)
   np.testing.assert_allclose(two.reshape(flat.shape), flat, rtol=1e-6)
@@ -446,7 +494,7 @@ def test_unbatched_and_two_batch_dims(op):
 def test_jit_vmap_grad_compose():
   rng = np.random.default_rng(6)
   x = rng.standard_normal((3, 2, 8, 8, 2)).astype(np.float32)
-  f = lambda a: jaxpool.soft_pool(a, (3, 3), 2, 1, temperature=0.5)  # noqa: E731
+  f = lambda a: jaxpool.soft_pool(a, (3, 3), 2, 1, temperature=0.5)
   batched = jax.jit(jax.vmap(f))(x)
   np.testing.assert_allclose(batched, jax.jit(f)(x), rtol=1e-5, atol=1e-6)
   g1 = jax.jit(jax.vmap(jax.grad(lambda a: f(a).sum())))(x)
@@ -457,10 +505,12 @@ def test_jit_vmap_grad_compose():
   yt = jax.jit(jax.vmap(lambda t: jaxpool.soft_pool(x[0], (2, 2), temperature=t)))(ts)
   yb = jax.jit(jax.vmap(lambda b: jaxpool.ada_pool(x[0], b, (2, 2))))(ts / 2)
   for i, t in enumerate(ts):
-    np.testing.assert_allclose(yt[i], jaxpool.soft_pool(x[0], (2, 2), temperature=float(t)),
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(yb[i], jaxpool.ada_pool(x[0], float(t) / 2, (2, 2)), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+      yt[i], jaxpool.soft_pool(x[0], (2, 2), temperature=float(t)), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+      yb[i], jaxpool.ada_pool(x[0], float(t) / 2, (2, 2)), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize('op', ['soft', 'lip', 'ada'])
@@ -472,10 +522,12 @@ def test_sharded_batch_gives_same_numbers(op):
   geo = dict(window=(3, 3), strides=2, padding=1, dilation=1, ceil_mode=False)
   if op == 'ada':
     geo = dict(window=(2, 2), strides=1, padding=1, dilation=1, ceil_mode=False)
-  call = {'soft': lambda a: _call('soft', a, geo),
-          'lip': lambda a: _call('lip', a, geo, z=0.5 * a),
-          'ada': lambda a: _call('ada', a, geo, beta=0.3)}[op]
-  loss = lambda a: (call(a) ** 2).sum()  # noqa: E731
+  call = {
+    'soft': lambda a: _call('soft', a, geo),
+    'lip': lambda a: _call('lip', a, geo, z=0.5 * a),
+    'ada': lambda a: _call('ada', a, geo, beta=0.3),
+  }[op]
+  loss = lambda a: (call(a) ** 2).sum()
   xs = jax.device_put(x, sharding)
   y, g = jax.jit(lambda a: (call(a), jax.grad(loss)(a)))(xs)
   assert len(jax.devices()) == 8 and g.sharding.is_equivalent_to(sharding, g.ndim)
@@ -485,10 +537,12 @@ def test_sharded_batch_gives_same_numbers(op):
 
 def test_gradient_has_no_scatter():
   x = jnp.ones((2, 9, 9, 3))
-  for fn in (lambda a: jaxpool.soft_pool(a, (3, 3), 2, 1, 2),
-             lambda a: jaxpool.soft_pool(a, (2, 2)),
-             lambda a: jaxpool.lip_pool(a, a * 2, (3, 3), 2, 1),
-             lambda a: jaxpool.ada_pool(a, 0.5, (3, 3), 2, 1)):
+  for fn in (
+    lambda a: jaxpool.soft_pool(a, (3, 3), 2, 1, 2),
+    lambda a: jaxpool.soft_pool(a, (2, 2)),
+    lambda a: jaxpool.lip_pool(a, a * 2, (3, 3), 2, 1),
+    lambda a: jaxpool.ada_pool(a, 0.5, (3, 3), 2, 1),
+  ):
     hlo = jax.jit(jax.grad(lambda a: fn(a).sum())).lower(x).as_text()
     assert 'scatter' not in hlo
 
@@ -507,9 +561,12 @@ def test_lip_identities(geo, x64):
   gx, gz = jax.grad(lambda u, v: jnp.sum(jaxpool.lip_pool(u, v, *a) * g), argnums=(0, 1))(x, x)
   gs = jax.grad(lambda u: jnp.sum(jaxpool.soft_pool(u, *a) * g))(x)
   np.testing.assert_allclose(gx + gz, gs, rtol=1e-10, atol=1e-12)
-  np.testing.assert_allclose(jaxpool.lip_pool(x, 0 * x, *a),
-                             jaxpool.avg_pool(x, *a, count_include_pad=False), rtol=1e-12,
-                             atol=1e-14)
+  np.testing.assert_allclose(
+    jaxpool.lip_pool(x, 0 * x, *a),
+    jaxpool.avg_pool(x, *a, count_include_pad=False),
+    rtol=1e-12,
+    atol=1e-14,
+  )
 
 
 def test_soft_pool_temperature_limits():
@@ -518,8 +575,10 @@ def test_soft_pool_temperature_limits():
   x = (rng.permutation(2 * 7 * 8 * 3).reshape(2, 7, 8, 3) * 0.1).astype(np.float32)
   for args in (((2, 2),), ((3, 3), 2, 1), ((3, 2), 1, 0, 2, True)):
     mx = jaxpool.max_pool(x, *args)
-    errors = [float(jnp.abs(jaxpool.soft_pool(x, *args, temperature=t) - mx).max())
-              for t in (1.0, 0.1, 1e-3)]
+    errors = [
+      float(jnp.abs(jaxpool.soft_pool(x, *args, temperature=t) - mx).max())
+      for t in (1.0, 0.1, 1e-3)
+    ]
     assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-5
     mean = jaxpool.avg_pool(x, *args, count_include_pad=False)
     np.testing.assert_allclose(jaxpool.soft_pool(x, *args, temperature=1e7), mean, rtol=2e-5)
@@ -539,8 +598,9 @@ def test_ada_pool_endpoints_and_beta_gradient(x64):
     g = jax.grad(lambda b: jaxpool.ada_pool(x, b, *a).sum())(beta)
     diff = np.asarray(jaxpool.edscw_pool(x, *a) - jaxpool.soft_pool(x, *a))
     lead = diff.ndim - len(shape)
-    want = diff.sum(tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1), keepdims=False)
+    want = diff.sum(
+      tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1), keepdims=False
+    )
     np.testing.assert_allclose(g, want.reshape(shape), rtol=1e-12)
     y_ref, w_ref = ref.ada_pool(x, beta, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), False)
     yw, w = jaxpool.ada_pool(x, beta, *a, return_weights=True)
@@ -556,12 +616,14 @@ def test_weighted_unpool_is_the_transpose_of_fixed_weight_pooling(geo, x64):
   y, w = jaxpool.soft_pool(x, *a, return_weights=True)
   # The pooling itself is y_p = sum_i w_{p,i} x_i: <ct, y> = <unpool(ct), x>.
   ct = rng.standard_normal(y.shape)
-  up = jaxpool.weighted_unpool(ct, w, geo['window'], geo['strides'], geo['padding'],
-                               geo['dilation'], output_size=x.shape)
+  up = jaxpool.weighted_unpool(
+    ct, w, geo['window'], geo['strides'], geo['padding'], geo['dilation'], output_size=x.shape
+  )
   assert up.shape == x.shape
   np.testing.assert_allclose(np.sum(ct * y), np.sum(up * x), rtol=1e-10)
   np.testing.assert_allclose(
-      up, ref.weighted_unpool(ct, w, geo['spatial'], *_ref_args(geo)), rtol=1e-12, atol=1e-14)
+    up, ref.weighted_unpool(ct, w, geo['spatial'], *_ref_args(geo)), rtol=1e-12, atol=1e-14
+  )
 
   def pool_fixed(v):  # x -> sum_i w_{p,i} x_i for the fixed weights w, as plain JAX
     idx, valid = _gather_plan(geo['spatial'], geo)
@@ -573,8 +635,12 @@ def test_weighted_unpool_is_the_transpose_of_fixed_weight_pooling(geo, x64):
   np.testing.assert_allclose(up, transposed, rtol=1e-12, atol=1e-14)
   # ada_unpool is the same function, and it is differentiable in y and the weights.
   assert jaxpool.ada_unpool is jaxpool.weighted_unpool
-  jtu.check_grads(lambda c, ww: jaxpool.weighted_unpool(c, ww, *a[:4], output_size=x.shape),
-                  (ct, w), order=1, modes=['rev'])
+  jtu.check_grads(
+    lambda c, ww: jaxpool.weighted_unpool(c, ww, *a[:4], output_size=x.shape),
+    (ct, w),
+    order=1,
+    modes=['rev'],
+  )
 
 
 def test_weighted_unpool_default_output_size_and_shared_channel_weights():
@@ -584,8 +650,9 @@ def test_weighted_unpool_default_output_size_and_shared_channel_weights():
   assert up.shape == x.shape
   up1 = jaxpool.weighted_unpool(y, w[..., :1], (2, 2))
   np.testing.assert_allclose(up1[..., 0], up[..., 0], rtol=1e-6)
-  up_same = jaxpool.weighted_unpool(*jaxpool.soft_pool(x, (3, 3), 2, 'SAME', return_weights=True),
-                                    (3, 3), 2, 'SAME')
+  up_same = jaxpool.weighted_unpool(
+    *jaxpool.soft_pool(x, (3, 3), 2, 'SAME', return_weights=True), (3, 3), 2, 'SAME'
+  )
   assert up_same.shape == x.shape
 
 
@@ -598,8 +665,10 @@ def test_weights_are_a_distribution_with_zeros_at_padding():
     np.testing.assert_allclose(w.sum((3, 4)), 1, rtol=1e-5)
     assert (w[:, 0, :, 0, :] == 0).all() and (w[:, :, 0, :, 0] == 0).all()  # left/top padding
     np.testing.assert_allclose(
-        np.sum(y), np.sum(x * jaxpool.weighted_unpool(jnp.ones_like(y), w, (3, 3), 2, 1,
-                                                      output_size=x.shape)), rtol=1e-5)
+      np.sum(y),
+      np.sum(x * jaxpool.weighted_unpool(jnp.ones_like(y), w, (3, 3), 2, 1, output_size=x.shape)),
+      rtol=1e-5,
+    )
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -617,13 +686,19 @@ def test_errors_name_the_argument():
     jaxpool.soft_pool(x, (2, 2), temperature=float('inf'))
   with pytest.raises(TypeError, match='temperature must be a positive number'):
     jaxpool.soft_pool(x, (2, 2), temperature=True)
-  with pytest.raises(ValueError, match=r'temperature must be .* shape \(\) or \(C,\) = \(3,\); '
-                                       r'got shape \(2,\)'):
+  with pytest.raises(
+    ValueError,
+    match=r'temperature must be .* shape \(\) or \(C,\) = \(3,\); '
+    r'got shape \(2,\)',
+  ):
     jaxpool.soft_pool(x, (2, 2), temperature=jnp.ones(2))
   with pytest.raises(TypeError, match='temperature must be a float array; got dtype int32'):
     jaxpool.soft_pool(x, (2, 2), temperature=jnp.ones(3, jnp.int32))
-  with pytest.raises(ValueError, match=r"logits must be broadcastable to x's shape \(2, 6, 6, 3\)"
-                                       r".*got shape \(5,\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"logits must be broadcastable to x's shape \(2, 6, 6, 3\)"
+    r'.*got shape \(5,\)',
+  ):
     jaxpool.lip_pool(x, jnp.zeros(5), (2, 2))
   with pytest.raises(TypeError, match='lip_pool needs a floating-point logits.*int32'):
     jaxpool.lip_pool(x, jnp.zeros((2, 6, 6, 1), jnp.int32), (2, 2))
@@ -631,9 +706,12 @@ def test_errors_name_the_argument():
     jaxpool.edscw_pool(x, (2, 2), eps=0)
   with pytest.raises(TypeError, match="eps must be a positive finite number; got '1'"):
     jaxpool.idw_pool(x, (2, 2), eps='1')
-  with pytest.raises(ValueError, match=r'beta must be broadcastable to the output shape '
-                                       r'\(2, 3, 3, 3\).*\(\*out_spatial, 1\) = \(3, 3, 1\).*'
-                                       r'got shape \(4,\)'):
+  with pytest.raises(
+    ValueError,
+    match=r'beta must be broadcastable to the output shape '
+    r'\(2, 3, 3, 3\).*\(\*out_spatial, 1\) = \(3, 3, 1\).*'
+    r'got shape \(4,\)',
+  ):
     jaxpool.ada_pool(x, jnp.ones(4), (2, 2))
   with pytest.raises(ValueError, match=r'beta must lie in \[0, 1\]; got 1.5'):
     jaxpool.ada_pool(x, 1.5, (2, 2))
@@ -650,11 +728,17 @@ def test_errors_name_the_argument():
 def test_unpool_errors():
   y = jnp.zeros((2, 3, 3, 3))
   w = jnp.zeros((2, 3, 3, 2, 2, 3))
-  with pytest.raises(ValueError, match=r'weights must have shape \(\*batch, \*out, \*window, C\) '
-                                       r'= \(2, 3, 3, 2, 2, 3\).*got \(2, 3, 3, 4, 3\)'):
+  with pytest.raises(
+    ValueError,
+    match=r'weights must have shape \(\*batch, \*out, \*window, C\) '
+    r'= \(2, 3, 3, 2, 2, 3\).*got \(2, 3, 3, 4, 3\)',
+  ):
     jaxpool.weighted_unpool(y, jnp.zeros((2, 3, 3, 4, 3)), (2, 2))
-  with pytest.raises(ValueError, match=r"output_size \(9, 9\).*gives \(4, 4\) windows \(\(5, 5\) "
-                                       r"with ceil_mode\), not y's spatial shape \(3, 3\)"):
+  with pytest.raises(
+    ValueError,
+    match=r'output_size \(9, 9\).*gives \(4, 4\) windows \(\(5, 5\) '
+    r"with ceil_mode\), not y's spatial shape \(3, 3\)",
+  ):
     jaxpool.weighted_unpool(y, w, (2, 2), output_size=(9, 9))
   with pytest.raises(ValueError, match='output_size must have 2 spatial entries'):
     jaxpool.weighted_unpool(y, w, (2, 2), output_size=(6, 6, 6))

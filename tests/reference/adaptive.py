@@ -15,13 +15,15 @@ import numpy as np
 
 def bounds(size: int, out: int) -> list[tuple[int, int]]:
   """Bin i spans [floor(i * size / out), ceil((i + 1) * size / out))."""
-  return [(math.floor(Fraction(i * size, out)), math.ceil(Fraction((i + 1) * size, out)))
-          for i in range(out)]
+  return [
+    (math.floor(Fraction(i * size, out)), math.ceil(Fraction((i + 1) * size, out)))
+    for i in range(out)
+  ]
 
 
 def _rows(x, n):
   """Yields (batch_index, slice (*spatial, C)) over the leading batch dims."""
-  batch = x.shape[:x.ndim - n - 1]
+  batch = x.shape[: x.ndim - n - 1]
   for b in itertools.product(*(range(v) for v in batch)):
     yield b, x[b]
 
@@ -30,10 +32,10 @@ def adaptive_pool(x, out_spatial, method):
   """Returns (y, first_argmax_flat) for method 'max', y for 'avg'."""
   x = np.asarray(x, np.float64)
   n = len(out_spatial)
-  spatial = x.shape[x.ndim - n - 1:-1]
+  spatial = x.shape[x.ndim - n - 1 : -1]
   out_spatial = tuple(s if o is None else o for s, o in zip(spatial, out_spatial))
   per_dim = [bounds(s, o) for s, o in zip(spatial, out_spatial)]
-  batch = x.shape[:x.ndim - n - 1]
+  batch = x.shape[: x.ndim - n - 1]
   y = np.zeros(batch + out_spatial + x.shape[-1:])
   idx = np.zeros(y.shape, np.int64)
   for b, xb in _rows(x, n):
@@ -59,10 +61,10 @@ def adaptive_max_grad(x, out_spatial, ct):
   x = np.asarray(x, np.float64)
   n = len(out_spatial)
   _, idx = adaptive_pool(x, out_spatial, 'max')
-  spatial = x.shape[x.ndim - n - 1:-1]
+  spatial = x.shape[x.ndim - n - 1 : -1]
   grad = np.zeros(x.shape)
   for b, _ in _rows(x, n):
-    for o in itertools.product(*(range(v) for v in idx.shape[len(b):-1])):
+    for o in itertools.product(*(range(v) for v in idx.shape[len(b) : -1])):
       for c in range(x.shape[-1]):
         p = np.unravel_index(idx[b + o + (c,)], spatial)
         grad[b + tuple(int(v) for v in p) + (c,)] += ct[b + o + (c,)]
@@ -73,7 +75,7 @@ def adaptive_avg_grad(x, out_spatial, ct):
   """Gradient of sum(adaptive_avg(x) * ct): each window spreads ct / |window|."""
   x = np.asarray(x, np.float64)
   n = len(out_spatial)
-  spatial = x.shape[x.ndim - n - 1:-1]
+  spatial = x.shape[x.ndim - n - 1 : -1]
   out_spatial = tuple(s if o is None else o for s, o in zip(spatial, out_spatial))
   per_dim = [bounds(s, o) for s, o in zip(spatial, out_spatial)]
   grad = np.zeros(x.shape)
@@ -105,7 +107,7 @@ def global_pool(x, method, **kw):
         out[i, j] = (w * v).sum() / w.sum()
       elif method == 'lp':
         p = kw.get('p', 2.0)
-        out[i, j] = (v ** p).sum() ** (1.0 / p)
+        out[i, j] = (v**p).sum() ** (1.0 / p)
       elif method == 'gem':
         p, eps = kw.get('p', 3.0), kw.get('eps', 1e-6)
         out[i, j] = (np.maximum(v, eps) ** p).mean() ** (1.0 / p)
@@ -141,9 +143,10 @@ def spatial_pyramid(x, levels, method):
     size = (level,) * n if isinstance(level, int) else tuple(level)
     y = adaptive_pool(x, size, method)
     y = y[0] if method == 'max' else y
-    feats = []
-    for o in itertools.product(*(range(v) for v in size)):
-      for c in range(x.shape[-1]):
-        feats.append(y[(slice(None),) + o + (c,)])
+    feats = [
+      y[(slice(None), *o, c)]
+      for o in itertools.product(*(range(v) for v in size))
+      for c in range(x.shape[-1])
+    ]
     parts.append(np.stack(feats, axis=1))
   return np.concatenate(parts, axis=1)

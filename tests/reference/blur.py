@@ -38,18 +38,18 @@ def blur_pool(x, window, strides, pads, pad_mode='constant', count_include_pad=F
   """x: (*batch, *spatial, C); pads: (lo, hi) per spatial dim. Returns float64."""
   x = np.asarray(x, np.float64)
   n = len(window)
-  spatial = x.shape[-n - 1:-1]
+  spatial = x.shape[-n - 1 : -1]
   rows = [binomial_row(k) for k in window]
-  outs = [(size + lo + hi - k) // s + 1
-          for size, k, s, (lo, hi) in zip(spatial, window, strides, pads)]
-  y = np.zeros(x.shape[:-n - 1] + tuple(outs) + x.shape[-1:])
+  outs = [
+    (size + lo + hi - k) // s + 1 for size, k, s, (lo, hi) in zip(spatial, window, strides, pads)
+  ]
+  y = np.zeros(x.shape[: -n - 1] + tuple(outs) + x.shape[-1:])
   for p in itertools.product(*(range(o) for o in outs)):
     total = 0.0
     mass = 0.0
     for j in itertools.product(*(range(k) for k in window)):
       w = np.prod([rows[a][j[a]] for a in range(n)])
-      src = [_source(p[a] * strides[a] + j[a] - pads[a][0], spatial[a], pad_mode)
-             for a in range(n)]
+      src = [_source(p[a] * strides[a] + j[a] - pads[a][0], spatial[a], pad_mode) for a in range(n)]
       if any(v is None for v in src):
         if count_include_pad:
           mass += w
@@ -66,9 +66,9 @@ def max_pool_dense(x, window):
   """Stride-1 'VALID' max pooling."""
   x = np.asarray(x, np.float64)
   n = len(window)
-  spatial = x.shape[-n - 1:-1]
+  spatial = x.shape[-n - 1 : -1]
   outs = [size - k + 1 for size, k in zip(spatial, window)]
-  y = np.full(x.shape[:-n - 1] + tuple(outs) + x.shape[-1:], -np.inf)
+  y = np.full(x.shape[: -n - 1] + tuple(outs) + x.shape[-1:], -np.inf)
   for p in itertools.product(*(range(o) for o in outs)):
     for j in itertools.product(*(range(k) for k in window)):
       idx = (..., *(p[a] + j[a] for a in range(n)), slice(None))

@@ -10,8 +10,9 @@ from tests.reference.windows import out_shape, windows
 def _pool(x, window, strides, pads, dilation, ceil_mode, reduce):
   x = np.asarray(x, np.float64)
   spatial = x.shape[1:-1]
-  out = np.zeros((x.shape[0],) + out_shape(spatial, window, strides, pads, dilation, ceil_mode)
-                 + (x.shape[-1],))
+  out = np.zeros(
+    (x.shape[0],) + out_shape(spatial, window, strides, pads, dilation, ceil_mode) + (x.shape[-1],)
+  )
   for p, taps in windows(spatial, window, strides, pads, dilation, ceil_mode):
     valid = [pos for pos, _ in taps if pos is not None]
     n_pad = sum(1 for pos, in_pad in taps if in_pad)
@@ -20,8 +21,16 @@ def _pool(x, window, strides, pads, dilation, ceil_mode, reduce):
   return out
 
 
-def avg_pool(x, window, strides, pads, dilation=None, ceil_mode=False, count_include_pad=True,
-             divisor_override=None):
+def avg_pool(
+  x,
+  window,
+  strides,
+  pads,
+  dilation=None,
+  ceil_mode=False,
+  count_include_pad=True,
+  divisor_override=None,
+):
   dilation = dilation or (1,) * len(window)
 
   def reduce(values, n_valid, n_pad):
@@ -38,7 +47,7 @@ def lp_pool(x, p, window, strides, pads, dilation=None, ceil_mode=False):
   dilation = dilation or (1,) * len(window)
 
   def reduce(values, n_valid, n_pad):
-    total = (values ** p).sum(0)
+    total = (values**p).sum(0)
     return np.sign(total) * np.abs(total) ** (1.0 / p)
 
   return _pool(x, window, strides, pads, dilation, ceil_mode, reduce)
@@ -46,5 +55,12 @@ def lp_pool(x, p, window, strides, pads, dilation=None, ceil_mode=False):
 
 def max_pool(x, window, strides, pads, dilation=None, ceil_mode=False):
   dilation = dilation or (1,) * len(window)
-  return _pool(x, window, strides, pads, dilation, ceil_mode,
-               lambda values, *_: values.max(0) if values is not None else -np.inf)
+  return _pool(
+    x,
+    window,
+    strides,
+    pads,
+    dilation,
+    ceil_mode,
+    lambda values, *_: values.max(0) if values is not None else -np.inf,
+  )

@@ -38,10 +38,12 @@ def conv1d_same(v, kernel, bias):
 
 def lift_operator(params):
   """LiftPool's P/U: conv(K) -> ReLU -> conv(1) -> tanh, from a Flax LiftOperator's params."""
+
   def apply(v):
     h = conv1d_same(v, params['conv_k']['kernel'], params['conv_k']['bias'])
     h = conv1d_same(np.maximum(h, 0), params['conv_1']['kernel'], params['conv_1']['bias'])
     return np.tanh(h)
+
   return apply
 
 
@@ -91,7 +93,10 @@ def lift_up(bands, predict, update, axes, sizes):
   bands = dict(bands)
   for depth in reversed(range(len(axes))):
     prefixes = {name[:depth] for name in bands}
-    bands = {pre: unlift_step(bands[pre + 'L'], bands[pre + 'H'], axes[depth], sizes[depth],
-                              predict, update)
-             for pre in prefixes}
+    bands = {
+      pre: unlift_step(
+        bands[pre + 'L'], bands[pre + 'H'], axes[depth], sizes[depth], predict, update
+      )
+      for pre in prefixes
+    }
   return bands['']

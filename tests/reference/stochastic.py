@@ -36,10 +36,12 @@ def stochastic_eval(x, window, strides, pads, dilation, ceil_mode):
   """Probabilistic weighting: ``sum_i p_i x_i`` per window (0 for an all-zero window)."""
   x = np.asarray(x, np.float64)
   spatial = x.shape[1:-1]
-  y = np.zeros((x.shape[0], *out_shape(spatial, window, strides, pads, dilation, ceil_mode),
-                x.shape[-1]))
+  y = np.zeros(
+    (x.shape[0], *out_shape(spatial, window, strides, pads, dilation, ceil_mode), x.shape[-1])
+  )
   for (n, p, c), (positions, probs) in window_probabilities(
-      x, window, strides, pads, dilation, ceil_mode).items():
+    x, window, strides, pads, dilation, ceil_mode
+  ).items():
     y[(n, *p, c)] = sum(pr * x[(n, *pos, c)] for pos, pr in zip(positions, probs))
   return y
 
@@ -48,8 +50,7 @@ def max_and_avg(x, window, strides, pads, dilation, ceil_mode):
   """Max and average (valid taps only; 0 for an empty window) of every window."""
   x = np.asarray(x, np.float64)
   spatial = x.shape[1:-1]
-  shape = (x.shape[0], *out_shape(spatial, window, strides, pads, dilation, ceil_mode),
-           x.shape[-1])
+  shape = (x.shape[0], *out_shape(spatial, window, strides, pads, dilation, ceil_mode), x.shape[-1])
   mx, avg = np.zeros(shape), np.zeros(shape)
   for p, taps in windows(spatial, window, strides, pads, dilation, ceil_mode):
     positions = [pos for pos, _ in taps if pos is not None]
@@ -99,8 +100,10 @@ def fractional_max_pool(x, window, out, samples):
   idx = np.zeros(y.shape, np.int64)
   for n in range(x.shape[0]):
     for c in range(x.shape[-1]):
-      starts = [fractional_starts(samples[n, c, d], spatial[d], window[d], out[d])
-                for d in range(len(window))]
+      starts = [
+        fractional_starts(samples[n, c, d], spatial[d], window[d], out[d])
+        for d in range(len(window))
+      ]
       for o in itertools.product(*(range(v) for v in out)):
         best, where = -np.inf, None
         for j in itertools.product(*(range(k) for k in window)):

@@ -32,15 +32,16 @@ def _logits(kind: str, vals: np.ndarray, logit_vals, temperature: float, eps: fl
     return logit_vals
   a = vals.mean(0)
   if kind == 'edscw':
-    return (2 * np.abs(vals * a) + eps) / (vals ** 2 + a ** 2 + eps)
+    return (2 * np.abs(vals * a) + eps) / (vals**2 + a**2 + eps)
   if kind == 'idw':
     with np.errstate(divide='ignore'):
       return -np.log(np.abs(vals - a) + eps)
   raise ValueError(kind)
 
 
-def weighted_pool(x, kind, window, strides, pads, dilation, ceil_mode, *, temperature=1.0,
-                  logits=None, eps=1e-6):
+def weighted_pool(
+  x, kind, window, strides, pads, dilation, ceil_mode, *, temperature=1.0, logits=None, eps=1e-6
+):
   """Returns ``(y, weights)``: ``y (B, *out, C)``, weights ``(B, *out, *window, C)``.
 
   ``kind``: 'soft' (z = x / T), 'lip' (z = logits), 'edscw', 'idw'. Windows
@@ -71,8 +72,9 @@ def weighted_pool(x, kind, window, strides, pads, dilation, ceil_mode, *, temper
 def soft_pool_grad(x, g, window, strides, pads, dilation, ceil_mode, temperature=1.0):
   """Closed-form SoftPool VJP: x_bar_i = sum_p g_p w_{p,i} (1 + (x_i - y_p) / T)."""
   x = np.asarray(x, np.float64)
-  y, w_all = weighted_pool(x, 'soft', window, strides, pads, dilation, ceil_mode,
-                           temperature=temperature)
+  y, w_all = weighted_pool(
+    x, 'soft', window, strides, pads, dilation, ceil_mode, temperature=temperature
+  )
   x_bar = np.zeros_like(x)
   offsets = list(itertools.product(*(range(k) for k in window)))
   for p, taps in windows(x.shape[1:-1], window, strides, pads, dilation, ceil_mode):
@@ -102,8 +104,9 @@ def lip_pool_grad(x, logits, g, window, strides, pads, dilation, ceil_mode):
       w = w_all[(slice(None), *p, *j)]
       gp = g[(slice(None), *p)]
       x_bar[(slice(None), *pos)] += gp * w
-      z_bar[(slice(None), *pos)] += np.where(w > 0, gp * w * (x[(slice(None), *pos)]
-                                                              - y[(slice(None), *p)]), 0)
+      z_bar[(slice(None), *pos)] += np.where(
+        w > 0, gp * w * (x[(slice(None), *pos)] - y[(slice(None), *p)]), 0
+      )
   return x_bar, z_bar
 
 

@@ -22,8 +22,10 @@ def out_size(size, k, s, d, lo, hi, ceil_mode):
 def windows(spatial, window, strides, pads, dilation, ceil_mode):
   """Yields (out_index, taps): taps is a list of (in_index or None, in_explicit_pad)."""
   n = len(spatial)
-  outs = [out_size(spatial[i], window[i], strides[i], dilation[i], pads[i][0], pads[i][1],
-                   ceil_mode) for i in range(n)]
+  outs = [
+    out_size(spatial[i], window[i], strides[i], dilation[i], pads[i][0], pads[i][1], ceil_mode)
+    for i in range(n)
+  ]
   for p in itertools.product(*(range(o) for o in outs)):
     taps = []
     for j in itertools.product(*(range(k) for k in window)):
@@ -36,5 +38,7 @@ def windows(spatial, window, strides, pads, dilation, ceil_mode):
 
 
 def out_shape(spatial, window, strides, pads, dilation, ceil_mode):
-  return tuple(out_size(spatial[i], window[i], strides[i], dilation[i], pads[i][0], pads[i][1],
-                        ceil_mode) for i in range(len(spatial)))
+  return tuple(
+    out_size(spatial[i], window[i], strides[i], dilation[i], pads[i][0], pads[i][1], ceil_mode)
+    for i in range(len(spatial))
+  )
