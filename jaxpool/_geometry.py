@@ -105,9 +105,10 @@ def normalize_padding(padding: Padding, in_shape: Sequence[int],
   """
   n = len(window)
   k_eff = [d * (k - 1) + 1 for k, d in zip(window, dilation)]
-  padding = static_values(padding, name)
-  if isinstance(padding, str):
-    mode = padding.upper()
+  # Any: the caller's value, JAX scalars made concrete; every form is checked below.
+  spec: Any = static_values(padding, name)
+  if isinstance(spec, str):
+    mode = spec.upper()
     if mode == 'VALID':
       return ((0, 0),) * n
     if mode == 'SAME':
@@ -115,29 +116,29 @@ def normalize_padding(padding: Padding, in_shape: Sequence[int],
                    for size, ke, s in zip(in_shape, k_eff, strides))
     raise ValueError(
         f"{name} must be 'VALID', 'SAME', an int, a sequence of {n} ints or of "
-        f'{n} (low, high) pairs; got the string {padding!r}')
-  if is_int(padding):
-    pads = ((int(padding), int(padding)),) * n
-  elif isinstance(padding, Sequence) and len(padding) == n and all(
-      is_int(p) for p in padding):
-    pads = tuple((int(p), int(p)) for p in padding)
-  elif isinstance(padding, Sequence) and len(padding) == n and all(
+        f'{n} (low, high) pairs; got the string {spec!r}')
+  if is_int(spec):
+    pads = ((int(spec), int(spec)),) * n
+  elif isinstance(spec, Sequence) and len(spec) == n and all(
+      is_int(p) for p in spec):
+    pads = tuple((int(p), int(p)) for p in spec)
+  elif isinstance(spec, Sequence) and len(spec) == n and all(
       isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2
-      and all(is_int(v) for v in p) for p in padding):
-    pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+      and all(is_int(v) for v in p) for p in spec):
+    pads = tuple((int(lo), int(hi)) for lo, hi in spec)
   else:
-    raise (ValueError if isinstance(padding, Sequence) else TypeError)(
+    raise (ValueError if isinstance(spec, Sequence) else TypeError)(
         f"{name} must be 'VALID', 'SAME', an int, a sequence of {n} ints or of "
-        f'{n} (low, high) pairs (one per spatial dim); got {padding!r}')
+        f'{n} (low, high) pairs (one per spatial dim); got {spec!r}')
   if any(v < 0 for pair in pads for v in pair):
-    raise ValueError(f'{name} must be non-negative; got {padding!r}')
+    raise ValueError(f'{name} must be non-negative; got {spec!r}')
   if check_limit:
     for (lo, hi), ke in zip(pads, k_eff):
       if max(lo, hi) > ke // 2:
         raise ValueError(
             f'{name} must be at most half the effective window '
             f'(dilation * (window - 1) + 1) // 2 = {ke // 2} on each side, as in '
-            f'PyTorch; got {padding!r}')
+            f'PyTorch; got {spec!r}')
   return pads
 
 

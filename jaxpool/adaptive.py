@@ -80,11 +80,14 @@ class _Ranges:
     stop = np.searchsorted(np.asarray(self.starts), p, side='right')
     return _Ranges(self.out, tuple(int(v) for v in first), tuple(int(v) for v in stop))
 
-  def taps(self):
-    """Yields ``(index, valid)``: tap ``j`` of every interval (clipped) and its validity."""
+  def taps(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(index, valid)`` per tap ``j``: tap ``j`` of every interval (clipped) and its validity.
+
+    At least one: every interval is non-empty.
+    """
     starts, ends = np.asarray(self.starts), np.asarray(self.ends)
-    for j in range(int((ends - starts).max())):
-      yield np.minimum(starts + j, ends - 1), starts + j < ends
+    return [(np.minimum(starts + j, ends - 1), starts + j < ends)
+            for j in range(int((ends - starts).max()))]
 
 
 def _along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
@@ -155,14 +158,22 @@ def _axis_ks(ndim: int, axis: int, k: int) -> tuple[int, ...]:
 # --- ranged sums and maxima along one axis (static gathers; gather-free tangents) -----
 
 
-def _gather_sum(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
-  total = None
-  for index, valid in r.taps():
-    tap = _take_sorted(x, index, axis)
-    if not valid.all():
-      tap = jnp.where(_along(valid, axis, x.ndim), tap, jnp.zeros((), x.dtype))
-    total = tap if total is None else total + tap
+def _sum_all(terms: Sequence[jnp.ndarray]) -> jnp.ndarray:
+  """``terms[0] + terms[1] + ...``, left to right; ``terms`` is non-empty."""
+  total = terms[0]
+  for term in terms[1:]:
+    total = total + term
   return total
+
+
+def _gather_sum(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
+  def tap(index: np.ndarray, valid: np.ndarray) -> jnp.ndarray:
+    t = _take_sorted(x, index, axis)
+    if valid.all():
+      return t
+    return jnp.where(_along(valid, axis, x.ndim), t, jnp.zeros((), x.dtype))
+
+  return _sum_all([tap(index, valid) for index, valid in r.taps()])
 
 
 def _period(r: _Ranges) -> tuple[int, _Ranges]:
@@ -185,14 +196,15 @@ def _period(r: _Ranges) -> tuple[int, _Ranges]:
 _CONCAT_FUSE_MAX = 8
 
 
-def _split_pieces(x: jnp.ndarray, sizes: list[int], axis: int) -> list[jnp.ndarray]:
+def _split_pieces(x: jnp.ndarray, sizes: list[int], axis: int) -> Sequence[jnp.ndarray]:
   """``lax.split(x, sizes, axis)``, in slices of at most ``_CONCAT_FUSE_MAX`` pieces.
 
   The transpose (one concatenate per slice, placed by a pad) is then one fusion.
   """
   if len(sizes) <= _CONCAT_FUSE_MAX:
     return lax.split(x, sizes, axis=axis)
-  pieces, start = [], 0
+  pieces: list[jnp.ndarray] = []
+  start = 0
   for k in range(0, len(sizes), _CONCAT_FUSE_MAX):
     chunk = sizes[k:k + _CONCAT_FUSE_MAX]
     pieces += lax.split(lax.slice_in_dim(x, start, start + sum(chunk), axis=axis), chunk,
@@ -207,22 +219,22 @@ def _join(parts: list[jnp.ndarray], axis: int) -> jnp.ndarray:
   if len(parts) <= _CONCAT_FUSE_MAX:
     return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=axis)
   total = sum(u.shape[axis] for u in parts)
-  out, start = None, 0
+  placed: list[jnp.ndarray] = []
+  start = 0
   for k in range(0, len(parts), _CONCAT_FUSE_MAX):
     group = parts[k:k + _CONCAT_FUSE_MAX]
     chunk = group[0] if len(group) == 1 else jnp.concatenate(group, axis=axis)
     config = [(0, 0, 0)] * chunk.ndim
     config[axis] = (start, total - start - chunk.shape[axis], 0)
-    placed = lax.pad(chunk, jnp.zeros((), chunk.dtype), config)
-    out = placed if out is None else out + placed
+    placed.append(lax.pad(chunk, jnp.zeros((), chunk.dtype), config))
     start += chunk.shape[axis]
-  return out
+  return _sum_all(placed)
 
 
 def _runs(r: _Ranges) -> list[tuple[int, int, range]]:
   """``(start, stop, intervals)``: maximal runs of positions held by the same intervals."""
   rt = r.transpose()
-  runs = []
+  runs: list[tuple[int, int, range]] = []
   for p, held in enumerate(zip(rt.starts, rt.ends)):
     if runs and runs[-1][2] == range(*held):
       runs[-1] = (runs[-1][0], p + 1, runs[-1][2])
@@ -241,11 +253,11 @@ def _by_runs(pick, x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
   """
   runs = _runs(r)
   pieces = _split_pieces(x, [stop - start for start, stop, _ in runs], axis)
-  terms = [None] * r.out
+  terms: list[jnp.ndarray | None] = [None] * r.out
   for (start, _, intervals), piece in zip(runs, pieces):
     for i in intervals:
-      term = pick(piece, start, i)
-      terms[i] = term if terms[i] is None else terms[i] + term
+      term, prev = pick(piece, start, i), terms[i]
+      terms[i] = term if prev is None else prev + term
   shape = x.shape[:axis] + (1,) + x.shape[axis + 1:]
   return _join([jnp.zeros(shape, x.dtype) if t is None else t for t in terms], axis)
 
@@ -290,7 +302,7 @@ def _ranged_sum_jvp(r, axis, primals, tangents):
       p = np.arange(q.size)
       return _masked_sums(v, [_along((p >= s) & (p < e), ax, v.ndim)
                               for s, e in zip(q.starts, q.ends)], ax)
-    sums = {}  # start -> the run's sum, shared by the intervals holding the run
+    sums: dict[int, jnp.ndarray] = {}  # start -> the run's sum, shared by the intervals holding the run
     return _by_runs(lambda piece, start, _: sums.setdefault(start, _run_sum(piece, ax)),
                     v, q, ax)
 
@@ -298,10 +310,10 @@ def _ranged_sum_jvp(r, axis, primals, tangents):
 
 
 def _gather_max(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
-  y = None
-  for index, _ in r.taps():  # clipped taps repeat the last element: harmless for a max
-    tap = _take_sorted(x, index, axis)
-    y = tap if y is None else jnp.maximum(y, tap)
+  taps = r.taps()  # clipped taps repeat the last element: harmless for a max
+  y = _take_sorted(x, taps[0][0], axis)
+  for index, _ in taps[1:]:
+    y = jnp.maximum(y, _take_sorted(x, index, axis))
   return y
 
 
@@ -311,17 +323,18 @@ def _gather_first(x: jnp.ndarray, y: jnp.ndarray, r: _Ranges, axis: int) -> jnp.
   An interval holding NaN gives its last NaN (PyTorch's rule, see :func:`_block_first`);
   reducing the dims last to first then picks the row-major last NaN of an n-d window.
   """
-  pos = None
-  for index, _ in reversed(list(r.taps())):  # the smallest tap hit wins
-    hit = _take_sorted(x, index, axis) == y
-    here = _along(index.astype(np.int32), axis, x.ndim)
-    pos = jnp.broadcast_to(here, y.shape) if pos is None else jnp.where(hit, here, pos)
+  taps = r.taps()
+
+  def here(index: np.ndarray) -> np.ndarray:
+    return _along(index.astype(np.int32), axis, x.ndim)
+
+  pos = jnp.broadcast_to(here(taps[-1][0]), y.shape)
+  for index, _ in reversed(taps[:-1]):  # the smallest tap hit wins
+    pos = jnp.where(_take_sorted(x, index, axis) == y, here(index), pos)
   if jnp.issubdtype(x.dtype, jnp.floating):
-    last_nan = None
-    for index, _ in r.taps():  # the largest NaN tap wins
-      here = _along(index.astype(np.int32), axis, x.ndim)
-      last_nan = (jnp.broadcast_to(here, y.shape) if last_nan is None
-                  else jnp.where(jnp.isnan(_take_sorted(x, index, axis)), here, last_nan))
+    last_nan = jnp.broadcast_to(here(taps[0][0]), y.shape)
+    for index, _ in taps[1:]:  # the largest NaN tap wins
+      last_nan = jnp.where(jnp.isnan(_take_sorted(x, index, axis)), here(index), last_nan)
     pos = jnp.where(jnp.isnan(y), last_nan, pos)
   return pos
 
@@ -414,9 +427,12 @@ def _dim_ranges(in_shape, out_shape) -> list[_Ranges]:
 
 def _all_blocks(x_ndim: int, nb: int, ranges: list[_Ranges]) -> tuple[int, ...] | None:
   """Per-axis block sizes of x (1 off the spatial dims) when every dim is a block."""
-  ks = [r.block for r in ranges]
-  if any(k is None for k in ks):
-    return None
+  ks: list[int] = []
+  for r in ranges:
+    k = r.block
+    if k is None:
+      return None
+    ks.append(k)
   return (1,) * nb + tuple(ks) + (1,) * (x_ndim - nb - len(ks))
 
 
@@ -502,14 +518,13 @@ def _first_along(x, r: _Ranges, axis: int):
 
 def _max_indices(x, nb: int, ranges: list[_Ranges]) -> jnp.ndarray:
   """Flat (row-major) spatial index of the first maximum of each window, int32."""
-  stride = 1
-  flat = None
-  for d in reversed(range(len(ranges))):
+  last = len(ranges) - 1  # output_size is non-empty: at least one dim
+  x, flat = _first_along(x, ranges[last], nb + last)
+  stride = ranges[last].size
+  for d in reversed(range(last)):
     axis = nb + d
     x, pos = _first_along(x, ranges[d], axis)
-    if flat is None:
-      flat = pos * stride
-    elif ranges[d].block == 1:  # identity dim: nothing moved
+    if ranges[d].block == 1:  # identity dim: nothing moved
       flat = flat + pos * stride
     else:
       flat = pos * stride + jnp.take_along_axis(flat, pos, axis=axis)

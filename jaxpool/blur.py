@@ -102,7 +102,7 @@ def _border_plan(size: int, row: np.ndarray, s: int, lo: int, out: int,
   """
   plan = []
   for p in range(out):
-    reads = {}
+    reads: dict[int, float] = {}  # source -> summed weight
     for j, w in enumerate(row):
       pos = p * s + j - lo
       if not 0 <= pos < size:
@@ -137,10 +137,11 @@ def _add_border_jvp(axis, plan, primals, tangents):
   (y, x), (dy, dx) = primals, tangents
   out = y.shape[axis]
   for p, reads in plan:
-    row = None
-    for src, w in reads:
-      term = lax.slice_in_dim(dx, src, src + 1, axis=axis) * np.asarray(w, dx.dtype)
-      row = term if row is None else row + term
+    terms = [lax.slice_in_dim(dx, src, src + 1, axis=axis) * np.asarray(w, dx.dtype)
+             for src, w in reads]  # non-empty: the plan keeps outputs with border reads
+    row = terms[0]
+    for term in terms[1:]:
+      row = row + term
     config = [(0, 0, 0)] * dy.ndim
     config[axis] = (p, out - 1 - p, 0)
     dy = dy + lax.pad(row, jnp.zeros((), dy.dtype), config)

@@ -306,7 +306,7 @@ def tree_pool(x: jnp.ndarray, leaves, gates, window: Sequence[int],
   xc = x.astype(cdt)
   taps = _windows.Taps.read(xc, geom, 0.0)  # padding reads 0: adds nothing to the dots
   # f[i] for heap node i: leaves first, then internal nodes bottom-up
-  f = [None] * (n_leaves - 1) + [taps.dot(leaf) for leaf in v]
+  f: dict[int, jnp.ndarray] = {n_leaves - 1 + j: taps.dot(leaf) for j, leaf in enumerate(v)}
   for i in reversed(range(n_leaves - 1)):
     s = jax.nn.sigmoid(taps.dot(w[i]))
     f[i] = s * f[2 * i + 1] + (1 - s) * f[2 * i + 2]
@@ -329,8 +329,10 @@ class _DPPContext:
   def __init__(self, geom: Geometry, dtype, symmetric: bool, eps_t, num_batch: int):
     self.stacked = not _windows.unrolls(geom)
     self.size = geom.window_size
-    self.masks = (_windows.stacked_tap_masks(geom, num_batch) if self.stacked else
-                  [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)])
+    # Static validity (None: all valid): the stacked mask, or one per tap when unrolled.
+    self.stacked_mask = _windows.stacked_tap_masks(geom, num_batch) if self.stacked else None
+    self.tap_masks = ([] if self.stacked else
+                      [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)])
     self.counts = _counts(geom, dtype)
     self.empty = _reductions.empty_windows(geom)
     self.symmetric = symmetric
@@ -355,10 +357,10 @@ class _DPPContext:
   def valid(self, taps, fill=0.0):
     """Per-tap values with the invalid (padding) taps replaced by ``fill``."""
     if self.stacked:
-      return taps if self.masks is None else jnp.where(
-          self.masks, taps, jnp.asarray(fill, taps.dtype))
+      return taps if self.stacked_mask is None else jnp.where(
+          self.stacked_mask, taps, jnp.asarray(fill, taps.dtype))
     return tuple(v if m is None else jnp.where(m, v, jnp.asarray(fill, v.dtype))
-                 for v, m in zip(taps, self.masks))
+                 for v, m in zip(taps, self.tap_masks))
 
   def deviation(self, xs, gs):
     """``d_q = x_q - guide`` (asymmetric: clipped at 0) and ``d_q**2 + eps`` (>= floor)."""
@@ -433,7 +435,8 @@ def _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps):
 
 @_dpp.defjvp
 def _dpp_jvp(geom, symmetric, eps, primals, tangents):
-  out = _dpp_primal(*primals, geom, symmetric, eps)[0]
+  taps, alpha, half_lam, guide = primals
+  out = _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps)[0]
   # Checkpointed: reverse mode keeps the inputs and recomputes the per-window values.
   tangent = jax.checkpoint(functools.partial(_dpp_tangent, geom=geom, symmetric=symmetric,
                                              eps=eps))

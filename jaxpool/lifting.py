@@ -49,7 +49,7 @@ def band_names(num_axes: int) -> tuple[str, ...]:
     >>> band_names(2)
     ('LL', 'LH', 'HL', 'HH')
   """
-  names = ('',)
+  names: tuple[str, ...] = ('',)
   for _ in range(num_axes):
     names = tuple(n + b for n in names for b in 'LH')
   return names

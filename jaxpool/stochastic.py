@@ -567,7 +567,7 @@ def fractional_starts(u: jnp.ndarray, size: int, k: int, out: int, dtype) -> jnp
     alpha = _host_round(float(_host_round(last, dtype) / _host_round(out - 1, dtype)), dtype)
   i = np.stack([_host_round(v, dtype) for v in range(out - 1)]).astype(work)
   u = _round_like(u.astype(work), dtype)[..., None]
-  head = _round_like(_round_like(i + u, dtype) * alpha, dtype)
+  head = _round_like(_round_like(u + i, dtype) * alpha, dtype)
   base = _round_like(u * alpha, dtype)
   starts = head.astype(jnp.int32) - base.astype(jnp.int32)
   starts = jnp.concatenate([starts, jnp.full((*starts.shape[:-1], 1), last, jnp.int32)], -1)
@@ -592,16 +592,15 @@ def _window_maxima(planes: jnp.ndarray, base: jnp.ndarray,
   spatial, window = geom
   if math.prod(window) > _windows.UNROLL_MAX_TAPS:
     return _stacked_window_maxima(planes, base, spatial, window)
-  best_value = best_index = None
-  for offset in itertools.product(*(range(k) for k in window)):
+  offsets = list(itertools.product(*(range(k) for k in window)))
+  best_index = base + int(np.ravel_multi_index(offsets[0], spatial))
+  best_value = _plane_gather(planes, best_index)
+  for offset in offsets[1:]:
     index = base + int(np.ravel_multi_index(offset, spatial))
     value = _plane_gather(planes, index)
-    if best_value is None:
-      best_value, best_index = value, index
-    else:
-      better = (value > best_value) | jnp.isnan(value)
-      best_value = jnp.where(better, value, best_value)
-      best_index = jnp.where(better, index, best_index)
+    better = (value > best_value) | jnp.isnan(value)
+    best_value = jnp.where(better, value, best_value)
+    best_index = jnp.where(better, index, best_index)
   return best_value, best_index
 
 

@@ -251,7 +251,8 @@ def _weighted_pool_jvp(geom, kind, with_weights, primals, tangents):
   if (not with_weights and isinstance(kind, _Softmax) and kind.temperature is not None
       and _is_blocked(geom)):
     # Checkpointed: reverse mode keeps x, t, y and recomputes the weights in one pass.
-    tangent = jax.checkpoint(functools.partial(_softmax_block_tangent, geom=geom, kind=kind))
+    tangent = jax.checkpoint(functools.partial(_softmax_block_tangent, geom=geom, kind=kind,
+                                               temperature=kind.temperature))
     return out, tangent(x, t, y, x_dot, t_dot)
   tangent = jax.checkpoint(functools.partial(_taps_tangent, geom=geom, kind=kind,
                                              with_weights=with_weights))
@@ -363,14 +364,16 @@ def _block_mask(geom: Geometry) -> np.ndarray | None:
   return mask.reshape(*shape, 1)
 
 
-def _softmax_block_tangent(x, t, y, x_dot, t_dot, geom: Geometry, kind: _Softmax):
+def _softmax_block_tangent(x, t, y, x_dot, t_dot, geom: Geometry, kind: _Softmax,
+                           temperature: float):
   """Tangent of the softmax kinds for non-overlapping windows, in block layout (see above).
 
   ``y_dot = sum_block w (x_dot + (x - y) t_dot / T)``: its transpose is one
   elementwise pass over the blocks, reading ``w`` and ``y`` through broadcasts.
+  ``temperature`` is ``kind.temperature``, fixed (not traced) on this path.
   """
   cdt = y.dtype
-  inv_t = 1.0 / kind.temperature
+  inv_t = 1.0 / temperature
   xc = x.astype(cdt)
   tc = xc if t is None else t.astype(cdt)
   t_taps = _windows.Taps.read(tc, geom, 0.0)  # per-window sums (unrolled when small: fused)
@@ -874,6 +877,7 @@ def weighted_unpool(y: jnp.ndarray, weights: jnp.ndarray, window: Sequence[int],
   w = weights.astype(cdt).reshape(*y.shape[:-1], geom.window_size, weights.shape[-1])
   yc = y.astype(cdt)
   nb = y.ndim - n - 1
+  data: tuple[jnp.ndarray, ...] | jnp.ndarray  # unrolled taps, or stacked ones
   if _windows.unrolls(geom):
     data = tuple(w[..., k, :] * yc for k in range(geom.window_size))
   else:

@@ -62,7 +62,7 @@ class GlobalPool(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    p = self.p
+    p: float | jnp.ndarray | None = self.p
     if self.learnable_p:
       init = adaptive.initial_p(self.method, p)
       shape = () if self.p_shape == 'scalar' else (x.shape[-1],)

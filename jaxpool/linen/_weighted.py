@@ -40,7 +40,7 @@ class SoftPool(Windowed):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray):
-    temperature = self.temperature
+    temperature: float | jnp.ndarray = self.temperature
     if self.learnable_temperature:
       log_t = self.param('log_temperature',
                          lambda _: weighted.initial_log_temperature(self.temperature))
@@ -173,7 +173,7 @@ class AdaPool(Windowed):
     geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
     shape = _geometry.param_shape(self.beta_shape, geom.out_shape, x.shape[-1])
     if self.has_variable('params', 'theta'):
-      created = self.get_variable('params', 'theta').shape
+      created: tuple[int, ...] = self.get_variable('params', 'theta').shape
       if created != shape:
         if self.beta_shape.startswith('location'):
           hint = (f"beta_shape={self.beta_shape!r} needs a fixed input size: theta was created "
