@@ -76,7 +76,7 @@ def jax_callables(f: Callable, x: np.ndarray):
   # The cotangent is an argument, never a closed-over constant: XLA would
   # constant-fold a backward that does not depend on x (e.g. avg pooling's).
   fb_ct = jax.jit(jax.value_and_grad(lambda a, c: jnp.sum(f(a) * c)))
-  fb = lambda a: fb_ct(a, ct)  # noqa: E731
+  fb = lambda a: fb_ct(a, ct)
   fb.lower = lambda a: fb_ct.lower(a, ct)
   return fwd, fb
 

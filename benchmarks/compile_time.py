@@ -25,13 +25,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import flax.linen as nn  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jaxpool  # noqa: E402
-from benchmarks import common  # noqa: E402
+import jaxpool
+from benchmarks import common
 
 W, S, P = (3, 3, 3), 2, 1
 KEY = jax.random.key(0)

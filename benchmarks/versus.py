@@ -99,9 +99,9 @@ def main(argv=None) -> None:
   import flax.linen as nn
   import jax
   import jax.numpy as jnp
+  import jaxpool_then
 
   import jaxpool
-  import jaxpool_then
   from benchmarks import common
 
   shape = tuple(int(v) for v in args.shape.split(','))

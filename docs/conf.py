@@ -10,10 +10,10 @@ import sys
 
 sys.path.insert(0, os.path.abspath('..'))
 
-import flax.linen as nn  # noqa: E402
-from flax import nnx  # noqa: E402
+import flax.linen as nn
+from flax import nnx
 
-import jaxpool  # noqa: E402
+import jaxpool
 
 project = 'jaxpool'
 author = 'the jaxpool authors'

@@ -83,14 +83,14 @@ def draw(photo: str, img: np.ndarray, k: int, rows, path: str, origin=(0, 0),
   import matplotlib.pyplot as plt
 
   if zoom is None:
-    region = lambda a, s: a  # noqa: E731
+    region = lambda a, s: a
     what = f'{photo} {img.shape[0]}x{img.shape[1]}'
   else:
     top, left, size = zoom
     top, left = top - origin[0], left - origin[1]
     # Snap to the k-grid so each shown block is exactly one pooled pixel.
     top, left, size = top - top % k, left - left % k, size - size % k
-    region = lambda a, s: a[top // s:(top + size) // s, left // s:(left + size) // s]  # noqa: E731
+    region = lambda a, s: a[top // s:(top + size) // s, left // s:(left + size) // s]
     what = f'{photo}, rows {top}:{top + size}, cols {left}:{left + size} of the crop'
   h, w = region(rows[0][2], k).shape[:2]
   s = max(1, round(target / max(h, w)))

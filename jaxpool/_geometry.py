@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from jaxpool import _checks
 
-Padding = Union[str, int, Sequence[int], Sequence[tuple[int, int]]]
+Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
 
 #: The geometry fields of a windowed module as the functions take them positionally:
 #: ``(window, strides, padding, dilation, ceil_mode)``.

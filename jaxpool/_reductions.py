@@ -137,7 +137,7 @@ def route_choice(route: Route, geom: Geometry) -> jnp.ndarray:
   if route[0][0] is None:
     return route[0][2]
   total, unset = jnp.zeros((), jnp.int32), jnp.zeros((), jnp.bool_)
-  for i, (dim, g, choice, _) in enumerate(route):
+  for i, (dim, _, choice, _) in enumerate(route):
     axis = typing.cast(int, dim)  # per-dim routes name their dim (None: the whole window)
     choice = choice.astype(jnp.int32)
     for _, later, later_choice, _ in route[i + 1:]:  # to the output's resolution
@@ -187,7 +187,7 @@ def sum_pool(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
 def scale_exponent(geom: Geometry) -> int:
   """``c`` with ``2**c >= window_size``: a sum of ``window_size`` values scaled by ``2**-c``
   is at most the largest of them, so it cannot overflow."""
-  return max(int(math.ceil(math.log2(geom.window_size))), 0)
+  return max(math.ceil(math.log2(geom.window_size)), 0)
 
 
 def window_mean(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -277,7 +277,7 @@ def axis_geometry(geom: Geometry, axis: int, in_shape) -> Geometry:
   Separable reductions (max, min, sums) apply one such pass per dim; ``in_shape``
   is the shape left by the passes before (other dims already reduced or not).
   """
-  ident = lambda values, one: tuple(  # noqa: E731
+  ident = lambda values, one: tuple(
       v if a == axis else one for a, v in enumerate(values))
   return Geometry(
       tuple(in_shape),

@@ -263,7 +263,7 @@ def _lp_parts(x, p_arr, scale, geom: Geometry, static_p):
   static_int = static_p is not None and float(static_p).is_integer()
   p = p_arr if static_p is None else static_p
   down, up = _numerics.scale_normalizer(scale)
-  power = lambda r: lax.integer_pow(r, int(p)) if static_int else jnp.power(r, p)  # noqa: E731
+  power = lambda r: lax.integer_pow(r, int(p)) if static_int else jnp.power(r, p)
   r = _windows.Taps.read(x, geom, 0.0).map(down).where_valid(0)
   total = r.map(power).sum()
   # 0 for an all-zero window; a window holding infinities keeps up(0) = NaN (inf - inf)

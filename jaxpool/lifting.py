@@ -27,7 +27,7 @@ the paper (where a 2-d LiftDownPool reuses its 1-d operators three times).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import jax.numpy as jnp
 from jax import lax
@@ -36,7 +36,7 @@ from jaxpool import _geometry, _numerics
 
 __all__ = ['lift_down_pool', 'lift_up_pool', 'band_names']
 
-Operator = Union[Callable[[jnp.ndarray], jnp.ndarray], jnp.ndarray]
+Operator = Callable[[jnp.ndarray], jnp.ndarray] | jnp.ndarray
 
 
 def band_names(num_axes: int) -> tuple[str, ...]:

@@ -524,10 +524,7 @@ def _round_like(v: jnp.ndarray, dtype) -> jnp.ndarray:
   if dtype.itemsize >= 4:
     return v
   bits = lax.bitcast_convert_type(v, jnp.uint32)
-  if dtype == jnp.bfloat16:
-    drop = 16
-  else:
-    drop = 13
+  drop = 16 if dtype == jnp.bfloat16 else 13
   half = jnp.uint32((1 << (drop - 1)) - 1)
   bits = (bits + half + ((bits >> drop) & 1)) & jnp.uint32(~((1 << drop) - 1) & 0xFFFFFFFF)
   rounded = lax.bitcast_convert_type(bits, jnp.float32)

@@ -247,7 +247,6 @@ def _weighted_pool_jvp(geom, kind, with_weights, primals, tangents):
   x_dot, t_dot, s_dot = tangents
   out = _forward(x, t, s, geom, kind, with_weights)
   y = out[0] if with_weights else out
-  cdt = y.dtype
   if (not with_weights and isinstance(kind, _Softmax) and kind.temperature is not None
       and _is_blocked(geom)):
     # Checkpointed: reverse mode keeps x, t, y and recomputes the weights in one pass.

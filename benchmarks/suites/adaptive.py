@@ -15,7 +15,7 @@ def _torch():
 
 def _naive_adaptive_avg(x, out):
   """Per-bin slices and means (PyTorch's loop written in JAX; autodiff backward)."""
-  n, h, w, _ = x.shape
+  _, h, w, _ = x.shape
   rows = []
   for i in range(out):
     h0, h1 = i * h // out, -(-(i + 1) * h // out)

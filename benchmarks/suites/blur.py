@@ -40,7 +40,7 @@ def _torch_blur(xt, dense_max=False):
 
 def cases(quick: bool) -> list[Case]:
   shape = (2, 16, 16, 8) if quick else (16, 56, 56, 64)
-  max_pool = lambda x: jaxpool.max_pool(x, (2, 2))  # noqa: E731
+  max_pool = lambda x: jaxpool.max_pool(x, (2, 2))
   return [
       Case(op='blur_pool', label='3x3/s2 reflect p1', shape=shape, baseline=BASELINE,
            jax={'jaxpool': lambda x: jaxpool.blur_pool(x, (3, 3), 2, 1, pad_mode='reflect'),

@@ -97,7 +97,7 @@ def cases(quick: bool) -> list[Case]:
     torch = None
     if k == 2:
       dpp['naive jax'] = lambda x: _naive_dpp_2x2(x, ones, ones)
-      torch = lambda xt: _torch_dpp_2x2(xt, 1.0, 1.0)  # noqa: E731
+      torch = lambda xt: _torch_dpp_2x2(xt, 1.0, 1.0)
     out.append(Case(op='dpp_pool', label=label, shape=shape, baseline='max_pool', jax=dpp,
                     torch=torch))
   return out

@@ -42,7 +42,7 @@ def _naive_ada(x, beta, window):
 
 def cases(quick: bool) -> list[Case]:
   shape = (2, 16, 16, 64) if quick else (16, 56, 56, 64)
-  out = [
+  return [
       Case(op='soft_pool', label='2x2/s2', shape=shape,
            jax={'jaxpool': lambda x: jaxpool.soft_pool(x, (2, 2)),
                 'naive jax': lambda x: _naive_soft(x, (2, 2), 2, 0),
@@ -63,4 +63,3 @@ def cases(quick: bool) -> list[Case]:
            jax={'jaxpool': lambda x: jaxpool.ada_pool(x, 0.5, (2, 2)),
                 'naive jax': lambda x: _naive_ada(x, 0.5, (2, 2))}),
   ]
-  return out

@@ -11,15 +11,19 @@ and ``rngs`` (random initial values; the ``'pooling'`` stream of the random
 modules).
 """
 
-from jaxpool.nnx._adaptive import (AdaptiveAvgPool, AdaptiveMaxPool, ChannelPool, GlobalPool,
-                                     SpatialPyramidPool)
+from jaxpool.nnx._adaptive import (
+                                     AdaptiveAvgPool,
+                                     AdaptiveMaxPool,
+                                     ChannelPool,
+                                     GlobalPool,
+                                     SpatialPyramidPool,
+)
 from jaxpool.nnx._blur import BlurPool, MaxBlurPool
 from jaxpool.nnx._classic import AvgPool, LPPool, MaxPool, MaxUnpool, MinPool
 from jaxpool.nnx._learned import DPP, GatedPool, MaxAvgPool, TreePool
 from jaxpool.nnx._lifting import LiftDownPool, LiftUpPool
 from jaxpool.nnx._stochastic import FractionalMaxPool, MixedPool, S3Pool, StochasticPool
-from jaxpool.nnx._weighted import (LIP, AdaPool, AdaUnPool, EDSCWPool, IDWPool, LIPLogits,
-                                     SoftPool)
+from jaxpool.nnx._weighted import LIP, AdaPool, AdaUnPool, EDSCWPool, IDWPool, LIPLogits, SoftPool
 
 __all__ = [
     'AdaPool', 'AdaUnPool', 'AdaptiveAvgPool', 'AdaptiveMaxPool', 'AvgPool', 'BlurPool',
