@@ -37,6 +37,7 @@ import jax.numpy as jnp  # noqa: E402
 @dataclasses.dataclass
 class Case:
   """One benchmark: an op at one geometry, several implementations."""
+
   op: str
   label: str
   shape: tuple[int, ...]
@@ -50,6 +51,7 @@ class Case:
 def load_cases(quick: bool, only: set[str] | None = None) -> list[Case]:
   """Collects cases from every suite module, filtered by op name."""
   import benchmarks.suites as suites
+
   cases = []
   for info in sorted(pkgutil.iter_modules(suites.__path__), key=lambda m: m.name):
     module = importlib.import_module(f'benchmarks.suites.{info.name}')
@@ -83,10 +85,12 @@ def jax_callables(f: Callable, x: np.ndarray):
 
 def torch_callables(f: Callable, x: np.ndarray, n_spatial: int, channels_last: bool):
   import torch
+
   xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)))
   if channels_last and n_spatial in (2, 3):
-    xt = xt.contiguous(memory_format=torch.channels_last if n_spatial == 2
-                       else torch.channels_last_3d)
+    xt = xt.contiguous(
+      memory_format=torch.channels_last if n_spatial == 2 else torch.channels_last_3d
+    )
   with torch.no_grad():
     out = f(xt)
   ct = torch.from_numpy(np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(x.dtype))
@@ -136,10 +140,13 @@ def compiled_temp_bytes(f: Callable, x: np.ndarray) -> int | None:
 
 
 def machine_line() -> str:
-  lines = [f'{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}',
-           f'jax {jax.__version__} ({jax.default_backend()}, {len(jax.devices())} device(s))']
+  lines = [
+    f'{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}',
+    f'jax {jax.__version__} ({jax.default_backend()}, {len(jax.devices())} device(s))',
+  ]
   try:
     import torch
+
     lines.append(f'torch {torch.__version__} ({torch.get_num_threads()} threads)')
   except ImportError:
     lines.append('torch not installed')

@@ -37,68 +37,73 @@ W, S, P = (3, 3, 3), 2, 1
 KEY = jax.random.key(0)
 
 OPS = {
-    'flax max_pool (baseline)': lambda x: nn.max_pool(x, W, (S,) * 3, ((P, P),) * 3),
-    'flax avg_pool': lambda x: nn.avg_pool(x, W, (S,) * 3, ((P, P),) * 3),
-    'max_pool': lambda x: jaxpool.max_pool(x, W, S, P),
-    'min_pool': lambda x: jaxpool.min_pool(x, W, S, P),
-    'avg_pool': lambda x: jaxpool.avg_pool(x, W, S, P),
-    'lp_pool': lambda x: jaxpool.lp_pool(jnp.abs(x), 2.0, W, S, P),
-    'soft_pool': lambda x: jaxpool.soft_pool(x, W, S, P),
-    'lip_pool': lambda x: jaxpool.lip_pool(x, x, W, S, P),
-    'edscw_pool': lambda x: jaxpool.edscw_pool(x, W, S, P),
-    'idw_pool': lambda x: jaxpool.idw_pool(x, W, S, P),
-    'ada_pool': lambda x: jaxpool.ada_pool(x, 0.5, W, S, P),
-    'max_avg_pool': lambda x: jaxpool.max_avg_pool(x, 0.5, W, S, P),
-    'gated_pool': lambda x: jaxpool.gated_pool(x, jnp.full(W, 0.1), W, S, P),
-    'tree_pool': lambda x: jaxpool.tree_pool(x, jnp.full((2, *W), 0.1), jnp.full((1, *W), 0.1),
-                                             W, S, P),
-    'dpp_pool': lambda x: jaxpool.dpp_pool(x, 1.0, 1.0, W, S, P),
-    'blur_pool': lambda x: jaxpool.blur_pool(x, W, S),
-    'max_blur_pool': lambda x: jaxpool.max_blur_pool(x, (2, 2, 2), W, S),
-    'lift_down_pool': lambda x: jaxpool.lift_down_pool(x, jnp.array([0.5, 0.5]),
-                                                       jnp.array([0.25, 0.25]), (-4, -3, -2))[0],
-    'adaptive_avg_pool': lambda x: jaxpool.adaptive_avg_pool(x, (5, 5, 5)),
-    'adaptive_max_pool': lambda x: jaxpool.adaptive_max_pool(x, (5, 5, 5)),
-    'global_pool (gem)': lambda x: jaxpool.global_pool(x, 'gem', p=3.0),
-    'spatial_pyramid_pool': lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2, 4)),
-    'stochastic_pool': lambda x: jaxpool.stochastic_pool(jnp.abs(x), W, S, P, key=KEY),
-    'mixed_pool': lambda x: jaxpool.mixed_pool(x, W, S, P, key=KEY),
-    's3_pool': lambda x: jaxpool.s3_pool(x, (2, 2, 2), key=KEY),
-    'fractional_max_pool': lambda x: jaxpool.fractional_max_pool(x, (2, 2, 2), output_size=(11,) * 3,
-                                                                 key=KEY),
+  'flax max_pool (baseline)': lambda x: nn.max_pool(x, W, (S,) * 3, ((P, P),) * 3),
+  'flax avg_pool': lambda x: nn.avg_pool(x, W, (S,) * 3, ((P, P),) * 3),
+  'max_pool': lambda x: jaxpool.max_pool(x, W, S, P),
+  'min_pool': lambda x: jaxpool.min_pool(x, W, S, P),
+  'avg_pool': lambda x: jaxpool.avg_pool(x, W, S, P),
+  'lp_pool': lambda x: jaxpool.lp_pool(jnp.abs(x), 2.0, W, S, P),
+  'soft_pool': lambda x: jaxpool.soft_pool(x, W, S, P),
+  'lip_pool': lambda x: jaxpool.lip_pool(x, x, W, S, P),
+  'edscw_pool': lambda x: jaxpool.edscw_pool(x, W, S, P),
+  'idw_pool': lambda x: jaxpool.idw_pool(x, W, S, P),
+  'ada_pool': lambda x: jaxpool.ada_pool(x, 0.5, W, S, P),
+  'max_avg_pool': lambda x: jaxpool.max_avg_pool(x, 0.5, W, S, P),
+  'gated_pool': lambda x: jaxpool.gated_pool(x, jnp.full(W, 0.1), W, S, P),
+  'tree_pool': lambda x: jaxpool.tree_pool(
+    x, jnp.full((2, *W), 0.1), jnp.full((1, *W), 0.1), W, S, P
+  ),
+  'dpp_pool': lambda x: jaxpool.dpp_pool(x, 1.0, 1.0, W, S, P),
+  'blur_pool': lambda x: jaxpool.blur_pool(x, W, S),
+  'max_blur_pool': lambda x: jaxpool.max_blur_pool(x, (2, 2, 2), W, S),
+  'lift_down_pool': lambda x: jaxpool.lift_down_pool(
+    x, jnp.array([0.5, 0.5]), jnp.array([0.25, 0.25]), (-4, -3, -2)
+  )[0],
+  'adaptive_avg_pool': lambda x: jaxpool.adaptive_avg_pool(x, (5, 5, 5)),
+  'adaptive_max_pool': lambda x: jaxpool.adaptive_max_pool(x, (5, 5, 5)),
+  'global_pool (gem)': lambda x: jaxpool.global_pool(x, 'gem', p=3.0),
+  'spatial_pyramid_pool': lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2, 4)),
+  'stochastic_pool': lambda x: jaxpool.stochastic_pool(jnp.abs(x), W, S, P, key=KEY),
+  'mixed_pool': lambda x: jaxpool.mixed_pool(x, W, S, P, key=KEY),
+  's3_pool': lambda x: jaxpool.s3_pool(x, (2, 2, 2), key=KEY),
+  'fractional_max_pool': lambda x: jaxpool.fractional_max_pool(
+    x, (2, 2, 2), output_size=(11,) * 3, key=KEY
+  ),
 }
-
 
 
 def _sweep_ops(k: int, s: int):
   """Every op with a window, at a k x k window and stride s (2-d)."""
   w = (k, k)
   return {
-      'flax max_pool': lambda x: nn.max_pool(x, w, (s, s)),
-      'max_pool': lambda x: jaxpool.max_pool(x, w, s),
-      'min_pool': lambda x: jaxpool.min_pool(x, w, s),
-      'avg_pool': lambda x: jaxpool.avg_pool(x, w, s),
-      'lp_pool': lambda x: jaxpool.lp_pool(jnp.abs(x), 2.0, w, s),
-      'soft_pool': lambda x: jaxpool.soft_pool(x, w, s),
-      'lip_pool': lambda x: jaxpool.lip_pool(x, x, w, s),
-      'edscw_pool': lambda x: jaxpool.edscw_pool(x, w, s),
-      'idw_pool': lambda x: jaxpool.idw_pool(x, w, s),
-      'ada_pool': lambda x: jaxpool.ada_pool(x, 0.5, w, s),
-      'weighted_unpool': lambda x: jaxpool.weighted_unpool(
-          *jaxpool.soft_pool(x, w, s, return_weights=True), w, s, output_size=x.shape[1:3]),
-      'max_avg_pool': lambda x: jaxpool.max_avg_pool(x, 0.5, w, s),
-      'gated_pool': lambda x: jaxpool.gated_pool(x, jnp.full(w, 0.1), w, s),
-      'tree_pool': lambda x: jaxpool.tree_pool(x, jnp.full((2, *w), 0.1),
-                                               jnp.full((1, *w), 0.1), w, s),
-      'dpp_pool': lambda x: jaxpool.dpp_pool(x, 1.0, 1.0, w, s),
-      'stochastic_pool': lambda x: jaxpool.stochastic_pool(jnp.abs(x), w, s, key=KEY),
-      'stochastic_pool (eval)': lambda x: jaxpool.stochastic_pool(jnp.abs(x), w, s),
-      'mixed_pool': lambda x: jaxpool.mixed_pool(x, w, s, key=KEY),
-      'blur_pool': lambda x: jaxpool.blur_pool(x, w, s),
-      'max_blur_pool': lambda x: jaxpool.max_blur_pool(x, w, (3, 3), s),
-      's3_pool': lambda x: jaxpool.s3_pool(x, w, key=KEY),
-      'fractional_max_pool': lambda x: jaxpool.fractional_max_pool(
-          x, w, output_size=(16, 16), key=KEY),
+    'flax max_pool': lambda x: nn.max_pool(x, w, (s, s)),
+    'max_pool': lambda x: jaxpool.max_pool(x, w, s),
+    'min_pool': lambda x: jaxpool.min_pool(x, w, s),
+    'avg_pool': lambda x: jaxpool.avg_pool(x, w, s),
+    'lp_pool': lambda x: jaxpool.lp_pool(jnp.abs(x), 2.0, w, s),
+    'soft_pool': lambda x: jaxpool.soft_pool(x, w, s),
+    'lip_pool': lambda x: jaxpool.lip_pool(x, x, w, s),
+    'edscw_pool': lambda x: jaxpool.edscw_pool(x, w, s),
+    'idw_pool': lambda x: jaxpool.idw_pool(x, w, s),
+    'ada_pool': lambda x: jaxpool.ada_pool(x, 0.5, w, s),
+    'weighted_unpool': lambda x: jaxpool.weighted_unpool(
+      *jaxpool.soft_pool(x, w, s, return_weights=True), w, s, output_size=x.shape[1:3]
+    ),
+    'max_avg_pool': lambda x: jaxpool.max_avg_pool(x, 0.5, w, s),
+    'gated_pool': lambda x: jaxpool.gated_pool(x, jnp.full(w, 0.1), w, s),
+    'tree_pool': lambda x: jaxpool.tree_pool(
+      x, jnp.full((2, *w), 0.1), jnp.full((1, *w), 0.1), w, s
+    ),
+    'dpp_pool': lambda x: jaxpool.dpp_pool(x, 1.0, 1.0, w, s),
+    'stochastic_pool': lambda x: jaxpool.stochastic_pool(jnp.abs(x), w, s, key=KEY),
+    'stochastic_pool (eval)': lambda x: jaxpool.stochastic_pool(jnp.abs(x), w, s),
+    'mixed_pool': lambda x: jaxpool.mixed_pool(x, w, s, key=KEY),
+    'blur_pool': lambda x: jaxpool.blur_pool(x, w, s),
+    'max_blur_pool': lambda x: jaxpool.max_blur_pool(x, w, (3, 3), s),
+    's3_pool': lambda x: jaxpool.s3_pool(x, w, key=KEY),
+    'fractional_max_pool': lambda x: jaxpool.fractional_max_pool(
+      x, w, output_size=(16, 16), key=KEY
+    ),
   }
 
 
@@ -127,9 +132,11 @@ def sweep(reps: int, only) -> None:
   """Compile seconds of every windowed op over window sizes, gradient and jvp."""
   x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 64, 64, 8)), jnp.float32)
   print('\n# Window-size sweep: trace + compile seconds, 2-d (2, 64, 64, 8) f32\n')
-  print('Columns: seconds at each window (gradient / jvp); `32/3`: the 32x32 time over the '
-        "op's 3x3 time (goal <= 3); `32 / flax`: over Flax's max_pool 32x32 gradient "
-        '(goal <= 10).\n')
+  print(
+    'Columns: seconds at each window (gradient / jvp); `32/3`: the 32x32 time over the '
+    "op's 3x3 time (goal <= 3); `32 / flax`: over Flax's max_pool 32x32 gradient "
+    '(goal <= 10).\n'
+  )
   head = ' | '.join(f'{k}x{k}' for k in SWEEP_WINDOWS)
   print(f'| op | stride | mode | {head} | 32/3 | 32 / flax |')
   print('|---|---|---|' + '---:|' * (len(SWEEP_WINDOWS) + 2))
@@ -149,8 +156,10 @@ def sweep(reps: int, only) -> None:
           flax32 = secs[-1]
         cells = ' | '.join(f'{v:.2f}' for v in secs)
         ratio = f'{secs[-1] / flax32:.1f}' if flax32 else ''
-        print(f'| {name} | {stride_name} | {mode} | {cells} | {secs[-1] / secs[0]:.1f} '
-              f'| {ratio} |', flush=True)
+        print(
+          f'| {name} | {stride_name} | {mode} | {cells} | {secs[-1] / secs[0]:.1f} | {ratio} |',
+          flush=True,
+        )
 
 
 def main(argv=None) -> None:

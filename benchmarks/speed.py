@@ -33,6 +33,7 @@ def main(argv=None) -> None:
   only = {s.strip() for s in args.only.split(',') if s.strip()} or None
   try:
     import torch
+
     torch_ok = True
     del torch
   except ImportError:
@@ -47,8 +48,11 @@ def main(argv=None) -> None:
     base = result[case.baseline]
     shape = 'x'.join(map(str, case.shape))
     for name, t in result.items():
-      print(f'| {case.op} | {case.label} | {shape} | {name} | {t["fwd"]:.2f} | {t["f+b"]:.2f} '
-            f'| {t["fwd"] / base["fwd"]:.2f} | {t["f+b"] / base["f+b"]:.2f} |', flush=True)
+      print(
+        f'| {case.op} | {case.label} | {shape} | {name} | {t["fwd"]:.2f} | {t["f+b"]:.2f} '
+        f'| {t["fwd"] / base["fwd"]:.2f} | {t["f+b"] / base["f+b"]:.2f} |',
+        flush=True,
+      )
 
 
 if __name__ == '__main__':

@@ -34,8 +34,9 @@ sys.path.insert(0, ROOT)
 
 def extract(rev: str) -> str:
   """``jaxpool/`` at ``rev`` as package ``jaxpool_then`` in a temp folder; returns the folder."""
-  blob = subprocess.run(['git', '-C', ROOT, 'archive', rev, 'jaxpool'], check=True,
-                        capture_output=True).stdout
+  blob = subprocess.run(
+    ['git', '-C', ROOT, 'archive', rev, 'jaxpool'], check=True, capture_output=True
+  ).stdout
   folder = tempfile.mkdtemp(prefix='jaxpool_then_')
   with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
     for member in tar.getmembers():
@@ -53,38 +54,39 @@ def extract(rev: str) -> str:
 def cases(J, jnp, jax):
   key = jax.random.key(3)
   return {
-      'max_pool 3x3/s2/p1': lambda x: J.max_pool(x, (3, 3), 2, 1),
-      'max_pool 2x2': lambda x: J.max_pool(x, (2, 2)),
-      'max_pool 5x5/s1/p2 (4 images)': lambda x: J.max_pool(x[:4], (5, 5), 1, 2),
-      'max_pool 8x8/s8': lambda x: J.max_pool(x, (8, 8)),
-      'max_pool 7x7/s1/p3': lambda x: J.max_pool(x, (7, 7), 1, 3),
-      'avg_pool 7x7/s1/p3': lambda x: J.avg_pool(x, (7, 7), 1, 3),
-      'avg_pool 3x3/s2/p1': lambda x: J.avg_pool(x, (3, 3), 2, 1),
-      'avg_pool 2x2': lambda x: J.avg_pool(x, (2, 2)),
-      'lp_pool p=2 2x2': lambda x: J.lp_pool(jnp.abs(x), 2.0, (2, 2)),
-      'soft_pool 2x2': lambda x: J.soft_pool(x, (2, 2)),
-      'soft_pool 3x3/s2/p1': lambda x: J.soft_pool(x, (3, 3), 2, 1),
-      'soft_pool 4x4/s2/p1 (4 images)': lambda x: J.soft_pool(x[:4], (4, 4), 2, 1),
-      'soft_pool 8x8/s8': lambda x: J.soft_pool(x, (8, 8)),
-      'lip_pool 3x3/s2/p1': lambda x: J.lip_pool(x, 0.5 * x, (3, 3), 2, 1),
-      'edscw_pool 2x2': lambda x: J.edscw_pool(x, (2, 2)),
-      'idw_pool 2x2': lambda x: J.idw_pool(x, (2, 2)),
-      'ada_pool 3x3/s2/p1': lambda x: J.ada_pool(x, 0.5, (3, 3), 2, 1),
-      'max_avg_pool 3x3/s2/p1': lambda x: J.max_avg_pool(x, 0.5, (3, 3), 2, 1),
-      'gated_pool 3x3/s2/p1': lambda x: J.gated_pool(x, jnp.full((3, 3), 0.1), (3, 3), 2, 1),
-      'dpp_pool 2x2': lambda x: J.dpp_pool(x, 1.0, 1.0, (2, 2)),
-      'dpp_pool 3x3/s2/p1': lambda x: J.dpp_pool(x, 1.0, 1.0, (3, 3), 2, 1),
-      'blur_pool': lambda x: J.blur_pool(x),
-      'max_blur_pool': lambda x: J.max_blur_pool(x),
-      'adaptive_max_pool 56->7': lambda x: J.adaptive_max_pool(x, (7, 7)),
-      'adaptive_avg_pool 56->7': lambda x: J.adaptive_avg_pool(x, (7, 7)),
-      'global_pool max': lambda x: J.global_pool(x, 'max'),
-      'stochastic_pool 2x2 train': lambda x: J.stochastic_pool(jnp.abs(x), (2, 2), key=key),
-      'stochastic_pool 3x3/s2/p1 eval': lambda x: J.stochastic_pool(jnp.abs(x), (3, 3), 2, 1),
-      'mixed_pool 2x2 train': lambda x: J.mixed_pool(x, (2, 2), key=key),
-      's3_pool 2x2 train': lambda x: J.s3_pool(x, (2, 2), key=key),
-      'fractional_max_pool ->40': lambda x: J.fractional_max_pool(x, (2, 2), output_size=(40, 40),
-                                                                   key=key),
+    'max_pool 3x3/s2/p1': lambda x: J.max_pool(x, (3, 3), 2, 1),
+    'max_pool 2x2': lambda x: J.max_pool(x, (2, 2)),
+    'max_pool 5x5/s1/p2 (4 images)': lambda x: J.max_pool(x[:4], (5, 5), 1, 2),
+    'max_pool 8x8/s8': lambda x: J.max_pool(x, (8, 8)),
+    'max_pool 7x7/s1/p3': lambda x: J.max_pool(x, (7, 7), 1, 3),
+    'avg_pool 7x7/s1/p3': lambda x: J.avg_pool(x, (7, 7), 1, 3),
+    'avg_pool 3x3/s2/p1': lambda x: J.avg_pool(x, (3, 3), 2, 1),
+    'avg_pool 2x2': lambda x: J.avg_pool(x, (2, 2)),
+    'lp_pool p=2 2x2': lambda x: J.lp_pool(jnp.abs(x), 2.0, (2, 2)),
+    'soft_pool 2x2': lambda x: J.soft_pool(x, (2, 2)),
+    'soft_pool 3x3/s2/p1': lambda x: J.soft_pool(x, (3, 3), 2, 1),
+    'soft_pool 4x4/s2/p1 (4 images)': lambda x: J.soft_pool(x[:4], (4, 4), 2, 1),
+    'soft_pool 8x8/s8': lambda x: J.soft_pool(x, (8, 8)),
+    'lip_pool 3x3/s2/p1': lambda x: J.lip_pool(x, 0.5 * x, (3, 3), 2, 1),
+    'edscw_pool 2x2': lambda x: J.edscw_pool(x, (2, 2)),
+    'idw_pool 2x2': lambda x: J.idw_pool(x, (2, 2)),
+    'ada_pool 3x3/s2/p1': lambda x: J.ada_pool(x, 0.5, (3, 3), 2, 1),
+    'max_avg_pool 3x3/s2/p1': lambda x: J.max_avg_pool(x, 0.5, (3, 3), 2, 1),
+    'gated_pool 3x3/s2/p1': lambda x: J.gated_pool(x, jnp.full((3, 3), 0.1), (3, 3), 2, 1),
+    'dpp_pool 2x2': lambda x: J.dpp_pool(x, 1.0, 1.0, (2, 2)),
+    'dpp_pool 3x3/s2/p1': lambda x: J.dpp_pool(x, 1.0, 1.0, (3, 3), 2, 1),
+    'blur_pool': lambda x: J.blur_pool(x),
+    'max_blur_pool': lambda x: J.max_blur_pool(x),
+    'adaptive_max_pool 56->7': lambda x: J.adaptive_max_pool(x, (7, 7)),
+    'adaptive_avg_pool 56->7': lambda x: J.adaptive_avg_pool(x, (7, 7)),
+    'global_pool max': lambda x: J.global_pool(x, 'max'),
+    'stochastic_pool 2x2 train': lambda x: J.stochastic_pool(jnp.abs(x), (2, 2), key=key),
+    'stochastic_pool 3x3/s2/p1 eval': lambda x: J.stochastic_pool(jnp.abs(x), (3, 3), 2, 1),
+    'mixed_pool 2x2 train': lambda x: J.mixed_pool(x, (2, 2), key=key),
+    's3_pool 2x2 train': lambda x: J.s3_pool(x, (2, 2), key=key),
+    'fractional_max_pool ->40': lambda x: J.fractional_max_pool(
+      x, (2, 2), output_size=(40, 40), key=key
+    ),
   }
 
 
@@ -107,10 +109,10 @@ def main(argv=None) -> None:
   shape = tuple(int(v) for v in args.shape.split(','))
   x = jax.random.normal(jax.random.key(0), shape)
   flax_ops = {
-      'max_pool 3x3/s2/p1': lambda x: nn.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1))),
-      'max_pool 2x2': lambda x: nn.max_pool(x, (2, 2), (2, 2)),
-      'avg_pool 3x3/s2/p1': lambda x: nn.avg_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1))),
-      'avg_pool 2x2': lambda x: nn.avg_pool(x, (2, 2), (2, 2)),
+    'max_pool 3x3/s2/p1': lambda x: nn.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1))),
+    'max_pool 2x2': lambda x: nn.max_pool(x, (2, 2), (2, 2)),
+    'avg_pool 3x3/s2/p1': lambda x: nn.avg_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1))),
+    'avg_pool 2x2': lambda x: nn.avg_pool(x, (2, 2), (2, 2)),
   }
 
   def prepare(f):
@@ -132,11 +134,15 @@ def main(argv=None) -> None:
       jax.block_until_ready(fn(*a))
     return calls, fb.memory_analysis().temp_size_in_bytes / 2**20, compile_s
 
-  print(f'# jaxpool now vs {args.rev} (input {"x".join(map(str, shape))} f32; medians of '
-        f'{args.reps} interleaved reps)\n')
+  print(
+    f'# jaxpool now vs {args.rev} (input {"x".join(map(str, shape))} f32; medians of '
+    f'{args.reps} interleaved reps)\n'
+  )
   print(f'Machine: {common.machine_line()}\n')
-  print('| case | f+b ms then | f+b ms now | now / then | fwd now / then | grad temp MiB then -> now '
-        '| grad compile s then -> now | jvp ms now | Flax jvp ms | jvp / Flax jvp |')
+  print(
+    '| case | f+b ms then | f+b ms now | now / then | fwd now / then | grad temp MiB then -> now '
+    '| grad compile s then -> now | jvp ms now | Flax jvp ms | jvp / Flax jvp |'
+  )
   print('|---|---:|---:|---:|---:|---|---|---:|---:|---:|')
   only = [s for s in args.only.split(',') if s]
   then_cases, now_cases = cases(jaxpool_then, jnp, jax), cases(jaxpool, jnp, jax)
@@ -157,13 +163,17 @@ def main(argv=None) -> None:
     then, now = med['then'], med['now']
     flax_jvp = med['flax'].get('jvp') if 'flax' in med else None
     jvp = now.get('jvp')
-    cells = [f'{then["f+b"]:.2f}', f'{now["f+b"]:.2f}', f'{now["f+b"] / then["f+b"]:.2f}',
-             f'{now["fwd"] / then["fwd"]:.2f}',
-             f'{runs["then"][1]:.1f} -> {runs["now"][1]:.1f}',
-             f'{runs["then"][2]:.2f} -> {runs["now"][2]:.2f}',
-             '-' if jvp is None else f'{jvp:.2f}',
-             '-' if flax_jvp is None else f'{flax_jvp:.2f}',
-             '-' if flax_jvp is None or jvp is None else f'{jvp / flax_jvp:.2f}']
+    cells = [
+      f'{then["f+b"]:.2f}',
+      f'{now["f+b"]:.2f}',
+      f'{now["f+b"] / then["f+b"]:.2f}',
+      f'{now["fwd"] / then["fwd"]:.2f}',
+      f'{runs["then"][1]:.1f} -> {runs["now"][1]:.1f}',
+      f'{runs["then"][2]:.2f} -> {runs["now"][2]:.2f}',
+      '-' if jvp is None else f'{jvp:.2f}',
+      '-' if flax_jvp is None else f'{flax_jvp:.2f}',
+      '-' if flax_jvp is None or jvp is None else f'{jvp / flax_jvp:.2f}',
+    ]
     print(f'| {name} | ' + ' | '.join(cells) + ' |', flush=True)
 
 

@@ -22,9 +22,9 @@ release = jaxpool.__version__
 version = release
 
 extensions = [
-    'sphinx.ext.autodoc',
-    'sphinx.ext.napoleon',
-    'sphinx.ext.mathjax',
+  'sphinx.ext.autodoc',
+  'sphinx.ext.napoleon',
+  'sphinx.ext.mathjax',
 ]
 
 # Google-style docstrings (Args:, Returns:, Example:).
@@ -40,8 +40,10 @@ autodoc_inherit_docstrings = False
 
 exclude_patterns = ['_build']
 html_theme = 'alabaster'
-html_theme_options = {'description': 'Every pooling operator, as pure JAX functions and Flax modules',
-                      'fixed_sidebar': True}
+html_theme_options = {
+  'description': 'Every pooling operator, as pure JAX functions and Flax modules',
+  'fixed_sidebar': True,
+}
 html_static_path = []
 
 
@@ -64,8 +66,9 @@ def _module_signature(app, what, name, obj, options, signature, return_annotatio
   if issubclass(obj, nnx.Module):
     params = list(inspect.signature(obj.__init__).parameters.values())[1:]
   elif issubclass(obj, nn.Module):
-    params = [p for p in inspect.signature(obj).parameters.values()
-              if p.name not in ('parent', 'name')]
+    params = [
+      p for p in inspect.signature(obj).parameters.values() if p.name not in ('parent', 'name')
+    ]
   else:
     return None
   parts, star = [], False

@@ -42,6 +42,7 @@ DEFAULT_DATA_DIR = Path('~/.cache/jaxpool').expanduser()
 @dataclasses.dataclass(frozen=True)
 class Dataset:
   """Images as uint8 ``(N, H, W, 3)``, labels as int32 ``(N,)``."""
+
   name: str
   train_images: np.ndarray
   train_labels: np.ndarray
@@ -53,8 +54,12 @@ class Dataset:
   @functools.cached_property
   def _moments(self) -> tuple[np.ndarray, np.ndarray]:
     # From per-channel histograms of the uint8 values: exact, and no float copy of the images.
-    counts = np.stack([np.bincount(self.train_images[..., c].ravel(), minlength=256)
-                       for c in range(self.train_images.shape[-1])])
+    counts = np.stack(
+      [
+        np.bincount(self.train_images[..., c].ravel(), minlength=256)
+        for c in range(self.train_images.shape[-1])
+      ]
+    )
     values = np.arange(256) / 255.0
     mean = counts @ values / counts.sum(1)
     var = counts @ values**2 / counts.sum(1) - mean**2
@@ -73,6 +78,7 @@ class Dataset:
 
 # ----------------------------------------------------------------------------- download
 
+
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:
   digest = hashlib.md5()
   with open(path, 'rb') as f:
@@ -81,8 +87,15 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
   return digest.hexdigest()
 
 
-def download(url: str, dest: Path, md5: str, *, progress: bool = True, timeout: float = 60.0,
-             chunk: int = 1 << 20) -> Path:
+def download(
+  url: str,
+  dest: Path,
+  md5: str,
+  *,
+  progress: bool = True,
+  timeout: float = 60.0,
+  chunk: int = 1 << 20,
+) -> Path:
   """Downloads ``url`` to ``dest`` unless a file with the right md5 is already there.
 
   Bytes go to ``dest + '.part'`` first. If a ``.part`` exists, the download
@@ -98,8 +111,10 @@ def download(url: str, dest: Path, md5: str, *, progress: bool = True, timeout: 
   if dest.exists():
     got = md5sum(dest)
     if got != md5:
-      raise RuntimeError(f'{dest} has md5 {got}, expected {md5}: not the expected file. Delete '
-                         f'it to download again, or replace it with a good copy.')
+      raise RuntimeError(
+        f'{dest} has md5 {got}, expected {md5}: not the expected file. Delete '
+        f'it to download again, or replace it with a good copy.'
+      )
     return dest
   dest.parent.mkdir(parents=True, exist_ok=True)
   part = dest.with_name(dest.name + '.part')
@@ -116,25 +131,36 @@ def download(url: str, dest: Path, md5: str, *, progress: bool = True, timeout: 
         have = 0
       length = response.headers.get('Content-Length')
       total = int(length) + have if length is not None else None
-      with open(part, 'ab' if resumed else 'wb') as f, tqdm(
-          total=total, initial=have, unit='B', unit_scale=True, desc=f'download {dest.name}',
-          disable=not progress) as bar:
+      with (
+        open(part, 'ab' if resumed else 'wb') as f,
+        tqdm(
+          total=total,
+          initial=have,
+          unit='B',
+          unit_scale=True,
+          desc=f'download {dest.name}',
+          disable=not progress,
+        ) as bar,
+      ):
         for block in iter(lambda: response.read(chunk), b''):
           f.write(block)
           bar.update(len(block))
   except (urllib.error.URLError, OSError) as e:
     kept = f' The partial download in {part} resumes next time.' if part.exists() else ''
     raise RuntimeError(
-        f'could not download {url}: {getattr(e, "reason", e)}.\n'
-        f'Without network access, fetch that file elsewhere and put it at {dest} '
-        f'(md5 {md5}); or point --data-dir at a folder holding it; or run offline with '
-        f'--dataset digits.{kept}') from e
+      f'could not download {url}: {getattr(e, "reason", e)}.\n'
+      f'Without network access, fetch that file elsewhere and put it at {dest} '
+      f'(md5 {md5}); or point --data-dir at a folder holding it; or run offline with '
+      f'--dataset digits.{kept}'
+    ) from e
   got = md5sum(part)
   if got != md5:
     part.unlink()
-    raise RuntimeError(f'checksum mismatch for {url}: md5 {got}, expected {md5}. The corrupt '
-                       f'download was deleted; run again to re-download, or put a good copy at '
-                       f'{dest}.')
+    raise RuntimeError(
+      f'checksum mismatch for {url}: md5 {got}, expected {md5}. The corrupt '
+      f'download was deleted; run again to re-download, or put a good copy at '
+      f'{dest}.'
+    )
   os.replace(part, dest)
   return dest
 
@@ -150,8 +176,14 @@ def _range_start(response) -> int | None:
 
 # ----------------------------------------------------------------------------- CIFAR-10
 
-def load_cifar10(data_dir: Path | str | None = None, *, url: str = CIFAR10_URL,
-                 md5: str = CIFAR10_MD5, progress: bool = True) -> Dataset:
+
+def load_cifar10(
+  data_dir: Path | str | None = None,
+  *,
+  url: str = CIFAR10_URL,
+  md5: str = CIFAR10_MD5,
+  progress: bool = True,
+) -> Dataset:
   """CIFAR-10 from ``data_dir`` (default ``~/.cache/jaxpool``); fetched and extracted once."""
   data_dir = Path(data_dir).expanduser() if data_dir else DEFAULT_DATA_DIR
   folder = data_dir / CIFAR10_DIR
@@ -160,15 +192,23 @@ def load_cifar10(data_dir: Path | str | None = None, *, url: str = CIFAR10_URL,
     extract(archive, data_dir)
     missing = [name for name in CIFAR10_FILES if not (folder / name).exists()]
     if missing:
-      raise RuntimeError(f'{archive} does not hold {CIFAR10_DIR}/{missing[0]}: not the '
-                         f'CIFAR-10 python archive?')
+      raise RuntimeError(
+        f'{archive} does not hold {CIFAR10_DIR}/{missing[0]}: not the CIFAR-10 python archive?'
+      )
   train = [_read_batch(folder / f'data_batch_{i}') for i in range(1, 6)]
   test_images, test_labels = _read_batch(folder / 'test_batch')
   with open(folder / 'batches.meta', 'rb') as f:
     meta = pickle.load(f, encoding='bytes')
   classes = tuple(n.decode() if isinstance(n, bytes) else n for n in meta[b'label_names'])
-  return Dataset('cifar10', np.concatenate([x for x, _ in train]),
-                 np.concatenate([y for _, y in train]), test_images, test_labels, classes, True)
+  return Dataset(
+    'cifar10',
+    np.concatenate([x for x, _ in train]),
+    np.concatenate([y for _, y in train]),
+    test_images,
+    test_labels,
+    classes,
+    True,
+  )
 
 
 def extract(archive: Path, into: Path) -> None:
@@ -197,17 +237,20 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 # ----------------------------------------------------------------------------- digits
 
+
 def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
   """scikit-learn's 1797 8x8 digits, resized to 32x32x3 uint8; stratified split with ``seed``."""
   from sklearn.datasets import load_digits as sk_digits
   from sklearn.model_selection import train_test_split
+
   digits = sk_digits()
   small = jnp.asarray(digits.images, jnp.float32)[..., None] / 16.0  # (N, 8, 8, 1) in [0, 1]
   big = jax.image.resize(small, (small.shape[0], 32, 32, 1), 'linear')
   images = np.asarray(jnp.round(jnp.clip(big, 0, 1) * 255), np.uint8).repeat(3, axis=-1)
   labels = digits.target.astype(np.int32)
-  x_tr, x_te, y_tr, y_te = train_test_split(images, labels, test_size=test_fraction,
-                                            random_state=seed, stratify=labels)
+  x_tr, x_te, y_tr, y_te = train_test_split(
+    images, labels, test_size=test_fraction, random_state=seed, stratify=labels
+  )
   return Dataset('digits', x_tr, y_tr, x_te, y_te, tuple(str(d) for d in range(10)), False)
 
 
@@ -221,6 +264,7 @@ def load(name: str, data_dir: Path | str | None = None, progress: bool = True) -
 
 # ----------------------------------------------------------------------------- batches
 
+
 def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   """The example order of one epoch: a permutation determined by ``(seed, epoch)`` alone."""
   return np.random.default_rng((seed, epoch)).permutation(num_examples)
@@ -229,7 +273,7 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
 def eval_batches(images: np.ndarray, labels: np.ndarray, batch_size: int):
   """Fixed-size batches covering every example; the last is zero-padded with weight 0."""
   for start in range(0, len(images), batch_size):
-    x, y = images[start:start + batch_size], labels[start:start + batch_size]
+    x, y = images[start : start + batch_size], labels[start : start + batch_size]
     weight = np.ones(len(x), np.float32)
     pad = batch_size - len(x)
     if pad:

@@ -22,26 +22,26 @@ import jaxpool.linen
 # and pyramid pools (they do not downsample). A module returning a tuple contributes its first
 # element (LiftDownPool: the low band).
 POOLS: dict[str, tuple[str, dict]] = {
-    'max': ('MaxPool', dict(window=(2, 2))),
-    'min': ('MinPool', dict(window=(2, 2))),
-    'avg': ('AvgPool', dict(window=(2, 2))),
-    'lp': ('LPPool', dict(window=(2, 2), p=2.0)),
-    'soft': ('SoftPool', dict(window=(2, 2))),
-    'lip': ('LIP', dict(window=(2, 2))),
-    'ada': ('AdaPool', dict(window=(2, 2))),
-    'edscw': ('EDSCWPool', dict(window=(2, 2))),
-    'idw': ('IDWPool', dict(window=(2, 2))),
-    'stochastic': ('StochasticPool', dict(window=(2, 2))),
-    'mixed': ('MixedPool', dict(window=(2, 2))),
-    's3': ('S3Pool', dict(window=(2, 2))),
-    'fractional': ('FractionalMaxPool', dict(window=(2, 2), output_ratio=(0.5, 0.5))),
-    'max_avg': ('MaxAvgPool', dict(window=(2, 2))),
-    'gated': ('GatedPool', dict(window=(2, 2))),
-    'tree': ('TreePool', dict(window=(2, 2))),
-    'dpp': ('DPP', dict(window=(2, 2))),
-    'blur': ('BlurPool', dict(window=(3, 3), strides=2, padding='SAME')),
-    'max_blur': ('MaxBlurPool', dict(window=(2, 2), blur=(3, 3), strides=2)),
-    'lift': ('LiftDownPool', dict(kernel_size=3)),
+  'max': ('MaxPool', dict(window=(2, 2))),
+  'min': ('MinPool', dict(window=(2, 2))),
+  'avg': ('AvgPool', dict(window=(2, 2))),
+  'lp': ('LPPool', dict(window=(2, 2), p=2.0)),
+  'soft': ('SoftPool', dict(window=(2, 2))),
+  'lip': ('LIP', dict(window=(2, 2))),
+  'ada': ('AdaPool', dict(window=(2, 2))),
+  'edscw': ('EDSCWPool', dict(window=(2, 2))),
+  'idw': ('IDWPool', dict(window=(2, 2))),
+  'stochastic': ('StochasticPool', dict(window=(2, 2))),
+  'mixed': ('MixedPool', dict(window=(2, 2))),
+  's3': ('S3Pool', dict(window=(2, 2))),
+  'fractional': ('FractionalMaxPool', dict(window=(2, 2), output_ratio=(0.5, 0.5))),
+  'max_avg': ('MaxAvgPool', dict(window=(2, 2))),
+  'gated': ('GatedPool', dict(window=(2, 2))),
+  'tree': ('TreePool', dict(window=(2, 2))),
+  'dpp': ('DPP', dict(window=(2, 2))),
+  'blur': ('BlurPool', dict(window=(3, 3), strides=2, padding='SAME')),
+  'max_blur': ('MaxBlurPool', dict(window=(2, 2), blur=(3, 3), strides=2)),
+  'lift': ('LiftDownPool', dict(kernel_size=3)),
 }
 
 
@@ -57,8 +57,10 @@ def make_pool(pool: str, *, deterministic: bool, **overrides) -> nn.Module:
   cls_name, kwargs = POOLS[pool]
   cls = getattr(jaxpool.linen, cls_name, None)
   if cls is None:
-    raise ValueError(f'pool {pool!r} needs jaxpool.linen.{cls_name}, which this jaxpool does not '
-                     f'have; available: {", ".join(available_pools())}')
+    raise ValueError(
+      f'pool {pool!r} needs jaxpool.linen.{cls_name}, which this jaxpool does not '
+      f'have; available: {", ".join(available_pools())}'
+    )
   kwargs = {**kwargs, **overrides}
   if 'deterministic' in {f.name for f in dataclasses.fields(cls)}:
     kwargs['deterministic'] = deterministic
@@ -67,6 +69,7 @@ def make_pool(pool: str, *, deterministic: bool, **overrides) -> nn.Module:
 
 class Block(nn.Module):
   """Basic residual block: conv-BN-ReLU-conv-BN plus a (projected) shortcut, then ReLU."""
+
   features: int
 
   @nn.compact
@@ -85,6 +88,7 @@ class ResNet(nn.Module):
   With ``stages=(1, 1, 1)`` and ``width=w``: channels ``w, 2w, 4w`` at 32, 16
   and 8 pixels for a 32x32 input, then global average pooling and a linear head.
   """
+
   pool: str = 'max'
   width: int = 16
   stages: Sequence[int] = (1, 1, 1)

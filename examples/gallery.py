@@ -34,11 +34,11 @@ from benchmarks import detail  # noqa: E402
 
 #: A region worth zooming into, per photo: (top, left, size) in the uncropped photo.
 ZOOM = {
-    'astronaut': (80, 160, 128),       # the face and the helmet's rim
-    'coffee': (120, 200, 128),         # the cup's rim and the saucer
-    'chelsea': (60, 120, 128),         # the cat's eye and fur
-    'rocket': (120, 300, 128),         # the gantry's lattice
-    'hubble_deep_field': (300, 400, 128),  # faint point sources
+  'astronaut': (80, 160, 128),  # the face and the helmet's rim
+  'coffee': (120, 200, 128),  # the cup's rim and the saucer
+  'chelsea': (60, 120, 128),  # the cat's eye and fur
+  'rocket': (120, 300, 128),  # the gantry's lattice
+  'hubble_deep_field': (300, 400, 128),  # faint point sources
 }
 
 
@@ -66,11 +66,13 @@ def _scaled(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     s = shape[0] // h
     return np.repeat(np.repeat(image, s, axis=0), s, axis=1)
   from skimage.transform import resize
+
   return resize(image, shape, order=1, anti_aliasing=shape[0] < h)
 
 
-def draw(photo: str, img: np.ndarray, k: int, rows, path: str, origin=(0, 0),
-         zoom=None, target: int = 128) -> None:
+def draw(
+  photo: str, img: np.ndarray, k: int, rows, path: str, origin=(0, 0), zoom=None, target: int = 128
+) -> None:
   """A grid: the photo (or its ``zoom`` region), then every pooled image.
 
   Panels are placed pixel-exactly (``figimage``): each pooled pixel is drawn
@@ -79,6 +81,7 @@ def draw(photo: str, img: np.ndarray, k: int, rows, path: str, origin=(0, 0),
   The original is resampled to the panel size. Values are clipped to [0, 1].
   """
   import matplotlib
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
@@ -90,7 +93,7 @@ def draw(photo: str, img: np.ndarray, k: int, rows, path: str, origin=(0, 0),
     top, left = top - origin[0], left - origin[1]
     # Snap to the k-grid so each shown block is exactly one pooled pixel.
     top, left, size = top - top % k, left - left % k, size - size % k
-    region = lambda a, s: a[top // s:(top + size) // s, left // s:(left + size) // s]
+    region = lambda a, s: a[top // s : (top + size) // s, left // s : (left + size) // s]
     what = f'{photo}, rows {top}:{top + size}, cols {left}:{left + size} of the crop'
   h, w = region(rows[0][2], k).shape[:2]
   s = max(1, round(target / max(h, w)))
@@ -112,13 +115,25 @@ def draw(photo: str, img: np.ndarray, k: int, rows, path: str, origin=(0, 0),
     x0 = gap + c * (cell + gap) + (cell - pw) // 2
     y0 = header + r * (band + ph + gap) + band
     fig.figimage(np.clip(image, 0.0, 1.0), xo=x0, yo=height - y0 - ph, origin='upper')
-    fig.text((x0 + pw / 2) / width, 1 - (y0 - 3) / height, label, ha='center', va='bottom',
-             fontsize=8, linespacing=1.1)
-  fig.text(0.5, 1 - 6 / height,
-           f'{what}: {k}x{k} windows, stride {k}, every deterministic jaxpool op\n'
-           f'each pooled pixel drawn as a {s}x{s} block\n'
-           'dB: PSNR vs the anti-aliased downscale (benchmarks/detail.py, protocol a)',
-           ha='center', va='top', fontsize=8.5)
+    fig.text(
+      (x0 + pw / 2) / width,
+      1 - (y0 - 3) / height,
+      label,
+      ha='center',
+      va='bottom',
+      fontsize=8,
+      linespacing=1.1,
+    )
+  fig.text(
+    0.5,
+    1 - 6 / height,
+    f'{what}: {k}x{k} windows, stride {k}, every deterministic jaxpool op\n'
+    f'each pooled pixel drawn as a {s}x{s} block\n'
+    'dB: PSNR vs the anti-aliased downscale (benchmarks/detail.py, protocol a)',
+    ha='center',
+    va='top',
+    fontsize=8.5,
+  )
   _save_rgb(fig, path, dpi)
   plt.close(fig)
 
@@ -128,6 +143,7 @@ def _save_rgb(fig, path: str, dpi: int) -> None:
   import io
 
   from PIL import Image
+
   buf = io.BytesIO()
   fig.savefig(buf, dpi=dpi, format='png')
   buf.seek(0)
@@ -143,10 +159,15 @@ def main(argv=None) -> list[str]:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--photo', default='astronaut', choices=sorted(detail.PHOTOS))
   parser.add_argument('--kernel', type=int, default=None, help='window = stride (default 4)')
-  parser.add_argument('--out', default='gallery.png', help='PNG path; the zoom goes to '
-                      '<out>_zoom.png')
-  parser.add_argument('--crop', type=int, default=None,
-                      help='centre crop to at most this many pixels per side (default: whole photo)')
+  parser.add_argument(
+    '--out', default='gallery.png', help='PNG path; the zoom goes to <out>_zoom.png'
+  )
+  parser.add_argument(
+    '--crop',
+    type=int,
+    default=None,
+    help='centre crop to at most this many pixels per side (default: whole photo)',
+  )
   parser.add_argument('--quick', action='store_true', help='a 96x96 crop, kernel 2 (CI)')
   args = parser.parse_args(argv)
   k = args.kernel or (2 if args.quick else 4)
@@ -157,7 +178,11 @@ def main(argv=None) -> list[str]:
   draw(args.photo, img, k, rows, args.out)
   top, left, size = ZOOM[args.photo]
   if args.quick:  # the crop is small: zoom on its centre quarter
-    top, left, size = origin[0] + img.shape[0] // 4, origin[1] + img.shape[1] // 4, img.shape[0] // 2
+    top, left, size = (
+      origin[0] + img.shape[0] // 4,
+      origin[1] + img.shape[1] // 4,
+      img.shape[0] // 2,
+    )
   draw(args.photo, img, k, rows, zoom_path(args.out), origin, (top, left, size), 160)
   for name, _, _, psnr in rows:
     print(f'{name:20s} PSNR(a) {detail._fmt_psnr(psnr)} dB')

@@ -25,8 +25,9 @@ def _concrete_scalar(value: Any, name: str) -> Any:
   """A 0-d JAX array -> its Python value; other values unchanged."""
   if isinstance(value, jax.core.Tracer):
     raise TypeError(
-        f'{name} is static (it selects the computation): pass a Python or NumPy value, '
-        f'not a traced array; got {value!r}')
+      f'{name} is static (it selects the computation): pass a Python or NumPy value, '
+      f'not a traced array; got {value!r}'
+    )
   if isinstance(value, jax.Array) and value.ndim == 0:
     return value.item()
   return value
@@ -107,7 +108,10 @@ def renamed(new_value: Any, old_value: Any, new: str, old: str, default: Any, ow
   frame: types.FrameType | None = sys._getframe(1)
   level = 2
   while frame is not None and frame.f_globals.get('__name__', '').partition('.')[0] in (
-      'jaxpool', 'flax', 'jax'):
+    'jaxpool',
+    'flax',
+    'jax',
+  ):
     frame, level = frame.f_back, level + 1
   warnings.warn(f'{owner}: {old}= is deprecated, use {new}=', DeprecationWarning, stacklevel=level)
   return old_value

@@ -48,15 +48,17 @@ def int_tuple(value: Any, n: int, name: str, *, minimum: int = 1) -> tuple[int, 
   elif isinstance(value, Sequence) and not isinstance(value, str):
     if len(value) != n:
       raise ValueError(
-          f'{name} must be an int or have {n} entries (one per spatial dim); '
-          f'got {value!r} with {len(value)}')
+        f'{name} must be an int or have {n} entries (one per spatial dim); '
+        f'got {value!r} with {len(value)}'
+      )
     if not all(is_int(v) for v in value):
       raise TypeError(f'{name} must hold ints; got {value!r}')
     values = tuple(int(v) for v in value)
   else:
     raise TypeError(
-        f'{name} must be an int or a sequence of {n} ints; got {value!r} '
-        f'of type {type(value).__name__}')
+      f'{name} must be an int or a sequence of {n} ints; got {value!r} '
+      f'of type {type(value).__name__}'
+    )
   if any(v < minimum for v in values):
     raise ValueError(f'{name} entries must be >= {minimum}; got {value!r}')
   return values
@@ -66,23 +68,24 @@ def normalize_window(window: Any, name: str = 'window') -> tuple[int, ...]:
   """A non-empty sequence of positive ints, one per spatial dim."""
   if is_int(window):
     raise TypeError(
-        f'{name} must be a sequence of positive ints, one per spatial dim, '
-        f'e.g. ({window}, {window}) for 2-d pooling; got the int {window!r}')
+      f'{name} must be a sequence of positive ints, one per spatial dim, '
+      f'e.g. ({window}, {window}) for 2-d pooling; got the int {window!r}'
+    )
   if not isinstance(window, Sequence) or isinstance(window, str) or not window:
     raise TypeError(
-        f'{name} must be a non-empty sequence of positive ints, one per '
-        f'spatial dim; got {window!r}')
+      f'{name} must be a non-empty sequence of positive ints, one per spatial dim; got {window!r}'
+    )
   return int_tuple(window, len(window), name)
 
 
-def check_rank(shape: Sequence[int], n: int, name: str = 'x',
-               what: str = 'window') -> int:
+def check_rank(shape: Sequence[int], n: int, name: str = 'x', what: str = 'window') -> int:
   """Checks ``shape == (*batch, *spatial[n], C)``; returns the number of batch dims."""
   if len(shape) < n + 1:
     raise ValueError(
-        f'{name} must have shape (*batch, *spatial, channels) with {n} spatial '
-        f'dim(s) for a {n}-entry {what}, i.e. rank >= {n + 1}; got shape '
-        f'{tuple(shape)} (rank {len(shape)})')
+      f'{name} must have shape (*batch, *spatial, channels) with {n} spatial '
+      f'dim(s) for a {n}-entry {what}, i.e. rank >= {n + 1}; got shape '
+      f'{tuple(shape)} (rank {len(shape)})'
+    )
   return len(shape) - n - 1
 
 
@@ -92,10 +95,16 @@ def _same_padding(size: int, k_eff: int, s: int) -> tuple[int, int]:
   return total // 2, total - total // 2
 
 
-def normalize_padding(padding: Padding, in_shape: Sequence[int],
-                      window: Sequence[int], strides: Sequence[int],
-                      dilation: Sequence[int], *, check_limit: bool = True,
-                      name: str = 'padding') -> tuple[tuple[int, int], ...]:
+def normalize_padding(
+  padding: Padding,
+  in_shape: Sequence[int],
+  window: Sequence[int],
+  strides: Sequence[int],
+  dilation: Sequence[int],
+  *,
+  check_limit: bool = True,
+  name: str = 'padding',
+) -> tuple[tuple[int, int], ...]:
   """Explicit ``(low, high)`` pads per spatial dim from any accepted form.
 
   'VALID' is no padding; 'SAME' is XLA's rule (output ``ceil(L / s)``); an int
@@ -112,38 +121,46 @@ def normalize_padding(padding: Padding, in_shape: Sequence[int],
     if mode == 'VALID':
       return ((0, 0),) * n
     if mode == 'SAME':
-      return tuple(_same_padding(size, ke, s)
-                   for size, ke, s in zip(in_shape, k_eff, strides))
+      return tuple(_same_padding(size, ke, s) for size, ke, s in zip(in_shape, k_eff, strides))
     raise ValueError(
-        f"{name} must be 'VALID', 'SAME', an int, a sequence of {n} ints or of "
-        f'{n} (low, high) pairs; got the string {spec!r}')
+      f"{name} must be 'VALID', 'SAME', an int, a sequence of {n} ints or of "
+      f'{n} (low, high) pairs; got the string {spec!r}'
+    )
   if is_int(spec):
     pads = ((int(spec), int(spec)),) * n
-  elif isinstance(spec, Sequence) and len(spec) == n and all(
-      is_int(p) for p in spec):
+  elif isinstance(spec, Sequence) and len(spec) == n and all(is_int(p) for p in spec):
     pads = tuple((int(p), int(p)) for p in spec)
-  elif isinstance(spec, Sequence) and len(spec) == n and all(
-      isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2
-      and all(is_int(v) for v in p) for p in spec):
+  elif (
+    isinstance(spec, Sequence)
+    and len(spec) == n
+    and all(
+      isinstance(p, Sequence)
+      and not isinstance(p, str)
+      and len(p) == 2
+      and all(is_int(v) for v in p)
+      for p in spec
+    )
+  ):
     pads = tuple((int(lo), int(hi)) for lo, hi in spec)
   else:
     raise (ValueError if isinstance(spec, Sequence) else TypeError)(
-        f"{name} must be 'VALID', 'SAME', an int, a sequence of {n} ints or of "
-        f'{n} (low, high) pairs (one per spatial dim); got {spec!r}')
+      f"{name} must be 'VALID', 'SAME', an int, a sequence of {n} ints or of "
+      f'{n} (low, high) pairs (one per spatial dim); got {spec!r}'
+    )
   if any(v < 0 for pair in pads for v in pair):
     raise ValueError(f'{name} must be non-negative; got {spec!r}')
   if check_limit:
     for (lo, hi), ke in zip(pads, k_eff):
       if max(lo, hi) > ke // 2:
         raise ValueError(
-            f'{name} must be at most half the effective window '
-            f'(dilation * (window - 1) + 1) // 2 = {ke // 2} on each side, as in '
-            f'PyTorch; got {spec!r}')
+          f'{name} must be at most half the effective window '
+          f'(dilation * (window - 1) + 1) // 2 = {ke // 2} on each side, as in '
+          f'PyTorch; got {spec!r}'
+        )
   return pads
 
 
-def output_size(size: int, k: int, s: int, d: int, lo: int, hi: int,
-                ceil_mode: bool) -> int:
+def output_size(size: int, k: int, s: int, d: int, lo: int, hi: int, ceil_mode: bool) -> int:
   """PyTorch's ``pooling_output_shape_pad_lr``; <= 0 when the window does not fit."""
   k_eff = d * (k - 1) + 1
   span = size + lo + hi - k_eff
@@ -167,6 +184,7 @@ class Geometry:
   ``[0, in_size)`` are padding and never contribute (except to the divisor of
   ``avg_pool(count_include_pad=True)``).
   """
+
   in_shape: tuple[int, ...]
   out_shape: tuple[int, ...]
   window: tuple[int, ...]
@@ -186,9 +204,9 @@ class Geometry:
   def full_padding(self) -> tuple[tuple[int, int], ...]:
     """Padding extended on the high side so every output window fits (ceil_mode)."""
     pads = []
-    for size, out, k, s, d, (lo, hi) in zip(self.in_shape, self.out_shape,
-                                            self.window, self.strides,
-                                            self.dilation, self.padding):
+    for size, out, k, s, d, (lo, hi) in zip(
+      self.in_shape, self.out_shape, self.window, self.strides, self.dilation, self.padding
+    ):
       need = (out - 1) * s + d * (k - 1) + 1 - size - lo
       pads.append((lo, max(hi, need)))
     return tuple(pads)
@@ -197,8 +215,7 @@ class Geometry:
     """Input coordinate of tap ``j`` of output ``p`` along one dim: shape (window, out)."""
     k, s, d = self.window[axis], self.strides[axis], self.dilation[axis]
     lo = self.padding[axis][0]
-    return (np.arange(self.out_shape[axis])[None, :] * s
-            + np.arange(k)[:, None] * d - lo)
+    return np.arange(self.out_shape[axis])[None, :] * s + np.arange(k)[:, None] * d - lo
 
   def tap_valid(self, axis: int) -> np.ndarray:
     """Whether each tap lies inside the input: bool (window, out)."""
@@ -223,10 +240,17 @@ class Geometry:
     return counts
 
 
-def pool_geometry(shape: Sequence[int], window: Any, strides: Any = None,
-                  padding: Padding = 'VALID', dilation: Any = 1,
-                  ceil_mode: bool = False, *, name: str = 'x',
-                  check_padding: bool = True) -> tuple[Geometry, int]:
+def pool_geometry(
+  shape: Sequence[int],
+  window: Any,
+  strides: Any = None,
+  padding: Padding = 'VALID',
+  dilation: Any = 1,
+  ceil_mode: bool = False,
+  *,
+  name: str = 'x',
+  check_padding: bool = True,
+) -> tuple[Geometry, int]:
   """Validates pooling arguments for an input of ``shape``.
 
   Returns ``(geometry, num_batch_dims)``. ``strides=None`` means equal to the
@@ -235,27 +259,35 @@ def pool_geometry(shape: Sequence[int], window: Any, strides: Any = None,
   window = normalize_window(window)
   n = len(window)
   num_batch = check_rank(shape, n, name)
-  in_shape = tuple(int(v) for v in shape[num_batch:num_batch + n])
+  in_shape = tuple(int(v) for v in shape[num_batch : num_batch + n])
   if any(v < 1 for v in in_shape):
     raise ValueError(f'{name} must have non-empty spatial dims; got shape {tuple(shape)}')
   strides = window if strides is None else int_tuple(strides, n, 'strides')
   dilation = int_tuple(dilation, n, 'dilation')
   ceil_mode = _checks.flag(ceil_mode, 'ceil_mode')
-  pads = normalize_padding(padding, in_shape, window, strides, dilation,
-                           check_limit=check_padding)
+  pads = normalize_padding(padding, in_shape, window, strides, dilation, check_limit=check_padding)
   out_shape = tuple(
-      output_size(size, k, s, d, lo, hi, ceil_mode)
-      for size, k, s, d, (lo, hi) in zip(in_shape, window, strides, dilation, pads))
+    output_size(size, k, s, d, lo, hi, ceil_mode)
+    for size, k, s, d, (lo, hi) in zip(in_shape, window, strides, dilation, pads)
+  )
   if any(o < 1 for o in out_shape):
     raise ValueError(
-        f'window {window} (dilation {dilation}) is larger than the padded input: '
-        f'spatial shape {in_shape} with padding {pads} gives output shape '
-        f'{out_shape}; every output size must be >= 1')
+      f'window {window} (dilation {dilation}) is larger than the padded input: '
+      f'spatial shape {in_shape} with padding {pads} gives output shape '
+      f'{out_shape}; every output size must be >= 1'
+    )
   return Geometry(in_shape, out_shape, window, strides, dilation, pads), num_batch
 
 
-def check_fields(window: Any, strides: Any = None, padding: Padding = 'VALID', dilation: Any = 1,
-                 ceil_mode: bool = False, *, unpool_padding: bool = False) -> tuple[int, ...]:
+def check_fields(
+  window: Any,
+  strides: Any = None,
+  padding: Padding = 'VALID',
+  dilation: Any = 1,
+  ceil_mode: bool = False,
+  *,
+  unpool_padding: bool = False,
+) -> tuple[int, ...]:
   """Validates a module's geometry fields without an input: what does not depend on its shape.
 
   The modules call this at construction, so an impossible configuration fails
@@ -281,8 +313,9 @@ def check_fields(window: Any, strides: Any = None, padding: Padding = 'VALID', d
 PARAM_SHAPES = ('scalar', 'channel', 'location', 'location_channel')
 
 
-def param_shape(kind: str, out_shape: Sequence[int] | None,
-                channels: int | None) -> tuple[int, ...]:
+def param_shape(
+  kind: str, out_shape: Sequence[int] | None, channels: int | None
+) -> tuple[int, ...]:
   """The shape of a parameter of granularity ``kind`` (one of :data:`PARAM_SHAPES`).
 
   ``'scalar'`` ``()``, ``'channel'`` ``(C,)``, ``'location'`` ``(*out_shape,

@@ -23,8 +23,9 @@ def check_float(x: jnp.ndarray, op: str, name: str = 'x') -> None:
   """Ops defined only for floats raise a TypeError naming the dtype."""
   if not jnp.issubdtype(x.dtype, jnp.floating):
     raise TypeError(
-        f'{op} needs a floating-point {name} (float16, bfloat16, float32, '
-        f'float64); got dtype {x.dtype}')
+      f'{op} needs a floating-point {name} (float16, bfloat16, float32, '
+      f'float64); got dtype {x.dtype}'
+    )
 
 
 def compute_dtype(dtype) -> np.dtype:

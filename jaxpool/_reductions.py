@@ -42,7 +42,6 @@ def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
   return x
 
 
-
 def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Each window's extremum and which tap (row-major number) holds it: PyTorch's scan.
 
@@ -118,7 +117,8 @@ def winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
     stacked = not _windows.unrolls(g)
     if stacked:
       x, choice = _stacked_extremum(
-          _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True), kind)
+        _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True), kind
+      )
     else:
       x, choice = _extremum_scan(x, g, kind)
     route.append((axis, g, choice, stacked))
@@ -140,9 +140,9 @@ def route_choice(route: Route, geom: Geometry) -> jnp.ndarray:
   for i, (dim, _, choice, _) in enumerate(route):
     axis = typing.cast(int, dim)  # per-dim routes name their dim (None: the whole window)
     choice = choice.astype(jnp.int32)
-    for _, later, later_choice, _ in route[i + 1:]:  # to the output's resolution
+    for _, later, later_choice, _ in route[i + 1 :]:  # to the output's resolution
       choice = _windows.Taps.read(choice, later, 0, stacked=True).pick(later_choice)
-    total = total + choice * math.prod(geom.window[axis + 1:])
+    total = total + choice * math.prod(geom.window[axis + 1 :])
     unset = unset | (choice >= geom.window[axis])
   return jnp.where(unset, jnp.int32(geom.window_size), total)
 

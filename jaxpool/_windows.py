@@ -45,8 +45,10 @@ def _spatial_config(x_ndim: int, geom: Geometry, per_dim) -> list:
 
 def phase_blocks(geom: Geometry) -> list[int]:
   """Blocks ``M`` per dim: the padded extent rounded up to a multiple of the stride, over it."""
-  return [-(-(lo + size + hi) // s)
-          for size, (lo, hi), s in zip(geom.in_shape, geom.full_padding, geom.strides)]
+  return [
+    -(-(lo + size + hi) // s)
+    for size, (lo, hi), s in zip(geom.in_shape, geom.full_padding, geom.strides)
+  ]
 
 
 def split_phases(x: jnp.ndarray, geom: Geometry, fill) -> jnp.ndarray:
@@ -57,9 +59,14 @@ def split_phases(x: jnp.ndarray, geom: Geometry, fill) -> jnp.ndarray:
   phase (:func:`_phase_arrays`), which XLA:CPU reads faster than a strided slice.
   """
   blocks = phase_blocks(geom)
-  config = _spatial_config(x.ndim, geom, (
+  config = _spatial_config(
+    x.ndim,
+    geom,
+    (
       (lo, m * s - size - lo, 0)
-      for size, (lo, _), m, s in zip(geom.in_shape, geom.full_padding, blocks, geom.strides)))
+      for size, (lo, _), m, s in zip(geom.in_shape, geom.full_padding, blocks, geom.strides)
+    ),
+  )
   xp = lax.pad(x, jnp.asarray(fill, x.dtype), config)
   nb = x.ndim - geom.ndim - 1
   shape = [*x.shape[:nb]]
@@ -87,8 +94,9 @@ def choice_dtype(geom: Geometry):
   return jnp.int8 if geom.window_size < 127 else jnp.int32
 
 
-def winner(values: jnp.ndarray, best: jnp.ndarray, iota, axis, none: int,
-           valid=None) -> jnp.ndarray:
+def winner(
+  values: jnp.ndarray, best: jnp.ndarray, iota, axis, none: int, valid=None
+) -> jnp.ndarray:
   """PyTorch's winning position per window, by reductions over ``axis`` (no per-tap code).
 
   The last NaN among ``values`` if there is one, else the first entry equal to
@@ -119,8 +127,9 @@ def stacked_tap_masks(geom: Geometry, num_batch: int) -> np.ndarray | None:
   if all(m is None for m in masks):
     return None
   shape = (*geom.out_shape, 1)
-  stacked = np.stack([np.ones(shape, bool) if m is None else np.broadcast_to(m, shape)
-                      for m in masks])
+  stacked = np.stack(
+    [np.ones(shape, bool) if m is None else np.broadcast_to(m, shape) for m in masks]
+  )
   return stacked.reshape(len(masks), *(1,) * num_batch, *shape)
 
 
@@ -129,11 +138,14 @@ def reduce_window(x: jnp.ndarray, init, op: Callable, geom: Geometry) -> jnp.nda
   nb = x.ndim - geom.ndim - 1
   ones = (1,) * nb
   return lax.reduce_window(
-      x, jnp.asarray(init, x.dtype), op,
-      window_dimensions=ones + geom.window + (1,),
-      window_strides=ones + geom.strides + (1,),
-      padding=((0, 0),) * nb + geom.full_padding + ((0, 0),),
-      window_dilation=ones + geom.dilation + (1,))
+    x,
+    jnp.asarray(init, x.dtype),
+    op,
+    window_dimensions=ones + geom.window + (1,),
+    window_strides=ones + geom.strides + (1,),
+    padding=((0, 0),) * nb + geom.full_padding + ((0, 0),),
+    window_dilation=ones + geom.dilation + (1,),
+  )
 
 
 @jax.custom_jvp
@@ -150,8 +162,9 @@ def materialize(a: jnp.ndarray) -> jnp.ndarray:
   """
   low = jnp.asarray(_numerics.lowest(a.dtype), a.dtype)
   paired = lax.pad(a[..., None], low, [(0, 0, 0)] * a.ndim + [(0, 1, 0)])
-  return lax.reduce_window(paired, low, lax.max, (1,) * a.ndim + (2,),
-                           (1,) * (a.ndim + 1), 'VALID')[..., 0]
+  return lax.reduce_window(
+    paired, low, lax.max, (1,) * a.ndim + (2,), (1,) * (a.ndim + 1), 'VALID'
+  )[..., 0]
 
 
 @materialize.defjvp
@@ -174,10 +187,11 @@ def _phase_arrays(x: jnp.ndarray, geom: Geometry, fill) -> dict[Offset, jnp.ndar
   shape = (*x.shape[:nb], *phase_blocks(geom), x.shape[-1])
   parts: dict[Offset, jnp.ndarray] = {(): xr}
   for axis, s in enumerate(geom.strides):
-    parts = {prefix + (r,): piece
-             for prefix, arr in parts.items()
-             for r, piece in enumerate(
-                 lax.split(arr, [1] * s, axis=nb + 2 * axis + 1) if s > 1 else [arr])}
+    parts = {
+      prefix + (r,): piece
+      for prefix, arr in parts.items()
+      for r, piece in enumerate(lax.split(arr, [1] * s, axis=nb + 2 * axis + 1) if s > 1 else [arr])
+    }
   return {phase: arr.reshape(shape) for phase, arr in parts.items()}
 
 
@@ -216,8 +230,9 @@ def _fit(x: jnp.ndarray, axis: int, length: int, fill) -> jnp.ndarray:
   return lax.pad(x, jnp.asarray(fill, x.dtype), config)
 
 
-def _axis_taps(x: jnp.ndarray, axis: int, k: int, s: int, d: int, pads: tuple[int, int],
-               out: int, fill) -> jnp.ndarray:
+def _axis_taps(
+  x: jnp.ndarray, axis: int, k: int, s: int, d: int, pads: tuple[int, int], out: int, fill
+) -> jnp.ndarray:
   """The taps of a 1-d window along ``axis``: that axis of length ``L`` becomes ``(k, out)``.
 
   ``result[..., o, p, ...] = x_padded[p * s + o * d]`` (``x`` padded with ``fill``),
@@ -239,7 +254,7 @@ def _axis_taps(x: jnp.ndarray, axis: int, k: int, s: int, d: int, pads: tuple[in
   config[axis] = (pads[0], pads[1], 0)
   xp = lax.pad(x, jnp.asarray(fill, x.dtype), config)
   n = xp.shape[axis]
-  pre, post = xp.shape[:axis], xp.shape[axis + 1:]
+  pre, post = xp.shape[:axis], xp.shape[axis + 1 :]
   if d == 1 and s >= k:
     blocks = _fit(xp, axis, out * s, fill).reshape(*pre, out, s, *post)
     return jnp.moveaxis(lax.slice_in_dim(blocks, 0, k, axis=axis + 1), axis + 1, axis)
@@ -262,8 +277,16 @@ def stacked_window_taps(x: jnp.ndarray, geom: Geometry, fill) -> jnp.ndarray:
   nb = x.ndim - geom.ndim - 1
   arr = x
   for axis in range(geom.ndim):
-    arr = _axis_taps(arr, nb + 2 * axis, geom.window[axis], geom.strides[axis],
-                     geom.dilation[axis], geom.full_padding[axis], geom.out_shape[axis], fill)
+    arr = _axis_taps(
+      arr,
+      nb + 2 * axis,
+      geom.window[axis],
+      geom.strides[axis],
+      geom.dilation[axis],
+      geom.full_padding[axis],
+      geom.out_shape[axis],
+      fill,
+    )
   # (*batch, k_1, out_1, ..., k_n, out_n, C) -> (k_1, ..., k_n, *batch, *out, C)
   taps = [nb + 2 * a for a in range(geom.ndim)]
   outs = [nb + 2 * a + 1 for a in range(geom.ndim)]
@@ -277,13 +300,15 @@ def axis_geometry(geom: Geometry, axis: int, in_shape) -> Geometry:
   Separable reductions (max, min, sums) apply one such pass per dim; ``in_shape``
   is the shape left by the passes before (other dims already reduced or not).
   """
-  ident = lambda values, one: tuple(
-      v if a == axis else one for a, v in enumerate(values))
+  ident = lambda values, one: tuple(v if a == axis else one for a, v in enumerate(values))
   return Geometry(
-      tuple(in_shape),
-      tuple(geom.out_shape[a] if a == axis else v for a, v in enumerate(in_shape)),
-      ident(geom.window, 1), ident(geom.strides, 1), ident(geom.dilation, 1),
-      ident(geom.padding, (0, 0)))
+    tuple(in_shape),
+    tuple(geom.out_shape[a] if a == axis else v for a, v in enumerate(in_shape)),
+    ident(geom.window, 1),
+    ident(geom.strides, 1),
+    ident(geom.dilation, 1),
+    ident(geom.padding, (0, 0)),
+  )
 
 
 def separable_passes(geom: Geometry) -> list[tuple[int, Geometry]]:
@@ -327,8 +352,9 @@ def separable_pays(geom: Geometry) -> bool:
   if geom.window_size > 25:
     return True
   full = geom.window_size * int(np.prod(geom.out_shape))
-  return 2 * sum(g.window_size * int(np.prod(g.out_shape))
-                 for _, g in separable_passes(geom)) <= full
+  return (
+    2 * sum(g.window_size * int(np.prod(g.out_shape)) for _, g in separable_passes(geom)) <= full
+  )
 
 
 class Taps:
@@ -395,8 +421,9 @@ class Taps:
     if self.stacked:
       stacked = stacked_tap_masks(self.geom, self.num_batch)
       return self if stacked is None else self._like(jnp.where(stacked, self.data, fill))
-    return self._like(tuple(t if m is None else jnp.where(m, t, fill)
-                            for t, m in zip(self.data, self.tap_masks())))
+    return self._like(
+      tuple(t if m is None else jnp.where(m, t, fill) for t, m in zip(self.data, self.tap_masks()))
+    )
 
   def _reduce(self, pair: Callable, stacked_reduce: Callable) -> jnp.ndarray:
     if self.stacked:
@@ -461,8 +488,11 @@ class Taps:
     nb = self.num_batch
     shape = (*first.shape[:nb], *self.geom.in_shape, first.shape[-1])
     # The point of linearisation carries the taps' type (under shard_map: their varying axes).
-    x0 = jnp.broadcast_to(first[(0,) * first.ndim] * 0, shape) if first.size else jnp.zeros(
-        shape, first.dtype)
+    x0 = (
+      jnp.broadcast_to(first[(0,) * first.ndim] * 0, shape)
+      if first.size
+      else jnp.zeros(shape, first.dtype)
+    )
     stacked = self.stacked
     _, read_transpose = jax.vjp(lambda x: Taps.read(x, self.geom, 0, stacked).data, x0)
     (out,) = read_transpose(self.data)

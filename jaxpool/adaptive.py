@@ -41,8 +41,13 @@ from jax import lax
 
 from jaxpool import _checks, _geometry, _numerics, _windows
 
-__all__ = ['adaptive_avg_pool', 'adaptive_max_pool', 'global_pool', 'channel_pool',
-           'spatial_pyramid_pool']
+__all__ = [
+  'adaptive_avg_pool',
+  'adaptive_max_pool',
+  'global_pool',
+  'channel_pool',
+  'spatial_pyramid_pool',
+]
 
 
 # --- per-dim intervals (integer maths, trace time) ------------------------------------
@@ -51,14 +56,18 @@ __all__ = ['adaptive_avg_pool', 'adaptive_max_pool', 'global_pool', 'channel_poo
 @dataclasses.dataclass(frozen=True)
 class _Ranges:
   """Static intervals ``[starts[i], ends[i])`` over an axis of length ``size``."""
+
   size: int
   starts: tuple[int, ...]
   ends: tuple[int, ...]
 
   @classmethod
   def adaptive(cls, size: int, out: int) -> _Ranges:
-    return cls(size, tuple(i * size // out for i in range(out)),
-               tuple(-(-(i + 1) * size // out) for i in range(out)))
+    return cls(
+      size,
+      tuple(i * size // out for i in range(out)),
+      tuple(-(-(i + 1) * size // out) for i in range(out)),
+    )
 
   @property
   def out(self) -> int:
@@ -68,8 +77,7 @@ class _Ranges:
   def block(self) -> int | None:
     """``k`` when the intervals are the consecutive blocks ``[i*k, (i+1)*k)``, else None."""
     k, rem = divmod(self.size, self.out)
-    if rem or any(s != i * k or e != s + k
-                  for i, (s, e) in enumerate(zip(self.starts, self.ends))):
+    if rem or any(s != i * k or e != s + k for i, (s, e) in enumerate(zip(self.starts, self.ends))):
       return None
     return k
 
@@ -86,8 +94,10 @@ class _Ranges:
     At least one: every interval is non-empty.
     """
     starts, ends = np.asarray(self.starts), np.asarray(self.ends)
-    return [(np.minimum(starts + j, ends - 1), starts + j < ends)
-            for j in range(int((ends - starts).max()))]
+    return [
+      (np.minimum(starts + j, ends - 1), starts + j < ends)
+      for j in range(int((ends - starts).max()))
+    ]
 
 
 def _along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
@@ -130,8 +140,7 @@ def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.nda
   A block holding NaN gives its *last* NaN (PyTorch's kernels: a later tap replaces
   the running maximum if it is larger or NaN), as :func:`jaxpool.max_pool`.
   """
-  first = _windows.winner(_split(x, ks), _unsplit(y), _block_iota(ks), _odd_axes(ks),
-                          math.prod(ks))
+  first = _windows.winner(_split(x, ks), _unsplit(y), _block_iota(ks), _odd_axes(ks), math.prod(ks))
   return first.astype(jnp.int32)
 
 
@@ -184,9 +193,16 @@ def _period(r: _Ranges) -> tuple[int, _Ranges]:
   g = math.gcd(r.size, r.out)
   size, out = r.size // g, r.out // g
   q = _Ranges(size, r.starts[:out], r.ends[:out])
-  if g > 1 and q.ends[-1] <= size and all(
-      r.starts[k * out + i] == k * size + q.starts[i] and
-      r.ends[k * out + i] == k * size + q.ends[i] for k in range(g) for i in range(out)):
+  if (
+    g > 1
+    and q.ends[-1] <= size
+    and all(
+      r.starts[k * out + i] == k * size + q.starts[i]
+      and r.ends[k * out + i] == k * size + q.ends[i]
+      for k in range(g)
+      for i in range(out)
+    )
+  ):
     return g, q
   return 1, r
 
@@ -206,9 +222,8 @@ def _split_pieces(x: jnp.ndarray, sizes: list[int], axis: int) -> Sequence[jnp.n
   pieces: list[jnp.ndarray] = []
   start = 0
   for k in range(0, len(sizes), _CONCAT_FUSE_MAX):
-    chunk = sizes[k:k + _CONCAT_FUSE_MAX]
-    pieces += lax.split(lax.slice_in_dim(x, start, start + sum(chunk), axis=axis), chunk,
-                        axis=axis)
+    chunk = sizes[k : k + _CONCAT_FUSE_MAX]
+    pieces += lax.split(lax.slice_in_dim(x, start, start + sum(chunk), axis=axis), chunk, axis=axis)
     start += sum(chunk)
   return pieces
 
@@ -222,7 +237,7 @@ def _join(parts: list[jnp.ndarray], axis: int) -> jnp.ndarray:
   placed: list[jnp.ndarray] = []
   start = 0
   for k in range(0, len(parts), _CONCAT_FUSE_MAX):
-    group = parts[k:k + _CONCAT_FUSE_MAX]
+    group = parts[k : k + _CONCAT_FUSE_MAX]
     chunk = group[0] if len(group) == 1 else jnp.concatenate(group, axis=axis)
     config = [(0, 0, 0)] * chunk.ndim
     config[axis] = (start, total - start - chunk.shape[axis], 0)
@@ -258,7 +273,7 @@ def _by_runs(pick, x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
     for i in intervals:
       term, prev = pick(piece, start, i), terms[i]
       terms[i] = term if prev is None else prev + term
-  shape = x.shape[:axis] + (1,) + x.shape[axis + 1:]
+  shape = x.shape[:axis] + (1,) + x.shape[axis + 1 :]
   return _join([jnp.zeros(shape, x.dtype) if t is None else t for t in terms], axis)
 
 
@@ -266,8 +281,8 @@ def _by_period(fn, x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
   """``fn(x, q, axis + 1)`` with ``axis`` of ``x`` split into ``(g, q.size)`` periods
   (:func:`_period`), the result's ``(g, q.out)`` merged back."""
   g, q = _period(r)
-  y = fn(x.reshape(x.shape[:axis] + (g, q.size) + x.shape[axis + 1:]), q, axis + 1)
-  return y.reshape(x.shape[:axis] + (r.out,) + x.shape[axis + 1:])
+  y = fn(x.reshape(x.shape[:axis] + (g, q.size) + x.shape[axis + 1 :]), q, axis + 1)
+  return y.reshape(x.shape[:axis] + (r.out,) + x.shape[axis + 1 :])
 
 
 def _run_sum(piece: jnp.ndarray, axis: int) -> jnp.ndarray:
@@ -300,11 +315,13 @@ def _ranged_sum_jvp(r, axis, primals, tangents):
   def tangent(v, q, ax):
     if q.out <= _CONCAT_FUSE_MAX:
       p = np.arange(q.size)
-      return _masked_sums(v, [_along((p >= s) & (p < e), ax, v.ndim)
-                              for s, e in zip(q.starts, q.ends)], ax)
-    sums: dict[int, jnp.ndarray] = {}  # start -> the run's sum, shared by the intervals holding the run
-    return _by_runs(lambda piece, start, _: sums.setdefault(start, _run_sum(piece, ax)),
-                    v, q, ax)
+      return _masked_sums(
+        v, [_along((p >= s) & (p < e), ax, v.ndim) for s, e in zip(q.starts, q.ends)], ax
+      )
+    sums: dict[
+      int, jnp.ndarray
+    ] = {}  # start -> the run's sum, shared by the intervals holding the run
+    return _by_runs(lambda piece, start, _: sums.setdefault(start, _run_sum(piece, ax)), v, q, ax)
 
   return _ranged_sum(x, r, axis), _by_period(tangent, dx, r, axis)
 
@@ -353,7 +370,7 @@ def _ranged_max_jvp(r, axis, primals, tangents):
   y = _ranged_max(x, r, axis)
   g, q = _period(r)
   pos = _gather_first(x, y, r, axis)
-  pos = pos.reshape(pos.shape[:axis] + (g, q.out) + pos.shape[axis + 1:])
+  pos = pos.reshape(pos.shape[:axis] + (g, q.out) + pos.shape[axis + 1 :])
   pos = pos - _along(np.arange(g, dtype=np.int32) * q.size, axis, pos.ndim)
   pos = _windows.materialize(pos)  # computed once, not once per interval or run
   zero = jnp.zeros((), dx.dtype)
@@ -361,12 +378,14 @@ def _ranged_max_jvp(r, axis, primals, tangents):
   def tangent(v, q, ax):
     here = _along(np.arange(q.size, dtype=np.int32), ax, v.ndim)
     if q.out <= _CONCAT_FUSE_MAX:
-      return _masked_sums(v, [lax.slice_in_dim(pos, i, i + 1, axis=ax) == here
-                              for i in range(q.out)], ax)
+      return _masked_sums(
+        v, [lax.slice_in_dim(pos, i, i + 1, axis=ax) == here for i in range(q.out)], ax
+      )
 
     def pick(piece, start, i):
       hit = lax.slice_in_dim(pos, i, i + 1, axis=ax) == lax.slice_in_dim(
-          here, start, start + piece.shape[ax], axis=ax)
+        here, start, start + piece.shape[ax], axis=ax
+      )
       return _run_sum(jnp.where(hit, piece, zero), ax)
 
     return _by_runs(pick, v, q, ax)
@@ -391,15 +410,18 @@ def check_output_size(output_size: Any) -> int | tuple[int | None, ...]:
     entries = tuple(value)
   else:
     raise TypeError(
-        f'output_size must be an int or a non-empty sequence of positive ints or None, '
-        f'one per spatial dim; got {output_size!r}')
+      f'output_size must be an int or a non-empty sequence of positive ints or None, '
+      f'one per spatial dim; got {output_size!r}'
+    )
   if not all(v is None or _geometry.is_int(v) for v in entries):
     raise TypeError(
-        f'output_size entries must be positive ints or None (keep that dim); got {output_size!r}')
+      f'output_size entries must be positive ints or None (keep that dim); got {output_size!r}'
+    )
   if any(v is not None and v < 1 for v in entries):
     raise ValueError(f'output_size entries must be >= 1 (or None); got {output_size!r}')
-  return entries[0] if _geometry.is_int(value) else tuple(
-      None if v is None else int(v) for v in entries)
+  return (
+    entries[0] if _geometry.is_int(value) else tuple(None if v is None else int(v) for v in entries)
+  )
 
 
 def _adaptive_shapes(shape: tuple[int, ...], output_size: Any):
@@ -408,13 +430,14 @@ def _adaptive_shapes(shape: tuple[int, ...], output_size: Any):
   if isinstance(sizes, int):
     if len(shape) < 3:
       raise ValueError(
-          f'an int output_size means x is (N, *spatial, C) with at least one spatial dim; '
-          f'got x of shape {tuple(shape)}; pass a sequence, one entry per spatial dim, '
-          f'to pool an unbatched input')
+        f'an int output_size means x is (N, *spatial, C) with at least one spatial dim; '
+        f'got x of shape {tuple(shape)}; pass a sequence, one entry per spatial dim, '
+        f'to pool an unbatched input'
+      )
     sizes = (sizes,) * (len(shape) - 2)
   n = len(sizes)
   nb = _geometry.check_rank(shape, n, 'x', what='output_size')
-  in_shape = tuple(int(v) for v in shape[nb:nb + n])
+  in_shape = tuple(int(v) for v in shape[nb : nb + n])
   if any(v < 1 for v in in_shape):
     raise ValueError(f'x must have non-empty spatial dims; got shape {tuple(shape)}')
   out_shape = tuple(L if o is None else o for L, o in zip(in_shape, sizes))
@@ -473,7 +496,7 @@ def adaptive_avg_pool(x: jnp.ndarray, output_size: int | Sequence[int | None]) -
   x = _numerics.as_array(x)
   _numerics.check_float(x, 'adaptive_avg_pool')
   nb, _, out_shape = _adaptive_shapes(x.shape, output_size)
-  ranges = _dim_ranges(x.shape[nb:nb + len(out_shape)], out_shape)
+  ranges = _dim_ranges(x.shape[nb : nb + len(out_shape)], out_shape)
   xc = x.astype(_numerics.compute_dtype(x.dtype))
   ks = _all_blocks(x.ndim, nb, ranges)
   if ks is not None:
@@ -532,8 +555,9 @@ def _max_indices(x, nb: int, ranges: list[_Ranges]) -> jnp.ndarray:
   return flat.astype(jnp.int32)
 
 
-def adaptive_max_pool(x: jnp.ndarray, output_size: int | Sequence[int | None],
-                      return_indices: bool = False):
+def adaptive_max_pool(
+  x: jnp.ndarray, output_size: int | Sequence[int | None], return_indices: bool = False
+):
   r"""Adaptive max pooling, PyTorch's ``adaptive_max_pool{1,2,3}d`` (channel-last).
 
   .. math:: y_i = \max_{p \in R(i)} x_p
@@ -568,7 +592,7 @@ def adaptive_max_pool(x: jnp.ndarray, output_size: int | Sequence[int | None],
   x = _numerics.as_array(x)
   return_indices = _checks.flag(return_indices, 'return_indices')
   nb, _, out_shape = _adaptive_shapes(x.shape, output_size)
-  ranges = _dim_ranges(x.shape[nb:nb + len(out_shape)], out_shape)
+  ranges = _dim_ranges(x.shape[nb : nb + len(out_shape)], out_shape)
   ks = _all_blocks(x.ndim, nb, ranges)
   if ks is not None:
     y = _block_max(x, ks)
@@ -631,8 +655,9 @@ def _power_mean_parts(x, p_arr, scale, axes, static_p, mean):
   total = reduce(_power(r, p, static_int), axis=axes, keepdims=True)
   nonzero = (total != 0) | jnp.isinf(scale)  # infinite entries: up(0) = NaN is inf - inf
   magnitude = jnp.where(nonzero, jnp.abs(total), jnp.ones((), total.dtype))
-  y = jnp.where(nonzero, up(jnp.sign(total) * jnp.power(magnitude, 1.0 / p)),
-                jnp.zeros((), total.dtype))
+  y = jnp.where(
+    nonzero, up(jnp.sign(total) * jnp.power(magnitude, 1.0 / p)), jnp.zeros((), total.dtype)
+  )
   return y, (p, r, total, nonzero, magnitude, static_int)
 
 
@@ -644,7 +669,8 @@ def _power_mean_jvp(axes, static_p, mean, primals, tangents):
   x, p_arr, scale = primals
   dx, dp, _ = tangents
   y, (p, r, total, nonzero, magnitude, static_int) = _power_mean_parts(
-      x, p_arr, scale, axes, static_p, mean)
+    x, p_arr, scale, axes, static_p, mean
+  )
   w = 1.0 / math.prod(x.shape[a] for a in axes) if mean else 1.0
   rp1 = lax.integer_pow(r, int(p) - 1) if static_int else jnp.power(r, p - 1)
   coef = jnp.where(nonzero, w * jnp.power(magnitude, 1.0 / p - 1), jnp.zeros((), r.dtype))
@@ -653,7 +679,7 @@ def _power_mean_jvp(axes, static_p, mean, primals, tangents):
     log_r = jnp.log(jnp.where(r != 0, jnp.abs(r), jnp.ones((), r.dtype)))
     weighted = w * jnp.sum(jnp.power(r, p) * log_r, axis=axes, keepdims=True)
     safe_total = jnp.where(nonzero, total, jnp.ones((), total.dtype))
-    dlog = weighted / (p * safe_total) - jnp.log(magnitude) / p ** 2
+    dlog = weighted / (p * safe_total) - jnp.log(magnitude) / p**2
     dy = dy + y * dlog * dp
   return y, dy
 
@@ -683,8 +709,15 @@ def _max_reduce(x, lead: int) -> jnp.ndarray:
   return y.reshape(x.shape[:lead] + (1,) * (x.ndim - lead - 1) + x.shape[-1:])
 
 
-_GLOBAL_KW = {'avg': (), 'max': (), 'soft': ('temperature',), 'lp': ('p',),
-              'gem': ('p', 'eps'), 'avgmax': (), 'catavgmax': ()}
+_GLOBAL_KW = {
+  'avg': (),
+  'max': (),
+  'soft': ('temperature',),
+  'lp': ('p',),
+  'gem': ('p', 'eps'),
+  'avgmax': (),
+  'catavgmax': (),
+}
 
 
 def _positive(name: str, value, channels: int | None = None):
@@ -702,8 +735,9 @@ def _positive(name: str, value, channels: int | None = None):
   value = jnp.asarray(value)
   if not jnp.issubdtype(value.dtype, jnp.floating) or value.shape not in ((), (channels,)):
     raise TypeError(
-        f'{name} must be a positive number or a float array of shape () or ({channels},); '
-        f'got dtype {value.dtype} and shape {value.shape}')
+      f'{name} must be a positive number or a float array of shape () or ({channels},); '
+      f'got dtype {value.dtype} and shape {value.shape}'
+    )
   return value, False
 
 
@@ -713,8 +747,9 @@ def _check_global_kw(method: str, kw: dict) -> None:
   extra = sorted(set(kw) - set(allowed))
   if extra:
     raise ValueError(
-        f"global_pool method {method!r} takes keyword arguments {list(allowed)}; "
-        f'got unexpected {extra}')
+      f'global_pool method {method!r} takes keyword arguments {list(allowed)}; '
+      f'got unexpected {extra}'
+    )
 
 
 def global_kwargs(p: Any = None, eps: Any = None, temperature: Any = None) -> dict:
@@ -723,8 +758,7 @@ def global_kwargs(p: Any = None, eps: Any = None, temperature: Any = None) -> di
   return {k: v for k, v in kw.items() if v is not None}
 
 
-def check_global_fields(method: Any, p: Any, eps: Any, temperature: Any,
-                        learnable_p: bool) -> None:
+def check_global_fields(method: Any, p: Any, eps: Any, temperature: Any, learnable_p: bool) -> None:
   """A GlobalPool module's fields checked without an input.
 
   ``method`` and the keyword arguments it takes (those set), each a positive
@@ -787,8 +821,9 @@ def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **k
   x = _numerics.as_array(x)
   if x.ndim < 3:
     raise ValueError(
-        f'x must have shape (N, *spatial, C) with at least one spatial dim (rank >= 3); '
-        f'got shape {x.shape} (rank {x.ndim})')
+      f'x must have shape (N, *spatial, C) with at least one spatial dim (rank >= 3); '
+      f'got shape {x.shape} (rank {x.ndim})'
+    )
   if any(v < 1 for v in x.shape[1:-1]):
     raise ValueError(f'x must have non-empty spatial dims; got shape {x.shape}')
   keepdims = _checks.flag(keepdims, 'keepdims')
@@ -849,8 +884,9 @@ def channel_pool(x: jnp.ndarray, method: str = 'max', keepdims: bool = True) -> 
     raise ValueError(f'x must have a channel axis (rank >= 1); got a scalar of shape {x.shape}')
   if x.shape[-1] == 0:
     raise ValueError(
-        f'x must have at least one channel: channel_pool reduces over them and a {method} of '
-        f'none is undefined; got shape {x.shape}')
+      f'x must have at least one channel: channel_pool reduces over them and a {method} of '
+      f'none is undefined; got shape {x.shape}'
+    )
   keepdims = _checks.flag(keepdims, 'keepdims')
   if method == 'max':
     rows = math.prod(x.shape[:-1])
@@ -858,8 +894,9 @@ def channel_pool(x: jnp.ndarray, method: str = 'max', keepdims: bool = True) -> 
   else:
     _numerics.check_float(x, f'channel_pool(method={method!r})')
     xc = x.astype(_numerics.compute_dtype(x.dtype))
-    y = (jnp.mean(xc, axis=-1, keepdims=True) if method == 'avg'
-         else _soft_reduce(xc, (-1,), 1.0)).astype(x.dtype)
+    y = (
+      jnp.mean(xc, axis=-1, keepdims=True) if method == 'avg' else _soft_reduce(xc, (-1,), 1.0)
+    ).astype(x.dtype)
   return y if keepdims else y[..., 0]
 
 
@@ -878,8 +915,9 @@ def check_pyramid_fields(levels: Any, method: Any) -> tuple:
   return tuple(levels)
 
 
-def spatial_pyramid_pool(x: jnp.ndarray, levels: Sequence[int | Sequence[int]] = (1, 2, 4),
-                         method: str = 'max') -> jnp.ndarray:
+def spatial_pyramid_pool(
+  x: jnp.ndarray, levels: Sequence[int | Sequence[int]] = (1, 2, 4), method: str = 'max'
+) -> jnp.ndarray:
   r"""Spatial pyramid pooling (He et al., ECCV 2014): a fixed-length vector from any size.
 
   Each level ``l`` pools ``x`` adaptively to ``l`` bins per spatial dim
@@ -912,8 +950,9 @@ def spatial_pyramid_pool(x: jnp.ndarray, levels: Sequence[int | Sequence[int]] =
   x = _numerics.as_array(x)
   if x.ndim < 3:
     raise ValueError(
-        f'x must have shape (N, *spatial, C) with at least one spatial dim (rank >= 3); '
-        f'got shape {x.shape} (rank {x.ndim})')
+      f'x must have shape (N, *spatial, C) with at least one spatial dim (rank >= 3); '
+      f'got shape {x.shape} (rank {x.ndim})'
+    )
   if any(v < 1 for v in x.shape[1:-1]):
     raise ValueError(f'x must have non-empty spatial dims; got shape {x.shape}')
   n = x.ndim - 2
@@ -925,5 +964,6 @@ def spatial_pyramid_pool(x: jnp.ndarray, levels: Sequence[int | Sequence[int]] =
       sizes.append(_geometry.int_tuple(level, n, 'levels entry'))
   pool = adaptive_max_pool if method == 'max' else adaptive_avg_pool
   # explicit sizes: a reshape to -1 cannot infer a dim of an empty batch
-  return jnp.concatenate([pool(x, s).reshape(x.shape[0], math.prod(s) * x.shape[-1])
-                          for s in sizes], axis=-1)
+  return jnp.concatenate(
+    [pool(x, s).reshape(x.shape[0], math.prod(s) * x.shape[-1]) for s in sizes], axis=-1
+  )

@@ -79,8 +79,7 @@ def check_fields(window, strides, pad_mode, blur=None) -> tuple[int, ...]:
   """
   window = _geometry.normalize_window(window)
   if blur is not None and len(_geometry.normalize_window(blur, 'blur')) != len(window):
-    raise ValueError(
-        f'blur must have one entry per spatial dim of window {window}; got {blur!r}')
+    raise ValueError(f'blur must have one entry per spatial dim of window {window}; got {blur!r}')
   if strides is not None:
     _geometry.int_tuple(strides, len(window), 'strides')
   _check_pad_mode(pad_mode)
@@ -94,8 +93,9 @@ def _source(pos: int, size: int, mode: str) -> int:
   return -pos if pos < 0 else 2 * (size - 1) - pos
 
 
-def _border_plan(size: int, row: np.ndarray, s: int, lo: int, out: int,
-                 mode: str) -> tuple[tuple[int, tuple[tuple[int, float], ...]], ...]:
+def _border_plan(
+  size: int, row: np.ndarray, s: int, lo: int, out: int, mode: str
+) -> tuple[tuple[int, tuple[tuple[int, float], ...]], ...]:
   """Static ``((p, ((source, weight), ...)), ...)``: what border outputs read in the padding.
 
   Output ``p`` reads, for each tap ``j`` in the padding, ``w_j x[source(p s + j - lo)]``.
@@ -137,8 +137,9 @@ def _add_border_jvp(axis, plan, primals, tangents):
   (y, x), (dy, dx) = primals, tangents
   out = y.shape[axis]
   for p, reads in plan:
-    terms = [lax.slice_in_dim(dx, src, src + 1, axis=axis) * np.asarray(w, dx.dtype)
-             for src, w in reads]  # non-empty: the plan keeps outputs with border reads
+    terms = [
+      lax.slice_in_dim(dx, src, src + 1, axis=axis) * np.asarray(w, dx.dtype) for src, w in reads
+    ]  # non-empty: the plan keeps outputs with border reads
     row = terms[0]
     for term in terms[1:]:
       row = row + term
@@ -148,19 +149,33 @@ def _add_border_jvp(axis, plan, primals, tangents):
   return _add_border(y, x, axis, plan), dy
 
 
-def _blur_axis(x: jnp.ndarray, nb: int, axis: int, k: int, s: int, pads: tuple[int, int],
-               out: int, pad_mode: str, renormalize: bool) -> jnp.ndarray:
+def _blur_axis(
+  x: jnp.ndarray,
+  nb: int,
+  axis: int,
+  k: int,
+  s: int,
+  pads: tuple[int, int],
+  out: int,
+  pad_mode: str,
+  renormalize: bool,
+) -> jnp.ndarray:
   """One separable pass along spatial dim ``axis``: ``y[p] = sum_j w_j x[p * s + j - lo]``."""
   n = x.ndim - nb - 1
-  spatial = x.shape[nb:nb + n]
+  spatial = x.shape[nb : nb + n]
   unit = (1,) * n
 
   def along(value, other):
     return tuple(value if a == axis else other[a] for a in range(n))
 
   geom = _geometry.Geometry(
-      in_shape=spatial, out_shape=along(out, spatial), window=along(k, unit),
-      strides=along(s, unit), dilation=unit, padding=along(pads, ((0, 0),) * n))
+    in_shape=spatial,
+    out_shape=along(out, spatial),
+    window=along(k, unit),
+    strides=along(s, unit),
+    dilation=unit,
+    padding=along(pads, ((0, 0),) * n),
+  )
   row = _binomial_row(k)
   taps = _windows.Taps.read(x, geom, 0.0)  # zeros in the padding
   y = taps.data[0] if k == 1 else taps.dot(np.asarray(row, x.dtype))
@@ -181,9 +196,15 @@ def _blur_axis(x: jnp.ndarray, nb: int, axis: int, k: int, s: int, pads: tuple[i
   return y
 
 
-def blur_pool(x: jnp.ndarray, window: Sequence[int] = (3, 3),
-              strides: int | Sequence[int] | None = 2, padding: Padding = 'SAME', *,
-              pad_mode: str = 'constant', count_include_pad: bool = False) -> jnp.ndarray:
+def blur_pool(
+  x: jnp.ndarray,
+  window: Sequence[int] = (3, 3),
+  strides: int | Sequence[int] | None = 2,
+  padding: Padding = 'SAME',
+  *,
+  pad_mode: str = 'constant',
+  count_include_pad: bool = False,
+) -> jnp.ndarray:
   r"""BlurPool (Zhang, ICML 2019): depthwise binomial blur, then subsampling.
 
   .. math:: y_p = \sum_{j \in \text{window}} f_j \, x_{p \cdot s + j - \text{pad}_{lo}}
@@ -248,21 +269,37 @@ def blur_pool(x: jnp.ndarray, window: Sequence[int] = (3, 3),
     for size, (lo, hi) in zip(geom.in_shape, geom.padding):
       if max(lo, hi) >= size:
         raise ValueError(
-            f"pad_mode='reflect' needs every pad smaller than its spatial size; got "
-            f'padding {geom.padding} for spatial shape {geom.in_shape} (use '
-            f"pad_mode='edge' or 'constant', or less padding)")
+          f"pad_mode='reflect' needs every pad smaller than its spatial size; got "
+          f'padding {geom.padding} for spatial shape {geom.in_shape} (use '
+          f"pad_mode='edge' or 'constant', or less padding)"
+        )
   renormalize = pad_mode == 'constant' and not count_include_pad
   y = x.astype(_numerics.compute_dtype(x.dtype))
   for a in reversed(range(geom.ndim)):
-    y = _blur_axis(y, nb, a, geom.window[a], geom.strides[a], geom.padding[a],
-                   geom.out_shape[a], pad_mode, renormalize)
+    y = _blur_axis(
+      y,
+      nb,
+      a,
+      geom.window[a],
+      geom.strides[a],
+      geom.padding[a],
+      geom.out_shape[a],
+      pad_mode,
+      renormalize,
+    )
   return y.astype(x.dtype)
 
 
-def max_blur_pool(x: jnp.ndarray, window: Sequence[int] = (2, 2),
-                  blur: Sequence[int] = (3, 3), strides: int | Sequence[int] | None = 2,
-                  padding: Padding = 'SAME', *, pad_mode: str = 'constant',
-                  count_include_pad: bool = False) -> jnp.ndarray:
+def max_blur_pool(
+  x: jnp.ndarray,
+  window: Sequence[int] = (2, 2),
+  blur: Sequence[int] = (3, 3),
+  strides: int | Sequence[int] | None = 2,
+  padding: Padding = 'SAME',
+  *,
+  pad_mode: str = 'constant',
+  count_include_pad: bool = False,
+) -> jnp.ndarray:
   r"""MaxBlurPool (Zhang, ICML 2019): dense max pooling, then :func:`blur_pool`.
 
   .. math:: y = \mathrm{BlurPool}_{\text{blur}, s}\big(\mathrm{MaxPool}_{\text{window}, 1}(x)\big)
@@ -298,9 +335,9 @@ def max_blur_pool(x: jnp.ndarray, window: Sequence[int] = (2, 2),
   window = _geometry.normalize_window(window)
   blur = _geometry.normalize_window(blur, 'blur')
   if len(blur) != len(window):
-    raise ValueError(
-        f'blur must have one entry per spatial dim of window {window}; got {blur!r}')
+    raise ValueError(f'blur must have one entry per spatial dim of window {window}; got {blur!r}')
   pad_mode = _check_pad_mode(pad_mode)
   dense = classic.max_pool(x, window, 1)
-  return blur_pool(dense, blur, strides, padding, pad_mode=pad_mode,
-                   count_include_pad=count_include_pad)
+  return blur_pool(
+    dense, blur, strides, padding, pad_mode=pad_mode, count_include_pad=count_include_pad
+  )

@@ -49,8 +49,7 @@ def _choice_to_index(choice, geom: Geometry) -> jnp.ndarray:
   return jnp.where(choice >= geom.window_size, 0, index)
 
 
-def _extremum(x, window, strides, padding, dilation, ceil_mode, kind,
-              return_indices=False):
+def _extremum(x, window, strides, padding, dilation, ceil_mode, kind, return_indices=False):
   x = _numerics.as_array(x)
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   return_indices = _checks.flag(return_indices, 'return_indices')
@@ -64,9 +63,15 @@ def _extremum(x, window, strides, padding, dilation, ceil_mode, kind,
   return y, _choice_to_index(_reductions.route_choice(route, geom), geom)
 
 
-def max_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
-             padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-             ceil_mode: bool = False, return_indices: bool = False):
+def max_pool(
+  x: jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+  return_indices: bool = False,
+):
   r"""Max pooling, PyTorch's ``max_pool{1,2,3}d`` in channel-last layout.
 
   .. math:: y_p = \max_{i \in R(p)} x_i
@@ -107,9 +112,14 @@ def max_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int]
   return _extremum(x, window, strides, padding, dilation, ceil_mode, 'max', return_indices)
 
 
-def min_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
-             padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-             ceil_mode: bool = False) -> jnp.ndarray:
+def min_pool(
+  x: jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+) -> jnp.ndarray:
   r"""Min pooling: :math:`y_p = \min_{i \in R(p)} x_i` over valid taps.
 
   Same geometry, output size and gradient rule as :func:`max_pool` (ties to the
@@ -135,10 +145,16 @@ def check_divisor_override(divisor_override: Any) -> int | None:
   return None if value is None else int(value)
 
 
-def avg_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
-             padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-             ceil_mode: bool = False, count_include_pad: bool = True,
-             divisor_override: int | None = None) -> jnp.ndarray:
+def avg_pool(
+  x: jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+  count_include_pad: bool = True,
+  divisor_override: int | None = None,
+) -> jnp.ndarray:
   r"""Average pooling, PyTorch's ``avg_pool{1,2,3}d`` in channel-last layout.
 
   .. math:: y_p = \frac{1}{D_p} \sum_{i \in R(p)} x_i
@@ -199,9 +215,15 @@ def check_p(p: Any) -> float | jnp.ndarray:
   return p
 
 
-def lp_pool(x: jnp.ndarray, p: float | jnp.ndarray, window: Sequence[int],
-            strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
-            dilation: int | Sequence[int] = 1, ceil_mode: bool = False) -> jnp.ndarray:
+def lp_pool(
+  x: jnp.ndarray,
+  p: float | jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+) -> jnp.ndarray:
   r"""Power-average (LP) pooling, PyTorch's ``lp_pool{1,2,3}d``.
 
   .. math:: y_p = \Big(\sum_{i \in R(p)} x_i^{\,p}\Big)^{1/p}
@@ -269,8 +291,9 @@ def _lp_parts(x, p_arr, scale, geom: Geometry, static_p):
   # 0 for an all-zero window; a window holding infinities keeps up(0) = NaN (inf - inf)
   nonzero = (total != 0) | jnp.isinf(scale)
   magnitude = jnp.where(nonzero, jnp.abs(total), jnp.ones((), total.dtype))
-  y = jnp.where(nonzero, up(jnp.sign(total) * jnp.power(magnitude, 1.0 / p)),
-                jnp.zeros((), total.dtype))
+  y = jnp.where(
+    nonzero, up(jnp.sign(total) * jnp.power(magnitude, 1.0 / p)), jnp.zeros((), total.dtype)
+  )
   return y, (p, r, total, nonzero, magnitude, static_int, power)
 
 
@@ -288,7 +311,8 @@ def _lp_root_jvp(geom, static_p, primals, tangents):
   x, p_arr, scale = primals
   x_dot, p_dot, _ = tangents
   y, (p, r, total, nonzero, magnitude, static_int, power) = _lp_parts(
-      x, p_arr, scale, geom, static_p)
+    x, p_arr, scale, geom, static_p
+  )
   coef = jnp.where(nonzero, jnp.power(magnitude, 1.0 / p - 1), jnp.zeros((), y.dtype))
   rp1 = r.map(lambda v: lax.integer_pow(v, int(p) - 1) if static_int else jnp.power(v, p - 1))
   dots = _windows.Taps.read(x_dot, geom, 0.0)
@@ -297,7 +321,7 @@ def _lp_root_jvp(geom, static_p, primals, tangents):
     log_r = r.map(lambda v: jnp.log(jnp.where(v != 0, jnp.abs(v), jnp.ones((), v.dtype))))
     weighted = r.map(power).map(jnp.multiply, log_r).sum()
     safe_total = jnp.where(nonzero, total, jnp.ones((), total.dtype))
-    dlog = weighted / (p * safe_total) - jnp.log(magnitude) / p ** 2
+    dlog = weighted / (p * safe_total) - jnp.log(magnitude) / p**2
     y_dot = y_dot + y * dlog * p_dot
   return y, y_dot
 
@@ -322,10 +346,14 @@ def _scatter_set_jvp(primals, tangents):
   return out, jax.vmap(lambda z, i, v: z.at[i].add(v, mode='drop'))(zeros, index, values_dot)
 
 
-def max_unpool(y: jnp.ndarray, indices: jnp.ndarray, window: Sequence[int],
-               strides: int | Sequence[int] | None = None,
-               padding: int | Sequence[int] = 0,
-               output_size: Sequence[int] | None = None) -> jnp.ndarray:
+def max_unpool(
+  y: jnp.ndarray,
+  indices: jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: int | Sequence[int] = 0,
+  output_size: Sequence[int] | None = None,
+) -> jnp.ndarray:
   r"""Inverse of :func:`max_pool` with ``return_indices``: PyTorch's ``max_unpool{1,2,3}d``.
 
   .. math:: \hat x_{\mathrm{indices}_p} = y_p, \quad \hat x_i = 0 \text{ elsewhere}
@@ -367,7 +395,7 @@ def max_unpool(y: jnp.ndarray, indices: jnp.ndarray, window: Sequence[int],
     raise TypeError(f'indices must be integers; got dtype {indices.dtype}')
   strides = window if strides is None else _geometry.int_tuple(strides, n, 'strides')
   pads = _geometry.int_tuple(padding, n, 'padding', minimum=0)
-  pooled = y.shape[nb:nb + n]
+  pooled = y.shape[nb : nb + n]
   default = tuple((o - 1) * s - 2 * p + k for o, s, p, k in zip(pooled, strides, pads, window))
   if output_size is None:
     size = default
@@ -376,16 +404,18 @@ def max_unpool(y: jnp.ndarray, indices: jnp.ndarray, window: Sequence[int],
       raise TypeError(f'output_size must be a sequence of ints; got {output_size!r}')
     size = tuple(int(v) for v in output_size)
     if len(size) == y.ndim:
-      size = size[nb:nb + n]
+      size = size[nb : nb + n]
     if len(size) != n:
       raise ValueError(
-          f'output_size must have {n} spatial entries (or {y.ndim} for the whole shape); '
-          f'got {output_size!r}')
+        f'output_size must have {n} spatial entries (or {y.ndim} for the whole shape); '
+        f'got {output_size!r}'
+      )
     for d, (got, dflt, s) in enumerate(zip(size, default, strides)):
       if not dflt - s < got < dflt + s:
         raise ValueError(
-            f'output_size {output_size!r}: entry {d} must be in ({dflt - s}, {dflt + s}) '
-            f'for this y, window and strides; got {got}')
+          f'output_size {output_size!r}: entry {d} must be in ({dflt - s}, {dflt + s}) '
+          f'for this y, window and strides; got {got}'
+        )
   if any(v < 1 for v in size):
     raise ValueError(f'max_unpool output spatial size must be positive; got {size}')
   batch, channels = y.shape[:nb], y.shape[-1]
@@ -393,7 +423,8 @@ def max_unpool(y: jnp.ndarray, indices: jnp.ndarray, window: Sequence[int],
 
   def to_rows(a):
     return jnp.moveaxis(a.reshape(math.prod(batch), math.prod(pooled), channels), -1, 1).reshape(
-        rows, math.prod(pooled))
+      rows, math.prod(pooled)
+    )
 
   total = math.prod(size)
   try:
@@ -403,8 +434,9 @@ def max_unpool(y: jnp.ndarray, indices: jnp.ndarray, window: Sequence[int],
   if concrete is not None and concrete.size and (concrete.min() < 0 or concrete.max() >= total):
     bad = concrete[(concrete < 0) | (concrete >= total)]
     raise ValueError(
-        f'indices must lie in [0, {total}) (flat positions in the output spatial size {size}); '
-        f'got {bad.size} outside, e.g. {int(bad.flat[0])}')
+      f'indices must lie in [0, {total}) (flat positions in the output spatial size {size}); '
+      f'got {bad.size} outside, e.g. {int(bad.flat[0])}'
+    )
   # A negative index would wrap NumPy-style in the scatter and the gather: send it past the
   # end, where both drop it.
   flat = indices.astype(jnp.int32)

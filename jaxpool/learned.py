@@ -70,11 +70,13 @@ def _mixing_weight(value, name: str, out_shape, dtype):
     raise TypeError(f'{name} must be a number or a float array; got a bool')
   # right-aligned, each dim 1 or equal (works with symbolic output dims too)
   ok = arr.ndim <= len(out_shape) and all(
-      a == 1 or a == o for a, o in zip(arr.shape[::-1], tuple(out_shape)[::-1]))
+    a == 1 or a == o for a, o in zip(arr.shape[::-1], tuple(out_shape)[::-1])
+  )
   if not ok:
     raise ValueError(
-        f'{name} must broadcast to the output shape {tuple(out_shape)}: a scalar, (C,), '
-        f'(*out_spatial, 1) or (*out_spatial, C) (or with batch dims); got shape {arr.shape}')
+      f'{name} must broadcast to the output shape {tuple(out_shape)}: a scalar, (C,), '
+      f'(*out_spatial, 1) or (*out_spatial, C) (or with batch dims); got shape {arr.shape}'
+    )
   return arr.astype(dtype)
 
 
@@ -85,8 +87,9 @@ def _nonnegative_per_channel(value, name: str, channels: int, dtype):
     raise TypeError(f'{name} must be a number or a float array; got a bool')
   if arr.shape not in ((), (1,), (channels,)):
     raise ValueError(
-        f'{name} must be a scalar or have shape ({channels},) (one per channel); '
-        f'got shape {arr.shape}')
+      f'{name} must be a scalar or have shape ({channels},) (one per channel); '
+      f'got shape {arr.shape}'
+    )
   try:
     concrete = np.asarray(arr)
   except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
@@ -96,8 +99,9 @@ def _nonnegative_per_channel(value, name: str, channels: int, dtype):
   return arr.astype(dtype)
 
 
-def _window_filters(value, name: str, geom: Geometry, channels: int, dtype,
-                    lead: tuple[int, ...] = ()):
+def _window_filters(
+  value, name: str, geom: Geometry, channels: int, dtype, lead: tuple[int, ...] = ()
+):
   """Filters of shape ``(*lead, *window)`` or ``(*lead, *window, C)`` -> ``(*lead, K, C)``.
 
   Shared filters are broadcast over channels: autodiff then reduces their gradient
@@ -108,8 +112,9 @@ def _window_filters(value, name: str, geom: Geometry, channels: int, dtype,
   per_channel = (*shared, channels)
   if arr.shape not in (shared, per_channel):
     raise ValueError(
-        f'{name} must have shape {shared} (shared over channels) or {per_channel} '
-        f'(one filter per channel); got shape {arr.shape}')
+      f'{name} must have shape {shared} (shared over channels) or {per_channel} '
+      f'(one filter per channel); got shape {arr.shape}'
+    )
   if arr.shape == shared:
     arr = arr[..., None]
   arr = arr.astype(dtype).reshape(*lead, geom.window_size, arr.shape[-1])
@@ -136,9 +141,15 @@ def _pow2_scale(magnitude):
 # --- Lee et al. 2016: mixed, gated, tree ------------------------------------------------
 
 
-def max_avg_pool(x: jnp.ndarray, alpha, window: Sequence[int],
-                 strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
-                 dilation: int | Sequence[int] = 1, ceil_mode: bool = False) -> jnp.ndarray:
+def max_avg_pool(
+  x: jnp.ndarray,
+  alpha,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+) -> jnp.ndarray:
   r"""Mixed max-average pooling (Lee, Gallagher & Tu, AISTATS 2016).
 
   .. math:: y_p = \alpha_p \max_{i \in R(p)} x_i + (1 - \alpha_p) \frac{1}{|R(p)|}
@@ -175,17 +186,26 @@ def max_avg_pool(x: jnp.ndarray, alpha, window: Sequence[int],
     >>> max_avg_pool(x, 0.5, (2,))[:, 0]
     Array([2.5, 5. ], dtype=float32)
   """
-  x, geom, out_shape, cdt = _checked_geometry(x, 'max_avg_pool', window, strides, padding,
-                                     dilation, ceil_mode)
+  x, geom, out_shape, cdt = _checked_geometry(
+    x, 'max_avg_pool', window, strides, padding, dilation, ceil_mode
+  )
   alpha = _mixing_weight(alpha, 'alpha', out_shape, cdt)
   xc = x.astype(cdt)
-  y = _numerics.blend(alpha, _reductions.valid_max(xc, geom), _reductions.window_mean(xc, geom))  # alpha 1: max, 0: avg
+  y = _numerics.blend(
+    alpha, _reductions.valid_max(xc, geom), _reductions.window_mean(xc, geom)
+  )  # alpha 1: max, 0: avg
   return _zero_empty_cast(y, geom, x.dtype)
 
 
-def gated_pool(x: jnp.ndarray, gate, window: Sequence[int],
-               strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
-               dilation: int | Sequence[int] = 1, ceil_mode: bool = False) -> jnp.ndarray:
+def gated_pool(
+  x: jnp.ndarray,
+  gate,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+) -> jnp.ndarray:
   r"""Gated max-average pooling (Lee, Gallagher & Tu, AISTATS 2016).
 
   .. math:: y_p = \sigma(z_p) \max_{i \in R(p)} x_i + (1 - \sigma(z_p))
@@ -223,13 +243,16 @@ def gated_pool(x: jnp.ndarray, gate, window: Sequence[int],
     >>> gated_pool(x, jnp.zeros(2), (2,))[:, 0]   # sigma(0) = 1/2
     Array([2.5, 5. ], dtype=float32)
   """
-  x, geom, out_shape, cdt = _checked_geometry(x, 'gated_pool', window, strides, padding,
-                                     dilation, ceil_mode)
+  x, geom, out_shape, cdt = _checked_geometry(
+    x, 'gated_pool', window, strides, padding, dilation, ceil_mode
+  )
   omega = _window_filters(gate, 'gate', geom, out_shape[-1], cdt)
   xc = x.astype(cdt)
   taps = _windows.Taps.read(xc, geom, 0.0)  # padding reads 0: adds nothing to the dot
   s = jax.nn.sigmoid(taps.dot(omega))
-  y = _numerics.blend(s, _reductions.valid_max(xc, geom), _reductions.window_mean(xc, geom))  # saturated gates
+  y = _numerics.blend(
+    s, _reductions.valid_max(xc, geom), _reductions.window_mean(xc, geom)
+  )  # saturated gates
   return _zero_empty_cast(y, geom, x.dtype)
 
 
@@ -241,9 +264,16 @@ def check_depth(depth: Any) -> int:
   return int(value)
 
 
-def tree_pool(x: jnp.ndarray, leaves, gates, window: Sequence[int],
-              strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
-              dilation: int | Sequence[int] = 1, ceil_mode: bool = False) -> jnp.ndarray:
+def tree_pool(
+  x: jnp.ndarray,
+  leaves,
+  gates,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+) -> jnp.ndarray:
   r"""Tree pooling (Lee, Gallagher & Tu, AISTATS 2016): gated mixtures of learned filters.
 
   A complete binary tree of depth ``d`` in heap order: node 0 is the root, node
@@ -287,19 +317,22 @@ def tree_pool(x: jnp.ndarray, leaves, gates, window: Sequence[int],
     >>> tree_pool(x, leaves, gates, (2,))[:, 0]
     Array([2.5, 5. ], dtype=float32)
   """
-  x, geom, out_shape, cdt = _checked_geometry(x, 'tree_pool', window, strides, padding,
-                                     dilation, ceil_mode)
+  x, geom, out_shape, cdt = _checked_geometry(
+    x, 'tree_pool', window, strides, padding, dilation, ceil_mode
+  )
   n = geom.ndim
   for name, value in (('leaves', leaves), ('gates', gates)):
     shape = np.shape(value)
     if len(shape) not in (n + 1, n + 2):
       raise ValueError(
-          f'{name} must have shape ({name}, *window) or ({name}, *window, C) with window '
-          f'{geom.window}; got shape {tuple(shape)}')
+        f'{name} must have shape ({name}, *window) or ({name}, *window, C) with window '
+        f'{geom.window}; got shape {tuple(shape)}'
+      )
   n_leaves = int(np.shape(leaves)[0])
   if n_leaves < 1 or n_leaves & (n_leaves - 1):
     raise ValueError(
-        f'leaves must hold 2**depth filters (1, 2, 4, ...) along axis 0; got {n_leaves}')
+      f'leaves must hold 2**depth filters (1, 2, 4, ...) along axis 0; got {n_leaves}'
+    )
   channels = out_shape[-1]
   v = _window_filters(leaves, 'leaves', geom, channels, cdt, (n_leaves,))
   w = _window_filters(gates, 'gates', geom, channels, cdt, (n_leaves - 1,))
@@ -331,8 +364,9 @@ class _DPPContext:
     self.size = geom.window_size
     # Static validity (None: all valid): the stacked mask, or one per tap when unrolled.
     self.stacked_mask = _windows.stacked_tap_masks(geom, num_batch) if self.stacked else None
-    self.tap_masks = ([] if self.stacked else
-                      [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)])
+    self.tap_masks = (
+      [] if self.stacked else [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)]
+    )
     self.counts = _counts(geom, dtype)
     self.empty = _reductions.empty_windows(geom)
     self.symmetric = symmetric
@@ -357,15 +391,21 @@ class _DPPContext:
   def valid(self, taps, fill=0.0):
     """Per-tap values with the invalid (padding) taps replaced by ``fill``."""
     if self.stacked:
-      return taps if self.stacked_mask is None else jnp.where(
-          self.stacked_mask, taps, jnp.asarray(fill, taps.dtype))
-    return tuple(v if m is None else jnp.where(m, v, jnp.asarray(fill, v.dtype))
-                 for v, m in zip(taps, self.tap_masks))
+      return (
+        taps
+        if self.stacked_mask is None
+        else jnp.where(self.stacked_mask, taps, jnp.asarray(fill, taps.dtype))
+      )
+    return tuple(
+      v if m is None else jnp.where(m, v, jnp.asarray(fill, v.dtype))
+      for v, m in zip(taps, self.tap_masks)
+    )
 
   def deviation(self, xs, gs):
     """``d_q = x_q - guide`` (asymmetric: clipped at 0) and ``d_q**2 + eps`` (>= floor)."""
-    devs = self.map((lambda x: x - gs) if self.symmetric else
-                    (lambda x: jnp.maximum(x - gs, 0)), xs)
+    devs = self.map(
+      (lambda x: x - gs) if self.symmetric else (lambda x: jnp.maximum(x - gs, 0)), xs
+    )
     return devs, self.map(lambda d: jnp.maximum(jnp.square(d) + self.eps_t, self.floor), devs)
 
 
@@ -383,8 +423,7 @@ def _dpp_forward(ctx: _DPPContext, xs, alpha, half_lam, gs):
     if ctx.empty is not None:
       top = jnp.where(ctx.empty, 0, top)
     # computed once (XLA:CPU would otherwise re-derive it inside every tap's fusion)
-    gs = _windows.materialize(top + ctx.sum(ctx.valid(ctx.map(lambda x: x - top, xs)))
-                              / ctx.counts)
+    gs = _windows.materialize(top + ctx.sum(ctx.valid(ctx.map(lambda x: x - top, xs))) / ctx.counts)
   _, penalty = ctx.deviation(xs, gs)
   log_mean = jnp.log(ctx.sum(ctx.valid(penalty)) / ctx.counts)
   log_ratio = ctx.valid(ctx.map(lambda e: half_lam * (jnp.log(e) - log_mean), penalty), -np.inf)
@@ -438,8 +477,7 @@ def _dpp_jvp(geom, symmetric, eps, primals, tangents):
   taps, alpha, half_lam, guide = primals
   out = _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps)[0]
   # Checkpointed: reverse mode keeps the inputs and recomputes the per-window values.
-  tangent = jax.checkpoint(functools.partial(_dpp_tangent, geom=geom, symmetric=symmetric,
-                                             eps=eps))
+  tangent = jax.checkpoint(functools.partial(_dpp_tangent, geom=geom, symmetric=symmetric, eps=eps))
   return out, tangent(primals, tangents)
 
 
@@ -469,25 +507,47 @@ def _dpp_tangent(primals, tangents, geom, symmetric, eps):
     dev_dot = ctx.map(lambda xd: xd - gs_dot, xs_dot)
   else:
     dev_dot = ctx.map(lambda xd, x: jnp.where(x > gs, xd - gs_dot, 0), xs_dot, xs)
-  p_dot = ctx.valid(ctx.map(lambda d, dd, e: jnp.where(e > ctx.floor, 2 * d, 0) * dd,
-                            devs, dev_dot, penalty))
+  p_dot = ctx.valid(
+    ctx.map(lambda d, dd, e: jnp.where(e > ctx.floor, 2 * d, 0) * dd, devs, dev_dot, penalty)
+  )
   log_mean_dot = ctx.sum(p_dot) / ctx.sum(ctx.valid(penalty))
   log_ratio = ctx.map(lambda e: jnp.log(e) - log_mean, penalty)  # log(P / M)
   expo = ctx.valid(ctx.map(lambda lr: jnp.exp(half_lam * lr - shift) * inv_scale, log_ratio))
   offset = alpha * jnp.exp(-shift) * inv_scale
-  x_terms = ctx.valid(ctx.map(
-      lambda ex, lr, pd, e, x, xd: ex * half_lam * (pd / e - log_mean_dot) * (x - y)
-      + (offset + ex) * xd, expo, log_ratio, p_dot, penalty, xs, xs_dot))
+  x_terms = ctx.valid(
+    ctx.map(
+      lambda ex, lr, pd, e, x, xd: (
+        ex * half_lam * (pd / e - log_mean_dot) * (x - y) + (offset + ex) * xd
+      ),
+      expo,
+      log_ratio,
+      p_dot,
+      penalty,
+      xs,
+      xs_dot,
+    )
+  )
   offset_dot = alpha_dot * jnp.exp(-shift) * inv_scale
-  param_terms = ctx.valid(ctx.map(
-      lambda ex, lr, x: (offset_dot + ex * half_lam_dot * lr) * (x - y), expo, log_ratio, xs))
+  param_terms = ctx.valid(
+    ctx.map(lambda ex, lr, x: (offset_dot + ex * half_lam_dot * lr) * (x - y), expo, log_ratio, xs)
+  )
   return ctx.sum(x_terms) / total + t * (ctx.sum(param_terms) / total)
 
 
-def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
-             strides: int | Sequence[int] | None = None, padding: Padding = 'VALID', *,
-             guide: jnp.ndarray | None = None, symmetric: bool = True, eps: float = 1e-3,
-             dilation: int | Sequence[int] = 1, ceil_mode: bool = False) -> jnp.ndarray:
+def dpp_pool(
+  x: jnp.ndarray,
+  alpha,
+  lam,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  *,
+  guide: jnp.ndarray | None = None,
+  symmetric: bool = True,
+  eps: float = 1e-3,
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+) -> jnp.ndarray:
   r"""Detail-Preserving Pooling (Saeedan, Weber, Goesele & Roth, CVPR 2018).
 
   An inverse bilateral filter: taps that differ from the guide get more weight.
@@ -560,8 +620,9 @@ def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
     >>> dpp_pool(x, 1.0, 0.0, (4,))[:, 0]   # lam = 0: average pooling
     Array([1.], dtype=float32)
   """
-  x, geom, out_shape, cdt = _checked_geometry(x, 'dpp_pool', window, strides, padding,
-                                     dilation, ceil_mode)
+  x, geom, out_shape, cdt = _checked_geometry(
+    x, 'dpp_pool', window, strides, padding, dilation, ceil_mode
+  )
   channels = out_shape[-1]
   alpha = _nonnegative_per_channel(alpha, 'alpha', channels, cdt)
   half_lam = _nonnegative_per_channel(lam, 'lam', channels, cdt) / 2
@@ -571,8 +632,9 @@ def dpp_pool(x: jnp.ndarray, alpha, lam, window: Sequence[int],
     guide = _numerics.as_array(guide, 'guide')
     if guide.shape != tuple(out_shape):
       raise ValueError(
-          f'guide must have the output shape (*batch, *out_spatial, C) = {tuple(out_shape)}; '
-          f'got shape {guide.shape}')
+        f'guide must have the output shape (*batch, *out_spatial, C) = {tuple(out_shape)}; '
+        f'got shape {guide.shape}'
+      )
     guide = guide.astype(cdt)
 
   xc = x.astype(cdt)
@@ -596,8 +658,9 @@ def box_init(key, shape, dtype=jnp.float32):
   return jnp.full(shape, 1.0 / math.prod(shape[:-2]), dtype)
 
 
-def strided_guide(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray,
-                  geom: Geometry) -> jnp.ndarray:
+def strided_guide(
+  x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, geom: Geometry
+) -> jnp.ndarray:
   """DPP's learned guide: a depthwise filter read with the pooling strides, at output resolution.
 
   ``kernel`` ``(*guide_window, 1, C)`` and ``bias`` ``(C,)``; filter tap ``j``
@@ -614,17 +677,25 @@ def strided_guide(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray,
     return jnp.zeros((*x.shape[:nb], *geom.out_shape, 0), cdt)
   xb = x.astype(cdt).reshape(math.prod(x.shape[:nb]), *x.shape[nb:])  # no -1: empty x
   config = [(0, 0, 0)]
-  for size, out, k, s, d, (lo, _), g in zip(geom.in_shape, geom.out_shape, geom.window,
-                                            geom.strides, geom.dilation, geom.padding, gw):
+  for size, out, k, s, d, (lo, _), g in zip(
+    geom.in_shape, geom.out_shape, geom.window, geom.strides, geom.dilation, geom.padding, gw
+  ):
     lo_g = lo - d * (k - 1) // 2 + (g - 1) // 2
     config.append((lo_g, (out - 1) * s + g - size - lo_g, 0))
   config.append((0, 0, 0))
   xp = lax.pad(xb, jnp.zeros((), cdt), config)
   spatial = tuple(range(1, n + 1))
-  dn = lax.ConvDimensionNumbers(lhs_spec=(0, n + 1, *spatial), rhs_spec=(n + 1, n, *range(n)),
-                                out_spec=(0, n + 1, *spatial))
-  guide = lax.conv_general_dilated(xp, kernel.astype(cdt), geom.strides, 'VALID',
-                                   dimension_numbers=dn, feature_group_count=channels,
-                                   precision=lax.Precision.HIGHEST)
+  dn = lax.ConvDimensionNumbers(
+    lhs_spec=(0, n + 1, *spatial), rhs_spec=(n + 1, n, *range(n)), out_spec=(0, n + 1, *spatial)
+  )
+  guide = lax.conv_general_dilated(
+    xp,
+    kernel.astype(cdt),
+    geom.strides,
+    'VALID',
+    dimension_numbers=dn,
+    feature_group_count=channels,
+    precision=lax.Precision.HIGHEST,
+  )
   guide = guide + bias.astype(cdt)
   return guide.reshape(*x.shape[:nb], *geom.out_shape, channels)

@@ -64,8 +64,12 @@ def axes_tuple(axes: Any) -> tuple[int, ...]:
   axes = _geometry.static_values(axes, 'axes')
   if _geometry.is_int(axes):
     return (int(axes),)
-  if (not isinstance(axes, Sequence) or isinstance(axes, str) or not axes
-      or not all(_geometry.is_int(a) for a in axes)):
+  if (
+    not isinstance(axes, Sequence)
+    or isinstance(axes, str)
+    or not axes
+    or not all(_geometry.is_int(a) for a in axes)
+  ):
     raise TypeError(f'axes must be an int or a non-empty sequence of ints; got {axes!r}')
   return tuple(int(a) for a in axes)
 
@@ -76,13 +80,17 @@ def check_inverse_fields(kernel_size: int | None, axes: Any, down: Any) -> None:
   ``LiftUpPool(down=...)`` uses the down pool's operators and axes; a value
   given next to it that differs would be silently ignored, so it raises.
   """
-  for field, mine, theirs in (('kernel_size', kernel_size, down.kernel_size),
-                              ('axes', axes, down.axes)):
+  for field, mine, theirs in (
+    ('kernel_size', kernel_size, down.kernel_size),
+    ('axes', axes, down.axes),
+  ):
     if mine is not None and (axes_tuple(mine) if field == 'axes' else mine) != (
-        axes_tuple(theirs) if field == 'axes' else theirs):
+      axes_tuple(theirs) if field == 'axes' else theirs
+    ):
       raise ValueError(
-          f'{field}={mine!r} conflicts with down.{field}={theirs!r}; leave it None '
-          f"to use the down pool's")
+        f'{field}={mine!r} conflicts with down.{field}={theirs!r}; leave it None '
+        f"to use the down pool's"
+      )
 
 
 def _normalize_axes(axes: Any, ndim: int, name: str) -> tuple[int, ...]:
@@ -90,15 +98,20 @@ def _normalize_axes(axes: Any, ndim: int, name: str) -> tuple[int, ...]:
   axes = _geometry.static_values(axes, 'axes')
   if _geometry.is_int(axes):
     axes = (axes,)
-  if (not isinstance(axes, Sequence) or isinstance(axes, str) or not axes
-      or not all(_geometry.is_int(a) for a in axes)):
+  if (
+    not isinstance(axes, Sequence)
+    or isinstance(axes, str)
+    or not axes
+    or not all(_geometry.is_int(a) for a in axes)
+  ):
     raise TypeError(f'axes must be an int or a non-empty sequence of ints; got {axes!r}')
   out = []
   for a in axes:
     if not -ndim <= a < ndim or a % ndim == ndim - 1:
       raise ValueError(
-          f'axes must name spatial axes of {name} (rank {ndim}, channels last): ints in '
-          f'[0, {ndim - 2}] or [{-ndim}, -2], never the channel axis; got {axes!r}')
+        f'axes must name spatial axes of {name} (rank {ndim}, channels last): ints in '
+        f'[0, {ndim - 2}] or [{-ndim}, -2], never the channel axis; got {axes!r}'
+      )
     out.append(int(a) % ndim)
   if len(set(out)) != len(out):
     raise ValueError(f'axes must be distinct; got {axes!r}')
@@ -133,21 +146,25 @@ _FILTER_START = {'predict': lambda k: (k - 1) // 2, 'update': lambda k: k // 2}
 def _operator(op: Any, name: str, channels: int) -> Callable:
   """A callable operator from a callable (output shape checked) or a filter array."""
   if callable(op):
+
     def checked(v):
       y = jnp.asarray(op(v))
       if y.shape != v.shape:
         raise ValueError(
-            f'{name} must map a (*batch, M, C) array to one of the same shape; '
-            f'given shape {v.shape} it returned shape {y.shape}')
+          f'{name} must map a (*batch, M, C) array to one of the same shape; '
+          f'given shape {v.shape} it returned shape {y.shape}'
+        )
       return y
+
     return checked
   w = _numerics.as_array(op, name)
   if not jnp.issubdtype(w.dtype, jnp.floating):
     raise TypeError(f'{name} must be a callable or a float filter array; got dtype {w.dtype}')
   if w.ndim not in (1, 2) or w.shape[0] < 1 or (w.ndim == 2 and w.shape[1] != channels):
     raise ValueError(
-        f'{name} must be a callable or a filter array of shape (K,) or (K, C) with '
-        f'C = {channels} channels; got shape {w.shape}')
+      f'{name} must be a callable or a filter array of shape (K,) or (K, C) with '
+      f'C = {channels} channels; got shape {w.shape}'
+    )
   return _filter_op(w, _FILTER_START[name](w.shape[0]))
 
 
@@ -163,8 +180,9 @@ def _lift(v: jnp.ndarray, axis: int, predict: Callable, update: Callable):
   return jnp.moveaxis(s, -2, axis), jnp.moveaxis(d, -2, axis)
 
 
-def _unlift(s: jnp.ndarray, d: jnp.ndarray, axis: int, size: int, predict: Callable,
-            update: Callable) -> jnp.ndarray:
+def _unlift(
+  s: jnp.ndarray, d: jnp.ndarray, axis: int, size: int, predict: Callable, update: Callable
+) -> jnp.ndarray:
   """Inverse of :func:`_lift`: interleaves the recovered samples, keeps ``size`` of them."""
   s, d = jnp.moveaxis(s, axis, -2), jnp.moveaxis(d, axis, -2)
   even = s - update(d)
@@ -173,9 +191,9 @@ def _unlift(s: jnp.ndarray, d: jnp.ndarray, axis: int, size: int, predict: Calla
   return jnp.moveaxis(v[..., :size, :], -2, axis)
 
 
-def lift_down_pool(x: jnp.ndarray, predict: Operator, update: Operator,
-                   axes: int | Sequence[int] = (-3, -2)
-                   ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+def lift_down_pool(
+  x: jnp.ndarray, predict: Operator, update: Operator, axes: int | Sequence[int] = (-3, -2)
+) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
   r"""LiftDownPool (Zhao & Snoek, ICLR 2021): lifting-scheme downsampling.
 
   Along each axis in ``axes``, in that order, every band is split into even
@@ -245,9 +263,14 @@ def lift_down_pool(x: jnp.ndarray, predict: Operator, update: Operator,
   return low, {n: bands[n].astype(x.dtype) for n in names[1:]}
 
 
-def lift_up_pool(low: jnp.ndarray, details: Mapping[str, jnp.ndarray], predict: Operator,
-                 update: Operator, axes: int | Sequence[int] = (-3, -2),
-                 output_size: int | Sequence[int] | None = None) -> jnp.ndarray:
+def lift_up_pool(
+  low: jnp.ndarray,
+  details: Mapping[str, jnp.ndarray],
+  predict: Operator,
+  update: Operator,
+  axes: int | Sequence[int] = (-3, -2),
+  output_size: int | Sequence[int] | None = None,
+) -> jnp.ndarray:
   r"""LiftUpPool (Zhao & Snoek, ICLR 2021): the exact inverse of :func:`lift_down_pool`.
 
   Along each axis of ``axes`` in reverse order, every pair of bands
@@ -286,8 +309,9 @@ def lift_up_pool(low: jnp.ndarray, details: Mapping[str, jnp.ndarray], predict: 
   if not isinstance(details, Mapping) or set(details) != set(names[1:]):
     got = sorted(details) if isinstance(details, Mapping) else type(details).__name__
     raise ValueError(
-        f'details must be a dict with the bands {list(names[1:])} for {len(axes)} lifted '
-        f'axes (as returned by lift_down_pool); got {got}')
+      f'details must be a dict with the bands {list(names[1:])} for {len(axes)} lifted '
+      f'axes (as returned by lift_down_pool); got {got}'
+    )
   halves = [low.shape[a] for a in axes]
   if output_size is None:
     sizes = tuple(2 * m for m in halves)
@@ -296,20 +320,23 @@ def lift_up_pool(low: jnp.ndarray, details: Mapping[str, jnp.ndarray], predict: 
     for size, m in zip(sizes, halves):
       if size not in (2 * m - 1, 2 * m):
         raise ValueError(
-            f'output_size must give each lifted axis 2 * M or 2 * M - 1 for band sizes '
-            f'M = {tuple(halves)}; got {output_size!r}')
+          f'output_size must give each lifted axis 2 * M or 2 * M - 1 for band sizes '
+          f'M = {tuple(halves)}; got {output_size!r}'
+        )
   cdt = _numerics.compute_dtype(low.dtype)
   bands = {names[0]: low.astype(cdt)}
   for name in names[1:]:
     band = _numerics.as_array(details[name], f"details['{name}']")
     if band.shape != low.shape:
       raise ValueError(
-          f"details['{name}'] must have the shape of low {low.shape}; got {band.shape}")
+        f"details['{name}'] must have the shape of low {low.shape}; got {band.shape}"
+      )
     bands[name] = band.astype(cdt)
   p = _operator(predict, 'predict', low.shape[-1])
   u = _operator(update, 'update', low.shape[-1])
   for depth in reversed(range(len(axes))):
-    bands = {prefix: _unlift(bands[prefix + 'L'], bands[prefix + 'H'], axes[depth],
-                             sizes[depth], p, u)
-             for prefix in band_names(depth)}
+    bands = {
+      prefix: _unlift(bands[prefix + 'L'], bands[prefix + 'H'], axes[depth], sizes[depth], p, u)
+      for prefix in band_names(depth)
+    }
   return bands[''].astype(low.dtype)

@@ -42,16 +42,19 @@ def _check_key(key: Any) -> None:
   if key is None:
     return
   if not isinstance(key, jax.Array) or not (
-      jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-      or (key.dtype == jnp.uint32 and key.shape == (2,))):
+    jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    or (key.dtype == jnp.uint32 and key.shape == (2,))
+  ):
     raise TypeError(
-        'key must be None (evaluation) or a single jax.random key (training), e.g. '
-        f'jax.random.key(0); got {type(key).__name__} '
-        f'{getattr(key, "dtype", "")}{getattr(key, "shape", "")}')
+      'key must be None (evaluation) or a single jax.random key (training), e.g. '
+      f'jax.random.key(0); got {type(key).__name__} '
+      f'{getattr(key, "dtype", "")}{getattr(key, "shape", "")}'
+    )
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape != ():
     raise ValueError(
-        f'key must be a single key (shape ()); got a key array of shape {key.shape}: '
-        'vmap over keys instead')
+      f'key must be a single key (shape ()); got a key array of shape {key.shape}: '
+      'vmap over keys instead'
+    )
 
 
 def _checked(x, op: str, key):
@@ -126,8 +129,11 @@ def _draw_taps(taps: _windows.Taps, scale, u, choice_dtype):
     total, _ = lax.scan(lambda c, a: (c + a, None), scaled.data[0], scaled.data[1:])
     threshold = u * total
     start = jnp.full(total.shape, none)
-    carry, _ = lax.scan(functools.partial(step, threshold), (jnp.zeros_like(total), start, start),
-                        (jnp.arange(k, dtype=choice_dtype), scaled.data))
+    carry, _ = lax.scan(
+      functools.partial(step, threshold),
+      (jnp.zeros_like(total), start, start),
+      (jnp.arange(k, dtype=choice_dtype), scaled.data),
+    )
   _, chosen, last_positive = carry
   return jnp.where(chosen == none, last_positive, chosen)
 
@@ -198,15 +204,22 @@ def _stochastic_eval_tangent(x, scale, total, y, x_dot, geom):
   # masked on the primal side: the transpose multiplies the cotangent by it (a -inf tap
   # masked after the product would give -inf * 0 = NaN there)
   coef = _windows.Taps.read(x, geom, 0.0).map(
-      lambda tap, oy: jnp.where(tap > 0, 2 * down(tap) - oy, zero), offset_y)
+    lambda tap, oy: jnp.where(tap > 0, 2 * down(tap) - oy, zero), offset_y
+  )
   weighted = coef.map(jnp.multiply, _windows.Taps.read(x_dot, geom, 0.0)).sum()
   return jnp.where(total > 0, weighted / jnp.where(total > 0, total, 1), zero)
 
 
-def stochastic_pool(x: jnp.ndarray, window: Sequence[int],
-                    strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
-                    dilation: int | Sequence[int] = 1, ceil_mode: bool = False, *,
-                    key: jax.Array | None = None) -> jnp.ndarray:
+def stochastic_pool(
+  x: jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+  *,
+  key: jax.Array | None = None,
+) -> jnp.ndarray:
   r"""Stochastic pooling (Zeiler & Fergus, ICLR 2013).
 
   With :math:`a_i = \max(x_i, 0)` over the valid taps :math:`R(p)` of window
@@ -248,13 +261,13 @@ def stochastic_pool(x: jnp.ndarray, window: Sequence[int],
     >>> bool(y[0, 0] in (1., 3.)), float(y[1, 0])
     (True, 2.0)
   """
-  x, geom, _ = _checked_geometry(x, window, strides, padding, dilation, ceil_mode,
-                        'stochastic_pool', key)
+  x, geom, _ = _checked_geometry(
+    x, window, strides, padding, dilation, ceil_mode, 'stochastic_pool', key
+  )
   xc = x.astype(_numerics.compute_dtype(x.dtype))
   if key is None:
     return _stochastic_eval(xc, geom).astype(x.dtype)
-  u = jax.random.uniform(key, (*x.shape[:-geom.ndim - 1], *geom.out_shape, x.shape[-1]),
-                         xc.dtype)
+  u = jax.random.uniform(key, (*x.shape[: -geom.ndim - 1], *geom.out_shape, x.shape[-1]), xc.dtype)
   return _stochastic_train(xc, u, geom).astype(x.dtype)
 
 
@@ -286,11 +299,18 @@ def _choice_shape(y_shape, nb: int, n: int, granularity: str) -> tuple[int, ...]
   return tuple(y_shape)
 
 
-def mixed_pool(x: jnp.ndarray, window: Sequence[int],
-               strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
-               dilation: int | Sequence[int] = 1, ceil_mode: bool = False, *,
-               key: jax.Array | None = None, p_max: float | jnp.ndarray = 0.5,
-               granularity: str = 'channel') -> jnp.ndarray:
+def mixed_pool(
+  x: jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+  *,
+  key: jax.Array | None = None,
+  p_max: float | jnp.ndarray = 0.5,
+  granularity: str = 'channel',
+) -> jnp.ndarray:
   r"""Mixed pooling (Yu, Wang, Chen, Wei — RSKT 2014).
 
   .. math:: y_p = \lambda \max_{i \in R(p)} x_i + (1 - \lambda)\, \frac{1}{|R(p)|}
@@ -330,7 +350,9 @@ def mixed_pool(x: jnp.ndarray, window: Sequence[int],
     >>> mixed_pool(x, (2,), key=jax.random.key(0), p_max=1.0)[:, 0]
     Array([3., 2.], dtype=float32)
   """
-  x, geom, nb = _checked_geometry(x, window, strides, padding, dilation, ceil_mode, 'mixed_pool', key)
+  x, geom, nb = _checked_geometry(
+    x, window, strides, padding, dilation, ceil_mode, 'mixed_pool', key
+  )
   p_max = check_probability(p_max, 'p_max')
   granularity = _checks.choice(granularity, 'granularity', GRANULARITIES)
   xc = x.astype(_numerics.compute_dtype(x.dtype))
@@ -414,8 +436,13 @@ def check_grid(grid: Any, window: Sequence[int]) -> tuple[int, ...]:
   return grid
 
 
-def s3_pool(x: jnp.ndarray, window: Sequence[int], grid: int | Sequence[int] | None = None,
-            *, key: jax.Array | None = None) -> jnp.ndarray:
+def s3_pool(
+  x: jnp.ndarray,
+  window: Sequence[int],
+  grid: int | Sequence[int] | None = None,
+  *,
+  key: jax.Array | None = None,
+) -> jnp.ndarray:
   r"""S3Pool: stochastic spatial sampling (Zhai et al., CVPR 2017).
 
   Step 1: :math:`z = ` ``max_pool(x, window, strides=1)`` (VALID), a map of
@@ -463,11 +490,11 @@ def s3_pool(x: jnp.ndarray, window: Sequence[int], grid: int | Sequence[int] | N
   grid = check_grid(grid, window)
   z = classic.max_pool(x, window, strides=1)
   if key is None:
-    return classic.avg_pool(z, window, strides=window, padding=[k // 2 for k in window],
-                            count_include_pad=False)
-  spatial = x.shape[nb:nb + n]
-  for axis, (key_d, size, k, g) in enumerate(zip(jax.random.split(key, n), spatial, window,
-                                                 grid)):
+    return classic.avg_pool(
+      z, window, strides=window, padding=[k // 2 for k in window], count_include_pad=False
+    )
+  spatial = x.shape[nb : nb + n]
+  for axis, (key_d, size, k, g) in enumerate(zip(jax.random.split(key, n), spatial, window, grid)):
     z = jnp.take(z, _s3_rows(key_d, size, k, g), axis=nb + axis, mode='clip')
   return z
 
@@ -481,20 +508,26 @@ def ratio_output_size(ratio: Any, spatial: Sequence[int]) -> tuple[int, ...]:
   n = len(spatial)
   if isinstance(ratio, (int, float, np.integer, np.floating)) and not isinstance(ratio, bool):
     ratios = (float(ratio),) * n
-  elif isinstance(ratio, Sequence) and not isinstance(ratio, str) and len(ratio) == n and all(
+  elif (
+    isinstance(ratio, Sequence)
+    and not isinstance(ratio, str)
+    and len(ratio) == n
+    and all(
       isinstance(r, (int, float, np.integer, np.floating)) and not isinstance(r, bool)
-      for r in ratio):
+      for r in ratio
+    )
+  ):
     ratios = tuple(float(r) for r in ratio)
   else:
     raise TypeError(
-        f'output_ratio must be a number or a sequence of {n} numbers in (0, 1]; got {ratio!r}')
+      f'output_ratio must be a number or a sequence of {n} numbers in (0, 1]; got {ratio!r}'
+    )
   if not all(0 < r <= 1 for r in ratios):
     raise ValueError(f'output_ratio entries must be in (0, 1]; got {ratio!r}')
   return tuple(int(size * r) for size, r in zip(spatial, ratios))
 
 
-def check_fractional_fields(window: Any, output_size: Any, output_ratio: Any,
-                            owner: str) -> None:
+def check_fractional_fields(window: Any, output_size: Any, output_ratio: Any, owner: str) -> None:
   """Fractional max pooling's size fields checked without an input.
 
   Exactly one of ``output_size`` (an int or one int per dim of ``window``) and
@@ -505,8 +538,9 @@ def check_fractional_fields(window: Any, output_size: Any, output_ratio: Any,
   window = _geometry.normalize_window(window)
   if (output_size is None) == (output_ratio is None):
     raise ValueError(
-        f'{owner} needs exactly one of output_size and output_ratio; got '
-        f'output_size={output_size!r}, output_ratio={output_ratio!r}')
+      f'{owner} needs exactly one of output_size and output_ratio; got '
+      f'output_size={output_size!r}, output_ratio={output_ratio!r}'
+    )
   if output_size is not None:
     _geometry.int_tuple(output_size, len(window), 'output_size')
   else:
@@ -577,8 +611,9 @@ def _plane_gather(planes: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _window_maxima(planes: jnp.ndarray, base: jnp.ndarray,
-                   geom: tuple[tuple[int, ...], tuple[int, ...]]):
+def _window_maxima(
+  planes: jnp.ndarray, base: jnp.ndarray, geom: tuple[tuple[int, ...], tuple[int, ...]]
+):
   """Per (batch, channel) plane, the maximum of the box at each ``base`` and its position.
 
   ``planes``: ``(*batch, prod(spatial), C)``; ``base``: ``(*batch, P, C)`` flat
@@ -608,8 +643,7 @@ def _stacked_window_maxima(planes, base, spatial, window):
   same as the unrolled scan), found against an iota: an HLO of fixed size.
   """
   k = math.prod(window)
-  offsets = np.ravel_multi_index(
-      np.unravel_index(np.arange(k), window), spatial).astype(np.int32)
+  offsets = np.ravel_multi_index(np.unravel_index(np.arange(k), window), spatial).astype(np.int32)
   index = base[..., :, None, :] + jnp.asarray(offsets)[:, None]  # (*batch, P, K, C)
   flat = index.reshape(*index.shape[:-3], -1, index.shape[-1])
   values = _plane_gather(planes, flat).reshape(index.shape)
@@ -619,7 +653,7 @@ def _stacked_window_maxima(planes, base, spatial, window):
   best_index = base
   rest = winner
   for axis in reversed(range(len(window))):
-    best_index = best_index + (rest % window[axis]) * math.prod(spatial[axis + 1:])
+    best_index = best_index + (rest % window[axis]) * math.prod(spatial[axis + 1 :])
     rest = rest // window[axis]
   return best, best_index
 
@@ -638,11 +672,16 @@ def _window_maxima_jvp(geom, primals, tangents):
   return (y, index), (y_dot, np.zeros(index.shape, jax.dtypes.float0))
 
 
-def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
-                        output_size: int | Sequence[int] | None = None,
-                        output_ratio: float | Sequence[float] | None = None, *,
-                        key: jax.Array | None = None, samples: jnp.ndarray | None = None,
-                        return_indices: bool = False):
+def fractional_max_pool(
+  x: jnp.ndarray,
+  window: Sequence[int],
+  output_size: int | Sequence[int] | None = None,
+  output_ratio: float | Sequence[float] | None = None,
+  *,
+  key: jax.Array | None = None,
+  samples: jnp.ndarray | None = None,
+  return_indices: bool = False,
+):
   r"""Fractional max pooling (Graham 2014) with PyTorch's pseudo-random intervals.
 
   Along each spatial dim, with :math:`\alpha = (L - k) / (out - 1)` and a
@@ -696,13 +735,14 @@ def fractional_max_pool(x: jnp.ndarray, window: Sequence[int],
   """
   x, window, nb = _checked_window(x, window, 'fractional_max_pool', key)
   n = len(window)
-  batch, spatial, channels = x.shape[:nb], x.shape[nb:nb + n], x.shape[-1]
+  batch, spatial, channels = x.shape[:nb], x.shape[nb : nb + n], x.shape[-1]
   out = _fractional_output_size(output_size, output_ratio, spatial, window, x.shape)
   return_indices = _checks.flag(return_indices, 'return_indices')
   u = _fractional_samples(samples, key, (*batch, channels, n), x.dtype)
   base = _fractional_window_starts(u, spatial, window, out, x.dtype)
-  y, best_index = _window_maxima(x.reshape(*batch, math.prod(spatial), channels), base,
-                                 (tuple(spatial), window))
+  y, best_index = _window_maxima(
+    x.reshape(*batch, math.prod(spatial), channels), base, (tuple(spatial), window)
+  )
   y = y.reshape(*batch, *out, channels)
   if return_indices:
     return y, best_index.reshape(*batch, *out, channels)
@@ -714,22 +754,25 @@ def _fractional_output_size(output_size, output_ratio, spatial, window, x_shape)
   n = len(window)
   if (output_size is None) == (output_ratio is None):
     raise ValueError(
-        'fractional_max_pool needs exactly one of output_size and output_ratio; got '
-        f'output_size={output_size!r}, output_ratio={output_ratio!r}')
+      'fractional_max_pool needs exactly one of output_size and output_ratio; got '
+      f'output_size={output_size!r}, output_ratio={output_ratio!r}'
+    )
   if output_size is not None:
     out = _geometry.int_tuple(output_size, n, 'output_size')
   else:
     out = ratio_output_size(output_ratio, spatial)
     if any(o < 1 for o in out):
       raise ValueError(
-          f'output_ratio {output_ratio!r} gives output size {out} for spatial shape '
-          f'{tuple(spatial)}; every output size must be >= 1')
+        f'output_ratio {output_ratio!r} gives output size {out} for spatial shape '
+        f'{tuple(spatial)}; every output size must be >= 1'
+      )
   for d, (size, k, o) in enumerate(zip(spatial, window, out)):
     if k + o - 1 > size:
       raise ValueError(
-          f'fractional_max_pool needs window + output_size - 1 <= input size in every dim; '
-          f'dim {d}: window {k} + output {o} - 1 > {size} (x shape {x_shape}, '
-          f'window {window}, output size {out})')
+        f'fractional_max_pool needs window + output_size - 1 <= input size in every dim; '
+        f'dim {d}: window {k} + output {o} - 1 > {size} (x shape {x_shape}, '
+        f'window {window}, output size {out})'
+      )
   return out
 
 
@@ -745,8 +788,9 @@ def _fractional_samples(samples, key, sample_shape, dtype) -> jnp.ndarray:
       samples = jnp.broadcast_to(samples, sample_shape)
     except ValueError:
       raise ValueError(
-          f'samples must have shape (*batch, C, ndim) = {sample_shape} (or broadcast to it); '
-          f'got {samples.shape}') from None
+        f'samples must have shape (*batch, C, ndim) = {sample_shape} (or broadcast to it); '
+        f'got {samples.shape}'
+      ) from None
     return samples.astype(dtype)
   if key is not None:
     return jax.random.uniform(key, sample_shape, dtype)
@@ -761,12 +805,14 @@ def _fractional_window_starts(u, spatial, window, out, dtype) -> jnp.ndarray:
   n = len(window)
   batch, channels = u.shape[:-2], u.shape[-2]
   order = (1, 0) if n == 2 else tuple(range(n))
-  strides = [math.prod(spatial[d + 1:]) for d in range(n)]
+  strides = [math.prod(spatial[d + 1 :]) for d in range(n)]
   base = jnp.zeros((*batch, channels, *(1,) * n), jnp.int32)
   for d in range(n):
-    starts = fractional_starts(lax.stop_gradient(u[..., order[d]]), spatial[d], window[d],
-                               out[d], dtype)
-    base = base + (starts * strides[d]).reshape(*batch, channels, *(1,) * d, out[d],
-                                                *(1,) * (n - d - 1))
+    starts = fractional_starts(
+      lax.stop_gradient(u[..., order[d]]), spatial[d], window[d], out[d], dtype
+    )
+    base = base + (starts * strides[d]).reshape(
+      *batch, channels, *(1,) * d, out[d], *(1,) * (n - d - 1)
+    )
   # explicit sizes: a reshape to -1 cannot infer a dim of an empty batch or channel axis
   return jnp.moveaxis(base, len(batch), -1).reshape(*batch, math.prod(out), channels)

@@ -62,8 +62,15 @@ from jax import lax
 from jaxpool import _checks, _geometry, _numerics, _reductions, _windows
 from jaxpool._geometry import Geometry, Padding
 
-__all__ = ['soft_pool', 'lip_pool', 'edscw_pool', 'idw_pool', 'ada_pool', 'weighted_unpool',
-           'ada_unpool']
+__all__ = [
+  'soft_pool',
+  'lip_pool',
+  'edscw_pool',
+  'idw_pool',
+  'ada_pool',
+  'weighted_unpool',
+  'ada_unpool',
+]
 
 
 # --- logit kinds: how a tap's unnormalised weight comes from (t, s) ---------------------
@@ -84,6 +91,7 @@ class _Softmax:
   ``z - m = (t - m) / s`` is formed from the difference, so it cannot overflow
   (``t / s`` alone does once ``|t| > finfo.max * s``).
   """
+
   temperature: float | None = 1.0
 
   def normaliser(self, t: _windows.Taps, s):
@@ -101,7 +109,9 @@ class _Softmax:
     return d
 
   def weight(self, t, s, m, geom):
-    return jnp.exp(self._scaled_difference(t, s, m) - _reductions.scale_exponent(geom) * math.log(2.0))
+    return jnp.exp(
+      self._scaled_difference(t, s, m) - _reductions.scale_exponent(geom) * math.log(2.0)
+    )
 
   def weight_vjp(self, t, s, m, e, e_bar, geom):
     del geom
@@ -118,6 +128,7 @@ class _Softmax:
 @dataclasses.dataclass(frozen=True)
 class _DSC:
   """eDSCW: ``z = (2|t s| + eps) / (t**2 + s**2 + eps)``, ``s`` the window mean; z in (0, 1]."""
+
   eps: float
 
   def normaliser(self, t: _windows.Taps, s):
@@ -153,6 +164,7 @@ class _InverseDistance:
   has weight 1); distances are taken halved, ``|t/2 - s/2|``, so they cannot
   overflow.
   """
+
   eps: float
 
   def _half_distance(self, t, s):
@@ -247,14 +259,20 @@ def _weighted_pool_jvp(geom, kind, with_weights, primals, tangents):
   x_dot, t_dot, s_dot = tangents
   out = _forward(x, t, s, geom, kind, with_weights)
   y = out[0] if with_weights else out
-  if (not with_weights and isinstance(kind, _Softmax) and kind.temperature is not None
-      and _is_blocked(geom)):
+  if (
+    not with_weights
+    and isinstance(kind, _Softmax)
+    and kind.temperature is not None
+    and _is_blocked(geom)
+  ):
     # Checkpointed: reverse mode keeps x, t, y and recomputes the weights in one pass.
-    tangent = jax.checkpoint(functools.partial(_softmax_block_tangent, geom=geom, kind=kind,
-                                               temperature=kind.temperature))
+    tangent = jax.checkpoint(
+      functools.partial(_softmax_block_tangent, geom=geom, kind=kind, temperature=kind.temperature)
+    )
     return out, tangent(x, t, y, x_dot, t_dot)
-  tangent = jax.checkpoint(functools.partial(_taps_tangent, geom=geom, kind=kind,
-                                             with_weights=with_weights))
+  tangent = jax.checkpoint(
+    functools.partial(_taps_tangent, geom=geom, kind=kind, with_weights=with_weights)
+  )
   return out, tangent(x, t, s, y, x_dot, t_dot, s_dot)
 
 
@@ -313,9 +331,10 @@ def _is_blocked(geom: Geometry) -> bool:
 
 def _block_pads(geom: Geometry):
   """Per dim ``(low, high)`` taking the input to exactly ``out * k`` (high may be < 0)."""
-  return [(lo, o * k - lo - size)
-          for size, o, k, (lo, _) in zip(geom.in_shape, geom.out_shape, geom.window,
-                                         geom.padding)]
+  return [
+    (lo, o * k - lo - size)
+    for size, o, k, (lo, _) in zip(geom.in_shape, geom.out_shape, geom.window, geom.padding)
+  ]
 
 
 def _to_blocks(a: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
@@ -331,8 +350,7 @@ def _to_blocks(a: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
 
 def _from_blocks(b: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   nb = b.ndim - 2 * geom.ndim - 1
-  a = b.reshape(*b.shape[:nb], *(o * k for o, k in zip(geom.out_shape, geom.window)),
-                b.shape[-1])
+  a = b.reshape(*b.shape[:nb], *(o * k for o, k in zip(geom.out_shape, geom.window)), b.shape[-1])
   config = [(0, 0, 0)] * nb + [(-lo, -hi, 0) for lo, hi in _block_pads(geom)] + [(0, 0, 0)]
   if any(c != (0, 0, 0) for c in config):
     a = lax.pad(a, jnp.zeros((), a.dtype), config)
@@ -363,8 +381,9 @@ def _block_mask(geom: Geometry) -> np.ndarray | None:
   return mask.reshape(*shape, 1)
 
 
-def _softmax_block_tangent(x, t, y, x_dot, t_dot, geom: Geometry, kind: _Softmax,
-                           temperature: float):
+def _softmax_block_tangent(
+  x, t, y, x_dot, t_dot, geom: Geometry, kind: _Softmax, temperature: float
+):
   """Tangent of the softmax kinds for non-overlapping windows, in block layout (see above).
 
   ``y_dot = sum_block w (x_dot + (x - y) t_dot / T)``: its transpose is one
@@ -441,10 +460,16 @@ def _cast_outputs(x, out, return_weights):
 # --- public ops ------------------------------------------------------------------------
 
 
-def soft_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
-              padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-              ceil_mode: bool = False, temperature: float | jnp.ndarray = 1.0,
-              return_weights: bool = False):
+def soft_pool(
+  x: jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+  temperature: float | jnp.ndarray = 1.0,
+  return_weights: bool = False,
+):
   r"""SoftPool (Stergiou et al., ICCV 2021) with a temperature.
 
   .. math::
@@ -504,10 +529,11 @@ def soft_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int
     return _cast_outputs(x, out, return_weights)
   if temperature.shape not in ((), (x.shape[-1],)):
     raise ValueError(
-        f'temperature must be a number or an array of shape () or (C,) = ({x.shape[-1]},); '
-        f'got shape {temperature.shape}')
+      f'temperature must be a number or an array of shape () or (C,) = ({x.shape[-1]},); '
+      f'got shape {temperature.shape}'
+    )
   cdt = _numerics.compute_dtype(x.dtype)
-  out_shape = (*x.shape[:x.ndim - geom.ndim - 1], *geom.out_shape, x.shape[-1])
+  out_shape = (*x.shape[: x.ndim - geom.ndim - 1], *geom.out_shape, x.shape[-1])
   temp = jnp.broadcast_to(temperature.astype(cdt), out_shape)  # per window: the kind's s
   out = _weighted_pool(x, None, temp, geom, _Softmax(None), return_weights)
   return _cast_outputs(x, out, return_weights)
@@ -525,13 +551,14 @@ def lip_logit_window(window: Sequence[int], logit_window: Sequence[int] | None) 
   kernel = _geometry.normalize_window(logit_window, 'logit_window')
   if len(kernel) != n:
     raise ValueError(
-        f'logit_window must have one entry per spatial dim of window {window!r}; '
-        f'got {logit_window!r}')
+      f'logit_window must have one entry per spatial dim of window {window!r}; got {logit_window!r}'
+    )
   return kernel
 
 
-def lip_gate(h: jnp.ndarray, scale: jnp.ndarray, bias: jnp.ndarray, coeff: float, eps: float,
-             ndim: int, dtype) -> jnp.ndarray:
+def lip_gate(
+  h: jnp.ndarray, scale: jnp.ndarray, bias: jnp.ndarray, coeff: float, eps: float, ndim: int, dtype
+) -> jnp.ndarray:
   """LIP's default logits from its conv features ``h``: ``coeff * sigmoid(InstanceNorm(h))``.
 
   Instance norm over the ``ndim`` spatial dims before the channels (in f32:
@@ -548,10 +575,16 @@ def lip_gate(h: jnp.ndarray, scale: jnp.ndarray, bias: jnp.ndarray, coeff: float
   return (coeff * jax.nn.sigmoid(h32 * scale + bias)).astype(dtype)
 
 
-def lip_pool(x: jnp.ndarray, logits: jnp.ndarray, window: Sequence[int],
-             strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
-             dilation: int | Sequence[int] = 1, ceil_mode: bool = False,
-             return_weights: bool = False):
+def lip_pool(
+  x: jnp.ndarray,
+  logits: jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+  return_weights: bool = False,
+):
   r"""Local Importance-based Pooling (LIP, Gao et al., ICCV 2019).
 
   .. math::
@@ -601,16 +634,24 @@ def lip_pool(x: jnp.ndarray, logits: jnp.ndarray, window: Sequence[int],
     shape = None
   if shape != x.shape:
     raise ValueError(
-        f'logits must be broadcastable to x\'s shape {x.shape} (e.g. {x.shape[:-1] + (1,)} '
-        f'to share them over channels); got shape {logits.shape}')
+      f"logits must be broadcastable to x's shape {x.shape} (e.g. {x.shape[:-1] + (1,)} "
+      f'to share them over channels); got shape {logits.shape}'
+    )
   logits = jnp.broadcast_to(logits, x.shape)
   out = _weighted_pool(x, logits, None, geom, _Softmax(), return_weights)
   return _cast_outputs(x, out, return_weights)
 
 
-def edscw_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, eps: float = 1e-6, return_weights: bool = False):
+def edscw_pool(
+  x: jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+  eps: float = 1e-6,
+  return_weights: bool = False,
+):
   r"""eDSCW pooling (adaPool, Stergiou & Poppe, IEEE TIP 2023): Dice-Sørensen weights.
 
   .. math::
@@ -655,9 +696,16 @@ def edscw_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[in
   return _cast_outputs(x, out, return_weights)
 
 
-def idw_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int] | None = None,
-             padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-             ceil_mode: bool = False, eps: float = 1e-6, return_weights: bool = False):
+def idw_pool(
+  x: jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+  eps: float = 1e-6,
+  return_weights: bool = False,
+):
   r"""Inverse-distance-weighted pooling (adaPool's IDW).
 
   .. math::
@@ -693,8 +741,9 @@ def idw_pool(x: jnp.ndarray, window: Sequence[int], strides: int | Sequence[int]
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   eps = _checks.positive(eps, 'eps')
   return_weights = _checks.flag(return_weights, 'return_weights')
-  out = _weighted_pool(x, None, _reductions.window_mean(x, geom), geom, _InverseDistance(eps),
-                       return_weights)
+  out = _weighted_pool(
+    x, None, _reductions.window_mean(x, geom), geom, _InverseDistance(eps), return_weights
+  )
   return _cast_outputs(x, out, return_weights)
 
 
@@ -711,18 +760,26 @@ def _broadcast_beta(beta, out_shape: tuple[int, ...], n_spatial: int, dtype) -> 
   except ValueError:
     ok = False
   if not ok:
-    spatial = out_shape[len(out_shape) - n_spatial - 1:-1]
+    spatial = out_shape[len(out_shape) - n_spatial - 1 : -1]
     raise ValueError(
-        f'beta must be broadcastable to the output shape {out_shape}: a scalar, (C,) = '
-        f'({out_shape[-1]},), (*out_spatial, 1) = {spatial + (1,)} or (*out_spatial, C) = '
-        f'{spatial + (out_shape[-1],)}; got shape {beta.shape}')
+      f'beta must be broadcastable to the output shape {out_shape}: a scalar, (C,) = '
+      f'({out_shape[-1]},), (*out_spatial, 1) = {spatial + (1,)} or (*out_spatial, C) = '
+      f'{spatial + (out_shape[-1],)}; got shape {beta.shape}'
+    )
   return jnp.broadcast_to(beta.astype(dtype), out_shape)
 
 
-def ada_pool(x: jnp.ndarray, beta: float | jnp.ndarray, window: Sequence[int],
-             strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
-             dilation: int | Sequence[int] = 1, ceil_mode: bool = False, eps: float = 1e-6,
-             return_weights: bool = False):
+def ada_pool(
+  x: jnp.ndarray,
+  beta: float | jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  ceil_mode: bool = False,
+  eps: float = 1e-6,
+  return_weights: bool = False,
+):
   r"""adaPool (Stergiou & Poppe, IEEE TIP 2023): a learned blend of eDSCW and SoftPool.
 
   .. math:: y_p = \beta_p\, y^{\mathrm{eDSCW}}_p + (1 - \beta_p)\, y^{\mathrm{eM}}_p
@@ -780,7 +837,7 @@ def _unpool_geometry(y_shape, window, strides, padding, dilation, output_size) -
   window = _geometry.normalize_window(window)
   n = len(window)
   nb = _geometry.check_rank(y_shape, n, 'y')
-  out = tuple(y_shape[nb:nb + n])
+  out = tuple(y_shape[nb : nb + n])
   strides_t = window if strides is None else _geometry.int_tuple(strides, n, 'strides')
   dilation_t = _geometry.int_tuple(dilation, n, 'dilation')
   if output_size is None:
@@ -788,40 +845,53 @@ def _unpool_geometry(y_shape, window, strides, padding, dilation, output_size) -
       size = tuple(o * s for o, s in zip(out, strides_t))
     else:
       # The smallest input giving `out` windows: (out - 1) * s + effective window - pads.
-      probe = tuple((o - 1) * s + d * (k - 1) + 1
-                    for o, s, d, k in zip(out, strides_t, dilation_t, window))
+      probe = tuple(
+        (o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(out, strides_t, dilation_t, window)
+      )
       pads = _geometry.normalize_padding(padding, probe, window, strides_t, dilation_t)
       size = tuple(max(p - lo - hi, 1) for p, (lo, hi) in zip(probe, pads))
   else:
-    if (not isinstance(output_size, Sequence) or isinstance(output_size, str)
-        or not all(_geometry.is_int(v) for v in output_size)):
+    if (
+      not isinstance(output_size, Sequence)
+      or isinstance(output_size, str)
+      or not all(_geometry.is_int(v) for v in output_size)
+    ):
       raise TypeError(f'output_size must be a sequence of ints; got {output_size!r}')
     size = tuple(int(v) for v in output_size)
     if len(size) == len(y_shape):
-      size = size[nb:nb + n]
+      size = size[nb : nb + n]
     if len(size) != n:
       raise ValueError(
-          f'output_size must have {n} spatial entries (or {len(y_shape)} for the whole '
-          f'shape); got {output_size!r}')
+        f'output_size must have {n} spatial entries (or {len(y_shape)} for the whole '
+        f'shape); got {output_size!r}'
+      )
   shape = (*y_shape[:nb], *size, y_shape[-1])
   found = []
   for ceil_mode in (False, True):
-    geom, _ = _geometry.pool_geometry(shape, window, strides, padding, dilation, ceil_mode,
-                                      name='output_size')
+    geom, _ = _geometry.pool_geometry(
+      shape, window, strides, padding, dilation, ceil_mode, name='output_size'
+    )
     if geom.out_shape == out:
       return geom
     found.append(geom.out_shape)
   raise ValueError(
-      f'output_size {output_size!r}: pooling spatial size {size} with window {window}, '
-      f'strides {strides_t}, padding {padding!r}, dilation {dilation_t} gives '
-      f'{found[0]} windows ({found[1]} with ceil_mode), not y\'s spatial shape {out}')
+    f'output_size {output_size!r}: pooling spatial size {size} with window {window}, '
+    f'strides {strides_t}, padding {padding!r}, dilation {dilation_t} gives '
+    f"{found[0]} windows ({found[1]} with ceil_mode), not y's spatial shape {out}"
+  )
 
 
-def weighted_unpool(y: jnp.ndarray, weights: jnp.ndarray, window: Sequence[int],
-                    strides: int | Sequence[int] | None = None, padding: Padding = 'VALID',
-                    dilation: int | Sequence[int] = 1,
-                    output_size: Sequence[int] | None = None, *,
-                    output_shape: Sequence[int] | None = None) -> jnp.ndarray:
+def weighted_unpool(
+  y: jnp.ndarray,
+  weights: jnp.ndarray,
+  window: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: Padding = 'VALID',
+  dilation: int | Sequence[int] = 1,
+  output_size: Sequence[int] | None = None,
+  *,
+  output_shape: Sequence[int] | None = None,
+) -> jnp.ndarray:
   r"""Weighted unpooling (adaUnPool and friends): the transpose of a fixed-weight pooling.
 
   .. math:: \hat x_i = \sum_{p \,:\, i \in R(p)} \mathrm{weights}_{p,i}\, y_p
@@ -862,15 +932,17 @@ def weighted_unpool(y: jnp.ndarray, weights: jnp.ndarray, window: Sequence[int],
   weights = _numerics.as_array(weights, 'weights')
   _numerics.check_float(y, 'weighted_unpool', 'y')
   _numerics.check_float(weights, 'weighted_unpool', 'weights')
-  output_size = _checks.renamed(output_size, output_shape, 'output_size', 'output_shape', None,
-                                'weighted_unpool')
+  output_size = _checks.renamed(
+    output_size, output_shape, 'output_size', 'output_shape', None, 'weighted_unpool'
+  )
   geom = _unpool_geometry(y.shape, window, strides, padding, dilation, output_size)
   n = geom.ndim
   expected = (*y.shape[:-1], *geom.window)
   if weights.shape[:-1] != expected or weights.shape[-1] not in (1, y.shape[-1]):
     raise ValueError(
-        f'weights must have shape (*batch, *out, *window, C) = {expected + (y.shape[-1],)} '
-        f'(or C = 1); got {weights.shape}')
+      f'weights must have shape (*batch, *out, *window, C) = {expected + (y.shape[-1],)} '
+      f'(or C = 1); got {weights.shape}'
+    )
   dtype = jnp.result_type(y.dtype, weights.dtype)
   cdt = _numerics.compute_dtype(dtype)
   w = weights.astype(cdt).reshape(*y.shape[:-1], geom.window_size, weights.shape[-1])

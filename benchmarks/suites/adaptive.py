@@ -10,6 +10,7 @@ from benchmarks.common import Case
 
 def _torch():
   import torch.nn.functional as F
+
   return F
 
 
@@ -33,31 +34,72 @@ def cases(quick: bool) -> list[Case]:
   out = 4 if quick else 7
   odd = (2, 14, 14, 32) if quick else (16, 14, 14, 512)
   return [
-      Case(op='adaptive_avg_pool', label=f'{size}->{out}', shape=shape,
-           jax={'jaxpool': lambda x: jaxpool.adaptive_avg_pool(x, (out, out)),
-                'naive jax': lambda x: _naive_adaptive_avg(x, out)},
-           torch=lambda xt: _torch().adaptive_avg_pool2d(xt, out), torch_channels_last=True),
-      Case(op='adaptive_max_pool', label=f'{size}->{out}', shape=shape,
-           jax={'jaxpool': lambda x: jaxpool.adaptive_max_pool(x, (out, out))},
-           torch=lambda xt: _torch().adaptive_max_pool2d(xt, out), torch_channels_last=True),
-      Case(op='adaptive_avg_pool', label='14->5 (overlapping)', shape=odd,
-           jax={'jaxpool': lambda x: jaxpool.adaptive_avg_pool(x, (5, 5)),
-                'naive jax': lambda x: _naive_adaptive_avg(x, 5)},
-           torch=lambda xt: _torch().adaptive_avg_pool2d(xt, 5), torch_channels_last=True),
-      Case(op='adaptive_max_pool', label='14->5 (overlapping)', shape=odd,
-           jax={'jaxpool': lambda x: jaxpool.adaptive_max_pool(x, (5, 5))},
-           torch=lambda xt: _torch().adaptive_max_pool2d(xt, 5), torch_channels_last=True),
-      Case(op='global_pool', label='avg', shape=shape,
-           jax={'jaxpool': lambda x: jaxpool.global_pool(x, 'avg'),
-                'jnp.mean': lambda x: jnp.mean(x, axis=(1, 2))},
-           torch=lambda xt: xt.mean(dim=(2, 3)), torch_channels_last=True),
-      Case(op='global_pool', label='max', shape=shape,
-           jax={'jaxpool': lambda x: jaxpool.global_pool(x, 'max'),
-                'jnp.max': lambda x: jnp.max(x, axis=(1, 2))},
-           torch=lambda xt: _torch().adaptive_max_pool2d(xt, 1).flatten(1),
-           torch_channels_last=True),
-      Case(op='global_pool', label='gem p=3', shape=shape,
-           jax={'jaxpool': lambda x: jaxpool.global_pool(x, 'gem', p=3.0)},
-           torch=lambda xt: xt.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1 / 3),
-           torch_channels_last=True),
+    Case(
+      op='adaptive_avg_pool',
+      label=f'{size}->{out}',
+      shape=shape,
+      jax={
+        'jaxpool': lambda x: jaxpool.adaptive_avg_pool(x, (out, out)),
+        'naive jax': lambda x: _naive_adaptive_avg(x, out),
+      },
+      torch=lambda xt: _torch().adaptive_avg_pool2d(xt, out),
+      torch_channels_last=True,
+    ),
+    Case(
+      op='adaptive_max_pool',
+      label=f'{size}->{out}',
+      shape=shape,
+      jax={'jaxpool': lambda x: jaxpool.adaptive_max_pool(x, (out, out))},
+      torch=lambda xt: _torch().adaptive_max_pool2d(xt, out),
+      torch_channels_last=True,
+    ),
+    Case(
+      op='adaptive_avg_pool',
+      label='14->5 (overlapping)',
+      shape=odd,
+      jax={
+        'jaxpool': lambda x: jaxpool.adaptive_avg_pool(x, (5, 5)),
+        'naive jax': lambda x: _naive_adaptive_avg(x, 5),
+      },
+      torch=lambda xt: _torch().adaptive_avg_pool2d(xt, 5),
+      torch_channels_last=True,
+    ),
+    Case(
+      op='adaptive_max_pool',
+      label='14->5 (overlapping)',
+      shape=odd,
+      jax={'jaxpool': lambda x: jaxpool.adaptive_max_pool(x, (5, 5))},
+      torch=lambda xt: _torch().adaptive_max_pool2d(xt, 5),
+      torch_channels_last=True,
+    ),
+    Case(
+      op='global_pool',
+      label='avg',
+      shape=shape,
+      jax={
+        'jaxpool': lambda x: jaxpool.global_pool(x, 'avg'),
+        'jnp.mean': lambda x: jnp.mean(x, axis=(1, 2)),
+      },
+      torch=lambda xt: xt.mean(dim=(2, 3)),
+      torch_channels_last=True,
+    ),
+    Case(
+      op='global_pool',
+      label='max',
+      shape=shape,
+      jax={
+        'jaxpool': lambda x: jaxpool.global_pool(x, 'max'),
+        'jnp.max': lambda x: jnp.max(x, axis=(1, 2)),
+      },
+      torch=lambda xt: _torch().adaptive_max_pool2d(xt, 1).flatten(1),
+      torch_channels_last=True,
+    ),
+    Case(
+      op='global_pool',
+      label='gem p=3',
+      shape=shape,
+      jax={'jaxpool': lambda x: jaxpool.global_pool(x, 'gem', p=3.0)},
+      torch=lambda xt: xt.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1 / 3),
+      torch_channels_last=True,
+    ),
   ]

@@ -31,6 +31,7 @@ def _naive_max_avg(x, alpha, k, s, p):
 
 def _naive_dpp_2x2(x, alpha, lam, eps=1e-3):
   """The reference nngraph DPP-lite (2x2/s2): nearest-upsampled guide and local mean."""
+
   def pool(a):
     return nn.avg_pool(a, (2, 2), (2, 2))
 
@@ -44,14 +45,17 @@ def _naive_dpp_2x2(x, alpha, lam, eps=1e-3):
 
 def _torch_max_avg(xt, alpha, k, s, p):
   import torch.nn.functional as F
-  return (alpha * F.max_pool2d(xt, k, s, p)
-          + (1 - alpha) * F.avg_pool2d(xt, k, s, p, count_include_pad=False))
+
+  return alpha * F.max_pool2d(xt, k, s, p) + (1 - alpha) * F.avg_pool2d(
+    xt, k, s, p, count_include_pad=False
+  )
 
 
 def _torch_gated(xt, gate, k, s, p):
   """Gated pooling via unfold (zero padding adds nothing to the gate's inner product)."""
   import torch
   import torch.nn.functional as F
+
   n, c, h, w = xt.shape
   cols = F.unfold(xt, k, padding=p, stride=s).view(n, c, k * k, -1)
   z = torch.einsum('nckl,k->ncl', cols, torch.tensor(np.array(gate)).reshape(-1))
@@ -81,23 +85,43 @@ def cases(quick: bool) -> list[Case]:
     geo = ((k, k), s, p)
     base = {'max_pool': lambda x, geo=geo: jaxpool.max_pool(x, *geo)}
     out += [
-        Case(op='max_avg_pool', label=label, shape=shape, baseline='max_pool',
-             jax={**base,
-                  'jaxpool': lambda x, geo=geo: jaxpool.max_avg_pool(x, 0.5, *geo),
-                  'naive jax': lambda x, k=k, s=s, p=p: _naive_max_avg(x, 0.5, k, s, p)},
-             torch=lambda xt, k=k, s=s, p=p: _torch_max_avg(xt, 0.5, k, s, p)),
-        Case(op='gated_pool', label=label, shape=shape, baseline='max_pool',
-             jax={**base, 'jaxpool': lambda x, geo=geo, k=k: jaxpool.gated_pool(x, GATE[k], *geo)},
-             torch=lambda xt, k=k, s=s, p=p: _torch_gated(xt, GATE[k], k, s, p)),
-        Case(op='tree_pool', label=label, shape=shape, baseline='max_pool',
-             jax={**base, 'jaxpool': lambda x, geo=geo, k=k: jaxpool.tree_pool(
-                 x, LEAVES[k], GATES[k], *geo)}),
+      Case(
+        op='max_avg_pool',
+        label=label,
+        shape=shape,
+        baseline='max_pool',
+        jax={
+          **base,
+          'jaxpool': lambda x, geo=geo: jaxpool.max_avg_pool(x, 0.5, *geo),
+          'naive jax': lambda x, k=k, s=s, p=p: _naive_max_avg(x, 0.5, k, s, p),
+        },
+        torch=lambda xt, k=k, s=s, p=p: _torch_max_avg(xt, 0.5, k, s, p),
+      ),
+      Case(
+        op='gated_pool',
+        label=label,
+        shape=shape,
+        baseline='max_pool',
+        jax={**base, 'jaxpool': lambda x, geo=geo, k=k: jaxpool.gated_pool(x, GATE[k], *geo)},
+        torch=lambda xt, k=k, s=s, p=p: _torch_gated(xt, GATE[k], k, s, p),
+      ),
+      Case(
+        op='tree_pool',
+        label=label,
+        shape=shape,
+        baseline='max_pool',
+        jax={
+          **base,
+          'jaxpool': lambda x, geo=geo, k=k: jaxpool.tree_pool(x, LEAVES[k], GATES[k], *geo),
+        },
+      ),
     ]
     dpp = {**base, 'jaxpool': lambda x, geo=geo: jaxpool.dpp_pool(x, ones, ones, *geo)}
     torch = None
     if k == 2:
       dpp['naive jax'] = lambda x: _naive_dpp_2x2(x, ones, ones)
       torch = lambda xt: _torch_dpp_2x2(xt, 1.0, 1.0)
-    out.append(Case(op='dpp_pool', label=label, shape=shape, baseline='max_pool', jax=dpp,
-                    torch=torch))
+    out.append(
+      Case(op='dpp_pool', label=label, shape=shape, baseline='max_pool', jax=dpp, torch=torch)
+    )
   return out

@@ -25,8 +25,13 @@ def _naive_stochastic(x, k, s, p):
   """Categorical over the window's patches (zero padding has probability 0)."""
   n, _, _, c = x.shape
   patches = lax.conv_general_dilated_patches(
-      x, (k, k), (s, s), ((p, p), (p, p)), dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-      precision=lax.Precision.HIGHEST)
+    x,
+    (k, k),
+    (s, s),
+    ((p, p), (p, p)),
+    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+    precision=lax.Precision.HIGHEST,
+  )
   oh, ow = patches.shape[1:3]
   patches = patches.reshape(n, oh, ow, c, k * k)  # feature dim is (C, kh, kw)
   a = jnp.maximum(lax.stop_gradient(patches), 0)
@@ -46,6 +51,7 @@ def _naive_mixed(x, k, s, p):
 
 def _torch_fractional(xt, k, out):
   import torch.nn.functional as F
+
   return F.fractional_max_pool2d(xt, k, output_size=out)
 
 
@@ -56,30 +62,57 @@ def cases(quick: bool) -> list[Case]:
     geo = ((k, k), s, p)
     base = {'max_pool': lambda x, geo=geo: jaxpool.max_pool(x, *geo)}
     out += [
-        Case(op='stochastic_pool', label=label, shape=shape, baseline='max_pool',
-             jax={**base,
-                  'jaxpool train': lambda x, geo=geo: jaxpool.stochastic_pool(
-                      jnp.abs(x), *geo, key=KEY),
-                  'jaxpool eval': lambda x, geo=geo: jaxpool.stochastic_pool(jnp.abs(x), *geo),
-                  'naive jax train': lambda x, k=k, s=s, p=p: _naive_stochastic(
-                      jnp.abs(x), k, s, p)}),
-        Case(op='mixed_pool', label=label, shape=shape, baseline='max_pool',
-             jax={**base,
-                  'jaxpool train': lambda x, geo=geo: jaxpool.mixed_pool(x, *geo, key=KEY),
-                  'jaxpool eval': lambda x, geo=geo: jaxpool.mixed_pool(x, *geo),
-                  'naive jax train': lambda x, k=k, s=s, p=p: _naive_mixed(x, k, s, p)}),
+      Case(
+        op='stochastic_pool',
+        label=label,
+        shape=shape,
+        baseline='max_pool',
+        jax={
+          **base,
+          'jaxpool train': lambda x, geo=geo: jaxpool.stochastic_pool(jnp.abs(x), *geo, key=KEY),
+          'jaxpool eval': lambda x, geo=geo: jaxpool.stochastic_pool(jnp.abs(x), *geo),
+          'naive jax train': lambda x, k=k, s=s, p=p: _naive_stochastic(jnp.abs(x), k, s, p),
+        },
+      ),
+      Case(
+        op='mixed_pool',
+        label=label,
+        shape=shape,
+        baseline='max_pool',
+        jax={
+          **base,
+          'jaxpool train': lambda x, geo=geo: jaxpool.mixed_pool(x, *geo, key=KEY),
+          'jaxpool eval': lambda x, geo=geo: jaxpool.mixed_pool(x, *geo),
+          'naive jax train': lambda x, k=k, s=s, p=p: _naive_mixed(x, k, s, p),
+        },
+      ),
     ]
-  out.append(Case(
-      op='s3_pool', label='2x2, grid 2 / grid 4', shape=shape, baseline='max_pool',
-      jax={'max_pool': lambda x: jaxpool.max_pool(x, (2, 2)),
-           'jaxpool train g2': lambda x: jaxpool.s3_pool(x, (2, 2), key=KEY),
-           'jaxpool train g4': lambda x: jaxpool.s3_pool(x, (2, 2), 4, key=KEY),
-           'jaxpool eval': lambda x: jaxpool.s3_pool(x, (2, 2))}))
-  frac = tuple(int(v * 0.7) for v in shape[1:3])
-  out.append(Case(
-      op='fractional_max_pool', label=f'2x2, out {frac[0]}x{frac[1]}', shape=shape,
+  out.append(
+    Case(
+      op='s3_pool',
+      label='2x2, grid 2 / grid 4',
+      shape=shape,
       baseline='max_pool',
-      jax={'max_pool': lambda x: jaxpool.max_pool(x, (2, 2)),
-           'jaxpool': lambda x: jaxpool.fractional_max_pool(x, (2, 2), frac, key=KEY)},
-      torch=lambda xt: _torch_fractional(xt, 2, frac)))
+      jax={
+        'max_pool': lambda x: jaxpool.max_pool(x, (2, 2)),
+        'jaxpool train g2': lambda x: jaxpool.s3_pool(x, (2, 2), key=KEY),
+        'jaxpool train g4': lambda x: jaxpool.s3_pool(x, (2, 2), 4, key=KEY),
+        'jaxpool eval': lambda x: jaxpool.s3_pool(x, (2, 2)),
+      },
+    )
+  )
+  frac = tuple(int(v * 0.7) for v in shape[1:3])
+  out.append(
+    Case(
+      op='fractional_max_pool',
+      label=f'2x2, out {frac[0]}x{frac[1]}',
+      shape=shape,
+      baseline='max_pool',
+      jax={
+        'max_pool': lambda x: jaxpool.max_pool(x, (2, 2)),
+        'jaxpool': lambda x: jaxpool.fractional_max_pool(x, (2, 2), frac, key=KEY),
+      },
+      torch=lambda xt: _torch_fractional(xt, 2, frac),
+    )
+  )
   return out

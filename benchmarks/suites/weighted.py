@@ -19,12 +19,14 @@ def _naive_soft(x, window, stride, pad):
   # Exact SoftPool only without padding (zero padding adds e^0 = 1 to the denominator).
   e = jnp.exp(x)
   pads = ((pad, pad),) * len(window)
-  return (nn.avg_pool(x * e, window, (stride,) * len(window), pads)
-          / nn.avg_pool(e, window, (stride,) * len(window), pads))
+  return nn.avg_pool(x * e, window, (stride,) * len(window), pads) / nn.avg_pool(
+    e, window, (stride,) * len(window), pads
+  )
 
 
 def _torch_soft(xt, window, stride, pad):
   import torch.nn.functional as F
+
   e = xt.exp()
   return F.avg_pool2d(xt * e, window, stride, pad) / F.avg_pool2d(e, window, stride, pad)
 
@@ -43,23 +45,49 @@ def _naive_ada(x, beta, window):
 def cases(quick: bool) -> list[Case]:
   shape = (2, 16, 16, 64) if quick else (16, 56, 56, 64)
   return [
-      Case(op='soft_pool', label='2x2/s2', shape=shape,
-           jax={'jaxpool': lambda x: jaxpool.soft_pool(x, (2, 2)),
-                'naive jax': lambda x: _naive_soft(x, (2, 2), 2, 0),
-                'jaxpool max_pool': lambda x: jaxpool.max_pool(x, (2, 2))},
-           torch=lambda xt: _torch_soft(xt, (2, 2), 2, 0)),
-      # Overlapping windows (the ResNet stem geometry, without padding so that the
-      # naive formula computes the same function).
-      Case(op='soft_pool', label='3x3/s2', shape=shape,
-           jax={'jaxpool': lambda x: jaxpool.soft_pool(x, (3, 3), 2),
-                'naive jax': lambda x: _naive_soft(x, (3, 3), 2, 0),
-                'jaxpool max_pool': lambda x: jaxpool.max_pool(x, (3, 3), 2)},
-           torch=lambda xt: _torch_soft(xt, (3, 3), 2, 0)),
-      Case(op='lip_pool', label='2x2/s2, logits = x/2', shape=shape,
-           jax={'jaxpool': lambda x: jaxpool.lip_pool(x, 0.5 * x, (2, 2)),
-                'naive jax': lambda x: (nn.avg_pool(x * jnp.exp(0.5 * x), (2, 2), (2, 2))
-                                        / nn.avg_pool(jnp.exp(0.5 * x), (2, 2), (2, 2)))}),
-      Case(op='ada_pool', label='2x2/s2, beta 0.5', shape=shape,
-           jax={'jaxpool': lambda x: jaxpool.ada_pool(x, 0.5, (2, 2)),
-                'naive jax': lambda x: _naive_ada(x, 0.5, (2, 2))}),
+    Case(
+      op='soft_pool',
+      label='2x2/s2',
+      shape=shape,
+      jax={
+        'jaxpool': lambda x: jaxpool.soft_pool(x, (2, 2)),
+        'naive jax': lambda x: _naive_soft(x, (2, 2), 2, 0),
+        'jaxpool max_pool': lambda x: jaxpool.max_pool(x, (2, 2)),
+      },
+      torch=lambda xt: _torch_soft(xt, (2, 2), 2, 0),
+    ),
+    # Overlapping windows (the ResNet stem geometry, without padding so that the
+    # naive formula computes the same function).
+    Case(
+      op='soft_pool',
+      label='3x3/s2',
+      shape=shape,
+      jax={
+        'jaxpool': lambda x: jaxpool.soft_pool(x, (3, 3), 2),
+        'naive jax': lambda x: _naive_soft(x, (3, 3), 2, 0),
+        'jaxpool max_pool': lambda x: jaxpool.max_pool(x, (3, 3), 2),
+      },
+      torch=lambda xt: _torch_soft(xt, (3, 3), 2, 0),
+    ),
+    Case(
+      op='lip_pool',
+      label='2x2/s2, logits = x/2',
+      shape=shape,
+      jax={
+        'jaxpool': lambda x: jaxpool.lip_pool(x, 0.5 * x, (2, 2)),
+        'naive jax': lambda x: (
+          nn.avg_pool(x * jnp.exp(0.5 * x), (2, 2), (2, 2))
+          / nn.avg_pool(jnp.exp(0.5 * x), (2, 2), (2, 2))
+        ),
+      },
+    ),
+    Case(
+      op='ada_pool',
+      label='2x2/s2, beta 0.5',
+      shape=shape,
+      jax={
+        'jaxpool': lambda x: jaxpool.ada_pool(x, 0.5, (2, 2)),
+        'naive jax': lambda x: _naive_ada(x, 0.5, (2, 2)),
+      },
+    ),
   ]

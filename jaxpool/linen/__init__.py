@@ -1,11 +1,11 @@
 """Flax linen modules, one per jaxpool op (fields mirror the functional arguments)."""
 
 from jaxpool.linen._adaptive import (
-                                       AdaptiveAvgPool,
-                                       AdaptiveMaxPool,
-                                       ChannelPool,
-                                       GlobalPool,
-                                       SpatialPyramidPool,
+  AdaptiveAvgPool,
+  AdaptiveMaxPool,
+  ChannelPool,
+  GlobalPool,
+  SpatialPyramidPool,
 )
 from jaxpool.linen._blur import BlurPool, MaxBlurPool
 from jaxpool.linen._classic import AvgPool, LPPool, MaxPool, MaxUnpool, MinPool
@@ -15,9 +15,33 @@ from jaxpool.linen._stochastic import FractionalMaxPool, MixedPool, S3Pool, Stoc
 from jaxpool.linen._weighted import LIP, AdaPool, AdaUnPool, EDSCWPool, IDWPool, LIPLogits, SoftPool
 
 __all__ = [
-    'AdaPool', 'AdaUnPool', 'AdaptiveAvgPool', 'AdaptiveMaxPool', 'AvgPool', 'BlurPool',
-    'ChannelPool', 'DPP', 'EDSCWPool', 'FractionalMaxPool', 'GatedPool', 'GlobalPool', 'IDWPool',
-    'LIP', 'LIPLogits', 'LPPool', 'LiftDownPool', 'LiftUpPool', 'MaxAvgPool', 'MaxBlurPool',
-    'MaxPool', 'MaxUnpool', 'MinPool', 'MixedPool', 'S3Pool', 'SoftPool', 'SpatialPyramidPool',
-    'StochasticPool', 'TreePool',
+  'AdaPool',
+  'AdaUnPool',
+  'AdaptiveAvgPool',
+  'AdaptiveMaxPool',
+  'AvgPool',
+  'BlurPool',
+  'ChannelPool',
+  'DPP',
+  'EDSCWPool',
+  'FractionalMaxPool',
+  'GatedPool',
+  'GlobalPool',
+  'IDWPool',
+  'LIP',
+  'LIPLogits',
+  'LPPool',
+  'LiftDownPool',
+  'LiftUpPool',
+  'MaxAvgPool',
+  'MaxBlurPool',
+  'MaxPool',
+  'MaxUnpool',
+  'MinPool',
+  'MixedPool',
+  'S3Pool',
+  'SoftPool',
+  'SpatialPyramidPool',
+  'StochasticPool',
+  'TreePool',
 ]

@@ -12,6 +12,7 @@ from jaxpool import _checks, adaptive
 
 class AdaptiveAvgPool(nn.Module):
   """:func:`jaxpool.adaptive_avg_pool` as a module, e.g. ``AdaptiveAvgPool((7, 7))``."""
+
   output_size: int | Sequence[int | None]
 
   def __post_init__(self):
@@ -24,6 +25,7 @@ class AdaptiveAvgPool(nn.Module):
 
 class AdaptiveMaxPool(nn.Module):
   """:func:`jaxpool.adaptive_max_pool` as a module; ``return_indices`` returns ``(y, indices)``."""
+
   output_size: int | Sequence[int | None]
   return_indices: bool = False
 
@@ -45,6 +47,7 @@ class GlobalPool(nn.Module):
   initialised to the field's value — GeM's trainable ``p`` (Radenović et al.);
   ``p_shape`` ``'scalar'`` or ``'channel'`` (one per channel).
   """
+
   method: str = 'avg'
   keepdims: bool = False
   p: float | None = None
@@ -67,12 +70,14 @@ class GlobalPool(nn.Module):
       init = adaptive.initial_p(self.method, p)
       shape = () if self.p_shape == 'scalar' else (x.shape[-1],)
       p = self.param('p', lambda _, s: jnp.full(s, init, jnp.float32), shape)
-    return adaptive.global_pool(x, self.method, self.keepdims,
-                                **adaptive.global_kwargs(p, self.eps, self.temperature))
+    return adaptive.global_pool(
+      x, self.method, self.keepdims, **adaptive.global_kwargs(p, self.eps, self.temperature)
+    )
 
 
 class ChannelPool(nn.Module):
   """:func:`jaxpool.channel_pool` as a module: ``(..., C) -> (..., 1)``."""
+
   method: str = 'max'
   keepdims: bool = True
 
@@ -87,6 +92,7 @@ class ChannelPool(nn.Module):
 
 class SpatialPyramidPool(nn.Module):
   """:func:`jaxpool.spatial_pyramid_pool` as a module: ``(N, *spatial, C) -> (N, C * bins)``."""
+
   levels: Sequence[int | Sequence[int]] = (1, 2, 4)
   method: str = 'max'
 

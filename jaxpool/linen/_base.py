@@ -17,9 +17,14 @@ def check_window_fields(module, *, unpool_padding: bool = False) -> None:
   them (their defaults otherwise), and ``padding``: the pooling forms or, with
   ``unpool_padding``, :func:`jaxpool.max_unpool`'s non-negative ints.
   """
-  _geometry.check_fields(module.window, getattr(module, 'strides', None),
-                         getattr(module, 'padding', 'VALID'), getattr(module, 'dilation', 1),
-                         getattr(module, 'ceil_mode', False), unpool_padding=unpool_padding)
+  _geometry.check_fields(
+    module.window,
+    getattr(module, 'strides', None),
+    getattr(module, 'padding', 'VALID'),
+    getattr(module, 'dilation', 1),
+    getattr(module, 'ceil_mode', False),
+    unpool_padding=unpool_padding,
+  )
 
 
 class Windowed(nn.Module):

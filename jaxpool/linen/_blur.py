@@ -18,6 +18,7 @@ class BlurPool(nn.Module):
   ``nn.Sequential([nn.Conv(c, (3, 3)), nn.relu, BlurPool()])`` replaces a
   strided conv, as the paper recommends.
   """
+
   window: Sequence[int] = (3, 3)
   strides: int | Sequence[int] | None = 2
   padding: Padding = 'SAME'
@@ -30,12 +31,19 @@ class BlurPool(nn.Module):
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return blur.blur_pool(x, self.window, self.strides, self.padding, pad_mode=self.pad_mode,
-                          count_include_pad=self.count_include_pad)
+    return blur.blur_pool(
+      x,
+      self.window,
+      self.strides,
+      self.padding,
+      pad_mode=self.pad_mode,
+      count_include_pad=self.count_include_pad,
+    )
 
 
 class MaxBlurPool(nn.Module):
   """:func:`jaxpool.max_blur_pool` as a module: dense max pooling, then BlurPool."""
+
   window: Sequence[int] = (2, 2)
   blur: Sequence[int] = (3, 3)
   strides: int | Sequence[int] | None = 2
@@ -49,6 +57,12 @@ class MaxBlurPool(nn.Module):
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return blur.max_blur_pool(x, self.window, self.blur, self.strides, self.padding,
-                              pad_mode=self.pad_mode,
-                              count_include_pad=self.count_include_pad)
+    return blur.max_blur_pool(
+      x,
+      self.window,
+      self.blur,
+      self.strides,
+      self.padding,
+      pad_mode=self.pad_mode,
+      count_include_pad=self.count_include_pad,
+    )

@@ -13,6 +13,7 @@ from jaxpool.linen._base import Windowed, check_window_fields
 
 class MaxPool(Windowed):
   """:func:`jaxpool.max_pool` as a module; ``return_indices`` returns ``(y, indices)``."""
+
   return_indices: bool = False
 
   def __post_init__(self):
@@ -32,6 +33,7 @@ class MinPool(Windowed):
 
 class AvgPool(Windowed):
   """:func:`jaxpool.avg_pool` as a module."""
+
   count_include_pad: bool = True
   divisor_override: int | None = None
 
@@ -41,8 +43,12 @@ class AvgPool(Windowed):
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return classic.avg_pool(x, *self._geometry_args, count_include_pad=self.count_include_pad,
-                            divisor_override=self.divisor_override)
+    return classic.avg_pool(
+      x,
+      *self._geometry_args,
+      count_include_pad=self.count_include_pad,
+      divisor_override=self.divisor_override,
+    )
 
 
 class LPPool(Windowed):
@@ -51,6 +57,7 @@ class LPPool(Windowed):
   ``p`` is fixed, or with ``learnable_p=True`` a parameter ``'p'`` initialised
   to the field's value (stored directly, so its gradient is ``dy/dp``).
   """
+
   p: float = 2.0
   learnable_p: bool = False
 
@@ -67,6 +74,7 @@ class LPPool(Windowed):
 
 class MaxUnpool(nn.Module):
   """:func:`jaxpool.max_unpool` as a module: ``MaxUnpool(window)(y, indices)``."""
+
   window: Sequence[int]
   strides: int | Sequence[int] | None = None
   padding: int | Sequence[int] = 0
@@ -75,6 +83,7 @@ class MaxUnpool(nn.Module):
     check_window_fields(self, unpool_padding=True)
     super().__post_init__()
 
-  def __call__(self, y: jnp.ndarray, indices: jnp.ndarray,
-               output_size: Sequence[int] | None = None) -> jnp.ndarray:
+  def __call__(
+    self, y: jnp.ndarray, indices: jnp.ndarray, output_size: Sequence[int] | None = None
+  ) -> jnp.ndarray:
     return classic.max_unpool(y, indices, self.window, self.strides, self.padding, output_size)

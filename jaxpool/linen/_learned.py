@@ -28,8 +28,9 @@ class _Windowed(Windowed):
       stored = jnp.shape(self.get_variable('params', name))
       if stored != shape:
         raise ValueError(
-            f'{type(self).__name__}: parameter {name!r} has shape {stored} but this input '
-            f'needs {shape} ({why}); got an input of another size or channel count')
+          f'{type(self).__name__}: parameter {name!r} has shape {stored} but this input '
+          f'needs {shape} ({why}); got an input of another size or channel count'
+        )
     return self.param(name, init, shape, jnp.float32)
 
 
@@ -43,6 +44,7 @@ class MaxAvgPool(_Windowed):
   ``alpha = 0.5``: an even mix of max and average pooling (the sigmoid keeps
   ``alpha`` in the paper's range ``[0, 1]`` by construction).
   """
+
   alpha_shape: str = 'scalar'
   alpha_init: Initializer = nn.initializers.zeros
 
@@ -56,8 +58,11 @@ class MaxAvgPool(_Windowed):
     geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
     shape = _geometry.param_shape(self.alpha_shape, geom.out_shape, x.shape[-1])
     logit = self._checked_param(
-        'alpha_logit', self.alpha_init, shape,
-        f"alpha_shape={self.alpha_shape!r}; 'location' variants need a fixed input size")
+      'alpha_logit',
+      self.alpha_init,
+      shape,
+      f"alpha_shape={self.alpha_shape!r}; 'location' variants need a fixed input size",
+    )
     return learned.max_avg_pool(x, jax.nn.sigmoid(logit), *self._geometry_args)
 
 
@@ -68,6 +73,7 @@ class GatedPool(_Windowed):
   with ``per_channel=True``, ``(*window, C)``; initialised N(0, 0.1**2) as the
   author's code.
   """
+
   per_channel: bool = False
   gate_init: Initializer = filter_init
 
@@ -93,6 +99,7 @@ class TreePool(_Windowed):
   AlexNet example. Every filter starts N(0, 0.1**2) as the author's code;
   ``per_channel=True`` learns one tree per channel.
   """
+
   depth: int = 1
   per_channel: bool = False
   leaf_init: Initializer = filter_init
@@ -133,6 +140,7 @@ class DPP(_Windowed):
   "lite"; the paper calls the guide a linearly downscaled image), bias 0 —
   the reference used Torch's default ``U(-1/3, 1/3)``.
   """
+
   guide: str = 'lite'
   symmetric: bool = True
   eps: float = 1e-3
@@ -154,8 +162,9 @@ class DPP(_Windowed):
     """The learned guide (:func:`jaxpool.learned.strided_guide`) with this module's filter."""
     channels = x.shape[-1]
     gw = _geometry.int_tuple(self.guide_window, geom.ndim, 'guide_window')
-    kernel = self._checked_param('guide_kernel', self.guide_kernel_init,
-                                 (*gw, 1, channels), 'depthwise guide filter')
+    kernel = self._checked_param(
+      'guide_kernel', self.guide_kernel_init, (*gw, 1, channels), 'depthwise guide filter'
+    )
     bias = self._checked_param('guide_bias', self.guide_bias_init, (channels,), 'guide bias')
     return learned.strided_guide(x, kernel, bias, geom)
 
@@ -169,6 +178,15 @@ class DPP(_Windowed):
     log_lam = self._checked_param('log_lam', self.lam_init, (channels,), 'per channel')
     guide = self._full_guide(x, geom) if self.guide == 'full' else None
     return learned.dpp_pool(
-        x, jnp.exp(log_alpha), jnp.exp(log_lam), self.window, self.strides, self.padding,
-        guide=guide, symmetric=self.symmetric, eps=self.eps, dilation=self.dilation,
-        ceil_mode=self.ceil_mode)
+      x,
+      jnp.exp(log_alpha),
+      jnp.exp(log_lam),
+      self.window,
+      self.strides,
+      self.padding,
+      guide=guide,
+      symmetric=self.symmetric,
+      eps=self.eps,
+      dilation=self.dilation,
+      ceil_mode=self.ceil_mode,
+    )

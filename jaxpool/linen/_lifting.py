@@ -17,6 +17,7 @@ class LiftOperator(nn.Module):
   A 1-d operator on ``(*batch, M, C)`` (convolving along axis ``-2``, ``'SAME'``
   zero padding) mapping ``C`` channels to ``C``; the features follow the input.
   """
+
   kernel_size: int = 3
 
   @nn.compact
@@ -47,6 +48,7 @@ class LiftDownPool(nn.Module):
   :class:`LiftUpPool` with this module's variables (same parameter tree), or
   ``down.apply(variables, low, details, method='inverse')``.
   """
+
   kernel_size: int = 3
   axes: int | Sequence[int] = (-3, -2)
 
@@ -63,11 +65,14 @@ class LiftDownPool(nn.Module):
   def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     return lifting.lift_down_pool(x, self.predict, self.update, self.axes)
 
-  def inverse(self, low: jnp.ndarray, details: Mapping[str, jnp.ndarray],
-              output_size: int | Sequence[int] | None = None) -> jnp.ndarray:
+  def inverse(
+    self,
+    low: jnp.ndarray,
+    details: Mapping[str, jnp.ndarray],
+    output_size: int | Sequence[int] | None = None,
+  ) -> jnp.ndarray:
     """:func:`jaxpool.lift_up_pool` with this module's ``P``, ``U`` and ``axes``."""
-    return lifting.lift_up_pool(low, details, self.predict, self.update, self.axes,
-                                output_size)
+    return lifting.lift_up_pool(low, details, self.predict, self.update, self.axes, output_size)
 
 
 class LiftUpPool(nn.Module):
@@ -80,6 +85,7 @@ class LiftUpPool(nn.Module):
     :class:`LiftDownPool`, so ``LiftUpPool().apply(down_variables, ...)``
     inverts the down pool whose variables it is given.
   """
+
   down: LiftDownPool | None = None
   kernel_size: int | None = None
   axes: int | Sequence[int] | None = None
@@ -97,13 +103,18 @@ class LiftUpPool(nn.Module):
 
   def setup(self):
     if self.down is None:
-      kernel_size = 3 if self.kernel_size is None else _checks.positive_int(self.kernel_size,
-                                                                            'kernel_size')
+      kernel_size = (
+        3 if self.kernel_size is None else _checks.positive_int(self.kernel_size, 'kernel_size')
+      )
       self.predict = LiftOperator(kernel_size)
       self.update = LiftOperator(kernel_size)
 
-  def __call__(self, low: jnp.ndarray, details: Mapping[str, jnp.ndarray],
-               output_size: int | Sequence[int] | None = None) -> jnp.ndarray:
+  def __call__(
+    self,
+    low: jnp.ndarray,
+    details: Mapping[str, jnp.ndarray],
+    output_size: int | Sequence[int] | None = None,
+  ) -> jnp.ndarray:
     if self.down is not None:
       return self.down.inverse(low, details, output_size)
     axes = (-3, -2) if self.axes is None else self.axes

@@ -37,6 +37,7 @@ class StochasticPool(_Windowed):
     >>> pool.apply({}, x, deterministic=False, rngs={'pooling': jax.random.key(0)}).shape
     (1, 2, 2, 3)
   """
+
   deterministic: bool | None = None
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None) -> jnp.ndarray:
@@ -45,6 +46,7 @@ class StochasticPool(_Windowed):
 
 class MixedPool(_Windowed):
   """:func:`jaxpool.mixed_pool` as a module: max or average at random while training."""
+
   p_max: float = 0.5
   granularity: str = 'channel'
   deterministic: bool | None = None
@@ -55,12 +57,18 @@ class MixedPool(_Windowed):
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray, deterministic: bool | None = None) -> jnp.ndarray:
-    return stochastic.mixed_pool(x, *self._geometry_args, key=_key(self, deterministic),
-                                 p_max=self.p_max, granularity=self.granularity)
+    return stochastic.mixed_pool(
+      x,
+      *self._geometry_args,
+      key=_key(self, deterministic),
+      p_max=self.p_max,
+      granularity=self.granularity,
+    )
 
 
 class S3Pool(nn.Module):
   """:func:`jaxpool.s3_pool` as a module: stride-1 max, then random rows/columns per grid cell."""
+
   window: Sequence[int]
   grid: int | Sequence[int] | None = None
   deterministic: bool | None = None
@@ -80,6 +88,7 @@ class FractionalMaxPool(nn.Module):
   uses ``u = 0.5``. ``samples`` given to ``__call__`` (PyTorch's
   ``_random_samples``) override both.
   """
+
   window: Sequence[int]
   output_size: int | Sequence[int] | None = None
   output_ratio: float | Sequence[float] | None = None
@@ -87,14 +96,22 @@ class FractionalMaxPool(nn.Module):
   deterministic: bool | None = None
 
   def __post_init__(self):
-    stochastic.check_fractional_fields(self.window, self.output_size, self.output_ratio,
-                                       'FractionalMaxPool')
+    stochastic.check_fractional_fields(
+      self.window, self.output_size, self.output_ratio, 'FractionalMaxPool'
+    )
     _checks.flag(self.return_indices, 'return_indices')
     super().__post_init__()
 
-  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None,
-               samples: jnp.ndarray | None = None):
+  def __call__(
+    self, x: jnp.ndarray, deterministic: bool | None = None, samples: jnp.ndarray | None = None
+  ):
     key = None if samples is not None else _key(self, deterministic)
-    return stochastic.fractional_max_pool(x, self.window, self.output_size, self.output_ratio,
-                                          key=key, samples=samples,
-                                          return_indices=self.return_indices)
+    return stochastic.fractional_max_pool(
+      x,
+      self.window,
+      self.output_size,
+      self.output_ratio,
+      key=key,
+      samples=samples,
+      return_indices=self.return_indices,
+    )

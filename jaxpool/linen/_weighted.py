@@ -28,6 +28,7 @@ class SoftPool(Windowed):
   (initialised to ``log(temperature)``; ``T = exp(log_temperature) > 0``).
   ``return_weights=True`` returns ``(y, weights)``.
   """
+
   temperature: float = 1.0
   learnable_temperature: bool = False
   return_weights: bool = False
@@ -42,11 +43,13 @@ class SoftPool(Windowed):
   def __call__(self, x: jnp.ndarray):
     temperature: float | jnp.ndarray = self.temperature
     if self.learnable_temperature:
-      log_t = self.param('log_temperature',
-                         lambda _: weighted.initial_log_temperature(self.temperature))
+      log_t = self.param(
+        'log_temperature', lambda _: weighted.initial_log_temperature(self.temperature)
+      )
       temperature = jnp.exp(log_t)
-    return weighted.soft_pool(x, *self._geometry_args, temperature=temperature,
-                              return_weights=self.return_weights)
+    return weighted.soft_pool(
+      x, *self._geometry_args, temperature=temperature, return_weights=self.return_weights
+    )
 
 
 class LIPLogits(nn.Module):
@@ -60,6 +63,7 @@ class LIPLogits(nn.Module):
   ``(0, coeff)``. ``eps`` is the instance norm's variance offset (``epsilon``,
   its old name, still works with a ``DeprecationWarning``).
   """
+
   kernel_size: Sequence[int]
   coeff: float = 12.0
   eps: float = _LIP_EPS
@@ -77,12 +81,17 @@ class LIPLogits(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     channels = x.shape[-1]
-    h = nn.Conv(channels, tuple(self.kernel_size), padding='SAME', use_bias=False,
-                kernel_init=nn.initializers.zeros, name='conv')(x)
+    h = nn.Conv(
+      channels,
+      tuple(self.kernel_size),
+      padding='SAME',
+      use_bias=False,
+      kernel_init=nn.initializers.zeros,
+      name='conv',
+    )(x)
     scale = self.param('scale', nn.initializers.ones, (channels,), jnp.float32)
     bias = self.param('bias', nn.initializers.zeros, (channels,), jnp.float32)
-    return weighted.lip_gate(h, scale, bias, self.coeff, self.eps, len(self.kernel_size),
-                             x.dtype)
+    return weighted.lip_gate(h, scale, bias, self.coeff, self.eps, len(self.kernel_size), x.dtype)
 
 
 class LIP(Windowed):
@@ -95,6 +104,7 @@ class LIP(Windowed):
   as ``logit_module`` instead (its output is used as the logits as is). The
   paper's ResNet setting is ``LIP((3, 3), strides=2, padding=1)``.
   """
+
   logit_module: nn.Module | None = None
   logit_window: Sequence[int] | None = None
   coeff: float = 12.0
@@ -113,12 +123,12 @@ class LIP(Windowed):
     else:
       kernel = weighted.lip_logit_window(self.window, self.logit_window)
       logits = LIPLogits(kernel, self.coeff, name='logits')(x)
-    return weighted.lip_pool(x, logits, *self._geometry_args,
-                             return_weights=self.return_weights)
+    return weighted.lip_pool(x, logits, *self._geometry_args, return_weights=self.return_weights)
 
 
 class EDSCWPool(Windowed):
   """:func:`jaxpool.edscw_pool` as a module (no parameters)."""
+
   eps: float = 1e-6
   return_weights: bool = False
 
@@ -128,12 +138,14 @@ class EDSCWPool(Windowed):
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray):
-    return weighted.edscw_pool(x, *self._geometry_args, eps=self.eps,
-                               return_weights=self.return_weights)
+    return weighted.edscw_pool(
+      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
+    )
 
 
 class IDWPool(Windowed):
   """:func:`jaxpool.idw_pool` as a module (no parameters)."""
+
   eps: float = 1e-6
   return_weights: bool = False
 
@@ -143,8 +155,9 @@ class IDWPool(Windowed):
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray):
-    return weighted.idw_pool(x, *self._geometry_args, eps=self.eps,
-                             return_weights=self.return_weights)
+    return weighted.idw_pool(
+      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
+    )
 
 
 class AdaPool(Windowed):
@@ -157,6 +170,7 @@ class AdaPool(Windowed):
   another size raises. ``beta`` starts at 0.5 everywhere (the reference draws
   ``clamp(randn, 0, 1)``) and stays in ``(0, 1)`` by construction.
   """
+
   beta_shape: str = 'scalar'
   eps: float = 1e-6
   return_weights: bool = False
@@ -176,17 +190,22 @@ class AdaPool(Windowed):
       created: tuple[int, ...] = self.get_variable('params', 'theta').shape
       if created != shape:
         if self.beta_shape.startswith('location'):
-          hint = (f"beta_shape={self.beta_shape!r} needs a fixed input size: theta was created "
-                  f'with shape {created} (output spatial shape, channels), but this input of '
-                  f'shape {x.shape} gives {shape}; use beta_shape=\'scalar\' or \'channel\' '
-                  f'for variable input sizes')
+          hint = (
+            f'beta_shape={self.beta_shape!r} needs a fixed input size: theta was created '
+            f'with shape {created} (output spatial shape, channels), but this input of '
+            f"shape {x.shape} gives {shape}; use beta_shape='scalar' or 'channel' "
+            f'for variable input sizes'
+          )
         else:
-          hint = (f'theta was created with shape {created} for {self.beta_shape!r} but this '
-                  f'input of shape {x.shape} needs {shape}')
+          hint = (
+            f'theta was created with shape {created} for {self.beta_shape!r} but this '
+            f'input of shape {x.shape} needs {shape}'
+          )
         raise ValueError(f'AdaPool: {hint}')
     theta = self.param('theta', nn.initializers.zeros, shape, jnp.float32)
-    return weighted.ada_pool(x, nn.sigmoid(theta), *self._geometry_args, eps=self.eps,
-                             return_weights=self.return_weights)
+    return weighted.ada_pool(
+      x, nn.sigmoid(theta), *self._geometry_args, eps=self.eps, return_weights=self.return_weights
+    )
 
 
 class AdaUnPool(nn.Module):
@@ -195,6 +214,7 @@ class AdaUnPool(nn.Module):
   Pass the weights returned by a pooling module with ``return_weights=True``
   and the same geometry.
   """
+
   window: Sequence[int]
   strides: int | Sequence[int] | None = None
   padding: Padding = 'VALID'
@@ -204,11 +224,18 @@ class AdaUnPool(nn.Module):
     check_window_fields(self)
     super().__post_init__()
 
-  def __call__(self, y: jnp.ndarray, weights: jnp.ndarray,
-               output_size: Sequence[int] | None = None, *,
-               output_shape: Sequence[int] | None = None) -> jnp.ndarray:
+  def __call__(
+    self,
+    y: jnp.ndarray,
+    weights: jnp.ndarray,
+    output_size: Sequence[int] | None = None,
+    *,
+    output_shape: Sequence[int] | None = None,
+  ) -> jnp.ndarray:
     """``output_size`` as :func:`jaxpool.weighted_unpool`'s (``output_shape``: deprecated)."""
-    output_size = _checks.renamed(output_size, output_shape, 'output_size', 'output_shape', None,
-                                  'AdaUnPool')
-    return weighted.weighted_unpool(y, weights, self.window, self.strides, self.padding,
-                                    self.dilation, output_size)
+    output_size = _checks.renamed(
+      output_size, output_shape, 'output_size', 'output_shape', None, 'AdaUnPool'
+    )
+    return weighted.weighted_unpool(
+      y, weights, self.window, self.strides, self.padding, self.dilation, output_size
+    )

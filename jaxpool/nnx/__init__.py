@@ -12,11 +12,11 @@ modules).
 """
 
 from jaxpool.nnx._adaptive import (
-                                     AdaptiveAvgPool,
-                                     AdaptiveMaxPool,
-                                     ChannelPool,
-                                     GlobalPool,
-                                     SpatialPyramidPool,
+  AdaptiveAvgPool,
+  AdaptiveMaxPool,
+  ChannelPool,
+  GlobalPool,
+  SpatialPyramidPool,
 )
 from jaxpool.nnx._blur import BlurPool, MaxBlurPool
 from jaxpool.nnx._classic import AvgPool, LPPool, MaxPool, MaxUnpool, MinPool
@@ -26,9 +26,33 @@ from jaxpool.nnx._stochastic import FractionalMaxPool, MixedPool, S3Pool, Stocha
 from jaxpool.nnx._weighted import LIP, AdaPool, AdaUnPool, EDSCWPool, IDWPool, LIPLogits, SoftPool
 
 __all__ = [
-    'AdaPool', 'AdaUnPool', 'AdaptiveAvgPool', 'AdaptiveMaxPool', 'AvgPool', 'BlurPool',
-    'ChannelPool', 'DPP', 'EDSCWPool', 'FractionalMaxPool', 'GatedPool', 'GlobalPool', 'IDWPool',
-    'LIP', 'LIPLogits', 'LPPool', 'LiftDownPool', 'LiftUpPool', 'MaxAvgPool', 'MaxBlurPool',
-    'MaxPool', 'MaxUnpool', 'MinPool', 'MixedPool', 'S3Pool', 'SoftPool', 'SpatialPyramidPool',
-    'StochasticPool', 'TreePool',
+  'AdaPool',
+  'AdaUnPool',
+  'AdaptiveAvgPool',
+  'AdaptiveMaxPool',
+  'AvgPool',
+  'BlurPool',
+  'ChannelPool',
+  'DPP',
+  'EDSCWPool',
+  'FractionalMaxPool',
+  'GatedPool',
+  'GlobalPool',
+  'IDWPool',
+  'LIP',
+  'LIPLogits',
+  'LPPool',
+  'LiftDownPool',
+  'LiftUpPool',
+  'MaxAvgPool',
+  'MaxBlurPool',
+  'MaxPool',
+  'MaxUnpool',
+  'MinPool',
+  'MixedPool',
+  'S3Pool',
+  'SoftPool',
+  'SpatialPyramidPool',
+  'StochasticPool',
+  'TreePool',
 ]

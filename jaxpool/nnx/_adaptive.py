@@ -52,10 +52,18 @@ class GlobalPool(nnx.Module):
     (Array(3., dtype=float32), (2, 3))
   """
 
-  def __init__(self, method: str = 'avg', keepdims: bool = False, p: float | None = None,
-               eps: float | None = None, temperature: float | None = None,
-               learnable_p: bool = False, p_shape: str = 'scalar', *,
-               num_features: int | None = None):
+  def __init__(
+    self,
+    method: str = 'avg',
+    keepdims: bool = False,
+    p: float | None = None,
+    eps: float | None = None,
+    temperature: float | None = None,
+    learnable_p: bool = False,
+    p_shape: str = 'scalar',
+    *,
+    num_features: int | None = None,
+  ):
     _checks.flag(keepdims, 'keepdims')
     learnable_p = _checks.flag(learnable_p, 'learnable_p')
     adaptive.check_global_fields(method, p, eps, temperature, learnable_p)
@@ -68,10 +76,14 @@ class GlobalPool(nnx.Module):
     self.learnable_p = freeze(learnable_p)
     self.p_shape = freeze(p_shape)
     if learnable_p:
-      shape = () if p_shape == 'scalar' else (
-          _base.check_num_features(num_features, 'GlobalPool', "p_shape='channel'"),)
+      shape = (
+        ()
+        if p_shape == 'scalar'
+        else (_base.check_num_features(num_features, 'GlobalPool', "p_shape='channel'"),)
+      )
       self.p: nnx.Param | float | None = nnx.Param(
-          jnp.full(shape, adaptive.initial_p(method, p), jnp.float32))
+        jnp.full(shape, adaptive.initial_p(method, p), jnp.float32)
+      )
     else:
       self.p = p
 
@@ -79,11 +91,13 @@ class GlobalPool(nnx.Module):
     p: nnx.Param | float | jax.Array | None = self.p
     if isinstance(p, nnx.Param):
       if self.p_shape == 'channel':
-        _base.check_param_shape(p, (jnp.shape(x)[-1],), 'GlobalPool', 'p', jnp.shape(x),
-                                "p_shape='channel'")
+        _base.check_param_shape(
+          p, (jnp.shape(x)[-1],), 'GlobalPool', 'p', jnp.shape(x), "p_shape='channel'"
+        )
       p = p[...]
-    return adaptive.global_pool(x, self.method, self.keepdims,
-                                **adaptive.global_kwargs(p, self.eps, self.temperature))
+    return adaptive.global_pool(
+      x, self.method, self.keepdims, **adaptive.global_kwargs(p, self.eps, self.temperature)
+    )
 
 
 class ChannelPool(nnx.Module):

@@ -42,8 +42,9 @@ def freeze(value: T) -> T:
   """
   if isinstance(value, (list, tuple)):
     return tuple(freeze(v) for v in value)  # type: ignore[return-value]
-  if isinstance(value, np.generic) or (isinstance(value, jax.Array) and value.ndim == 0
-                                       and not isinstance(value, jax.core.Tracer)):
+  if isinstance(value, np.generic) or (
+    isinstance(value, jax.Array) and value.ndim == 0 and not isinstance(value, jax.core.Tracer)
+  ):
     return value.item()
   return value
 
@@ -52,8 +53,9 @@ def check_num_features(num_features: Any, owner: str, why: str) -> int:
   """``num_features`` must be a positive int where parameters depend on the channel count."""
   if num_features is None:
     raise ValueError(
-        f'{owner} needs num_features (the channel count C) for {why}: NNX modules create '
-        f'their parameters at construction; pass num_features=C')
+      f'{owner} needs num_features (the channel count C) for {why}: NNX modules create '
+      f'their parameters at construction; pass num_features=C'
+    )
   if not _geometry.is_int(num_features) or num_features < 1:
     raise ValueError(f'num_features must be a positive int; got {num_features!r}')
   return int(num_features)
@@ -65,22 +67,26 @@ def check_optional_num_features(num_features: Any) -> None:
     raise ValueError(f'num_features must be a positive int or None; got {num_features!r}')
 
 
-def out_spatial(input_size: Any, window, strides, padding, dilation, ceil_mode,
-                owner: str, why: str) -> tuple[int, ...]:
+def out_spatial(
+  input_size: Any, window, strides, padding, dilation, ceil_mode, owner: str, why: str
+) -> tuple[int, ...]:
   """The pooled spatial shape for an input of spatial size ``input_size``."""
   n = len(_geometry.normalize_window(window))
   if input_size is None:
     raise ValueError(
-        f'{owner} needs input_size (the spatial size of its input, {n} ints) for {why}: '
-        f'these parameters are tied to one input size; pass input_size=(...)')
+      f'{owner} needs input_size (the spatial size of its input, {n} ints) for {why}: '
+      f'these parameters are tied to one input size; pass input_size=(...)'
+    )
   size = _geometry.int_tuple(input_size, n, 'input_size')
-  geom, _ = _geometry.pool_geometry((*size, 1), window, strides, padding, dilation, ceil_mode,
-                                    name='input_size')
+  geom, _ = _geometry.pool_geometry(
+    (*size, 1), window, strides, padding, dilation, ceil_mode, name='input_size'
+  )
   return geom.out_shape
 
 
-def param_shape(kind: str, field: str, owner: str, num_features: Any, input_size: Any,
-                geometry_args: GeometryArgs) -> tuple[int, ...]:
+def param_shape(
+  kind: str, field: str, owner: str, num_features: Any, input_size: Any, geometry_args: GeometryArgs
+) -> tuple[int, ...]:
   """:func:`jaxpool._geometry.param_shape` from the NNX-only arguments, asked only when used.
 
   ``'channel'`` kinds need ``num_features``, ``'location'`` kinds ``input_size``
@@ -95,26 +101,35 @@ def param_shape(kind: str, field: str, owner: str, num_features: Any, input_size
   return _geometry.param_shape(kind, out, channels)
 
 
-def input_param_shape(kind: str, x_shape: Sequence[int],
-                      geometry_args: GeometryArgs) -> tuple[int, ...]:
+def input_param_shape(
+  kind: str, x_shape: Sequence[int], geometry_args: GeometryArgs
+) -> tuple[int, ...]:
   """:func:`jaxpool._geometry.param_shape` for an input of shape ``x_shape``."""
   geom, _ = _geometry.pool_geometry(x_shape, *geometry_args)
   return _geometry.param_shape(kind, geom.out_shape, x_shape[-1])
 
 
-def check_param_shape(param: nnx.Param | jax.Array, needed: tuple[int, ...], owner: str, name: str,
-                      x_shape: tuple[int, ...], why: str) -> None:
+def check_param_shape(
+  param: nnx.Param | jax.Array,
+  needed: tuple[int, ...],
+  owner: str,
+  name: str,
+  x_shape: tuple[int, ...],
+  why: str,
+) -> None:
   """The call-time counterpart of linen's "parameter created with another shape" error."""
   stored = tuple(param.shape)
   if stored != tuple(needed):
     raise ValueError(
-        f'{owner}: parameter {name!r} has shape {stored} but this input of shape '
-        f'{tuple(x_shape)} needs {tuple(needed)} ({why}); got an input of another size or '
-        f'channel count')
+      f'{owner}: parameter {name!r} has shape {stored} but this input of shape '
+      f'{tuple(x_shape)} needs {tuple(needed)} ({why}); got an input of another size or '
+      f'channel count'
+    )
 
 
-def init_param(init: Callable, shape: Sequence[int], rngs: nnx.Rngs | None, owner: str,
-               name: str) -> nnx.Param:
+def init_param(
+  init: Callable, shape: Sequence[int], rngs: nnx.Rngs | None, owner: str, name: str
+) -> nnx.Param:
   """``nnx.Param(init(key, shape, float32))``; the key comes from ``rngs.params()``.
 
   Deterministic initialisers (zeros, a box filter) need no ``rngs``; a random
@@ -128,7 +143,7 @@ def init_param(init: Callable, shape: Sequence[int], rngs: nnx.Rngs | None, owne
     value = init(None, shape, jnp.float32)
   except Exception as err:  # a random initialiser given no key
     raise TypeError(
-        f'{owner}: the initialiser of {name!r} draws random values; pass rngs=nnx.Rngs(...)'
+      f'{owner}: the initialiser of {name!r} draws random values; pass rngs=nnx.Rngs(...)'
     ) from err
   return nnx.Param(jnp.asarray(value, jnp.float32))
 
@@ -153,8 +168,14 @@ class Windowed(nnx.Module):
   does before the geometry), then call ``super().__init__``.
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None,
-               padding: Padding, dilation: int | Sequence[int], ceil_mode: bool):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None,
+    padding: Padding,
+    dilation: int | Sequence[int],
+    ceil_mode: bool,
+  ):
     _geometry.check_fields(window, strides, padding, dilation, ceil_mode)
     self.window = freeze(window)
     self.strides = freeze(strides)
@@ -191,29 +212,33 @@ class Stochastic(nnx.Module):
     else:
       raise TypeError(f'rngs must be an nnx.Rngs, an nnx.RngStream or None; got {rngs!r}')
 
-  def _key(self, deterministic: bool | None,
-           rngs: nnx.Rngs | nnx.RngStream | jax.Array | None) -> jax.Array | None:
+  def _key(
+    self, deterministic: bool | None, rngs: nnx.Rngs | nnx.RngStream | jax.Array | None
+  ) -> jax.Array | None:
     """``None`` in evaluation mode, else a fresh key."""
     owner = type(self).__name__
     if deterministic is None:
       deterministic = self.deterministic
     if deterministic is None:
       raise ValueError(
-          f'No deterministic argument was given to {owner}: pass deterministic=True (evaluation) '
-          f'or False (training) to the constructor or to __call__, or use model.train() / '
-          f'model.eval() / nnx.view(model, deterministic=...)')
+        f'No deterministic argument was given to {owner}: pass deterministic=True (evaluation) '
+        f'or False (training) to the constructor or to __call__, or use model.train() / '
+        f'model.eval() / nnx.view(model, deterministic=...)'
+      )
     if not isinstance(deterministic, bool):
       raise TypeError(
-          f'deterministic must be a Python bool or None (static: it selects the computation; '
-          f'under nnx.jit close over it or mark it static); got {deterministic!r}')
+        f'deterministic must be a Python bool or None (static: it selects the computation; '
+        f'under nnx.jit close over it or mark it static); got {deterministic!r}'
+      )
     if deterministic:
       return None
     if rngs is None:
       rngs = self.rngs
     if rngs is None:
       raise ValueError(
-          f'{owner} is in training mode (deterministic=False) but has no rngs: pass '
-          f'rngs=nnx.Rngs(...) to the constructor or to __call__')
+        f'{owner} is in training mode (deterministic=False) but has no rngs: pass '
+        f'rngs=nnx.Rngs(...) to the constructor or to __call__'
+      )
     if isinstance(rngs, nnx.Rngs):
       return rngs[RNG_STREAM]()
     if isinstance(rngs, nnx.RngStream):

@@ -19,9 +19,14 @@ class BlurPool(nnx.Module):
   ``BlurPool()`` is the paper's 3x3 anti-aliased stride-2 downsampling.
   """
 
-  def __init__(self, window: Sequence[int] = (3, 3), strides: int | Sequence[int] | None = 2,
-               padding: Padding = 'SAME', pad_mode: str = 'constant',
-               count_include_pad: bool = False):
+  def __init__(
+    self,
+    window: Sequence[int] = (3, 3),
+    strides: int | Sequence[int] | None = 2,
+    padding: Padding = 'SAME',
+    pad_mode: str = 'constant',
+    count_include_pad: bool = False,
+  ):
     blur_ops.check_fields(window, strides, pad_mode)
     _checks.flag(count_include_pad, 'count_include_pad')
     self.window = freeze(window)
@@ -31,16 +36,28 @@ class BlurPool(nnx.Module):
     self.count_include_pad = freeze(count_include_pad)
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return blur_ops.blur_pool(x, self.window, self.strides, self.padding,
-                              pad_mode=self.pad_mode, count_include_pad=self.count_include_pad)
+    return blur_ops.blur_pool(
+      x,
+      self.window,
+      self.strides,
+      self.padding,
+      pad_mode=self.pad_mode,
+      count_include_pad=self.count_include_pad,
+    )
 
 
 class MaxBlurPool(nnx.Module):
   """:func:`jaxpool.max_blur_pool` as an NNX module: dense max pooling, then BlurPool."""
 
-  def __init__(self, window: Sequence[int] = (2, 2), blur: Sequence[int] = (3, 3),
-               strides: int | Sequence[int] | None = 2, padding: Padding = 'SAME',
-               pad_mode: str = 'constant', count_include_pad: bool = False):
+  def __init__(
+    self,
+    window: Sequence[int] = (2, 2),
+    blur: Sequence[int] = (3, 3),
+    strides: int | Sequence[int] | None = 2,
+    padding: Padding = 'SAME',
+    pad_mode: str = 'constant',
+    count_include_pad: bool = False,
+  ):
     blur_ops.check_fields(window, strides, pad_mode, blur)
     _checks.flag(count_include_pad, 'count_include_pad')
     self.window = freeze(window)
@@ -51,6 +68,12 @@ class MaxBlurPool(nnx.Module):
     self.count_include_pad = freeze(count_include_pad)
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return blur_ops.max_blur_pool(x, self.window, self.blur, self.strides, self.padding,
-                                  pad_mode=self.pad_mode, count_include_pad=self.count_include_pad)
-
+    return blur_ops.max_blur_pool(
+      x,
+      self.window,
+      self.blur,
+      self.strides,
+      self.padding,
+      pad_mode=self.pad_mode,
+      count_include_pad=self.count_include_pad,
+    )

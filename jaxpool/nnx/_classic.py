@@ -22,9 +22,15 @@ class MaxPool(Windowed):
            [13., 15.]], dtype=float32)
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, return_indices: bool = False):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+  ):
     _checks.flag(return_indices, 'return_indices')
     super().__init__(window, strides, padding, dilation, ceil_mode)
     self.return_indices = freeze(return_indices)
@@ -36,9 +42,14 @@ class MaxPool(Windowed):
 class MinPool(Windowed):
   """:func:`jaxpool.min_pool` as an NNX module."""
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+  ):
     super().__init__(window, strides, padding, dilation, ceil_mode)
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -48,10 +59,16 @@ class MinPool(Windowed):
 class AvgPool(Windowed):
   """:func:`jaxpool.avg_pool` as an NNX module."""
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+  ):
     _checks.flag(count_include_pad, 'count_include_pad')
     classic.check_divisor_override(divisor_override)
     super().__init__(window, strides, padding, dilation, ceil_mode)
@@ -59,8 +76,12 @@ class AvgPool(Windowed):
     self.divisor_override = freeze(divisor_override)
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return classic.avg_pool(x, *self._geometry_args, count_include_pad=self.count_include_pad,
-                            divisor_override=self.divisor_override)
+    return classic.avg_pool(
+      x,
+      *self._geometry_args,
+      count_include_pad=self.count_include_pad,
+      divisor_override=self.divisor_override,
+    )
 
 
 class LPPool(Windowed):
@@ -71,9 +92,16 @@ class LPPool(Windowed):
   ``dy/dp``), as in the linen module of the same name.
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, p: float = 2.0, learnable_p: bool = False):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    p: float = 2.0,
+    learnable_p: bool = False,
+  ):
     classic.check_p(p)
     _checks.flag(learnable_p, 'learnable_p')
     super().__init__(window, strides, padding, dilation, ceil_mode)
@@ -89,13 +117,18 @@ class LPPool(Windowed):
 class MaxUnpool(nnx.Module):
   """:func:`jaxpool.max_unpool` as an NNX module: ``MaxUnpool(window)(y, indices)``."""
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: int | Sequence[int] = 0):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] = 0,
+  ):
     _geometry.check_fields(window, strides, padding, unpool_padding=True)
     self.window = freeze(window)
     self.strides = freeze(strides)
     self.padding = freeze(padding)
 
-  def __call__(self, y: jnp.ndarray, indices: jnp.ndarray,
-               output_size: Sequence[int] | None = None) -> jnp.ndarray:
+  def __call__(
+    self, y: jnp.ndarray, indices: jnp.ndarray, output_size: Sequence[int] | None = None
+  ) -> jnp.ndarray:
     return classic.max_unpool(y, indices, self.window, self.strides, self.padding, output_size)

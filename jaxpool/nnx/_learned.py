@@ -32,27 +32,40 @@ class MaxAvgPool(Windowed):
   and average pooling).
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, alpha_shape: str = 'scalar',
-               alpha_init: Initializer = nnx.initializers.zeros, *,
-               num_features: int | None = None, input_size: Sequence[int] | None = None,
-               rngs: nnx.Rngs | None = None):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    alpha_shape: str = 'scalar',
+    alpha_init: Initializer = nnx.initializers.zeros,
+    *,
+    num_features: int | None = None,
+    input_size: Sequence[int] | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
     _checks.choice(alpha_shape, 'alpha_shape', _geometry.PARAM_SHAPES)
     super().__init__(window, strides, padding, dilation, ceil_mode)
     _base.check_optional_num_features(num_features)
     self.alpha_shape = freeze(alpha_shape)
     self.alpha_init = freeze(alpha_init)
-    shape = _base.param_shape(alpha_shape, 'alpha_shape', 'MaxAvgPool', num_features,
-                              input_size, self._geometry_args)
+    shape = _base.param_shape(
+      alpha_shape, 'alpha_shape', 'MaxAvgPool', num_features, input_size, self._geometry_args
+    )
     self.alpha_logit = _base.init_param(alpha_init, shape, rngs, 'MaxAvgPool', 'alpha_logit')
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     x = _numerics.as_array(x)
     _base.check_param_shape(
-        self.alpha_logit, _base.input_param_shape(self.alpha_shape, x.shape, self._geometry_args),
-        'MaxAvgPool', 'alpha_logit', x.shape,
-        f"alpha_shape={self.alpha_shape!r}; 'location' variants need a fixed input size")
+      self.alpha_logit,
+      _base.input_param_shape(self.alpha_shape, x.shape, self._geometry_args),
+      'MaxAvgPool',
+      'alpha_logit',
+      x.shape,
+      f"alpha_shape={self.alpha_shape!r}; 'location' variants need a fixed input size",
+    )
     return learned.max_avg_pool(x, jax.nn.sigmoid(self.alpha_logit[...]), *self._geometry_args)
 
 
@@ -63,25 +76,37 @@ class GatedPool(Windowed):
   C)`` (needs ``num_features``); drawn N(0, 0.1**2) from ``rngs.params()``.
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, per_channel: bool = False,
-               gate_init: Initializer = filter_init, *, num_features: int | None = None,
-               rngs: nnx.Rngs | None = None):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    per_channel: bool = False,
+    gate_init: Initializer = filter_init,
+    *,
+    num_features: int | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
     _checks.flag(per_channel, 'per_channel')
     super().__init__(window, strides, padding, dilation, ceil_mode)
     _base.check_optional_num_features(num_features)
     self.per_channel = freeze(per_channel)
     self.gate_init = freeze(gate_init)
-    tail = (_base.check_num_features(num_features, 'GatedPool', 'per_channel=True'),
-            ) if per_channel else ()
+    tail = (
+      (_base.check_num_features(num_features, 'GatedPool', 'per_channel=True'),)
+      if per_channel
+      else ()
+    )
     self.gate = _base.init_param(gate_init, (*self.window, *tail), rngs, 'GatedPool', 'gate')
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     x = _numerics.as_array(x)
     tail = (x.shape[-1],) if self.per_channel else ()
-    _base.check_param_shape(self.gate, (*self.window, *tail), 'GatedPool', 'gate', x.shape,
-                            'per_channel gate')
+    _base.check_param_shape(
+      self.gate, (*self.window, *tail), 'GatedPool', 'gate', x.shape, 'per_channel gate'
+    )
     return learned.gated_pool(x, self.gate[...], *self._geometry_args)
 
 
@@ -93,11 +118,21 @@ class TreePool(Windowed):
   0.1**2) from ``rngs.params()``, as in the linen module of the same name.
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, depth: int = 1, per_channel: bool = False,
-               leaf_init: Initializer = filter_init, gate_init: Initializer = filter_init, *,
-               num_features: int | None = None, rngs: nnx.Rngs | None = None):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    depth: int = 1,
+    per_channel: bool = False,
+    leaf_init: Initializer = filter_init,
+    gate_init: Initializer = filter_init,
+    *,
+    num_features: int | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
     n = 2 ** learned.check_depth(depth)
     _checks.flag(per_channel, 'per_channel')
     super().__init__(window, strides, padding, dilation, ceil_mode)
@@ -106,19 +141,23 @@ class TreePool(Windowed):
     self.per_channel = freeze(per_channel)
     self.leaf_init = freeze(leaf_init)
     self.gate_init = freeze(gate_init)
-    tail = (_base.check_num_features(num_features, 'TreePool', 'per_channel=True'),
-            ) if per_channel else ()
-    self.leaves = _base.init_param(leaf_init, (n, *self.window, *tail), rngs, 'TreePool',
-                                   'leaves')
-    self.gates = _base.init_param(gate_init, (n - 1, *self.window, *tail), rngs, 'TreePool',
-                                  'gates')
+    tail = (
+      (_base.check_num_features(num_features, 'TreePool', 'per_channel=True'),)
+      if per_channel
+      else ()
+    )
+    self.leaves = _base.init_param(leaf_init, (n, *self.window, *tail), rngs, 'TreePool', 'leaves')
+    self.gates = _base.init_param(
+      gate_init, (n - 1, *self.window, *tail), rngs, 'TreePool', 'gates'
+    )
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     x = _numerics.as_array(x)
     tail = (x.shape[-1],) if self.per_channel else ()
-    n = 2 ** self.depth
-    _base.check_param_shape(self.leaves, (n, *self.window, *tail), 'TreePool', 'leaves',
-                            x.shape, 'leaves')
+    n = 2**self.depth
+    _base.check_param_shape(
+      self.leaves, (n, *self.window, *tail), 'TreePool', 'leaves', x.shape, 'leaves'
+    )
     return learned.tree_pool(x, self.leaves[...], self.gates[...], *self._geometry_args)
 
 
@@ -137,15 +176,25 @@ class DPP(Windowed):
     (1, 2, 2, 3)
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, guide: str = 'lite', symmetric: bool = True,
-               eps: float = 1e-3, guide_window: int | Sequence[int] = 3,
-               alpha_init: Initializer = nnx.initializers.zeros,
-               lam_init: Initializer = nnx.initializers.zeros,
-               guide_kernel_init: Initializer = box_init,
-               guide_bias_init: Initializer = nnx.initializers.zeros, *,
-               num_features: int | None = None, rngs: nnx.Rngs | None = None):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    guide: str = 'lite',
+    symmetric: bool = True,
+    eps: float = 1e-3,
+    guide_window: int | Sequence[int] = 3,
+    alpha_init: Initializer = nnx.initializers.zeros,
+    lam_init: Initializer = nnx.initializers.zeros,
+    guide_kernel_init: Initializer = box_init,
+    guide_bias_init: Initializer = nnx.initializers.zeros,
+    *,
+    num_features: int | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
     _checks.choice(guide, 'guide', ('lite', 'full'))
     _checks.flag(symmetric, 'symmetric')
     _checks.positive(eps, 'eps')
@@ -164,20 +213,31 @@ class DPP(Windowed):
     self.log_alpha = _base.init_param(alpha_init, (c,), rngs, 'DPP', 'log_alpha')
     self.log_lam = _base.init_param(lam_init, (c,), rngs, 'DPP', 'log_lam')
     if guide == 'full':
-      self.guide_kernel = _base.init_param(guide_kernel_init, (*gw, 1, c), rngs, 'DPP',
-                                           'guide_kernel')
+      self.guide_kernel = _base.init_param(
+        guide_kernel_init, (*gw, 1, c), rngs, 'DPP', 'guide_kernel'
+      )
       self.guide_bias = _base.init_param(guide_bias_init, (c,), rngs, 'DPP', 'guide_bias')
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     x = _numerics.as_array(x)
     _numerics.check_float(x, 'DPP')
     geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
-    _base.check_param_shape(self.log_alpha, (x.shape[-1],), 'DPP', 'log_alpha', x.shape,
-                            'per channel')
+    _base.check_param_shape(
+      self.log_alpha, (x.shape[-1],), 'DPP', 'log_alpha', x.shape, 'per channel'
+    )
     guide = None
     if self.guide == 'full':
       guide = learned.strided_guide(x, self.guide_kernel[...], self.guide_bias[...], geom)
     return learned.dpp_pool(
-        x, jnp.exp(self.log_alpha[...]), jnp.exp(self.log_lam[...]), self.window, self.strides,
-        self.padding, guide=guide, symmetric=self.symmetric, eps=self.eps,
-        dilation=self.dilation, ceil_mode=self.ceil_mode)
+      x,
+      jnp.exp(self.log_alpha[...]),
+      jnp.exp(self.log_lam[...]),
+      self.window,
+      self.strides,
+      self.padding,
+      guide=guide,
+      symmetric=self.symmetric,
+      eps=self.eps,
+      dilation=self.dilation,
+      ceil_mode=self.ceil_mode,
+    )

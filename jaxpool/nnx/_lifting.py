@@ -22,8 +22,9 @@ class LiftOperator(nnx.Module):
   initialisers (LeCun normal kernels from ``rngs.params()``, zero biases).
   """
 
-  def __init__(self, kernel_size: int = 3, *, num_features: int | None = None,
-               rngs: nnx.Rngs | None = None):
+  def __init__(
+    self, kernel_size: int = 3, *, num_features: int | None = None, rngs: nnx.Rngs | None = None
+  ):
     kernel_size = _checks.positive_int(kernel_size, 'kernel_size')
     c = _base.check_num_features(num_features, 'LiftOperator', 'its C -> C convolutions')
     rngs = _base.require_rngs(rngs, 'LiftOperator', 'to draw its initial conv kernels')
@@ -35,8 +36,9 @@ class LiftOperator(nnx.Module):
     channels = self.conv_k.in_features
     if jnp.shape(v)[-1] != channels:
       raise ValueError(
-          f'LiftOperator: built for num_features={channels} channels; got an input of shape '
-          f'{jnp.shape(v)}')
+        f'LiftOperator: built for num_features={channels} channels; got an input of shape '
+        f'{jnp.shape(v)}'
+      )
     return jnp.tanh(self.conv_1(jax.nn.relu(self.conv_k(v))))
 
 
@@ -59,8 +61,14 @@ class LiftDownPool(nnx.Module):
     True
   """
 
-  def __init__(self, kernel_size: int = 3, axes: int | Sequence[int] = (-3, -2), *,
-               num_features: int | None = None, rngs: nnx.Rngs | None = None):
+  def __init__(
+    self,
+    kernel_size: int = 3,
+    axes: int | Sequence[int] = (-3, -2),
+    *,
+    num_features: int | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
     _checks.positive_int(kernel_size, 'kernel_size')
     lifting.axes_tuple(axes)
     self.kernel_size = freeze(kernel_size)
@@ -71,11 +79,14 @@ class LiftDownPool(nnx.Module):
   def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     return lifting.lift_down_pool(x, self.predict, self.update, self.axes)
 
-  def inverse(self, low: jnp.ndarray, details: Mapping[str, jnp.ndarray],
-              output_size: int | Sequence[int] | None = None) -> jnp.ndarray:
+  def inverse(
+    self,
+    low: jnp.ndarray,
+    details: Mapping[str, jnp.ndarray],
+    output_size: int | Sequence[int] | None = None,
+  ) -> jnp.ndarray:
     """:func:`jaxpool.lift_up_pool` with this module's ``P``, ``U`` and ``axes``."""
-    return lifting.lift_up_pool(low, details, self.predict, self.update, self.axes,
-                                output_size)
+    return lifting.lift_up_pool(low, details, self.predict, self.update, self.axes, output_size)
 
 
 class LiftUpPool(nnx.Module):
@@ -87,17 +98,24 @@ class LiftUpPool(nnx.Module):
     ``rngs``), with the same state tree as a :class:`LiftDownPool`.
   """
 
-  def __init__(self, down: LiftDownPool | None = None, kernel_size: int | None = None,
-               axes: int | Sequence[int] | None = None, *, num_features: int | None = None,
-               rngs: nnx.Rngs | None = None):
+  def __init__(
+    self,
+    down: LiftDownPool | None = None,
+    kernel_size: int | None = None,
+    axes: int | Sequence[int] | None = None,
+    *,
+    num_features: int | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
     if kernel_size is not None:
       _checks.positive_int(kernel_size, 'kernel_size')
     if axes is not None:
       lifting.axes_tuple(axes)
     if down is not None:
       if not isinstance(down, LiftDownPool):
-        raise TypeError(f'down must be a jaxpool.nnx.LiftDownPool or None; '
-                        f'got {type(down).__name__}')
+        raise TypeError(
+          f'down must be a jaxpool.nnx.LiftDownPool or None; got {type(down).__name__}'
+        )
       lifting.check_inverse_fields(kernel_size, axes, down)
     self.down = down
     self.kernel_size = freeze(kernel_size)
@@ -107,8 +125,12 @@ class LiftUpPool(nnx.Module):
       self.predict = LiftOperator(k, num_features=num_features, rngs=rngs)
       self.update = LiftOperator(k, num_features=num_features, rngs=rngs)
 
-  def __call__(self, low: jnp.ndarray, details: Mapping[str, jnp.ndarray],
-               output_size: int | Sequence[int] | None = None) -> jnp.ndarray:
+  def __call__(
+    self,
+    low: jnp.ndarray,
+    details: Mapping[str, jnp.ndarray],
+    output_size: int | Sequence[int] | None = None,
+  ) -> jnp.ndarray:
     if self.down is not None:
       return self.down.inverse(low, details, output_size)
     axes = (-3, -2) if self.axes is None else self.axes

@@ -35,27 +35,43 @@ class StochasticPool(Windowed, Stochastic):
     (1, 2, 2, 3)
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, deterministic: bool | None = None, *,
-               rngs: nnx.Rngs | nnx.RngStream | None = None):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    deterministic: bool | None = None,
+    *,
+    rngs: nnx.Rngs | nnx.RngStream | None = None,
+  ):
     super().__init__(window, strides, padding, dilation, ceil_mode)
     self.deterministic = freeze(deterministic)
     self._init_rngs(rngs)
 
-  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None, *,
-               rngs: Rngs = None) -> jnp.ndarray:
+  def __call__(
+    self, x: jnp.ndarray, deterministic: bool | None = None, *, rngs: Rngs = None
+  ) -> jnp.ndarray:
     return stochastic.stochastic_pool(x, *self._geometry_args, key=self._key(deterministic, rngs))
 
 
 class MixedPool(Windowed, Stochastic):
   """:func:`jaxpool.mixed_pool` as an NNX module: max or average at random while training."""
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, p_max: float = 0.5, granularity: str = 'channel',
-               deterministic: bool | None = None, *,
-               rngs: nnx.Rngs | nnx.RngStream | None = None):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    p_max: float = 0.5,
+    granularity: str = 'channel',
+    deterministic: bool | None = None,
+    *,
+    rngs: nnx.Rngs | nnx.RngStream | None = None,
+  ):
     stochastic.check_probability(p_max, 'p_max')
     _checks.choice(granularity, 'granularity', stochastic.GRANULARITIES)
     super().__init__(window, strides, padding, dilation, ceil_mode)
@@ -64,26 +80,38 @@ class MixedPool(Windowed, Stochastic):
     self.deterministic = freeze(deterministic)
     self._init_rngs(rngs)
 
-  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None, *,
-               rngs: Rngs = None) -> jnp.ndarray:
-    return stochastic.mixed_pool(x, *self._geometry_args, key=self._key(deterministic, rngs),
-                                 p_max=self.p_max, granularity=self.granularity)
+  def __call__(
+    self, x: jnp.ndarray, deterministic: bool | None = None, *, rngs: Rngs = None
+  ) -> jnp.ndarray:
+    return stochastic.mixed_pool(
+      x,
+      *self._geometry_args,
+      key=self._key(deterministic, rngs),
+      p_max=self.p_max,
+      granularity=self.granularity,
+    )
 
 
 class S3Pool(Stochastic):
   """:func:`jaxpool.s3_pool` as an NNX module: stride-1 max, then random rows/columns per cell."""
 
-  def __init__(self, window: Sequence[int], grid: int | Sequence[int] | None = None,
-               deterministic: bool | None = None, *,
-               rngs: nnx.Rngs | nnx.RngStream | None = None):
+  def __init__(
+    self,
+    window: Sequence[int],
+    grid: int | Sequence[int] | None = None,
+    deterministic: bool | None = None,
+    *,
+    rngs: nnx.Rngs | nnx.RngStream | None = None,
+  ):
     stochastic.check_grid(grid, window)
     self.window = freeze(window)
     self.grid = freeze(grid)
     self.deterministic = freeze(deterministic)
     self._init_rngs(rngs)
 
-  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None, *,
-               rngs: Rngs = None) -> jnp.ndarray:
+  def __call__(
+    self, x: jnp.ndarray, deterministic: bool | None = None, *, rngs: Rngs = None
+  ) -> jnp.ndarray:
     return stochastic.s3_pool(x, self.window, self.grid, key=self._key(deterministic, rngs))
 
 
@@ -95,10 +123,16 @@ class FractionalMaxPool(Stochastic):
   override both.
   """
 
-  def __init__(self, window: Sequence[int], output_size: int | Sequence[int] | None = None,
-               output_ratio: float | Sequence[float] | None = None,
-               return_indices: bool = False, deterministic: bool | None = None, *,
-               rngs: nnx.Rngs | nnx.RngStream | None = None):
+  def __init__(
+    self,
+    window: Sequence[int],
+    output_size: int | Sequence[int] | None = None,
+    output_ratio: float | Sequence[float] | None = None,
+    return_indices: bool = False,
+    deterministic: bool | None = None,
+    *,
+    rngs: nnx.Rngs | nnx.RngStream | None = None,
+  ):
     stochastic.check_fractional_fields(window, output_size, output_ratio, 'FractionalMaxPool')
     _checks.flag(return_indices, 'return_indices')
     self.window = freeze(window)
@@ -108,9 +142,21 @@ class FractionalMaxPool(Stochastic):
     self.deterministic = freeze(deterministic)
     self._init_rngs(rngs)
 
-  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None,
-               samples: jnp.ndarray | None = None, *, rngs: Rngs = None):
+  def __call__(
+    self,
+    x: jnp.ndarray,
+    deterministic: bool | None = None,
+    samples: jnp.ndarray | None = None,
+    *,
+    rngs: Rngs = None,
+  ):
     key = None if samples is not None else self._key(deterministic, rngs)
-    return stochastic.fractional_max_pool(x, self.window, self.output_size, self.output_ratio,
-                                          key=key, samples=samples,
-                                          return_indices=self.return_indices)
+    return stochastic.fractional_max_pool(
+      x,
+      self.window,
+      self.output_size,
+      self.output_ratio,
+      key=key,
+      samples=samples,
+      return_indices=self.return_indices,
+    )

@@ -30,10 +30,17 @@ class SoftPool(Windowed):
   ``return_weights=True`` returns ``(y, weights)``.
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, temperature: float = 1.0,
-               learnable_temperature: bool = False, return_weights: bool = False):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    temperature: float = 1.0,
+    learnable_temperature: bool = False,
+    return_weights: bool = False,
+  ):
     weighted.check_temperature(temperature)
     _checks.flag(learnable_temperature, 'learnable_temperature')
     _checks.flag(return_weights, 'return_weights')
@@ -48,8 +55,9 @@ class SoftPool(Windowed):
     temperature: float | jax.Array = self.temperature
     if self.learnable_temperature:
       temperature = jnp.exp(self.log_temperature[...])
-    return weighted.soft_pool(x, *self._geometry_args, temperature=temperature,
-                              return_weights=self.return_weights)
+    return weighted.soft_pool(
+      x, *self._geometry_args, temperature=temperature, return_weights=self.return_weights
+    )
 
 
 class LIPLogits(nnx.Module):
@@ -63,9 +71,16 @@ class LIPLogits(nnx.Module):
   initialisation. ``epsilon`` is the deprecated name of ``eps``.
   """
 
-  def __init__(self, kernel_size: Sequence[int], coeff: float = 12.0, eps: float = _LIP_EPS,
-               epsilon: float | None = None, *, num_features: int,
-               rngs: nnx.Rngs | None = None):
+  def __init__(
+    self,
+    kernel_size: Sequence[int],
+    coeff: float = 12.0,
+    eps: float = _LIP_EPS,
+    epsilon: float | None = None,
+    *,
+    num_features: int,
+    rngs: nnx.Rngs | None = None,
+  ):
     eps = _checks.renamed(eps, epsilon, 'eps', 'epsilon', _LIP_EPS, 'LIPLogits')
     _geometry.normalize_window(kernel_size, 'kernel_size')
     _checks.positive(coeff, 'coeff')
@@ -75,15 +90,28 @@ class LIPLogits(nnx.Module):
     self.kernel_size = freeze(kernel_size)
     self.coeff = freeze(coeff)
     self.eps = freeze(eps)
-    self.conv = nnx.Conv(c, c, tuple(kernel_size), padding='SAME', use_bias=False,
-                         kernel_init=nnx.initializers.zeros,
-                         rngs=nnx.Rngs(0) if rngs is None else rngs)
+    self.conv = nnx.Conv(
+      c,
+      c,
+      tuple(kernel_size),
+      padding='SAME',
+      use_bias=False,
+      kernel_init=nnx.initializers.zeros,
+      rngs=nnx.Rngs(0) if rngs is None else rngs,
+    )
     self.scale = nnx.Param(jnp.ones((c,), jnp.float32))
     self.bias = nnx.Param(jnp.zeros((c,), jnp.float32))
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return weighted.lip_gate(self.conv(x), self.scale[...], self.bias[...], self.coeff,
-                             self.eps, len(self.kernel_size), x.dtype)
+    return weighted.lip_gate(
+      self.conv(x),
+      self.scale[...],
+      self.bias[...],
+      self.coeff,
+      self.eps,
+      len(self.kernel_size),
+      x.dtype,
+    )
 
 
 class LIP(Windowed):
@@ -95,19 +123,29 @@ class LIP(Windowed):
   logits broadcastable to ``x`` may be given as ``logit_module`` instead.
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, logit_module: Callable | None = None,
-               logit_window: Sequence[int] | None = None, coeff: float = 12.0,
-               return_weights: bool = False, *, num_features: int | None = None,
-               rngs: nnx.Rngs | None = None):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    logit_module: Callable | None = None,
+    logit_window: Sequence[int] | None = None,
+    coeff: float = 12.0,
+    return_weights: bool = False,
+    *,
+    num_features: int | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
     kernel = weighted.lip_logit_window(window, logit_window)
     _checks.positive(coeff, 'coeff')
     _checks.flag(return_weights, 'return_weights')
     super().__init__(window, strides, padding, dilation, ceil_mode)
     if logit_module is not None and not callable(logit_module):
-      raise TypeError(f'logit_module must be a callable (e.g. an nnx.Module) or None; '
-                      f'got {logit_module!r}')
+      raise TypeError(
+        f'logit_module must be a callable (e.g. an nnx.Module) or None; got {logit_module!r}'
+      )
     _base.check_optional_num_features(num_features)
     _base.check_optional_rngs(rngs, 'LIP')
     self.logit_module = logit_module
@@ -120,16 +158,22 @@ class LIP(Windowed):
 
   def __call__(self, x: jnp.ndarray):
     logits = self.logits(x) if self.logit_module is None else self.logit_module(x)
-    return weighted.lip_pool(x, logits, *self._geometry_args,
-                             return_weights=self.return_weights)
+    return weighted.lip_pool(x, logits, *self._geometry_args, return_weights=self.return_weights)
 
 
 class EDSCWPool(Windowed):
   """:func:`jaxpool.edscw_pool` as an NNX module (no parameters)."""
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, eps: float = 1e-6, return_weights: bool = False):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    eps: float = 1e-6,
+    return_weights: bool = False,
+  ):
     _checks.positive(eps, 'eps')
     _checks.flag(return_weights, 'return_weights')
     super().__init__(window, strides, padding, dilation, ceil_mode)
@@ -137,16 +181,24 @@ class EDSCWPool(Windowed):
     self.return_weights = freeze(return_weights)
 
   def __call__(self, x: jnp.ndarray):
-    return weighted.edscw_pool(x, *self._geometry_args, eps=self.eps,
-                               return_weights=self.return_weights)
+    return weighted.edscw_pool(
+      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
+    )
 
 
 class IDWPool(Windowed):
   """:func:`jaxpool.idw_pool` as an NNX module (no parameters)."""
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, eps: float = 1e-6, return_weights: bool = False):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    eps: float = 1e-6,
+    return_weights: bool = False,
+  ):
     _checks.positive(eps, 'eps')
     _checks.flag(return_weights, 'return_weights')
     super().__init__(window, strides, padding, dilation, ceil_mode)
@@ -154,8 +206,9 @@ class IDWPool(Windowed):
     self.return_weights = freeze(return_weights)
 
   def __call__(self, x: jnp.ndarray):
-    return weighted.idw_pool(x, *self._geometry_args, eps=self.eps,
-                             return_weights=self.return_weights)
+    return weighted.idw_pool(
+      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
+    )
 
 
 class AdaPool(Windowed):
@@ -173,11 +226,20 @@ class AdaPool(Windowed):
     ((3,), (1, 2, 2, 3))
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1,
-               ceil_mode: bool = False, beta_shape: str = 'scalar', eps: float = 1e-6,
-               return_weights: bool = False, *, num_features: int | None = None,
-               input_size: Sequence[int] | None = None):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    beta_shape: str = 'scalar',
+    eps: float = 1e-6,
+    return_weights: bool = False,
+    *,
+    num_features: int | None = None,
+    input_size: Sequence[int] | None = None,
+  ):
     _checks.choice(beta_shape, 'beta_shape', _geometry.PARAM_SHAPES)
     _checks.positive(eps, 'eps')
     _checks.flag(return_weights, 'return_weights')
@@ -186,19 +248,29 @@ class AdaPool(Windowed):
     self.beta_shape = freeze(beta_shape)
     self.eps = freeze(eps)
     self.return_weights = freeze(return_weights)
-    shape = _base.param_shape(beta_shape, 'beta_shape', 'AdaPool', num_features, input_size,
-                              self._geometry_args)
+    shape = _base.param_shape(
+      beta_shape, 'beta_shape', 'AdaPool', num_features, input_size, self._geometry_args
+    )
     self.theta = nnx.Param(jnp.zeros(shape, jnp.float32))
 
   def __call__(self, x: jnp.ndarray):
     x = jnp.asarray(x)
-    _base.check_param_shape(self.theta,
-                            _base.input_param_shape(self.beta_shape, x.shape, self._geometry_args),
-                            'AdaPool', 'theta', x.shape,
-                            f"beta_shape={self.beta_shape!r}; 'location' shapes need a fixed "
-                            f"input size, use 'scalar' or 'channel' for variable sizes")
-    return weighted.ada_pool(x, jax.nn.sigmoid(self.theta[...]), *self._geometry_args,
-                             eps=self.eps, return_weights=self.return_weights)
+    _base.check_param_shape(
+      self.theta,
+      _base.input_param_shape(self.beta_shape, x.shape, self._geometry_args),
+      'AdaPool',
+      'theta',
+      x.shape,
+      f"beta_shape={self.beta_shape!r}; 'location' shapes need a fixed "
+      f"input size, use 'scalar' or 'channel' for variable sizes",
+    )
+    return weighted.ada_pool(
+      x,
+      jax.nn.sigmoid(self.theta[...]),
+      *self._geometry_args,
+      eps=self.eps,
+      return_weights=self.return_weights,
+    )
 
 
 class AdaUnPool(nnx.Module):
@@ -209,18 +281,30 @@ class AdaUnPool(nnx.Module):
   ``output_size``.
   """
 
-  def __init__(self, window: Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = 'VALID', dilation: int | Sequence[int] = 1):
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+  ):
     _geometry.check_fields(window, strides, padding, dilation)
     self.window = freeze(window)
     self.strides = freeze(strides)
     self.padding = freeze(padding)
     self.dilation = freeze(dilation)
 
-  def __call__(self, y: jnp.ndarray, weights: jnp.ndarray,
-               output_size: Sequence[int] | None = None, *,
-               output_shape: Sequence[int] | None = None) -> jnp.ndarray:
-    output_size = _checks.renamed(output_size, output_shape, 'output_size', 'output_shape', None,
-                                  'AdaUnPool')
-    return weighted.weighted_unpool(y, weights, self.window, self.strides, self.padding,
-                                    self.dilation, output_size)
+  def __call__(
+    self,
+    y: jnp.ndarray,
+    weights: jnp.ndarray,
+    output_size: Sequence[int] | None = None,
+    *,
+    output_shape: Sequence[int] | None = None,
+  ) -> jnp.ndarray:
+    output_size = _checks.renamed(
+      output_size, output_shape, 'output_size', 'output_shape', None, 'AdaUnPool'
+    )
+    return weighted.weighted_unpool(
+      y, weights, self.window, self.strides, self.padding, self.dilation, output_size
+    )
