@@ -68,9 +68,16 @@ def _cotangent(tree):
 
 
 def _value_and_grad(f, x):
-  y, vjp = jax.vjp(f, x)
-  (g,) = vjp(_cotangent(y))
-  return y, g
+  """``f(x)`` and the gradient of its (float) outputs' sum, in one jitted program (what training
+  runs, and several times cheaper to compile than op-by-op dispatch)."""
+
+  @jax.jit
+  def run(a):
+    y, vjp = jax.vjp(f, a)
+    (g,) = vjp(_cotangent(y))
+    return y, g
+
+  return run(x)
 
 
 def test_every_op_has_a_representative_call():
