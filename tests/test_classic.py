@@ -50,9 +50,18 @@ def _torch_grad(fn, x, cotangent, n, *args, **kwargs):
   return out, helpers.from_torch_layout(xt.grad, n)
 
 
-def _jax_value_and_grad(f, x, cotangent):
-  y, vjp = jax.vjp(f, jnp.asarray(x))
-  return y, vjp(jnp.asarray(cotangent))[0]
+def _jax_value_and_grad(f, x, cotangent, has_aux=False):
+  """``f(x)`` and its VJP with ``cotangent``, one jitted program (the cotangent an argument).
+
+  With ``has_aux``, ``f`` returns ``(y, aux)`` and this returns ``(y, aux, x_bar)``.
+  """
+
+  @jax.jit
+  def run(a, ct):
+    out = jax.vjp(f, a, has_aux=has_aux)
+    return (*out[:1], *out[2:], out[1](ct)[0])
+
+  return run(jnp.asarray(x), jnp.asarray(cotangent))
 
 
 @pytest.mark.parametrize('geo', _sweep(1, 36), ids=str)
@@ -63,14 +72,13 @@ def test_max_pool_matches_torch(geo):
   x = rng.standard_normal((2, *geo['spatial'], 3)).astype(np.float32)
   x[1] = np.round(x[1])  # many ties: torch routes them to the first maximum
   args = (geo['window'], geo['strides'], geo['padding'], geo['dilation'], geo['ceil_mode'])
-  f = jax.jit(lambda a: jaxpool.max_pool(a, *args, return_indices=True))
-  y, idx = f(x)
-  cotangent = rng.standard_normal(y.shape).astype(np.float32)
+  f = lambda a: jaxpool.max_pool(a, *args, return_indices=True)
+  cotangent = rng.standard_normal(jax.eval_shape(f, x)[0].shape).astype(np.float32)
+  y, idx, g = _jax_value_and_grad(f, x, cotangent, has_aux=True)
   (yt, it), gt = _torch_grad(fn, x, cotangent, n, *args, return_indices=True)
   np.testing.assert_array_equal(y, helpers.from_torch_layout(yt, n))
   np.testing.assert_array_equal(idx, helpers.from_torch_layout(it, n))
   assert idx.dtype == jnp.int32
-  _, g = _jax_value_and_grad(lambda a: jaxpool.max_pool(a, *args), x, cotangent)
   np.testing.assert_allclose(g, gt, atol=1e-6)
 
 
