@@ -388,6 +388,24 @@ SPECS = [
   ),
 ]
 SPEC = {s.name: s for s in SPECS}
+#: The classes whose spec has parameters: their module code maps parameters into the function's
+#: arguments, so their derivatives are tested through the module. The rest call the function
+#: with their fields, so their derivatives are the function's (tested per function).
+WITH_PARAMS = frozenset(
+  {
+    'LPPool',
+    'SoftPool',
+    'LIP',
+    'AdaPool',
+    'GlobalPool',
+    'MaxAvgPool',
+    'GatedPool',
+    'TreePool',
+    'DPP',
+    'LiftDownPool',
+    'LiftUpPool',
+  }
+)
 
 
 # --- building and running both APIs -----------------------------------------------------

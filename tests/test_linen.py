@@ -37,6 +37,7 @@ from tests.module_catalogue import (
   NOT_FIELDS_FOR,
   SPEC,
   SPECS,
+  WITH_PARAMS,
   assert_close,
   check_dtype,
   linen_fields,
@@ -60,6 +61,19 @@ def test_every_public_function_has_a_module_in_both_apis():
 
 def test_table_has_no_stale_entries():
   assert sorted(set(MODULE_FOR) - set(jaxpool.__all__)) == []
+
+
+def test_with_params_lists_the_classes_whose_spec_has_parameters():
+  x = jnp.ones((2, 8, 8, 3))
+  have = set()
+  for spec in SPECS:
+    module = linen_module(spec)
+    variables = jax.eval_shape(
+      lambda a, m=module, s=spec: m.init(jax.random.key(0), *s.args(a), **s.init_kw), x
+    )
+    if jax.tree.leaves(variables.get('params', {})):
+      have.add(spec.name)
+  assert have == WITH_PARAMS
 
 
 def test_every_class_has_a_spec():
