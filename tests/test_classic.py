@@ -212,7 +212,10 @@ def test_lp_pool_stacked_and_unrolled_tap_loops_agree(monkeypatch, x64):
   out = {}
   for limit in (1000, 0):
     monkeypatch.setattr(_windows, 'UNROLL_MAX_TAPS', limit)
-    out[limit] = jax.value_and_grad(lambda a: jnp.sum(jaxpool.lp_pool(a, 3, *args) ** 2))(x)
+    # a fresh jit per limit: UNROLL_MAX_TAPS is read when the function is traced
+    out[limit] = jax.jit(jax.value_and_grad(lambda a: jnp.sum(jaxpool.lp_pool(a, 3, *args) ** 2)))(
+      x
+    )
   np.testing.assert_allclose(out[0][0], out[1000][0], rtol=1e-12)
   np.testing.assert_allclose(out[0][1], out[1000][1], rtol=1e-12, atol=1e-14)
   pads = tuple((p, p) for p in args[2])

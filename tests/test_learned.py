@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -520,7 +521,13 @@ def test_dpp_stacked_and_unrolled_tap_paths_agree(monkeypatch, x64):
     out = {}
     for limit in (1000, 0):
       monkeypatch.setattr(_windows, 'UNROLL_MAX_TAPS', limit)
-      y, vjp = jax.vjp(f, x, alpha, lam)
-      out[limit] = (y, vjp(np.cos(np.arange(y.size)).reshape(y.shape)))
+      # a fresh jit per limit: UNROLL_MAX_TAPS is read when the function is traced
+      ct = np.cos(np.arange(math.prod(jax.eval_shape(f, x, alpha, lam).shape)))
+
+      def value_and_vjp(x, alpha, lam, ct, f=f):
+        y, vjp = jax.vjp(f, x, alpha, lam)
+        return y, vjp(ct.reshape(y.shape))
+
+      out[limit] = jax.jit(value_and_vjp)(x, alpha, lam, ct)
     for a, b in zip(jax.tree.leaves(out[1000]), jax.tree.leaves(out[0])):
       np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13, err_msg=name)

@@ -180,9 +180,14 @@ def test_stacked_and_unrolled_paths_agree_including_weight_cotangents(monkeypatc
   }
 
   def run(f):
-    out, vjp = jax.vjp(f, x, z)
-    cts = jax.tree_util.tree_map(lambda o: rng.standard_normal(o.shape), out)
-    return out, vjp(cts)
+    # a fresh jit per path: UNROLL_MAX_TAPS is read when the function is traced
+    cts = jax.tree_util.tree_map(lambda o: rng.standard_normal(o.shape), jax.eval_shape(f, x, z))
+
+    def value_and_vjp(x, z, cts):
+      out, vjp = jax.vjp(f, x, z)
+      return out, vjp(cts)
+
+    return jax.jit(value_and_vjp)(x, z, cts)
 
   for name, f in calls.items():
     state = rng.bit_generator.state
