@@ -547,9 +547,15 @@ def _fields(pair: Pair, field: str, value: Any) -> dict:
 
 
 def _linen(pair: Pair, field: str, value: Any):
+  # Arguments are checked when the module is built and traced: eval_shape traces the call
+  # (same errors) without compiling or running it.
   kw = _fields(pair, field, value)
   module = getattr(jl, pair.module)(**kw)
-  return module.init_with_output({'params': KEY, 'pooling': KEY}, *pair.inputs(kw), **pair.call_kw)
+  return jax.eval_shape(
+    lambda: module.init_with_output(
+      {'params': KEY, 'pooling': KEY}, *pair.inputs(kw), **pair.call_kw
+    )
+  )
 
 
 def _nnx(pair: Pair, field: str, value: Any):
