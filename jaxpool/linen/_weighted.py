@@ -8,7 +8,8 @@ a learnable SoftPool temperature is stored as its logarithm.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -126,38 +127,35 @@ class LIP(Windowed):
     return weighted.lip_pool(x, logits, *self._geometry_args, return_weights=self.return_weights)
 
 
-class EDSCWPool(Windowed):
+class _EpsWeighted(Windowed):
+  """The eps-regularised weightings (eDSCW, IDW): fields ``eps``, ``return_weights``; no
+  parameters. A subclass names its function as ``_pool``."""
+
+  _pool: ClassVar[Callable[..., Any]]
+  eps: float = 1e-6
+  return_weights: bool = False
+
+  def __post_init__(self):
+    _checks.positive(self.eps, 'eps')
+    _checks.flag(self.return_weights, 'return_weights')
+    super().__post_init__()
+
+  def __call__(self, x: jnp.ndarray):
+    return type(self)._pool(
+      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
+    )
+
+
+class EDSCWPool(_EpsWeighted):
   """:func:`jaxpool.edscw_pool` as a module (no parameters)."""
 
-  eps: float = 1e-6
-  return_weights: bool = False
-
-  def __post_init__(self):
-    _checks.positive(self.eps, 'eps')
-    _checks.flag(self.return_weights, 'return_weights')
-    super().__post_init__()
-
-  def __call__(self, x: jnp.ndarray):
-    return weighted.edscw_pool(
-      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
-    )
+  _pool = staticmethod(weighted.edscw_pool)
 
 
-class IDWPool(Windowed):
+class IDWPool(_EpsWeighted):
   """:func:`jaxpool.idw_pool` as a module (no parameters)."""
 
-  eps: float = 1e-6
-  return_weights: bool = False
-
-  def __post_init__(self):
-    _checks.positive(self.eps, 'eps')
-    _checks.flag(self.return_weights, 'return_weights')
-    super().__post_init__()
-
-  def __call__(self, x: jnp.ndarray):
-    return weighted.idw_pool(
-      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
-    )
+  _pool = staticmethod(weighted.idw_pool)
 
 
 class AdaPool(Windowed):

@@ -8,6 +8,7 @@ pooling at the start), SoftPool's ``log_temperature``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -161,54 +162,44 @@ class LIP(Windowed):
     return weighted.lip_pool(x, logits, *self._geometry_args, return_weights=self.return_weights)
 
 
-class EDSCWPool(Windowed):
+class _EpsWeighted(Windowed):
+  """The eps-regularised weightings (eDSCW, IDW): fields ``eps``, ``return_weights``; no
+  parameters. A subclass names its function as ``_pool``."""
+
+  _pool: ClassVar[Callable[..., Any]]
+
+  def __init__(
+    self,
+    window: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = 'VALID',
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    eps: float = 1e-6,
+    return_weights: bool = False,
+  ):
+    _checks.positive(eps, 'eps')
+    _checks.flag(return_weights, 'return_weights')
+    super().__init__(window, strides, padding, dilation, ceil_mode)
+    self.eps = freeze(eps)
+    self.return_weights = freeze(return_weights)
+
+  def __call__(self, x: jnp.ndarray):
+    return type(self)._pool(
+      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
+    )
+
+
+class EDSCWPool(_EpsWeighted):
   """:func:`jaxpool.edscw_pool` as an NNX module (no parameters)."""
 
-  def __init__(
-    self,
-    window: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: Padding = 'VALID',
-    dilation: int | Sequence[int] = 1,
-    ceil_mode: bool = False,
-    eps: float = 1e-6,
-    return_weights: bool = False,
-  ):
-    _checks.positive(eps, 'eps')
-    _checks.flag(return_weights, 'return_weights')
-    super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.eps = freeze(eps)
-    self.return_weights = freeze(return_weights)
-
-  def __call__(self, x: jnp.ndarray):
-    return weighted.edscw_pool(
-      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
-    )
+  _pool = staticmethod(weighted.edscw_pool)
 
 
-class IDWPool(Windowed):
+class IDWPool(_EpsWeighted):
   """:func:`jaxpool.idw_pool` as an NNX module (no parameters)."""
 
-  def __init__(
-    self,
-    window: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: Padding = 'VALID',
-    dilation: int | Sequence[int] = 1,
-    ceil_mode: bool = False,
-    eps: float = 1e-6,
-    return_weights: bool = False,
-  ):
-    _checks.positive(eps, 'eps')
-    _checks.flag(return_weights, 'return_weights')
-    super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.eps = freeze(eps)
-    self.return_weights = freeze(return_weights)
-
-  def __call__(self, x: jnp.ndarray):
-    return weighted.idw_pool(
-      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
-    )
+  _pool = staticmethod(weighted.idw_pool)
 
 
 class AdaPool(Windowed):
