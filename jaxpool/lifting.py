@@ -95,16 +95,7 @@ def check_inverse_fields(kernel_size: int | None, axes: Any, down: Any) -> None:
 
 def _normalize_axes(axes: Any, ndim: int, name: str) -> tuple[int, ...]:
   """Axes as non-negative ints: distinct, in range, never the channel (last) axis."""
-  axes = _geometry.static_values(axes, 'axes')
-  if _geometry.is_int(axes):
-    axes = (axes,)
-  if (
-    not isinstance(axes, Sequence)
-    or isinstance(axes, str)
-    or not axes
-    or not all(_geometry.is_int(a) for a in axes)
-  ):
-    raise TypeError(f'axes must be an int or a non-empty sequence of ints; got {axes!r}')
+  axes = axes_tuple(axes)
   out = []
   for a in axes:
     if not -ndim <= a < ndim or a % ndim == ndim - 1:
