@@ -14,7 +14,8 @@ NumPy scalars and concrete 0-d JAX arrays (``jaxpool/_checks.py``); those a func
 takes as arrays (``temperature``, ``p``, ``p_max``) keep its semantics: a number is the
 static path, an array the traced (learnable) one, its value unchecked.
 
-Eager and tiny: no jit, a (1, 4, 4, 2) input.
+Tiny: a (1, 4, 4, 2) input; functions and NNX modules run eagerly, linen modules are traced
+with ``jax.eval_shape`` (their checks run at construction and at trace time).
 """
 
 from __future__ import annotations
