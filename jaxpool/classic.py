@@ -400,6 +400,7 @@ def max_unpool(
   if output_size is None:
     size = default
   else:
+    output_size = _geometry.static_values(output_size, 'output_size')
     if not isinstance(output_size, Sequence) or not all(_geometry.is_int(v) for v in output_size):
       raise TypeError(f'output_size must be a sequence of ints; got {output_size!r}')
     size = tuple(int(v) for v in output_size)

@@ -851,6 +851,7 @@ def _unpool_geometry(y_shape, window, strides, padding, dilation, output_size) -
       pads = _geometry.normalize_padding(padding, probe, window, strides_t, dilation_t)
       size = tuple(max(p - lo - hi, 1) for p, (lo, hi) in zip(probe, pads))
   else:
+    output_size = _geometry.static_values(output_size, 'output_size')
     if (
       not isinstance(output_size, Sequence)
       or isinstance(output_size, str)

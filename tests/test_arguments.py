@@ -676,3 +676,16 @@ def test_lip_logits_epsilon_is_a_deprecated_eps():
     )
   with pytest.raises(TypeError, match='LIPLogits got both eps=0.001 and its old name epsilon='):
     jl.LIPLogits((3, 3), eps=1e-3, epsilon=1e-4)
+
+
+def test_unpool_output_sizes_take_concrete_jax_ints_as_every_size_does():
+  x = jnp.arange(32.0).reshape(1, 4, 4, 2)
+  y, idx = jaxpool.max_pool(x, (2, 2), return_indices=True)
+  sizes = ((4, 4), (jnp.asarray(4), np.int64(4)), [jnp.asarray(4), 4])
+  outs = [jaxpool.max_unpool(y, idx, (2, 2), output_size=s) for s in sizes]
+  y, w = jaxpool.soft_pool(x, (2, 2), return_weights=True)
+  outs += [jaxpool.weighted_unpool(y, w, (2, 2), output_size=s) for s in sizes]
+  for out in outs:
+    assert out.shape == x.shape
+  with pytest.raises(TypeError, match='output_size must be a sequence of ints'):
+    jaxpool.max_unpool(y, idx, (2, 2), output_size=(jnp.asarray(4.0), 4))
