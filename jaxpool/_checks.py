@@ -21,8 +21,12 @@ import jax
 import numpy as np
 
 
-def _concrete_scalar(value: Any, name: str) -> Any:
-  """A 0-d JAX array -> its Python value; other values unchanged."""
+def static(value: Any, name: str) -> Any:
+  """A concrete 0-d JAX array -> its Python value (a traced one: ``TypeError``); others as is.
+
+  Every check here starts with it; static scalars with rules of their own (e.g. a non-zero
+  int) call it before their check.
+  """
   if isinstance(value, jax.core.Tracer):
     raise TypeError(
       f'{name} is static (it selects the computation): pass a Python or NumPy value, '
@@ -31,14 +35,6 @@ def _concrete_scalar(value: Any, name: str) -> Any:
   if isinstance(value, jax.Array) and value.ndim == 0:
     return value.item()
   return value
-
-
-def static(value: Any, name: str) -> Any:
-  """A concrete 0-d JAX array -> its Python value (a traced one: ``TypeError``); others as is.
-
-  For static scalars checked by their own rules (e.g. a non-zero int), before the check.
-  """
-  return _concrete_scalar(value, name)
 
 
 def is_bool(value: Any) -> bool:
@@ -58,7 +54,7 @@ def is_int(value: Any) -> bool:
 
 def flag(value: Any, name: str) -> bool:
   """A bool (``1`` or ``'yes'`` is a mistake, not a truth value) -> ``bool``."""
-  value = _concrete_scalar(value, name)
+  value = static(value, name)
   if not is_bool(value):
     raise TypeError(f'{name} must be a bool; got {value!r}')
   return bool(value)
@@ -66,7 +62,7 @@ def flag(value: Any, name: str) -> bool:
 
 def positive(value: Any, name: str, *, finite: bool = True) -> float:
   """A positive real number (``inf`` allowed unless ``finite``) -> ``float``."""
-  value = _concrete_scalar(value, name)
+  value = static(value, name)
   what = 'a positive finite number' if finite else 'a positive number (inf allowed)'
   if not is_number(value):
     raise TypeError(f'{name} must be {what}; got {value!r}')
@@ -77,7 +73,7 @@ def positive(value: Any, name: str, *, finite: bool = True) -> float:
 
 def positive_int(value: Any, name: str) -> int:
   """A positive integer -> ``int``."""
-  value = _concrete_scalar(value, name)
+  value = static(value, name)
   if not is_int(value):
     raise TypeError(f'{name} must be a positive int; got {value!r}')
   if value < 1:

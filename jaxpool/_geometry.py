@@ -20,17 +20,13 @@ from typing import Any
 import numpy as np
 
 from jaxpool import _checks
+from jaxpool._checks import is_int  # the size checks here and in the op modules use it
 
 Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
 
 #: The geometry fields of a windowed module as the functions take them positionally:
 #: ``(window, strides, padding, dilation, ceil_mode)``.
 GeometryArgs = tuple[Sequence[int], int | Sequence[int] | None, Padding, int | Sequence[int], bool]
-
-
-def is_int(value: Any) -> bool:
-  """True for Python/NumPy integers, False for bools and everything else."""
-  return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def static_values(value: Any, name: str) -> Any:

@@ -318,9 +318,8 @@ def _ranged_sum_jvp(r, axis, primals, tangents):
       return _masked_sums(
         v, [_along((p >= s) & (p < e), ax, v.ndim) for s, e in zip(q.starts, q.ends)], ax
       )
-    sums: dict[
-      int, jnp.ndarray
-    ] = {}  # start -> the run's sum, shared by the intervals holding the run
+    # start -> the run's sum, shared by the intervals holding the run
+    sums: dict[int, jnp.ndarray] = {}
     return _by_runs(lambda piece, start, _: sums.setdefault(start, _run_sum(piece, ax)), v, q, ax)
 
   return _ranged_sum(x, r, axis), _by_period(tangent, dx, r, axis)

@@ -276,9 +276,9 @@ def stochastic_pool(
 
 def check_probability(p: Any, name: str):
   """A number in [0, 1] (returned as float) or a float scalar array (traced: unchecked)."""
-  if isinstance(p, (bool, np.bool_)):
+  if _checks.is_bool(p):
     raise TypeError(f'{name} must be a probability in [0, 1]; got the bool {p!r}')
-  if isinstance(p, (int, float, np.integer, np.floating)):
+  if _checks.is_number(p):
     if not 0 <= p <= 1:
       raise ValueError(f'{name} must be a probability in [0, 1]; got {p!r}')
     return float(p)
@@ -506,16 +506,13 @@ def ratio_output_size(ratio: Any, spatial: Sequence[int]) -> tuple[int, ...]:
   """PyTorch's ``int(L * ratio)`` per dim; ratios in (0, 1], one per dim or shared."""
   ratio = _geometry.static_values(ratio, 'output_ratio')
   n = len(spatial)
-  if isinstance(ratio, (int, float, np.integer, np.floating)) and not isinstance(ratio, bool):
+  if _checks.is_number(ratio):
     ratios = (float(ratio),) * n
   elif (
     isinstance(ratio, Sequence)
     and not isinstance(ratio, str)
     and len(ratio) == n
-    and all(
-      isinstance(r, (int, float, np.integer, np.floating)) and not isinstance(r, bool)
-      for r in ratio
-    )
+    and all(_checks.is_number(r) for r in ratio)
   ):
     ratios = tuple(float(r) for r in ratio)
   else:

@@ -748,9 +748,9 @@ def idw_pool(
 
 
 def _broadcast_beta(beta, out_shape: tuple[int, ...], n_spatial: int, dtype) -> jnp.ndarray:
-  if isinstance(beta, (bool, np.bool_)):
+  if _checks.is_bool(beta):
     raise TypeError(f'beta must be a float or a float array in [0, 1]; got {beta!r}')
-  if isinstance(beta, (int, float, np.integer, np.floating)) and not 0 <= beta <= 1:
+  if _checks.is_number(beta) and not 0 <= beta <= 1:
     raise ValueError(f'beta must lie in [0, 1]; got {beta!r}')
   beta = _numerics.as_array(beta, 'beta')
   if not jnp.issubdtype(beta.dtype, jnp.floating) and beta.ndim:
