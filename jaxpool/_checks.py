@@ -14,10 +14,11 @@ import math
 import sys
 import types
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -60,6 +61,12 @@ def flag(value: Any, name: str) -> bool:
   return bool(value)
 
 
+def optional_flag(value: Any, name: str) -> bool | None:
+  """None or a bool (:func:`flag`): a mode that may be left to another source (a module's
+  ``deterministic``, given to the constructor or to the call)."""
+  return None if value is None else flag(value, name)
+
+
 def positive(value: Any, name: str, *, finite: bool = True) -> float:
   """A positive real number (``inf`` allowed unless ``finite``) -> ``float``."""
   value = static(value, name)
@@ -69,6 +76,61 @@ def positive(value: Any, name: str, *, finite: bool = True) -> float:
   if not (value > 0 and (math.isfinite(value) or not finite)):
     raise ValueError(f'{name} must be {what}; got {value!r}')
   return float(value)
+
+
+def number_or_array(
+  value: Any,
+  name: str,
+  number: Callable[[Any, str], float],
+  what: str,
+  shapes: Sequence[tuple[int, ...]] | None = None,
+) -> float | jax.Array:
+  """An argument that is either a static number or a (learnable) float array.
+
+  Python and NumPy reals take the static path: ``number(value, name)`` checks
+  them and returns a ``float``. Anything else is the traced path: a float JAX or
+  NumPy array (its values are not checked; under ``jit`` they cannot be), of one
+  of ``shapes`` if given. The one place that decides between the two paths, so a
+  NumPy scalar never takes the traced one. ``what`` describes the allowed values
+  for the errors.
+  """
+  if is_bool(value):
+    raise TypeError(f'{name} must be {what}; got the bool {value!r}')
+  if is_number(value):
+    return number(value, name)
+  try:
+    arr = jnp.asarray(value)
+  except (TypeError, ValueError):
+    raise TypeError(f'{name} must be {what}; got {type(value).__name__} {value!r:.60}') from None
+  if not jnp.issubdtype(arr.dtype, jnp.floating):
+    raise TypeError(f'{name} must be {what}; got dtype {arr.dtype}')
+  if shapes is not None and arr.shape not in shapes:
+    allowed = ' or '.join(str(tuple(s)) for s in shapes)
+    raise ValueError(f'{name} must be {what}: an array of shape {allowed}; got shape {arr.shape}')
+  return arr
+
+
+def positive_or_array(
+  value: Any, name: str, *, finite: bool = True, shapes: Sequence[tuple[int, ...]] | None = None
+) -> float | jax.Array:
+  """A positive number (static, ``inf`` allowed unless ``finite``) or a float array (traced).
+
+  :func:`number_or_array` with :func:`positive`: ``p``, ``temperature``, ``eps``
+  of the functions and the modules' fields.
+  """
+  what = 'a positive number or a float array'
+  return number_or_array(value, name, lambda v, n: positive(v, n, finite=finite), what, shapes)
+
+
+def probability_or_array(value: Any, name: str) -> float | jax.Array:
+  """A number in [0, 1] (static) or a float scalar array (traced): :func:`number_or_array`."""
+
+  def number(v, n):
+    if not 0 <= v <= 1:
+      raise ValueError(f'{n} must be a probability in [0, 1]; got {v!r}')
+    return float(v)
+
+  return number_or_array(value, name, number, 'a number in [0, 1] or a float scalar array', [()])
 
 
 def positive_int(value: Any, name: str) -> int:

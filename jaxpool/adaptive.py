@@ -685,17 +685,24 @@ def _power_mean_jvp(axes, static_p, mean, primals, tangents):
 
 def _lp_reduce(x, axes, p):
   """``(sum x^p)^(1/p)`` over ``axes`` (keepdims): LPPool with the whole extent as window."""
-  if not hasattr(p, 'shape') and math.isinf(p):
+  if isinstance(p, float) and math.isinf(p):
     return _max_reduce(jnp.abs(x), 1)
-  static_p = None if hasattr(p, 'shape') else p
+  static_p = p if isinstance(p, float) else None
   scale = lax.stop_gradient(jnp.max(jnp.abs(x), axis=axes, keepdims=True))
-  return _power_mean(x, jnp.asarray(p, x.dtype), scale, axes, static_p, False)
+  if static_p is not None:
+    return _power_mean(x, jnp.asarray(p, x.dtype), scale, axes, static_p, False)
+  # A traced p may be inf at run time: the static path's max |x| (first maximum), so
+  # that p's value, not its type, decides the result; the finite branch sees p = 1 there.
+  p = jnp.asarray(p, x.dtype)
+  finite = jnp.isfinite(p)
+  y = _power_mean(x, jnp.where(finite, p, jnp.ones((), p.dtype)), scale, axes, None, False)
+  return jnp.where(finite, y, _max_reduce(jnp.abs(x), 1))
 
 
 def _gem_reduce(x, axes, p, eps):
   """GeM over ``axes`` (keepdims): ``(mean clamp(x, eps)^p)^(1/p)``."""
   xc = jnp.maximum(x, eps)
-  static_p = None if hasattr(p, 'shape') else p
+  static_p = p if isinstance(p, float) else None
   scale = lax.stop_gradient(jnp.maximum(jnp.max(x, axis=axes, keepdims=True), eps))
   return _power_mean(xc, jnp.asarray(p, xc.dtype), scale, axes, static_p, True)
 
@@ -720,24 +727,11 @@ _GLOBAL_KW = {
 
 
 def _positive(name: str, value, channels: int | None = None):
-  """A positive number -> ``(value, is_int)``; a float array (traced ok) of shape ``()``
-  or ``(C,)`` -> ``(array, False)``. Without ``channels`` (a module's field, before
-  any input) an array is left to the call, whose error names the channel count."""
-  if _checks.is_number(value):
-    if not value > 0:
-      raise ValueError(f'{name} must be positive; got {value!r}')
-    return value, float(value).is_integer() and not math.isinf(value)
-  if isinstance(value, bool) or not hasattr(value, 'shape'):
-    raise TypeError(f'{name} must be a positive number or a float array; got {value!r}')
-  if channels is None:
-    return value, False
-  value = jnp.asarray(value)
-  if not jnp.issubdtype(value.dtype, jnp.floating) or value.shape not in ((), (channels,)):
-    raise TypeError(
-      f'{name} must be a positive number or a float array of shape () or ({channels},); '
-      f'got dtype {value.dtype} and shape {value.shape}'
-    )
-  return value, False
+  """A positive number (``float``: the static path) or a float array of shape ``()`` or
+  ``(C,)`` (traced). Without ``channels`` (a module's field, before any input) an array's
+  shape is left to the call, whose error names the channel count."""
+  shapes = None if channels is None else [(), (channels,)]
+  return _checks.positive_or_array(value, name, finite=False, shapes=shapes)
 
 
 def _check_global_kw(method: str, kw: dict) -> None:
@@ -836,14 +830,14 @@ def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **k
   elif method == 'max':
     y = _max_reduce(x, 1)
   elif method == 'soft':
-    t, _ = _positive('temperature', kw.get('temperature', 1.0), channels)
+    t = _positive('temperature', kw.get('temperature', 1.0), channels)
     y = _soft_reduce(xc, axes, t)
   elif method == 'lp':
-    p, _ = _positive('p', kw.get('p', 2.0), channels)
+    p = _positive('p', kw.get('p', 2.0), channels)
     y = _lp_reduce(xc, axes, p)
   elif method == 'gem':
-    p, _ = _positive('p', kw.get('p', 3.0), channels)
-    eps, _ = _positive('eps', kw.get('eps', 1e-6), channels)
+    p = _positive('p', kw.get('p', 3.0), channels)
+    eps = _positive('eps', kw.get('eps', 1e-6), channels)
     y = _gem_reduce(xc, axes, p, eps)
   else:
     avg = jnp.mean(xc, axis=axes, keepdims=True)
