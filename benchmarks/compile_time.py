@@ -9,7 +9,8 @@ Two tables. First, for every op, the wall time of
 compilation; nothing is executed) on a ``(2, 16, 16, 16, 8)`` input with a
 3x3x3 window, stride 2, padding 1, next to the same for ``flax.linen.max_pool``
 (lax autodiff). Second, a window-size sweep on a ``(2, 64, 64, 8)`` input:
-every windowed op's gradient and ``jvp`` at 3x3, 8x8, 16x16 and 32x32 windows,
+every windowed op's gradient and ``jvp`` at 3x3, 8x8, 16x16 and 32x32 windows
+(the blur filters in every ``pad_mode``),
 with stride = window (PyTorch's default) and stride 1, reported against the
 op's own 3x3 time and Flax's ``max_pool`` 32x32 gradient. Medians of a few
 fresh compiles (caches cleared between them).
@@ -99,7 +100,12 @@ def _sweep_ops(k: int, s: int):
     'stochastic_pool (eval)': lambda x: jaxpool.stochastic_pool(jnp.abs(x), w, s),
     'mixed_pool': lambda x: jaxpool.mixed_pool(x, w, s, key=KEY),
     'blur_pool': lambda x: jaxpool.blur_pool(x, w, s),
+    'blur_pool (reflect)': lambda x: jaxpool.blur_pool(x, w, s, pad_mode='reflect'),
+    'blur_pool (edge)': lambda x: jaxpool.blur_pool(x, w, s, pad_mode='edge'),
     'max_blur_pool': lambda x: jaxpool.max_blur_pool(x, w, (3, 3), s),
+    'max_blur_pool (reflect blur)': lambda x: jaxpool.max_blur_pool(
+      x, (2, 2), w, s, pad_mode='reflect'
+    ),
     's3_pool': lambda x: jaxpool.s3_pool(x, w, key=KEY),
     'fractional_max_pool': lambda x: jaxpool.fractional_max_pool(
       x, w, output_size=(16, 16), key=KEY

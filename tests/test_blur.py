@@ -391,3 +391,18 @@ def test_errors():
     jaxpool.max_blur_pool(x, (2, 2), (3,))
   with pytest.raises(TypeError, match='blur must be a sequence'):
     jaxpool.max_blur_pool(x, (2, 2), 3)
+
+
+@pytest.mark.parametrize('pad_mode', ['constant', 'reflect', 'edge'])
+def test_gradient_program_does_not_grow_with_the_filter(pad_mode):
+  """Issue 26: the border once took one op per border row (a 32x32 filter compiled ~30x a 3x3)."""
+  x = jnp.ones((2, 40, 40, 4), jnp.float32)
+
+  def ops(k):
+    f = lambda a: jnp.sum(jaxpool.blur_pool(a, (k, k), 2, k // 2, pad_mode=pad_mode))
+    return jax.jit(jax.grad(f)).lower(x).as_text().count('stablehlo.')
+
+  # up to 9 taps a pass is unrolled (a few ops per tap), beyond it one stacked read
+  counts = {k: ops(k) for k in (3, 9, 12, 32)}
+  assert counts[32] == counts[12], (pad_mode, counts)
+  assert counts[32] <= 2 * counts[3] and counts[9] <= 3 * counts[3], (pad_mode, counts)
