@@ -121,14 +121,15 @@ def _draw_taps(taps: _windows.Taps, scale, u, choice_dtype):
   scaled = taps.map(lambda t, m: jnp.maximum(t, 0) / m, scale)
   if not scaled.stacked:
     threshold = u * scaled.sum()
-    start = jnp.full(threshold.shape, none)
+    # carries start from the traced values (full_like): they keep the mesh axes
+    start = jnp.full_like(threshold, none, choice_dtype)
     carry = (jnp.zeros_like(threshold), start, start)
     for i, a in enumerate(scaled.data):
       carry, _ = step(threshold, carry, (jnp.asarray(i, choice_dtype), a))
   else:
     total, _ = lax.scan(lambda c, a: (c + a, None), scaled.data[0], scaled.data[1:])
     threshold = u * total
-    start = jnp.full(total.shape, none)
+    start = jnp.full_like(total, none, choice_dtype)
     carry, _ = lax.scan(
       functools.partial(step, threshold),
       (jnp.zeros_like(total), start, start),
@@ -276,16 +277,7 @@ def stochastic_pool(
 
 def check_probability(p: Any, name: str):
   """A number in [0, 1] (returned as float) or a float scalar array (traced: unchecked)."""
-  if _checks.is_bool(p):
-    raise TypeError(f'{name} must be a probability in [0, 1]; got the bool {p!r}')
-  if _checks.is_number(p):
-    if not 0 <= p <= 1:
-      raise ValueError(f'{name} must be a probability in [0, 1]; got {p!r}')
-    return float(p)
-  p = _numerics.as_array(p, name)
-  if p.ndim != 0 or not jnp.issubdtype(p.dtype, jnp.floating):
-    raise TypeError(f'{name} must be a number in [0, 1] or a float scalar array; got {p!r}')
-  return p
+  return _checks.probability_or_array(p, name)
 
 
 def _choice_shape(y_shape, nb: int, n: int, granularity: str) -> tuple[int, ...]:
@@ -607,7 +599,6 @@ def _plane_gather(planes: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
   return jnp.take_along_axis(planes, index, axis=-2, mode='promise_in_bounds')
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _window_maxima(
   planes: jnp.ndarray, base: jnp.ndarray, geom: tuple[tuple[int, ...], tuple[int, ...]]
 ):
@@ -616,8 +607,15 @@ def _window_maxima(
   ``planes``: ``(*batch, prod(spatial), C)``; ``base``: ``(*batch, P, C)`` flat
   position of each window's first tap; ``geom = (spatial, window)``. Taps run
   in row-major order; a later tap wins if strictly larger or NaN (PyTorch's
-  rule). Returns ``(y, index)``, both ``(*batch, P, C)``.
+  rule). Returns ``(y, index)``, both ``(*batch, P, C)``. The search runs on
+  constant planes; the value's derivative is :func:`_at_winner`'s (the
+  integer index has none, so no float0 tangent is ever built).
   """
+  y, index = _search(lax.stop_gradient(planes), base, geom)
+  return _at_winner(y, planes, index), index
+
+
+def _search(planes, base, geom):
   spatial, window = geom
   if math.prod(window) > _windows.UNROLL_MAX_TAPS:
     return _stacked_window_maxima(planes, base, spatial, window)
@@ -642,7 +640,8 @@ def _stacked_window_maxima(planes, base, spatial, window):
   k = math.prod(window)
   offsets = np.ravel_multi_index(np.unravel_index(np.arange(k), window), spatial).astype(np.int32)
   index = base[..., :, None, :] + jnp.asarray(offsets)[:, None]  # (*batch, P, K, C)
-  flat = index.reshape(*index.shape[:-3], -1, index.shape[-1])
+  # explicit sizes: a reshape to -1 cannot infer a dim of an empty batch or channel axis
+  flat = index.reshape(*index.shape[:-3], index.shape[-3] * k, index.shape[-1])
   values = _plane_gather(planes, flat).reshape(index.shape)
   tap = lax.broadcasted_iota(jnp.int32, values.shape, values.ndim - 2)
   best = jnp.max(values, axis=-2)
@@ -655,18 +654,25 @@ def _stacked_window_maxima(planes, base, spatial, window):
   return best, best_index
 
 
-@_window_maxima.defjvp
-def _window_maxima_jvp(geom, primals, tangents):
+@jax.custom_jvp
+def _at_winner(y: jnp.ndarray, planes: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
+  """``y`` (the planes' entries at ``index``), differentiated as the gather it is."""
+  del planes, index
+  return y
+
+
+@_at_winner.defjvp
+def _at_winner_jvp(primals, tangents):
   # y_dot_p = x_dot at the window's maximum: one gather of the tangent at the argmax
   # positions, in f32 for f16/bf16. Its transpose (reverse mode, derived by JAX) is
   # x_bar_j = sum over {p: index_p = j} of y_bar_p: one scatter-add (as PyTorch's
   # backward; a scatter is inherent here, windows land anywhere in the plane),
   # accumulated in f32 and rounded once to x's dtype.
-  (planes, base), (planes_dot, _) = primals, tangents
-  y, index = _window_maxima(planes, base, geom)
+  y, planes, index = primals
+  _, planes_dot, _ = tangents
   work = _numerics.compute_dtype(planes_dot.dtype)
   y_dot = _plane_gather(planes_dot.astype(work), index).astype(planes_dot.dtype)
-  return (y, index), (y_dot, np.zeros(index.shape, jax.dtypes.float0))
+  return _at_winner(y, planes, index), y_dot
 
 
 def fractional_max_pool(
@@ -738,7 +744,7 @@ def fractional_max_pool(
   u = _fractional_samples(samples, key, (*batch, channels, n), x.dtype)
   base = _fractional_window_starts(u, spatial, window, out, x.dtype)
   y, best_index = _window_maxima(
-    x.reshape(*batch, math.prod(spatial), channels), base, (tuple(spatial), window)
+    x.reshape(*batch, math.prod(spatial), channels), base, (tuple(spatial), tuple(window))
   )
   y = y.reshape(*batch, *out, channels)
   if return_indices:

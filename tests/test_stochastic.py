@@ -746,7 +746,7 @@ X = np.ones((2, 8, 8, 3), np.float32)
     (lambda: jaxpool.stochastic_pool(X[0, 0], (2, 2)), ValueError, 'rank >= 3'),
     (lambda: jaxpool.mixed_pool(X, (2, 2), p_max=-0.1), ValueError, r'p_max .*-0\.1'),
     (lambda: jaxpool.mixed_pool(X, (2, 2), p_max=True), TypeError, 'p_max .*bool'),
-    (lambda: jaxpool.mixed_pool(X, (2, 2), p_max=jnp.ones(2)), TypeError, 'p_max .*scalar'),
+    (lambda: jaxpool.mixed_pool(X, (2, 2), p_max=jnp.ones(2)), ValueError, r'p_max .*shape \(\)'),
     (
       lambda: jaxpool.mixed_pool(X, (2, 2), granularity='layer'),
       ValueError,

@@ -21,11 +21,25 @@ RNG_STREAM = 'pooling'
 
 
 def _key(module: nn.Module, deterministic: bool | None) -> jax.Array | None:
-  deterministic = nn.merge_param('deterministic', module.deterministic, deterministic)
+  """None in evaluation mode, else a key from the ``'pooling'`` stream.
+
+  The call's ``deterministic`` is checked as the field is (None or a bool), then merged.
+  """
+  deterministic = nn.merge_param(
+    'deterministic', module.deterministic, _checks.optional_flag(deterministic, 'deterministic')
+  )
   return None if deterministic else module.make_rng(RNG_STREAM)
 
 
-class StochasticPool(_Windowed):
+class _Random(nn.Module):
+  """The ``deterministic`` field of the random modules, checked at construction."""
+
+  def __post_init__(self):
+    _checks.optional_flag(self.deterministic, 'deterministic')
+    super().__post_init__()
+
+
+class StochasticPool(_Windowed, _Random):
   """:func:`jaxpool.stochastic_pool` as a module (training draws from the ``'pooling'`` stream).
 
   Example:
@@ -44,7 +58,7 @@ class StochasticPool(_Windowed):
     return stochastic.stochastic_pool(x, *self._geometry_args, key=_key(self, deterministic))
 
 
-class MixedPool(_Windowed):
+class MixedPool(_Windowed, _Random):
   """:func:`jaxpool.mixed_pool` as a module: max or average at random while training."""
 
   p_max: float = 0.5
@@ -66,7 +80,7 @@ class MixedPool(_Windowed):
     )
 
 
-class S3Pool(nn.Module):
+class S3Pool(_Random):
   """:func:`jaxpool.s3_pool` as a module: stride-1 max, then random rows/columns per grid cell."""
 
   window: Sequence[int]
@@ -81,7 +95,7 @@ class S3Pool(nn.Module):
     return stochastic.s3_pool(x, self.window, self.grid, key=_key(self, deterministic))
 
 
-class FractionalMaxPool(nn.Module):
+class FractionalMaxPool(_Random):
   """:func:`jaxpool.fractional_max_pool` as a module.
 
   Training draws the samples ``u`` from the ``'pooling'`` stream; evaluation

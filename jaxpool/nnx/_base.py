@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxpool import _geometry
+from jaxpool import _checks, _geometry
 from jaxpool._geometry import GeometryArgs, Padding
 
 #: The rng stream random modules draw from; ``nnx.Rngs`` falls back to ``'default'``.
@@ -202,7 +202,9 @@ class Stochastic(nnx.Module):
 
   deterministic: bool | None
 
-  def _init_rngs(self, rngs: nnx.Rngs | nnx.RngStream | None) -> None:
+  def _init_mode(self, deterministic: Any, rngs: nnx.Rngs | nnx.RngStream | None) -> None:
+    """The ``deterministic`` attribute (None or a bool, checked as the call's) and the rngs."""
+    self.deterministic = _checks.optional_flag(deterministic, 'deterministic')
     if isinstance(rngs, nnx.Rngs):
       self.rngs = rngs[RNG_STREAM].fork()
     elif isinstance(rngs, nnx.RngStream):
@@ -217,18 +219,14 @@ class Stochastic(nnx.Module):
   ) -> jax.Array | None:
     """``None`` in evaluation mode, else a fresh key."""
     owner = type(self).__name__
+    deterministic = _checks.optional_flag(deterministic, 'deterministic')
     if deterministic is None:
-      deterministic = self.deterministic
+      deterministic = _checks.optional_flag(self.deterministic, 'deterministic')
     if deterministic is None:
       raise ValueError(
         f'No deterministic argument was given to {owner}: pass deterministic=True (evaluation) '
         f'or False (training) to the constructor or to __call__, or use model.train() / '
         f'model.eval() / nnx.view(model, deterministic=...)'
-      )
-    if not isinstance(deterministic, bool):
-      raise TypeError(
-        f'deterministic must be a Python bool or None (static: it selects the computation; '
-        f'under nnx.jit close over it or mark it static); got {deterministic!r}'
       )
     if deterministic:
       return None
@@ -250,4 +248,4 @@ class Stochastic(nnx.Module):
   def set_view(self, deterministic: bool | None = None):
     """Used by ``nnx.view``: ``deterministic=True`` selects evaluation mode."""
     if deterministic is not None:
-      self.deterministic = deterministic
+      self.deterministic = _checks.flag(deterministic, 'deterministic')

@@ -47,8 +47,7 @@ class StochasticPool(Windowed, Stochastic):
     rngs: nnx.Rngs | nnx.RngStream | None = None,
   ):
     super().__init__(window, strides, padding, dilation, ceil_mode)
-    self.deterministic = freeze(deterministic)
-    self._init_rngs(rngs)
+    self._init_mode(deterministic, rngs)
 
   def __call__(
     self, x: jnp.ndarray, deterministic: bool | None = None, *, rngs: Rngs = None
@@ -77,8 +76,7 @@ class MixedPool(Windowed, Stochastic):
     super().__init__(window, strides, padding, dilation, ceil_mode)
     self.p_max = p_max  # also takes an array (the traced path): stored as given
     self.granularity = freeze(granularity)
-    self.deterministic = freeze(deterministic)
-    self._init_rngs(rngs)
+    self._init_mode(deterministic, rngs)
 
   def __call__(
     self, x: jnp.ndarray, deterministic: bool | None = None, *, rngs: Rngs = None
@@ -106,8 +104,7 @@ class S3Pool(Stochastic):
     stochastic.check_grid(grid, window)
     self.window = freeze(window)
     self.grid = freeze(grid)
-    self.deterministic = freeze(deterministic)
-    self._init_rngs(rngs)
+    self._init_mode(deterministic, rngs)
 
   def __call__(
     self, x: jnp.ndarray, deterministic: bool | None = None, *, rngs: Rngs = None
@@ -139,8 +136,7 @@ class FractionalMaxPool(Stochastic):
     self.output_size = freeze(output_size)
     self.output_ratio = freeze(output_ratio)
     self.return_indices = freeze(return_indices)
-    self.deterministic = freeze(deterministic)
-    self._init_rngs(rngs)
+    self._init_mode(deterministic, rngs)
 
   def __call__(
     self,
