@@ -42,7 +42,7 @@ def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
   return x
 
 
-def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarray]:
+def _extremum_scan(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Each window's extremum and which tap (row-major number) holds it: PyTorch's scan.
 
   PyTorch's kernels replace the running extremum by a tap that is strictly
@@ -51,6 +51,7 @@ def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarr
   (e.g. all -inf) picks its first valid tap. Windows with no valid tap get
   ``window_size`` (routes nowhere) and the padding value. One fused pass over
   the taps, unrolled (used for windows where :func:`_windows.separable_pays` is false).
+  ``valid`` (a runtime bool mask broadcastable to ``x``) marks more taps as padding.
   """
   fill = _fill(x.dtype, kind)
   better = lax.gt if kind == 'max' else lax.lt
@@ -59,12 +60,17 @@ def _extremum_scan(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, jnp.ndarr
   taps = _windows.Taps.read(x, geom, fill, stacked=False)
   best = jnp.full(taps.data[0].shape, fill, x.dtype)
   choice = jnp.full(best.shape, unset, _windows.choice_dtype(geom))
-  for i, (tap, mask) in enumerate(zip(taps.data, taps.tap_masks())):
+  runtime = [None] * geom.window_size
+  if valid is not None:
+    runtime = list(_windows.Taps.read(valid, geom, False, stacked=False).data)
+  for i, (tap, mask, v) in enumerate(zip(taps.data, taps.tap_masks(), runtime)):
     take = better(tap, best) | (choice == unset)
     if is_float:
       take = take | jnp.isnan(tap)
     if mask is not None:
       take = take & mask
+    if v is not None:
+      take = take & v
     best = jnp.where(take, tap, best)
     choice = jnp.where(take, jnp.asarray(i, choice.dtype), choice)
   return best, choice
@@ -74,14 +80,20 @@ def _fill(dtype, kind: str):
   return _numerics.lowest(dtype) if kind == 'max' else _numerics.highest(dtype)
 
 
-def _stacked_extremum(taps: _windows.Taps, kind: str) -> tuple[jnp.ndarray, jnp.ndarray]:
+def _stacked_extremum(
+  taps: _windows.Taps, kind: str, runtime: jnp.ndarray | None = None
+) -> tuple[jnp.ndarray, jnp.ndarray]:
   """:func:`_extremum_scan`'s result from stacked taps, by reductions over the tap axis.
 
   The extremum over the valid taps (NaN if any is NaN), then the tap number:
   the last NaN if there is one, else the first valid tap equal to the extremum,
   else (no valid tap) ``K``. Whole-array ops: the HLO does not grow with ``K``.
+  ``runtime``: stacked taps of a runtime mask, which marks more taps as padding.
   """
-  data, valid = taps.data, _windows.stacked_tap_masks(taps.geom, taps.num_batch)
+  data = taps.data
+  valid: typing.Any = _windows.stacked_tap_masks(taps.geom, taps.num_batch)
+  if runtime is not None:
+    valid = runtime if valid is None else valid & runtime
   k = data.shape[0]
   fill = jnp.asarray(_fill(data.dtype, kind), data.dtype)
   if valid is not None:
@@ -96,7 +108,7 @@ def _stacked_extremum(taps: _windows.Taps, kind: str) -> tuple[jnp.ndarray, jnp.
 Route = list[tuple[int | None, Geometry, jnp.ndarray, bool]]
 
 
-def winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
+def winners(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, Route]:
   """Each window's extremum and the route to its winning tap.
 
   One unrolled scan over the whole window where that is cheaper
@@ -108,19 +120,26 @@ def winners(x, geom: Geometry, kind: str) -> tuple[jnp.ndarray, Route]:
   NaN), the inner pass the first (last NaN) tap in that row, so the winner is
   PyTorch's row-major one. Cost grows with the sum of the window's sides, the
   HLO not at all.
+
+  ``valid``: a runtime bool mask broadcastable to ``x``; masked taps never win
+  (a window with none unmasked routes nowhere). Per-dim passes carry it on as
+  each pass's pooled mask.
   """
   if not _windows.separable_pays(geom):
-    y, choice = _extremum_scan(x, geom, kind)
+    y, choice = _extremum_scan(x, geom, kind, valid)
     return y, [(None, geom, choice, False)]
   route: Route = []
   for axis, g in _windows.separable_passes(geom):
     stacked = not _windows.unrolls(g)
     if stacked:
+      runtime = None if valid is None else _windows.Taps.read(valid, g, False, stacked=True).data
       x, choice = _stacked_extremum(
-        _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True), kind
+        _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True), kind, runtime
       )
     else:
-      x, choice = _extremum_scan(x, g, kind)
+      x, choice = _extremum_scan(x, g, kind, valid)
+    if valid is not None:
+      valid = _windows.reduce_window(valid, False, lax.max, g)
     route.append((axis, g, choice, stacked))
   return x, route
 
@@ -160,7 +179,51 @@ def _extremum_pool_jvp(geom, kind, primals, tangents):
   (x,), (x_dot,) = primals, tangents
   y, route = winners(x, geom, kind)
   route = [(a, g, _windows.materialize(c), stacked) for a, g, c, stacked in route]
-  return y, _follow(x_dot, route)
+  return routed(y, x, route), _follow(x_dot, route)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def masked_extremum_pool(x, valid, geom: Geometry, kind: str):
+  """:func:`extremum_pool` over the taps that ``valid`` (runtime bool, broadcastable to ``x``)
+  keeps: masked taps read the reduction's identity and never win. A window without an
+  unmasked tap gives that identity (the caller zeroes it) and routes nowhere."""
+  return extremum_forward(
+    jnp.where(valid, x, jnp.asarray(_fill(x.dtype, kind), x.dtype)), geom, kind
+  )
+
+
+@masked_extremum_pool.defjvp
+def _masked_extremum_pool_jvp(geom, kind, primals, tangents):
+  (x, valid), (x_dot, _) = primals, tangents
+  y, route = winners(x, geom, kind, valid)
+  route = [(a, g, _windows.materialize(c), stacked) for a, g, c, stacked in route]
+  return routed(y, x, route), _follow(x_dot, route)
+
+
+def routed(y: jnp.ndarray, x: jnp.ndarray, route: Route) -> jnp.ndarray:
+  """``y`` (the extremum of ``x`` along ``route``), differentiated by the route's winner rule.
+
+  A tangent rule's primal output is differentiated again for second derivatives.
+  Computed by reductions, its derivative would be JAX's, which splits a tie evenly
+  (``jnp.max``) where the first derivative routes to the first winner: Hessians
+  would be asymmetric. Returned through this identity, whose tangent is
+  ``x_dot`` at the winner, every order of derivative follows the same winner.
+  """
+  spec = tuple((a, g, stacked) for a, g, _, stacked in route)
+  return _routed(spec, y, x, tuple(c for _, _, c, _ in route))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _routed(spec, y, x, choices):
+  del x, choices
+  return y
+
+
+@_routed.defjvp
+def _routed_jvp(spec, primals, tangents):
+  y, x, choices = primals
+  route = [(a, g, c, stacked) for (a, g, stacked), c in zip(spec, choices)]
+  return _routed(spec, y, x, choices), _follow(tangents[1], route)
 
 
 # --- sums -----------------------------------------------------------------------------
@@ -200,6 +263,16 @@ def window_mean(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   cdt = _numerics.compute_dtype(x.dtype)
   counts = np.maximum(geom.valid_counts(), 1)[..., None].astype(cdt)
   return sum_pool(x.astype(cdt) * scale, geom) / (counts * scale)
+
+
+def masked_window_mean(x: jnp.ndarray, valid: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  """:func:`window_mean` over the taps a runtime bool mask ``valid`` keeps; 0 for a window
+  without one. Masked positions add exactly 0 (whatever they hold) and get no derivative."""
+  scale = 2.0 ** -scale_exponent(geom)
+  cdt = _numerics.compute_dtype(x.dtype)
+  counts = _windows.reduce_window(valid.astype(cdt), 0, lax.add, geom)
+  total = sum_pool(jnp.where(valid, x.astype(cdt) * scale, jnp.zeros((), cdt)), geom)
+  return total / (jnp.maximum(counts, 1) * scale)
 
 
 def empty_windows(geom: Geometry) -> np.ndarray | None:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _geometry, _numerics, _reductions, _windows
+from jaxpool import _checks, _geometry, _masks, _numerics, _reductions, _windows
 from jaxpool._geometry import Geometry, Padding
 
 __all__ = ['max_pool', 'min_pool', 'avg_pool', 'lp_pool', 'max_unpool']
@@ -49,18 +49,50 @@ def _choice_to_index(choice, geom: Geometry) -> jnp.ndarray:
   return jnp.where(choice >= geom.window_size, 0, index)
 
 
-def _extremum(x, window, strides, padding, dilation, ceil_mode, kind, return_indices=False):
+def _extremum(
+  x,
+  window,
+  strides,
+  padding,
+  dilation,
+  ceil_mode,
+  kind,
+  return_indices=False,
+  mask=None,
+  return_mask=False,
+):
+  op = f'{kind}_pool'
   x = _numerics.as_array(x)
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   return_indices = _checks.flag(return_indices, 'return_indices')
+  return_mask = _checks.flag(return_mask, 'return_mask')
+  checked = _masks.check(mask, x, op)
+  if checked is None:
+    if return_mask:
+      raise ValueError(f'{op}: return_mask=True needs a mask')
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+      y = _reductions.extremum_forward(x, geom, kind)
+    else:
+      y = _reductions.extremum_pool(x, geom, kind)
+    if not return_indices:
+      return y
+    _, route = _reductions.winners(lax.stop_gradient(x), geom, kind)
+    return y, _choice_to_index(_reductions.route_choice(route, geom), geom)
+  valid, no_channels = checked
+  any_valid = _masks.pooled(valid, geom)
   if not jnp.issubdtype(x.dtype, jnp.floating):
-    y = _reductions.extremum_forward(x, geom, kind)
+    fill = _numerics.lowest(x.dtype) if kind == 'max' else _numerics.highest(x.dtype)
+    y = _reductions.extremum_forward(_masks.fill(x, valid, fill), geom, kind)
   else:
-    y = _reductions.extremum_pool(x, geom, kind)
-  if not return_indices:
-    return y
-  _, route = _reductions.winners(lax.stop_gradient(x), geom, kind)
-  return y, _choice_to_index(_reductions.route_choice(route, geom), geom)
+    y = _reductions.masked_extremum_pool(x, valid, geom, kind)
+  out = [_masks.zero_where_empty(y, any_valid)]
+  if return_indices:
+    _, route = _reductions.winners(lax.stop_gradient(x), geom, kind, valid)
+    index = _choice_to_index(_reductions.route_choice(route, geom), geom)
+    out.append(jnp.where(any_valid, index, jnp.int32(-1)))
+  if return_mask:
+    out.append(_masks.returned(any_valid, no_channels))
+  return out[0] if len(out) == 1 else tuple(out)
 
 
 def max_pool(
@@ -71,6 +103,9 @@ def max_pool(
   dilation: int | Sequence[int] = 1,
   ceil_mode: bool = False,
   return_indices: bool = False,
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
 ):
   r"""Max pooling, PyTorch's ``max_pool{1,2,3}d`` in channel-last layout.
 
@@ -98,10 +133,25 @@ def max_pool(
     dilation: spacing between window taps.
     ceil_mode: PyTorch's ceil output-size rule.
     return_indices: also return int32 flat indices of each maximum into the
-      unpadded spatial extent of its (batch, channel) slice, as PyTorch.
+      unpadded spatial extent of its (batch, channel) slice, as PyTorch. With a
+      mask, they never point at a masked position; an empty window's is -1
+      (:func:`max_unpool` with the pooled mask drops it).
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x`` (see below).
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``y`` of shape ``(*batch, *out, C)`` and ``x``'s dtype, or ``(y, indices)``.
+    ``y`` of shape ``(*batch, *out, C)`` and ``x``'s dtype; with
+    ``return_indices`` and/or ``return_mask``, the tuple ``(y, indices, mask)``
+    of those asked for.
+
+  Masks: masked positions are treated exactly as padding: never picked. An
+  output whose window holds no unmasked position is 0, with a zero gradient.
+  The pooled mask is valid where the window holds an unmasked position.
+
+    >>> x = jnp.array([[1.], [9.], [3.], [4.]])
+    >>> y, m = max_pool(x, (2,), mask=jnp.array([True, False, False, False]), return_mask=True)
+    >>> y[:, 0], m
+    (Array([1., 0.], dtype=float32), Array([ True, False], dtype=bool))
 
   Example:
     >>> x = jnp.arange(16.).reshape(4, 4, 1)
@@ -109,7 +159,9 @@ def max_pool(
     Array([[ 5.,  7.],
            [13., 15.]], dtype=float32)
   """
-  return _extremum(x, window, strides, padding, dilation, ceil_mode, 'max', return_indices)
+  return _extremum(
+    x, window, strides, padding, dilation, ceil_mode, 'max', return_indices, mask, return_mask
+  )
 
 
 def min_pool(
@@ -119,11 +171,14 @@ def min_pool(
   padding: Padding = 'VALID',
   dilation: int | Sequence[int] = 1,
   ceil_mode: bool = False,
-) -> jnp.ndarray:
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""Min pooling: :math:`y_p = \min_{i \in R(p)} x_i` over valid taps.
 
-  Same geometry, output size and gradient rule as :func:`max_pool` (ties to the
-  first minimum). Accepts floats and integers.
+  Same geometry, output size, gradient rule, ``mask`` and ``return_mask`` as
+  :func:`max_pool` (ties to the first minimum). Accepts floats and integers.
 
   Example:
     >>> x = jnp.arange(16.).reshape(4, 4, 1)
@@ -131,7 +186,9 @@ def min_pool(
     Array([[ 0.,  2.],
            [ 8., 10.]], dtype=float32)
   """
-  return _extremum(x, window, strides, padding, dilation, ceil_mode, 'min')
+  return _extremum(
+    x, window, strides, padding, dilation, ceil_mode, 'min', False, mask, return_mask
+  )
 
 
 # --- sums: average and LP -------------------------------------------------------------
@@ -154,7 +211,10 @@ def avg_pool(
   ceil_mode: bool = False,
   count_include_pad: bool = True,
   divisor_override: int | None = None,
-) -> jnp.ndarray:
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""Average pooling, PyTorch's ``avg_pool{1,2,3}d`` in channel-last layout.
 
   .. math:: y_p = \frac{1}{D_p} \sum_{i \in R(p)} x_i
@@ -174,9 +234,24 @@ def avg_pool(
     window, strides, padding, dilation, ceil_mode: as :func:`max_pool`.
     count_include_pad: count explicit padding in the divisor.
     divisor_override: a non-zero int used as every window's divisor.
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value).
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``(*batch, *out, C)`` in ``x``'s dtype.
+    ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
+
+  Masks: a masked position is padding: it adds nothing and is not counted, so
+  with ``count_include_pad=False`` the divisor is the number of unmasked taps,
+  :math:`y_p = \sum_{i \in R(p)} m_i x_i / \sum_{i \in R(p)} m_i`. With
+  ``count_include_pad=True`` the divisor is that count plus the window's taps in
+  the explicit padding (masked positions are never counted, padding is, as
+  without a mask). An output whose window holds no unmasked position is 0 with
+  a zero gradient; the pooled mask is valid where the window holds one.
+
+    >>> x = jnp.array([[1.], [3.], [5.], [7.]])
+    >>> avg_pool(x, (2,), mask=jnp.array([True, True, True, False]))[:, 0]
+    Array([2., 5.], dtype=float32)
 
   Example:
     >>> x = jnp.arange(16.).reshape(4, 4, 1)
@@ -189,6 +264,12 @@ def avg_pool(
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   count_include_pad = _checks.flag(count_include_pad, 'count_include_pad')
   divisor_override = check_divisor_override(divisor_override)
+  return_mask = _checks.flag(return_mask, 'return_mask')
+  checked = _masks.check(mask, x, 'avg_pool')
+  if checked is not None:
+    return _masked_avg(x, geom, *checked, count_include_pad, divisor_override, return_mask)
+  if return_mask:
+    raise ValueError('avg_pool: return_mask=True needs a mask')
   if divisor_override is not None:
     divisor = np.asarray(float(divisor_override))
   else:
@@ -199,20 +280,30 @@ def avg_pool(
   return y.astype(x.dtype)
 
 
+def _masked_avg(x, geom, valid, no_channels, count_include_pad, divisor_override, return_mask):
+  """:func:`avg_pool` over the taps a runtime mask keeps (masked taps are padding)."""
+  cdt = _numerics.compute_dtype(x.dtype)
+  count = _masks.counts(valid, geom, cdt)
+  if divisor_override is not None:
+    divisor = jnp.asarray(float(divisor_override), cdt)
+  elif count_include_pad:
+    padded = geom.valid_counts(True) - geom.valid_counts(False)  # taps in the explicit padding
+    divisor = count + padded[..., None].astype(cdt)
+  else:
+    divisor = count
+  total = _reductions.sum_pool(_masks.data(x, valid), geom)
+  any_valid = count > 0
+  y = _masks.zero_where_empty(total / jnp.maximum(divisor, 1), any_valid).astype(x.dtype)
+  return (y, _masks.returned(any_valid, no_channels)) if return_mask else y
+
+
 def check_p(p: Any) -> float | jnp.ndarray:
   """``lp_pool``'s ``p`` (and ``LPPool``'s field).
 
   A positive number (``inf`` allowed) -> ``float``, the static path; a float
   scalar array -> that array, the traced (learnable) path, its value unchecked.
   """
-  if _checks.is_number(p):
-    if not p > 0:
-      raise ValueError(f'p must be a positive number (or a scalar array); got {p!r}')
-    return float(p)
-  p = _numerics.as_array(p, 'p')
-  if p.ndim != 0 or not jnp.issubdtype(p.dtype, jnp.floating):
-    raise TypeError(f'p must be a positive number or a float scalar array; got {p!r}')
-  return p
+  return _checks.positive_or_array(p, 'p', finite=False, shapes=[()])
 
 
 def lp_pool(
@@ -223,7 +314,10 @@ def lp_pool(
   padding: Padding = 'VALID',
   dilation: int | Sequence[int] = 1,
   ceil_mode: bool = False,
-) -> jnp.ndarray:
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""Power-average (LP) pooling, PyTorch's ``lp_pool{1,2,3}d``.
 
   .. math:: y_p = \Big(\sum_{i \in R(p)} x_i^{\,p}\Big)^{1/p}
@@ -256,9 +350,11 @@ def lp_pool(
     x: ``(*batch, *spatial, C)`` floats.
     p: the power, a positive number or a scalar array (learnable).
     window, strides, padding, dilation, ceil_mode: as :func:`max_pool`.
+    mask, return_mask: as :func:`max_pool`: masked positions add nothing to the
+      sum (they are padding); an empty window gives 0 with a zero gradient.
 
   Returns:
-    ``(*batch, *out, C)`` in ``x``'s dtype.
+    ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
 
   Example:
     >>> x = jnp.array([[3.], [4.], [1.], [1.]])
@@ -269,6 +365,21 @@ def lp_pool(
   _numerics.check_float(x, 'lp_pool')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   p = check_p(p)
+  return_mask = _checks.flag(return_mask, 'return_mask')
+  checked = _masks.check(mask, x, 'lp_pool')
+  if checked is None and return_mask:
+    raise ValueError('lp_pool: return_mask=True needs a mask')
+  if checked is not None:
+    # Masked positions hold 0, which adds nothing to a sum of powers: padding's rule.
+    valid, no_channels = checked
+    y = _lp(_masks.data(x, valid), p, geom)
+    if not return_mask:
+      return y
+    return y, _masks.returned(_masks.pooled(valid, geom), no_channels)
+  return _lp(x, p, geom)
+
+
+def _lp(x, p, geom: Geometry) -> jnp.ndarray:
   if isinstance(p, float) and math.isinf(p):
     return _reductions.extremum_pool(jnp.abs(x), geom, 'max')
   static_p = p if isinstance(p, float) else None
@@ -276,7 +387,14 @@ def lp_pool(
   xc = x.astype(cdt)
   # The result does not depend on the scale; no derivative flows through it.
   scale = _windows.reduce_window(lax.stop_gradient(jnp.abs(xc)), 0, lax.max, geom)
-  y = _lp_root(xc, jnp.asarray(p, cdt), scale, geom, static_p)
+  if static_p is not None:
+    return _lp_root(xc, jnp.asarray(p, cdt), scale, geom, static_p).astype(x.dtype)
+  # A traced p may be inf at run time: then the static path's max |x| (first maximum), so
+  # that p's value, not its type, decides the result; the finite branch sees p = 1 there.
+  p = jnp.asarray(p, cdt)
+  finite = jnp.isfinite(p)
+  y = _lp_root(xc, jnp.where(finite, p, jnp.ones((), cdt)), scale, geom, None)
+  y = jnp.where(finite, y, _reductions.extremum_pool(jnp.abs(xc), geom, 'max'))
   return y.astype(x.dtype)
 
 

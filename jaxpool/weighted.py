@@ -59,7 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _geometry, _numerics, _reductions, _windows
+from jaxpool import _checks, _geometry, _masks, _numerics, _reductions, _windows
 from jaxpool._geometry import Geometry, Padding
 
 __all__ = [
@@ -100,8 +100,9 @@ class _Softmax:
     return t.where_valid(-jnp.inf).max()
 
   def _scaled_difference(self, t, s, m):
-    # t == m covers the max tap, and windows whose maximum is +-inf (no inf - inf).
-    d = jnp.where(t == m, 0, t - m)
+    # Windows whose maximum is +-inf: 0 at the infinite taps (no inf - inf). Elsewhere the
+    # plain difference, whose derivative is t's at ties too (m is a constant: it cancels).
+    d = jnp.where((t == m) & jnp.isinf(m), 0, t - m)
     if self.temperature is None:
       return d / s
     if self.temperature != 1.0:
@@ -150,9 +151,11 @@ class _DSC:
 
   def weight_vjp(self, t, s, m, e, e_bar, geom):
     # dz/dt = 2 (sign(t)|s| - z t) / (t**2 + s**2 + eps), in the scaled variables.
+    # e_bar / r_den first: both scale with the input (an x - y), so their ratio stays normal
+    # where 1 / r_den alone is subnormal (|x| near 1e38) and would be flushed to 0.
     del m, geom
     z, u, v, r_den = self._dsc(t, s)
-    c = 2 * e * e_bar / r_den
+    c = 2 * e * (e_bar / r_den)
     return c * (jnp.sign(u) * jnp.abs(v) - z * u), c * (jnp.sign(v) * jnp.abs(u) - z * v)
 
 
@@ -180,9 +183,11 @@ class _InverseDistance:
     return (m + half_eps) / (self._half_distance(t, s) + half_eps) * scale
 
   def weight_vjp(self, t, s, m, e, e_bar, geom):
-    # de/dt = -e sign(t - s) / (2 (h + eps / 2)) = -de/ds.
+    # de/dt = -e sign(t - s) / (2 (h + eps / 2)) = -de/ds; e_bar / (h + eps / 2) first (see
+    # _DSC.weight_vjp: a ratio of two quantities of the input's scale).
     del m, geom
-    c = -0.5 * e * e_bar * jnp.sign(t - s) / (self._half_distance(t, s) + 0.5 * self.eps)
+    ratio = e_bar / (self._half_distance(t, s) + 0.5 * self.eps)
+    c = -0.5 * e * jnp.sign(t - s) * ratio
     return c, -c
 
 
@@ -190,35 +195,77 @@ class _InverseDistance:
 
 
 def _difference(x, y):
-  """``x - y``, and 0 where they are equal (so ``-inf - -inf`` is 0, not NaN)."""
-  return jnp.where(x == y, 0, x - y)
+  """``x - y``, and 0 where both are the same infinity (``-inf - -inf`` is 0, not NaN).
+
+  Finite equal values take the plain difference (0), so its derivative is
+  ``x_dot - y_dot`` at ties too (second derivatives of a constant window).
+  """
+  return jnp.where((x == y) & jnp.isinf(x), 0, x - y)
 
 
-def _nonzero_total(s0, geom: Geometry):
-  """The weights' sum ``s0``, with 1 in windows that hold no real tap (they output 0)."""
+def _normaliser(kind, t_taps: _windows.Taps, s):
+  """``kind``'s per-window normaliser, a constant to differentiation.
+
+  It scales every weight of a window alike, so it cancels in the normalised
+  weights; held constant, its derivative (a max or min, whose tie rule splits)
+  cannot reach second derivatives.
+  """
+  m = kind.normaliser(t_taps, s)
+  return None if m is None else lax.stop_gradient(m)
+
+
+def _nonzero_total(s0, geom: Geometry, masked: bool):
+  """The weights' sum ``s0``, with 1 in windows that hold no real tap (they output 0).
+
+  A window holding a tap has ``s0 > 0`` (its largest weight is ``2**-c``, see
+  the kinds), so with a runtime mask ``s0 == 0`` is exactly an empty window.
+  """
+  if masked:
+    return jnp.where(s0 > 0, s0, jnp.ones((), s0.dtype))
   empty = geom.valid_counts() == 0
   if empty.any():  # only possible with dilation
     s0 = jnp.where(empty[..., None], 1, s0)
   return s0
 
 
-def _unnormalised(xc, tc, sc, geom: Geometry, kind):
-  """Taps of ``x`` and ``t``, the normaliser, unnormalised weights (padded taps weigh 0), their sum.
+def _masked_logits(t_taps: _windows.Taps, valid: _windows.Taps) -> _windows.Taps:
+  """Logit taps with every masked tap reading its window's largest unmasked logit (0 in an
+  empty window): a value some real tap holds, so every weight computed from it is finite
+  (the double ``where``: nothing inf or NaN even where the weight is then zeroed), and
+  the window's normaliser, a max or a min over its taps, is unchanged."""
+  low = -jnp.inf
+  ref = t_taps.map(lambda t, v: jnp.where(v, t, low), valid).where_valid(low).max()
+  ref = lax.stop_gradient(jnp.where(ref > low, ref, jnp.zeros((), ref.dtype)))
+  return t_taps.map(lambda t, v, r: jnp.where(v, t, r), valid, ref)
 
-  Arguments in the compute dtype; ``tc`` None means ``t = x``.
+
+def _unnormalised(xc, tc, sc, valid, geom: Geometry, kind):
+  """Taps of ``x`` and ``t``, the normaliser, unnormalised weights (padded and masked taps weigh
+  0), their sum.
+
+  Arguments in the compute dtype; ``tc`` None means ``t = x``; ``valid`` None or
+  a runtime bool mask (masked taps are padding).
   """
   x_taps = _windows.Taps.read(xc, geom, 0.0)
   t_taps = x_taps if tc is None else _windows.Taps.read(tc, geom, 0.0)
-  m = kind.normaliser(t_taps, sc)
+  v_taps = None
+  if valid is not None:
+    v_taps = _windows.Taps.read(valid, geom, False, stacked=t_taps.stacked)
+    t_taps = _masked_logits(t_taps, v_taps)
+    if tc is None:
+      x_taps = t_taps
+  m = _normaliser(kind, t_taps, sc)
   e = t_taps.map(lambda t, s, m: kind.weight(t, s, m, geom), sc, m).where_valid(0)
-  return x_taps, t_taps, m, e, _nonzero_total(e.sum(), geom)
+  if v_taps is not None:
+    e = e.map(lambda e, v: jnp.where(v, e, jnp.zeros((), e.dtype)), v_taps)
+  return x_taps, t_taps, m, e, _nonzero_total(e.sum(), geom, valid is not None)
 
 
-def _forward(x, t, s, geom: Geometry, kind, with_weights: bool):
+def _forward(x, t, s, valid, geom: Geometry, kind, with_weights: bool):
   cdt = _numerics.compute_dtype(x.dtype)
   tc = None if t is None else t.astype(cdt)
   sc = None if s is None else s.astype(cdt)
-  x_taps, _, _, e, s0 = _unnormalised(x.astype(cdt), tc, sc, geom, kind)
+  x_taps, _, _, e, s0 = _unnormalised(x.astype(cdt), tc, sc, valid, geom, kind)
   # e == 0 (a -inf logit or a padded tap) contributes 0 even where x is infinite.
   y = e.map(lambda e, x: jnp.where(e > 0, e * x, 0), x_taps).sum() / s0
   if not with_weights:
@@ -231,16 +278,17 @@ def _shape_weights(w, geom: Geometry):
   return w.reshape(*w.shape[:-2], *geom.window, w.shape[-1])
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
-def _weighted_pool(x, t, s, geom: Geometry, kind, with_weights: bool):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5, 6))
+def _weighted_pool(x, t, s, valid, geom: Geometry, kind, with_weights: bool):
   """``y_p = sum_i w_{p,i} x_i`` with weights from ``kind``; result in the compute dtype.
 
   ``t`` is the logit source at input resolution (``None``: ``t = x``, and the
   derivative through the weights is added to ``x``'s), ``s`` an optional
   per-window statistic at output resolution. With ``with_weights`` also
-  returns the weights ``(*batch, *out, *window, C)``.
+  returns the weights ``(*batch, *out, *window, C)``. ``valid``: None, or a runtime
+  bool mask broadcastable to ``x`` whose masked taps weigh 0 (no derivative).
   """
-  return _forward(x, t, s, geom, kind, with_weights)
+  return _forward(x, t, s, valid, geom, kind, with_weights)
 
 
 @_weighted_pool.defjvp
@@ -255,12 +303,13 @@ def _weighted_pool_jvp(geom, kind, with_weights, primals, tangents):
   with ``S_p = sum_i e_i``; the per-window normaliser of ``e`` cancels (the
   softmax is shift-invariant), so it gets no tangent. Taps of weight 0 add 0.
   """
-  x, t, s = primals
-  x_dot, t_dot, s_dot = tangents
-  out = _forward(x, t, s, geom, kind, with_weights)
+  x, t, s, valid = primals
+  x_dot, t_dot, s_dot, _ = tangents
+  out = _forward(x, t, s, valid, geom, kind, with_weights)
   y = out[0] if with_weights else out
   if (
-    not with_weights
+    valid is None
+    and not with_weights
     and isinstance(kind, _Softmax)
     and kind.temperature is not None
     and _is_blocked(geom)
@@ -273,10 +322,10 @@ def _weighted_pool_jvp(geom, kind, with_weights, primals, tangents):
   tangent = jax.checkpoint(
     functools.partial(_taps_tangent, geom=geom, kind=kind, with_weights=with_weights)
   )
-  return out, tangent(x, t, s, y, x_dot, t_dot, s_dot)
+  return out, tangent(x, t, s, valid, y, x_dot, t_dot, s_dot)
 
 
-def _taps_tangent(x, t, s, y, x_dot, t_dot, s_dot, geom: Geometry, kind, with_weights: bool):
+def _taps_tangent(x, t, s, valid, y, x_dot, t_dot, s_dot, geom: Geometry, kind, with_weights: bool):
   """The tangent of :func:`_weighted_pool` over window taps (any geometry).
 
   Checkpointed by the caller: reverse mode keeps ``x, t, s, y`` and recomputes
@@ -285,7 +334,7 @@ def _taps_tangent(x, t, s, y, x_dot, t_dot, s_dot, geom: Geometry, kind, with_we
   cdt = y.dtype
   tc = None if t is None else t.astype(cdt)
   sc = None if s is None else s.astype(cdt)
-  x_taps, t_taps, m, e, s0 = _unnormalised(x.astype(cdt), tc, sc, geom, kind)
+  x_taps, t_taps, m, e, s0 = _unnormalised(x.astype(cdt), tc, sc, valid, geom, kind)
   xd_taps = _windows.Taps.read(x_dot.astype(cdt), geom, 0.0)
   td_taps = xd_taps if t is None else _windows.Taps.read(t_dot.astype(cdt), geom, 0.0)
   sd = None if s is None else s_dot.astype(cdt)
@@ -295,21 +344,26 @@ def _taps_tangent(x, t, s, y, x_dot, t_dot, s_dot, geom: Geometry, kind, with_we
   # 1 / S (up to the window size), which overflowed at |x| near finfo.max / window size.
   w = e.map(lambda e: e / s0)
 
-  # Coefficients are zeroed (not the products) where e == 0, so that the transpose
-  # never multiplies a zero cotangent by an infinite x - y or derivative.
-  def weight_tangent(w, t, td, s, m, sd):
+  # y_dot = sum_i w_i x_dot_i + (x_i - y) (dw_i/dt_i t_dot_i + dw_i/ds s_dot), the products
+  # (x_i - y) dw_i/dt_i taken as one coefficient (weight_vjp with e_bar = x_i - y), whose
+  # factors the kinds combine so that no intermediate leaves the normal range: 1 / distance is
+  # subnormal near 1e38 while (x_i - y) / distance is not. Coefficients are zeroed (not the
+  # products) where w == 0, so that the transpose never multiplies a zero cotangent by an
+  # infinite x - y or derivative.
+  def weight_tangent(w, t, td, s, m, sd, e_bar):
     live = w > 0
-    dt, ds = kind.weight_vjp(t, s, m, w, 1.0, geom)  # dw/dt, dw/ds with S held fixed
+    dt, ds = kind.weight_vjp(t, s, m, w, e_bar, geom)  # e_bar dw/dt, e_bar dw/ds, S fixed
     wd = jnp.where(live, dt, 0) * td
     return wd if ds is None else wd + jnp.where(live, ds, 0) * sd
 
-  def term(w, wd, x, xd, y):
-    return w * xd + wd * jnp.where(w > 0, _difference(x, y), 0)
+  def term(w, t, td, s, m, sd, x, xd, y):
+    diff = jnp.where(w > 0, _difference(x, y), 0)
+    return w * xd + weight_tangent(w, t, td, s, m, sd, diff)
 
-  wd = w.map(weight_tangent, t_taps, td_taps, sc, m, sd)
-  y_dot = w.map(term, wd, x_taps, xd_taps, y).sum()
+  y_dot = w.map(term, t_taps, td_taps, sc, m, sd, x_taps, xd_taps, y).sum()
   if not with_weights:
     return y_dot
+  wd = w.map(weight_tangent, t_taps, td_taps, sc, m, sd, 1.0)
   # w_i = e_i / S  =>  w_dot_i = e_dot_i / S - w_i sum_j e_dot_j / S.
   w = w.to_last_axis()
   w_dot = wd.to_last_axis() - w * wd.sum()[..., None, :]
@@ -395,7 +449,7 @@ def _softmax_block_tangent(
   xc = x.astype(cdt)
   tc = xc if t is None else t.astype(cdt)
   t_taps = _windows.Taps.read(tc, geom, 0.0)  # per-window sums (unrolled when small: fused)
-  m = kind.normaliser(t_taps, None)
+  m = _normaliser(kind, t_taps, None)
   s0 = t_taps.map(lambda t, m: kind.weight(t, None, m, geom), m).where_valid(0).sum()
   x_b = _to_blocks(xc, geom)
   t_b = x_b if t is None else _to_blocks(tc, geom)
@@ -428,14 +482,7 @@ def check_temperature(temperature: Any) -> float | jnp.ndarray:
   array, the traced (learnable) path, its shape (``()`` or ``(C,)``) checked
   against the input by :func:`soft_pool`.
   """
-  if _checks.is_bool(temperature):
-    raise TypeError(f'temperature must be a positive number or a float array; got {temperature!r}')
-  if _checks.is_number(temperature):
-    return _checks.positive(temperature, 'temperature')
-  temperature = _numerics.as_array(temperature, 'temperature')
-  if not jnp.issubdtype(temperature.dtype, jnp.floating):
-    raise TypeError(f'temperature must be a float array; got dtype {temperature.dtype}')
-  return temperature
+  return _checks.positive_or_array(temperature, 'temperature')
 
 
 def initial_log_temperature(temperature: Any) -> jnp.ndarray:
@@ -447,6 +494,13 @@ def initial_log_temperature(temperature: Any) -> jnp.ndarray:
   t = check_temperature(temperature)
   log_t = math.log(t) if isinstance(t, float) else jnp.log(t.astype(jnp.float32))
   return jnp.asarray(log_t, jnp.float32)
+
+
+def _masked_mean(x, valid, geom: Geometry):
+  """``x`` (0 at masked positions) and its window mean over the unmasked taps."""
+  if valid is None:
+    return x, _reductions.window_mean(x, geom)
+  return _masks.data(x, valid), _reductions.masked_window_mean(x, valid, geom)
 
 
 def _cast_outputs(x, out, return_weights):
@@ -469,6 +523,9 @@ def soft_pool(
   ceil_mode: bool = False,
   temperature: float | jnp.ndarray = 1.0,
   return_weights: bool = False,
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
 ):
   r"""SoftPool (Stergiou et al., ICCV 2021) with a temperature.
 
@@ -512,6 +569,12 @@ def soft_pool(
     return_weights: also return the weights,
       ``(*batch, *out, *window, C)`` (0 at padded taps).
 
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value). Masked positions are padding: weight 0
+      and gradient 0; a window without an unmasked position gives 0.
+    return_mask: also return the pooled mask (valid where the window holds an
+      unmasked position), after ``y`` (and the weights).
+
   Returns:
     ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, weights)``.
 
@@ -524,9 +587,12 @@ def soft_pool(
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   return_weights = _checks.flag(return_weights, 'return_weights')
   temperature = check_temperature(temperature)
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'soft_pool', return_mask)
+  xv = x if valid is None else _masks.data(x, valid)
   if isinstance(temperature, float):
-    out = _weighted_pool(x, None, None, geom, _Softmax(temperature), return_weights)
-    return _cast_outputs(x, out, return_weights)
+    out = _weighted_pool(xv, None, None, valid, geom, _Softmax(temperature), return_weights)
+    out = _cast_outputs(x, out, return_weights)
+    return _masks.with_mask(out, valid, no_channels, geom, return_mask)
   if temperature.shape not in ((), (x.shape[-1],)):
     raise ValueError(
       f'temperature must be a number or an array of shape () or (C,) = ({x.shape[-1]},); '
@@ -535,8 +601,9 @@ def soft_pool(
   cdt = _numerics.compute_dtype(x.dtype)
   out_shape = (*x.shape[: x.ndim - geom.ndim - 1], *geom.out_shape, x.shape[-1])
   temp = jnp.broadcast_to(temperature.astype(cdt), out_shape)  # per window: the kind's s
-  out = _weighted_pool(x, None, temp, geom, _Softmax(None), return_weights)
-  return _cast_outputs(x, out, return_weights)
+  out = _weighted_pool(xv, None, temp, valid, geom, _Softmax(None), return_weights)
+  out = _cast_outputs(x, out, return_weights)
+  return _masks.with_mask(out, valid, no_channels, geom, return_mask)
 
 
 def lip_logit_window(window: Sequence[int], logit_window: Sequence[int] | None) -> tuple[int, ...]:
@@ -584,6 +651,9 @@ def lip_pool(
   dilation: int | Sequence[int] = 1,
   ceil_mode: bool = False,
   return_weights: bool = False,
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
 ):
   r"""Local Importance-based Pooling (LIP, Gao et al., ICCV 2019).
 
@@ -615,6 +685,12 @@ def lip_pool(
     window, strides, padding, dilation, ceil_mode: as :func:`max_pool`.
     return_weights: also return the weights ``(*batch, *out, *window, C)``.
 
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value). Masked positions are padding: weight 0
+      and gradient 0; a window without an unmasked position gives 0.
+    return_mask: also return the pooled mask (valid where the window holds an
+      unmasked position), after ``y`` (and the weights).
+
   Returns:
     ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, weights)``.
 
@@ -638,8 +714,12 @@ def lip_pool(
       f'to share them over channels); got shape {logits.shape}'
     )
   logits = jnp.broadcast_to(logits, x.shape)
-  out = _weighted_pool(x, logits, None, geom, _Softmax(), return_weights)
-  return _cast_outputs(x, out, return_weights)
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'lip_pool', return_mask)
+  if valid is not None:
+    x, logits = _masks.data(x, valid), _masks.data(logits, valid)
+  out = _weighted_pool(x, logits, None, valid, geom, _Softmax(), return_weights)
+  out = _cast_outputs(x, out, return_weights)
+  return _masks.with_mask(out, valid, no_channels, geom, return_mask)
 
 
 def edscw_pool(
@@ -651,6 +731,9 @@ def edscw_pool(
   ceil_mode: bool = False,
   eps: float = 1e-6,
   return_weights: bool = False,
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
 ):
   r"""eDSCW pooling (adaPool, Stergiou & Poppe, IEEE TIP 2023): Dice-Sørensen weights.
 
@@ -680,6 +763,12 @@ def edscw_pool(
     eps: positive smoothing constant of the DSC.
     return_weights: also return the weights ``(*batch, *out, *window, C)``.
 
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value). Masked positions are padding: weight 0
+      and gradient 0; a window without an unmasked position gives 0.
+    return_mask: also return the pooled mask (valid where the window holds an
+      unmasked position), after ``y`` (and the weights).
+
   Returns:
     ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, weights)``.
 
@@ -692,8 +781,11 @@ def edscw_pool(
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   eps = _checks.positive(eps, 'eps')
   return_weights = _checks.flag(return_weights, 'return_weights')
-  out = _weighted_pool(x, None, _reductions.window_mean(x, geom), geom, _DSC(eps), return_weights)
-  return _cast_outputs(x, out, return_weights)
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'edscw_pool', return_mask)
+  x, mean = _masked_mean(x, valid, geom)
+  out = _weighted_pool(x, None, mean, valid, geom, _DSC(eps), return_weights)
+  out = _cast_outputs(x, out, return_weights)
+  return _masks.with_mask(out, valid, no_channels, geom, return_mask)
 
 
 def idw_pool(
@@ -705,6 +797,9 @@ def idw_pool(
   ceil_mode: bool = False,
   eps: float = 1e-6,
   return_weights: bool = False,
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
 ):
   r"""Inverse-distance-weighted pooling (adaPool's IDW).
 
@@ -729,6 +824,12 @@ def idw_pool(
     eps: positive distance offset.
     return_weights: also return the weights ``(*batch, *out, *window, C)``.
 
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value). Masked positions are padding: weight 0
+      and gradient 0; a window without an unmasked position gives 0.
+    return_mask: also return the pooled mask (valid where the window holds an
+      unmasked position), after ``y`` (and the weights).
+
   Returns:
     ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, weights)``.
 
@@ -741,10 +842,11 @@ def idw_pool(
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   eps = _checks.positive(eps, 'eps')
   return_weights = _checks.flag(return_weights, 'return_weights')
-  out = _weighted_pool(
-    x, None, _reductions.window_mean(x, geom), geom, _InverseDistance(eps), return_weights
-  )
-  return _cast_outputs(x, out, return_weights)
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'idw_pool', return_mask)
+  x, mean = _masked_mean(x, valid, geom)
+  out = _weighted_pool(x, None, mean, valid, geom, _InverseDistance(eps), return_weights)
+  out = _cast_outputs(x, out, return_weights)
+  return _masks.with_mask(out, valid, no_channels, geom, return_mask)
 
 
 def _broadcast_beta(beta, out_shape: tuple[int, ...], n_spatial: int, dtype) -> jnp.ndarray:
@@ -779,6 +881,9 @@ def ada_pool(
   ceil_mode: bool = False,
   eps: float = 1e-6,
   return_weights: bool = False,
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
 ):
   r"""adaPool (Stergiou & Poppe, IEEE TIP 2023): a learned blend of eDSCW and SoftPool.
 
@@ -807,6 +912,12 @@ def ada_pool(
     eps: eDSCW's smoothing constant.
     return_weights: also return the fused weights ``(*batch, *out, *window, C)``.
 
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value). Masked positions are padding: weight 0
+      and gradient 0; a window without an unmasked position gives 0.
+    return_mask: also return the pooled mask (valid where the window holds an
+      unmasked position), after ``y`` (and the weights).
+
   Returns:
     ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, weights)``.
 
@@ -823,14 +934,18 @@ def ada_pool(
   cdt = _numerics.compute_dtype(x.dtype)
   out_shape = (*x.shape[:nb], *geom.out_shape, x.shape[-1])
   beta = _broadcast_beta(beta, out_shape, geom.ndim, cdt)
-  dscw = _weighted_pool(x, None, _reductions.window_mean(x, geom), geom, _DSC(eps), return_weights)
-  soft = _weighted_pool(x, None, None, geom, _Softmax(), return_weights)
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'ada_pool', return_mask)
+  x, mean = _masked_mean(x, valid, geom)
+  dscw = _weighted_pool(x, None, mean, valid, geom, _DSC(eps), return_weights)
+  soft = _weighted_pool(x, None, None, valid, geom, _Softmax(), return_weights)
   if not return_weights:
-    return _numerics.blend(beta, dscw, soft).astype(x.dtype)  # beta 1 (0): eDSCW (SoftPool)
+    y = _numerics.blend(beta, dscw, soft).astype(x.dtype)  # beta 1 (0): eDSCW (SoftPool)
+    return _masks.with_mask(y, valid, no_channels, geom, return_mask)
   y = _numerics.blend(beta, dscw[0], soft[0])
   b = beta.reshape(*out_shape[:-1], *(1,) * geom.ndim, out_shape[-1])
   w = b * dscw[1] + (1 - b) * soft[1]
-  return y.astype(x.dtype), w.astype(x.dtype)
+  out = (y.astype(x.dtype), w.astype(x.dtype))
+  return _masks.with_mask(out, valid, no_channels, geom, return_mask)
 
 
 def _unpool_geometry(y_shape, window, strides, padding, dilation, output_size) -> Geometry:
