@@ -89,3 +89,10 @@ def rotating_share(cases: list, fixed: int, share: int, turn: int | None = None)
     return cases[:fixed]
   picked = [rest[(turn + i) % len(rest)] for i in range(min(share, len(rest)))]
   return cases[:fixed] + picked
+
+
+def tie_free_mixed(shape, seed: int = 0) -> np.ndarray:
+  """Distinct values of both signs with magnitudes in [0.5, 1]: no ties, no zeros."""
+  rng = np.random.default_rng(seed)
+  magnitude = 0.5 + 0.5 * (rng.permutation(int(np.prod(shape))) + 0.5) / np.prod(shape)
+  return (magnitude * rng.choice([-1.0, 1.0], int(np.prod(shape)))).reshape(shape)

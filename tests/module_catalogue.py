@@ -498,7 +498,12 @@ BAD_CONFIGS = [
   ('MaxPool', dict(window=(3, 3), padding=2), ValueError, 'padding must be at most half'),
   ('SoftPool', dict(window=(2, 2), ceil_mode='yes'), TypeError, 'ceil_mode must be a bool'),
   ('LPPool', dict(window=(2, 2), p=0.0), ValueError, 'p must be a positive number'),
-  ('LPPool', dict(window=(2, 2), p='2'), TypeError, 'p must be a numeric array'),
+  (
+    'LPPool',
+    dict(window=(2, 2), p='2'),
+    TypeError,
+    "p must be a positive number or a float array; got str '2'",
+  ),
   ('LPPool', dict(window=(2, 2), learnable_p=1), TypeError, 'learnable_p must be a bool'),
   ('MaxPool', dict(window=(2, 2), return_indices=1), TypeError, 'return_indices must be a bool'),
   ('AvgPool', dict(window=(2, 2), count_include_pad=1), TypeError, 'count_include_pad must be'),

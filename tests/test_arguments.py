@@ -689,3 +689,54 @@ def test_unpool_output_sizes_take_concrete_jax_ints_as_every_size_does():
     assert out.shape == x.shape
   with pytest.raises(TypeError, match='output_size must be a sequence of ints'):
     jaxpool.max_unpool(y, idx, (2, 2), output_size=(jnp.asarray(4.0), 4))
+
+
+# --- one meaning whatever the form: Python, NumPy and 0-d JAX scalars -------------------
+
+_TIED = jnp.asarray(
+  np.array([-4.0, 2.0, 0.5, 3.0, -3.0, 1.0, 3.0, -1.0]).reshape(1, 2, 4, 1), jnp.float32
+)  # a tie |3| = |-3| = 3 and 3 = 3, a dominant negative value
+
+#: An op with one array-or-number argument: ``call(x, value)`` and the values to try.
+FORMS = {
+  'lp_pool p': (lambda x, v: jaxpool.lp_pool(x, v, (2, 2)), [1.0, 2.0, 3.0, np.inf]),
+  'global_pool lp p': (lambda x, v: jaxpool.global_pool(x, 'lp', p=v), [2.0, 3.0, np.inf]),
+  'global_pool gem p': (lambda x, v: jaxpool.global_pool(jnp.abs(x), 'gem', p=v), [1.0, 3.0]),
+  'global_pool soft temperature': (
+    lambda x, v: jaxpool.global_pool(x, 'soft', temperature=v),
+    [0.5, 2.0],
+  ),
+  'soft_pool temperature': (lambda x, v: jaxpool.soft_pool(x, (2, 2), temperature=v), [0.5, 3.0]),
+  'ada_pool beta': (lambda x, v: jaxpool.ada_pool(x, v, (2, 2)), [0.0, 0.3, 1.0]),
+  'max_avg_pool alpha': (lambda x, v: jaxpool.max_avg_pool(x, v, (2, 2)), [0.0, 0.3, 1.0]),
+  'mixed_pool p_max': (lambda x, v: jaxpool.mixed_pool(x, (2, 2), p_max=v), [0.0, 0.3, 1.0]),
+}
+
+
+@pytest.mark.parametrize('case', sorted(FORMS))
+def test_python_numpy_and_jax_scalars_give_one_value_and_gradient(case):
+  call, values = FORMS[case]
+  for v in values:
+    results = {}
+    for form, value in (
+      ('python', float(v)),
+      ('numpy', np.float32(v)),
+      ('jax', jnp.float32(v)),
+    ):
+      y, vjp = jax.vjp(lambda a, value=value: call(a, value), _TIED)
+      results[form] = (np.asarray(y), np.asarray(vjp(jnp.ones_like(y))[0]))
+    for form in ('numpy', 'jax'):
+      for part, a, b in zip(('value', 'gradient'), results[form], results['python']):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6, err_msg=f'{case}={v} {form} {part}')
+
+
+@pytest.mark.parametrize('form', [float, np.float32, np.float64, jnp.float32], ids=str)
+def test_p_inf_follows_the_first_maximum_of_abs_x_in_every_form(form):
+  """The case of issue 26: a NumPy inf once took the traced path and split the tie."""
+  x = jnp.asarray([-4.0, 2.0, 4.0, 0.5, 4.0, -3.0, -4.0, 0.0], jnp.float32).reshape(1, 2, 4, 1)
+  p = form(np.inf)
+  g = jax.grad(lambda a: jnp.sum(jaxpool.global_pool(a, 'lp', p=p)))(x)
+  np.testing.assert_array_equal(g.reshape(-1), [-1, 0, 0, 0, 0, 0, 0, 0])
+  g = jax.grad(lambda a: jnp.sum(jaxpool.lp_pool(a, p, (2, 2))))(x)
+  # windows [-4, 2, 4, -3] and [4, 0.5, -4, 0]: |x| = 4 tied in each, the first wins
+  np.testing.assert_array_equal(g.reshape(-1), [-1, 0, 1, 0, 0, 0, 0, 0])

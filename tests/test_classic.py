@@ -488,8 +488,8 @@ ERRORS = [
   (lambda: jaxpool.lp_pool(X, 0, (2, 2)), ValueError, r'p must be a positive number .*got 0'),
   (
     lambda: jaxpool.lp_pool(X, jnp.ones(2), (2, 2)),
-    TypeError,
-    r'p must be a positive number or a float scalar',
+    ValueError,
+    r'p must be a positive number or a float array: an array of shape \(\); got shape \(2,\)',
   ),
   (lambda: jaxpool.max_pool('abc', (2, 2)), TypeError, r'x must be a numeric array'),
   (

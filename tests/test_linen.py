@@ -228,7 +228,7 @@ def test_linen_errors():
     jl.GlobalPool('avg', p=3.0)
   with pytest.raises(ValueError, match="learnable_p needs method 'lp' or 'gem'; got method 'max'"):
     jl.GlobalPool('max', learnable_p=True)
-  with pytest.raises(ValueError, match='p must be positive; got -1.0'):
+  with pytest.raises(ValueError, match=r'p must be a positive number \(inf allowed\); got -1.0'):
     jl.GlobalPool('gem', p=-1.0)
   with pytest.raises(ValueError, match="p_shape must be one of 'scalar', 'channel'; got 'pixel'"):
     jl.GlobalPool('gem', learnable_p=True, p_shape='pixel')

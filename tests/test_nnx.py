@@ -338,7 +338,7 @@ def test_call_time_rngs_override_the_module_stream():
     pool(X)
   with pytest.raises(TypeError, match='rngs must be an nnx.Rngs, an nnx.RngStream or a key'):
     pool(X, rngs=5)
-  with pytest.raises(TypeError, match=r'deterministic must be a Python bool or None'):
+  with pytest.raises(TypeError, match=r'deterministic must be a bool; got 1'):
     pool(X, deterministic=1)
   with pytest.raises(TypeError, match='rngs must be an nnx.Rngs, an nnx.RngStream or None'):
     jn.StochasticPool((2, 2), rngs=0)

@@ -877,3 +877,35 @@ def test_nnx_modules_tabulate(spec):
   x = jnp.asarray(_X if not spec.positive else np.abs(_X) + 0.1)
   table = nnx.tabulate(nnx_module(spec), *spec.args(x), **spec.init_kw)
   assert spec.name in table
+
+
+# --- call-time flags of the module families: the constructors' check ----------------------
+
+_RANDOM_SPECS = [spec for spec in SPECS if any(m is not None for m in spec.modes)]
+_BAD_FLAGS = ('False', 'no', 0, 1, 0.0, np.int64(0))
+_GOOD_FLAGS = (False, True, np.bool_(False), np.bool_(True))
+
+
+@pytest.mark.parametrize('spec', _RANDOM_SPECS, ids=str)
+def test_module_call_time_flags_take_the_construction_time_values(spec):
+  """``deterministic`` at the call and in the constructor: one check, one set of values."""
+  x = jnp.asarray(np.random.default_rng(0).uniform(0.5, 1.5, (1, 8, 8, 3)), jnp.float32)
+  module = linen_module(spec)
+  variables = module.init(KEY, *spec.args(x), **spec.init_kw)
+  call = lambda m, **kw: m.apply(variables, *spec.args(x), rngs={'pooling': KEY}, **kw)
+  for bad in _BAD_FLAGS:
+    with pytest.raises(TypeError, match='deterministic'):
+      call(module, deterministic=bad)
+    with pytest.raises(TypeError, match='deterministic'):
+      call(module.clone(deterministic=bad))
+    with pytest.raises(TypeError, match='deterministic'):
+      nnx_module(spec)(*spec.args(x), deterministic=bad, rngs=KEY)
+    with pytest.raises(TypeError, match='deterministic'):
+      getattr(jn, spec.name)(**dict(spec.fields), deterministic=bad, rngs=nnx.Rngs(0))
+  for good in _GOOD_FLAGS:
+    want = call(module, deterministic=bool(good))
+    for got in (call(module, deterministic=good), call(module.clone(deterministic=good))):
+      for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(g, w)
+    nnx_module(spec)(*spec.args(x), deterministic=good, rngs=KEY)
+    getattr(jn, spec.name)(**dict(spec.fields), deterministic=good, rngs=nnx.Rngs(0))

@@ -697,7 +697,9 @@ def test_errors_name_the_argument():
     r'got shape \(2,\)',
   ):
     jaxpool.soft_pool(x, (2, 2), temperature=jnp.ones(2))
-  with pytest.raises(TypeError, match='temperature must be a float array; got dtype int32'):
+  with pytest.raises(
+    TypeError, match='temperature must be a positive number or a float array; got dtype int32'
+  ):
     jaxpool.soft_pool(x, (2, 2), temperature=jnp.ones(3, jnp.int32))
   with pytest.raises(
     ValueError,

@@ -1,0 +1,141 @@
+"""One record per windowed op, parametrised by its window: the path sweeps' registry.
+
+``WINDOWED[name].call(x, window, key)`` runs the op on ``x`` of shape
+``(N, *spatial, C)`` with ``len(spatial) == len(window)``, stride 1 (windows
+overlap, so a tie can straddle two windows) and fixed learnable arguments; the
+window picks the path (up to ``_windows.UNROLL_MAX_TAPS`` taps unrolled, beyond
+it stacked, beyond 25 taps with a side above 9 the per-dim passes). ``key`` is
+a PRNG key for the stochastic ops' training mode, ``None`` for evaluation.
+
+The flags say what a sweep may expect of the op:
+
+- ``winner``: ``+1`` for the max family (the first maximum wins), ``-1`` for
+  the min family, ``0`` for smooth ops. Breaking a tie by ``x - winner * delta
+  * flat_index`` reproduces the op's rule, so the derivatives at a tie equal
+  those at the tie-broken input (exactly for the max family, to ``O(delta)``
+  for smooth ops).
+- ``homogeneous``: ``f(c x) = c f(x)`` for ``c > 0`` (up to an ``eps`` far below
+  the inputs' scale), so the gradient does not depend on the scale.
+- ``kinks``: the tie classes at which the op is not twice differentiable (a
+  norm at 0, an inverse distance at 0), with the reason; the Hessian sweep skips
+  them.
+- ``random``: the op draws in training mode (``key`` given).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+import jaxpool
+
+
+@dataclasses.dataclass(frozen=True)
+class Windowed:
+  call: Callable[..., Any]
+  winner: int = 0
+  homogeneous: bool = False
+  kinks: dict[str, str] = dataclasses.field(default_factory=dict)
+  random: bool = False
+
+
+def _ramp(shape, low=-0.5, high=0.5):
+  return jnp.asarray(np.linspace(low, high, int(np.prod(shape))).reshape(shape), jnp.float32)
+
+
+def _ones(n):
+  return (1,) * n
+
+
+WINDOWED = {
+  'max_pool': Windowed(lambda x, w, key: jaxpool.max_pool(x, w, 1), winner=1, homogeneous=True),
+  'min_pool': Windowed(lambda x, w, key: jaxpool.min_pool(x, w, 1), winner=-1, homogeneous=True),
+  'avg_pool': Windowed(lambda x, w, key: jaxpool.avg_pool(x, w, 1), homogeneous=True),
+  'lp_pool': Windowed(
+    lambda x, w, key: jaxpool.lp_pool(x, 3.0, w, 1),
+    homogeneous=True,
+    kinks={'relu': 'the 3-norm of an all-zero window has no second derivative'},
+  ),
+  'lp_pool (p=inf)': Windowed(
+    lambda x, w, key: jaxpool.lp_pool(x, float('inf'), w, 1),
+    winner=1,
+    homogeneous=True,
+    kinks={'relu': 'max |x| among zeros: the winner depends on the side |.| is left by'},
+  ),
+  'soft_pool': Windowed(lambda x, w, key: jaxpool.soft_pool(x, w, 1)),
+  'lip_pool': Windowed(lambda x, w, key: jaxpool.lip_pool(x, 0.5 * x, w, 1)),
+  'edscw_pool': Windowed(
+    lambda x, w, key: jaxpool.edscw_pool(x, w, 1),
+    kinks={'relu': 'exp(x) / sum exp(x) - 1 weights: 0/0 at an all-zero window'},
+  ),
+  'idw_pool': Windowed(
+    lambda x, w, key: jaxpool.idw_pool(x, w, 1),
+    homogeneous=True,
+    kinks={
+      'constant': '1 / (|x - mean| + eps): |.| at 0 in a constant window',
+      'relu': '1 / (|x - mean| + eps): |.| at 0 in an all-zero window',
+      'pairs': '1 / (|x - mean| + eps): |.| at 0 where a tap equals the mean',
+    },
+  ),
+  'ada_pool': Windowed(
+    lambda x, w, key: jaxpool.ada_pool(x, 0.3, w, 1),
+    kinks={'relu': 'its eDSCW half: 0/0 weights at an all-zero window'},
+  ),
+  'max_avg_pool': Windowed(
+    lambda x, w, key: jaxpool.max_avg_pool(x, 0.3, w, 1), winner=1, homogeneous=True
+  ),
+  'gated_pool': Windowed(lambda x, w, key: jaxpool.gated_pool(x, _ramp(w), w, 1), winner=1),
+  'tree_pool': Windowed(
+    lambda x, w, key: jaxpool.tree_pool(x, _ramp((2, *w)), _ramp((1, *w), 0.5, -0.5), w, 1)
+  ),
+  'dpp_pool': Windowed(
+    lambda x, w, key: jaxpool.dpp_pool(x, 1.0, 1.0, w, 1),
+    kinks={
+      'constant': '|x - mean| ** lam with lam = 1: no second derivative at 0',
+      'relu': '|x - mean| ** lam with lam = 1: no second derivative at 0',
+      'pairs': '|x - mean| ** lam with lam = 1: no second derivative at 0',
+    },
+  ),
+  'max_blur_pool': Windowed(
+    lambda x, w, key: jaxpool.max_blur_pool(x, w, (3,) * len(w), 1, 'VALID'),
+    winner=1,
+    homogeneous=True,
+  ),
+  'stochastic_pool': Windowed(
+    lambda x, w, key: jaxpool.stochastic_pool(x * x + 0.25, w, 1, key=key), random=True
+  ),
+  'mixed_pool': Windowed(
+    lambda x, w, key: jaxpool.mixed_pool(x, w, 1, key=key), winner=1, homogeneous=True, random=True
+  ),
+  'fractional_max_pool': Windowed(
+    lambda x, w, key: jaxpool.fractional_max_pool(x, w, output_size=(2,) * len(w), key=key),
+    winner=1,
+    homogeneous=True,
+    random=True,
+  ),
+}
+
+#: Global and adaptive ops (no window argument): ``call(x)`` on ``(N, H, W, C)``.
+WHOLE = {
+  'adaptive_avg_pool': (lambda x: jaxpool.adaptive_avg_pool(x, (5, 3)), True),
+  'adaptive_max_pool': (lambda x: jaxpool.adaptive_max_pool(x, (5, 3)), True),
+  'global_pool (avg)': (lambda x: jaxpool.global_pool(x, 'avg'), True),
+  'global_pool (max)': (lambda x: jaxpool.global_pool(x, 'max'), True),
+  'global_pool (lp)': (lambda x: jaxpool.global_pool(x, 'lp', p=3.0), True),
+  'global_pool (catavgmax)': (lambda x: jaxpool.global_pool(x, 'catavgmax'), True),
+  'spatial_pyramid_pool': (lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2, 3)), True),
+  'spatial_pyramid_pool (avg)': (
+    lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2, 3), method='avg'),
+    True,
+  ),
+  'channel_pool': (lambda x: jaxpool.channel_pool(x, 'max'), True),
+  'blur_pool (reflect)': (lambda x: jaxpool.blur_pool(x, pad_mode='reflect'), True),
+}
+
+#: Windows that take each path: unrolled (<= 9 taps), stacked (> 9 taps), per-dim passes
+#: (> 25 taps with a side above 9), in 2-d and 1-d.
+PATHS = {'2x2': (2, 2), '3x3': (3, 3), '5x5': (5, 5), '4x3': (4, 3), '10x10': (10, 10), '30': (30,)}
