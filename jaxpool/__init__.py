@@ -17,6 +17,7 @@ from jaxpool.blur import blur_pool, max_blur_pool
 from jaxpool.classic import avg_pool, lp_pool, max_pool, max_unpool, min_pool
 from jaxpool.learned import dpp_pool, gated_pool, max_avg_pool, tree_pool
 from jaxpool.lifting import lift_down_pool, lift_up_pool
+from jaxpool.segments import segment_pool
 from jaxpool.stochastic import fractional_max_pool, mixed_pool, s3_pool, stochastic_pool
 from jaxpool.weighted import (
   ada_pool,
@@ -43,6 +44,7 @@ __all__ = [
   'global_pool',
   'channel_pool',
   'spatial_pyramid_pool',
+  'segment_pool',
   'soft_pool',
   'lip_pool',
   'edscw_pool',

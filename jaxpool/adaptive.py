@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _geometry, _numerics, _windows
+from jaxpool import _checks, _geometry, _masks, _numerics, _windows
 
 __all__ = [
   'adaptive_avg_pool',
@@ -627,6 +627,45 @@ def _soft_reduce(x, axes, temperature):
   return jnp.where(top, jnp.asarray(jnp.inf, y.dtype), y)
 
 
+def _masked_soft_reduce(x, valid, axes, temperature):
+  """:func:`_soft_reduce` over the unmasked entries; 0 where there is none.
+
+  Masked entries read the maximum (or 0), so every ``exp`` is of a finite
+  difference (the double ``where``), then weigh 0.
+  """
+  low = jnp.asarray(-jnp.inf, x.dtype)
+  xv = jnp.where(valid, x, low)
+  m = lax.stop_gradient(jnp.max(xv, axis=axes, keepdims=True))
+  top = m == jnp.inf
+  m = jnp.where(jnp.isfinite(m), m, jnp.zeros((), m.dtype))
+  xs = jnp.where(top, jnp.zeros((), x.dtype), jnp.where(valid, x, m))
+  e = jnp.where(valid, jnp.exp((xs - m) / temperature), jnp.zeros((), x.dtype))
+  total = jnp.sum(e, axis=axes, keepdims=True)
+  live = total > 0
+  w = e / jnp.where(live, total, jnp.ones((), total.dtype))
+  y = jnp.sum(w * jnp.where(e > 0, xs, jnp.zeros((), x.dtype)), axis=axes, keepdims=True)
+  y = jnp.where(live, y, jnp.max(xv, axis=axes, keepdims=True))
+  y = jnp.where(top, jnp.asarray(jnp.inf, y.dtype), y)
+  return _masks.zero_where_empty(y, jnp.any(valid, axis=axes, keepdims=True))
+
+
+def _masked_mean(x, valid, axes):
+  """The mean of the unmasked entries over ``axes`` (keepdims), summed at the power-of-two
+  scale ``<= 1 / count`` so that it cannot overflow; 0 where there is none."""
+  size = math.prod(x.shape[a] for a in axes)
+  scale = 2.0 ** -max(math.ceil(math.log2(size)), 0)
+  count = jnp.sum(valid.astype(x.dtype), axis=axes, keepdims=True)
+  total = jnp.sum(jnp.where(valid, x * scale, jnp.zeros((), x.dtype)), axis=axes, keepdims=True)
+  return total / (jnp.maximum(count, 1) * scale)
+
+
+def _masked_max(x, valid):
+  """The first maximum of the unmasked entries over every spatial axis (keepdims); 0 where
+  there is none."""
+  y = _max_reduce(jnp.where(valid, x, jnp.asarray(_numerics.lowest(x.dtype), x.dtype)), 1)
+  return _masks.zero_where_empty(y, jnp.any(valid, axis=tuple(range(1, x.ndim - 1)), keepdims=True))
+
+
 def _power(ratio, p, static_int: bool):
   return lax.integer_pow(ratio, int(p)) if static_int else jnp.power(ratio, p)
 
@@ -773,7 +812,14 @@ def initial_p(method: str, p: Any) -> float | jnp.ndarray:
   return float(p) if _checks.is_number(p) else jnp.asarray(p, jnp.float32)
 
 
-def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **kw) -> jnp.ndarray:
+def global_pool(
+  x: jnp.ndarray,
+  method: str = 'avg',
+  keepdims: bool = False,
+  *,
+  mask: jnp.ndarray | None = None,
+  **kw,
+) -> jnp.ndarray:
   r"""Global pooling: reduces every spatial axis, ``(N, *spatial, C) -> (N, C)``.
 
   Over the ``S`` spatial positions ``s`` of each (example, channel):
@@ -798,6 +844,11 @@ def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **k
       takes integers). Half precisions are computed in f32.
     method: one of the names above.
     keepdims: keep the spatial axes as size 1: ``(N, 1, ..., 1, C)``.
+    mask: bool ``(N, *spatial)`` or broadcastable to ``x``: the positions that are
+      data (a runtime value; e.g. the real length of each padded sequence). Every
+      method then reduces over the unmasked positions only ('avg' divides by
+      their count, 'max' never picks a masked one, 'gem' averages over them); an
+      example (or channel) with none gives 0 with a zero gradient.
     **kw: the method's keyword arguments (others raise ``ValueError``).
 
   Returns:
@@ -809,6 +860,8 @@ def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **k
     (Array([[3.]], dtype=float32), Array([[6.]], dtype=float32))
     >>> global_pool(x, 'gem', p=1.0)
     Array([[3.]], dtype=float32)
+    >>> global_pool(x, 'avg', mask=jnp.array([[True, True, False, False]]))
+    Array([[1.5]], dtype=float32)
   """
   _check_global_kw(method, kw)
   x = _numerics.as_array(x)
@@ -825,6 +878,10 @@ def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **k
   axes = tuple(range(1, x.ndim - 1))
   channels = x.shape[-1]
   xc = x.astype(_numerics.compute_dtype(x.dtype))
+  checked = _masks.check(mask, x, 'global_pool')
+  if checked is not None:
+    y = _masked_global(x, xc, checked[0], method, kw, axes).astype(x.dtype)
+    return y if keepdims else y.reshape(x.shape[0], y.shape[-1])
   if method == 'avg':
     y = jnp.mean(xc, axis=axes, keepdims=True)
   elif method == 'max':
@@ -845,6 +902,38 @@ def global_pool(x: jnp.ndarray, method: str = 'avg', keepdims: bool = False, **k
     y = (avg + mx) / 2 if method == 'avgmax' else jnp.concatenate([avg, mx], axis=-1)
   y = y.astype(x.dtype)
   return y if keepdims else y.reshape(x.shape[0], y.shape[-1])
+
+
+def _masked_global(x, xc, valid, method: str, kw: dict, axes) -> jnp.ndarray:
+  """:func:`global_pool` over the unmasked positions (keepdims, in the compute dtype).
+
+  Masked entries are replaced before any nonlinearity: by 0 in sums of powers
+  (they add nothing), by the lowest value for the maximum (never picked), by
+  the maximum in the softmax (weight zeroed after).
+  """
+  channels = x.shape[-1]
+  if method == 'avg':
+    return _masked_mean(xc, valid, axes)
+  if method == 'max':
+    return _masked_max(x, valid)
+  if method == 'soft':
+    return _masked_soft_reduce(
+      xc, valid, axes, _positive('temperature', kw.get('temperature', 1.0), channels)
+    )
+  if method == 'lp':
+    return _lp_reduce(_masks.data(xc, valid), axes, _positive('p', kw.get('p', 2.0), channels))
+  if method == 'gem':
+    p = _positive('p', kw.get('p', 3.0), channels)
+    eps = _positive('eps', kw.get('eps', 1e-6), channels)
+    # (mean_valid clamp(x)^p)^(1/p) = (sum_valid clamp(x)^p)^(1/p) * count^(-1/p)
+    xg = _masks.data(jnp.maximum(xc, eps), valid)
+    static_p = p if isinstance(p, float) else None
+    scale = lax.stop_gradient(jnp.max(xg, axis=axes, keepdims=True))
+    total = _power_mean(xg, jnp.asarray(p, xg.dtype), scale, axes, static_p, False)
+    count = jnp.sum(valid.astype(xc.dtype), axis=axes, keepdims=True)
+    return total * jnp.power(jnp.maximum(count, 1), -1.0 / jnp.asarray(p, xc.dtype))
+  avg, mx = _masked_mean(xc, valid, axes), _masked_max(xc, valid)
+  return (avg + mx) / 2 if method == 'avgmax' else jnp.concatenate([avg, mx], axis=-1)
 
 
 CHANNEL_METHODS = ('avg', 'max', 'soft')

@@ -471,6 +471,8 @@ def max_unpool(
   strides: int | Sequence[int] | None = None,
   padding: int | Sequence[int] = 0,
   output_size: Sequence[int] | None = None,
+  *,
+  mask: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
   r"""Inverse of :func:`max_pool` with ``return_indices``: PyTorch's ``max_unpool{1,2,3}d``.
 
@@ -492,6 +494,9 @@ def max_unpool(
     window, strides: as given to :func:`max_pool` (``strides=None`` = window).
     padding: int or per-dim ints, as given to :func:`max_pool`.
     output_size: spatial sizes, or the whole output shape (spatial taken).
+    mask: the pooled mask of a masked :func:`max_pool` (``return_mask=True``),
+      ``(*batch, *out)`` or broadcastable to ``y``: entries where it is False
+      (empty windows, whose index is -1) write nothing and are not checked.
 
   Returns:
     ``(*batch, *in, C)`` in ``y``'s dtype.
@@ -546,10 +551,16 @@ def max_unpool(
     )
 
   total = math.prod(size)
+  checked = _masks.check(mask, y, 'max_unpool')
+  if checked is not None:
+    # Entries outside the mask: an index past the end, which the scatter and gather drop.
+    indices = jnp.where(checked[0], indices, jnp.asarray(total, indices.dtype))
   try:
     concrete = np.asarray(indices)
   except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
     concrete = None  # traced: out-of-range entries are dropped below
+  if checked is not None and concrete is not None:
+    concrete = concrete[np.broadcast_to(np.asarray(checked[0]), concrete.shape)]
   if concrete is not None and concrete.size and (concrete.min() < 0 or concrete.max() >= total):
     bad = concrete[(concrete < 0) | (concrete >= total)]
     raise ValueError(

@@ -139,3 +139,98 @@ WHOLE = {
 #: Windows that take each path: unrolled (<= 9 taps), stacked (> 9 taps), per-dim passes
 #: (> 25 taps with a side above 9), in 2-d and 1-d.
 PATHS = {'2x2': (2, 2), '3x3': (3, 3), '5x5': (5, 5), '4x3': (4, 3), '10x10': (10, 10), '30': (30,)}
+
+
+# --- masked ops ---------------------------------------------------------------------------
+
+
+def _softmax_mean(xp, v, z):
+  """``sum softmax(z) v`` over axis 0 (the window's taps), max-subtracted."""
+  e = xp.exp(z - z.max(0))
+  return (e * v).sum(0) / e.sum(0)
+
+
+def _dsc(xp, v, eps=1e-6):
+  a = v.mean(0)
+  return _softmax_mean(xp, v, (2 * xp.abs(v * a) + eps) / (v * v + a * a + eps))
+
+
+def _idw(xp, v, eps=1e-6):
+  w = 1 / (xp.abs(v - v.mean(0)) + eps)
+  return (w * v).sum(0) / w.sum(0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Masked:
+  """A windowed op with ``mask=``: ``call(x, mask, window, strides, padding, **kw)`` and the
+  reduction of one window's unmasked taps, ``reduce(xp, v, logits)`` over axis 0 of ``v``
+  (``xp`` NumPy or jax.numpy: the tests' float64 window loop runs it on the kept taps).
+
+  ``winner``: +1/-1 for the max/min family (``return_indices`` for max). ``logits``: the op
+  takes LIP logits, passed as ``0.5 * x + 0.25`` (their taps reach ``reduce``).
+  """
+
+  call: Callable[..., Any]
+  reduce: Callable[..., Any]
+  winner: int = 0
+  logits: bool = False
+
+
+MASKED = {
+  'max_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.max_pool(x, w, s, p, mask=m, **k),
+    lambda xp, v, l: v.max(0),
+    winner=1,
+  ),
+  'min_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.min_pool(x, w, s, p, mask=m, **k),
+    lambda xp, v, l: v.min(0),
+    winner=-1,
+  ),
+  'avg_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.avg_pool(x, w, s, p, count_include_pad=False, mask=m, **k),
+    lambda xp, v, l: v.mean(0),
+  ),
+  'lp_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.lp_pool(x, 2.0, w, s, p, mask=m, **k),
+    lambda xp, v, l: xp.sqrt((v * v).sum(0)),
+  ),
+  'soft_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.soft_pool(x, w, s, p, mask=m, **k),
+    lambda xp, v, l: _softmax_mean(xp, v, v),
+  ),
+  'soft_pool (traced T)': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.soft_pool(
+      x, w, s, p, temperature=jnp.asarray(0.5), mask=m, **k
+    ),
+    lambda xp, v, l: _softmax_mean(xp, v, v / 0.5),
+  ),
+  'lip_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.lip_pool(x, 0.5 * x + 0.25, w, s, p, mask=m, **k),
+    lambda xp, v, l: _softmax_mean(xp, v, l),
+    logits=True,
+  ),
+  'edscw_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.edscw_pool(x, w, s, p, mask=m, **k),
+    lambda xp, v, l: _dsc(xp, v),
+  ),
+  'idw_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.idw_pool(x, w, s, p, mask=m, **k),
+    lambda xp, v, l: _idw(xp, v),
+  ),
+  'ada_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.ada_pool(x, 0.3, w, s, p, mask=m, **k),
+    lambda xp, v, l: 0.3 * _dsc(xp, v) + 0.7 * _softmax_mean(xp, v, v),
+  ),
+}
+
+#: global_pool methods with mask=: the reduction of one example's unmasked positions.
+GLOBAL_MASKED = {
+  'avg': ({}, lambda xp, v: v.mean(0)),
+  'max': ({}, lambda xp, v: v.max(0)),
+  'soft': ({'temperature': 0.7}, lambda xp, v: _softmax_mean(xp, v, v / 0.7)),
+  'lp': ({'p': 3.0}, lambda xp, v: ((v**3).sum(0)) ** (1 / 3)),
+  'gem': ({'p': 3.0}, lambda xp, v: ((xp.maximum(v, 1e-6) ** 3).mean(0)) ** (1 / 3)),
+  'avgmax': ({}, lambda xp, v: (v.mean(0) + v.max(0)) / 2),
+  'catavgmax': ({}, lambda xp, v: xp.concatenate([v.mean(0), v.max(0)])),
+}

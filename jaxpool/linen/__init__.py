@@ -5,6 +5,7 @@ from jaxpool.linen._adaptive import (
   AdaptiveMaxPool,
   ChannelPool,
   GlobalPool,
+  SegmentPool,
   SpatialPyramidPool,
 )
 from jaxpool.linen._blur import BlurPool, MaxBlurPool
@@ -27,6 +28,7 @@ __all__ = [
   'FractionalMaxPool',
   'GatedPool',
   'GlobalPool',
+  'SegmentPool',
   'IDWPool',
   'LIP',
   'LIPLogits',

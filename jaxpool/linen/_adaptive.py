@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import _checks, adaptive
+from jaxpool import _checks, adaptive, segments
 
 
 class AdaptiveAvgPool(nn.Module):
@@ -64,14 +64,18 @@ class GlobalPool(nn.Module):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None) -> jnp.ndarray:
     p: float | jnp.ndarray | None = self.p
     if self.learnable_p:
       init = adaptive.initial_p(self.method, p)
       shape = () if self.p_shape == 'scalar' else (x.shape[-1],)
       p = self.param('p', lambda _, s: jnp.full(s, init, jnp.float32), shape)
     return adaptive.global_pool(
-      x, self.method, self.keepdims, **adaptive.global_kwargs(p, self.eps, self.temperature)
+      x,
+      self.method,
+      self.keepdims,
+      mask=mask,
+      **adaptive.global_kwargs(p, self.eps, self.temperature),
     )
 
 
@@ -102,3 +106,53 @@ class SpatialPyramidPool(nn.Module):
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return adaptive.spatial_pyramid_pool(x, self.levels, self.method)
+
+
+def _check_segment_fields(num_segments, method, p, eps, temperature, learnable_p) -> None:
+  _checks.positive_int(num_segments, 'num_segments')
+  _checks.choice(method, 'method', segments.SEGMENT_METHODS)
+  if method == 'sum':
+    if adaptive.global_kwargs(p, eps, temperature) or learnable_p:
+      raise ValueError("SegmentPool method 'sum' takes no p, eps, temperature or learnable_p")
+  else:
+    adaptive.check_global_fields(method, p, eps, temperature, learnable_p)
+
+
+class SegmentPool(nn.Module):
+  """:func:`jaxpool.segment_pool` as a module: ``SegmentPool(num_segments)(x, segment_ids)``,
+  ``(N, *spatial, C) -> (N, num_segments, C)``.
+
+  Fields as :class:`GlobalPool` (``'sum'`` added to the methods); ``learnable_p=True``
+  (``'lp'``/``'gem'``) makes ``p`` a parameter, ``p_shape`` ``'scalar'`` or ``'channel'``.
+  """
+
+  num_segments: int
+  method: str = 'avg'
+  p: float | None = None
+  eps: float | None = None
+  temperature: float | None = None
+  learnable_p: bool = False
+  p_shape: str = 'scalar'
+
+  def __post_init__(self):
+    learnable_p = _checks.flag(self.learnable_p, 'learnable_p')
+    _check_segment_fields(
+      self.num_segments, self.method, self.p, self.eps, self.temperature, learnable_p
+    )
+    _checks.choice(self.p_shape, 'p_shape', ('scalar', 'channel'))
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, segment_ids: jnp.ndarray) -> jnp.ndarray:
+    p: float | jnp.ndarray | None = self.p
+    if self.learnable_p:
+      init = adaptive.initial_p(self.method, p)
+      shape = () if self.p_shape == 'scalar' else (x.shape[-1],)
+      p = self.param('p', lambda _, s: jnp.full(s, init, jnp.float32), shape)
+    return segments.segment_pool(
+      x,
+      segment_ids,
+      self.num_segments,
+      self.method,
+      **adaptive.global_kwargs(p, self.eps, self.temperature),
+    )

@@ -20,15 +20,21 @@ class MaxPool(Windowed):
     _checks.flag(self.return_indices, 'return_indices')
     super().__post_init__()
 
-  def __call__(self, x: jnp.ndarray):
-    return classic.max_pool(x, *self._geometry_args, return_indices=self.return_indices)
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
+    return classic.max_pool(
+      x,
+      *self._geometry_args,
+      return_indices=self.return_indices,
+      mask=mask,
+      return_mask=return_mask,
+    )
 
 
 class MinPool(Windowed):
   """:func:`jaxpool.min_pool` as a module."""
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return classic.min_pool(x, *self._geometry_args)
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
+    return classic.min_pool(x, *self._geometry_args, mask=mask, return_mask=return_mask)
 
 
 class AvgPool(Windowed):
@@ -42,12 +48,14 @@ class AvgPool(Windowed):
     classic.check_divisor_override(self.divisor_override)
     super().__post_init__()
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     return classic.avg_pool(
       x,
       *self._geometry_args,
       count_include_pad=self.count_include_pad,
       divisor_override=self.divisor_override,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 
@@ -67,9 +75,9 @@ class LPPool(Windowed):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     p = self.param('p', lambda _: jnp.asarray(self.p, jnp.float32)) if self.learnable_p else self.p
-    return classic.lp_pool(x, p, *self._geometry_args)
+    return classic.lp_pool(x, p, *self._geometry_args, mask=mask, return_mask=return_mask)
 
 
 class MaxUnpool(nn.Module):

@@ -41,7 +41,7 @@ class SoftPool(Windowed):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray):
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     temperature: float | jnp.ndarray = self.temperature
     if self.learnable_temperature:
       log_t = self.param(
@@ -49,7 +49,12 @@ class SoftPool(Windowed):
       )
       temperature = jnp.exp(log_t)
     return weighted.soft_pool(
-      x, *self._geometry_args, temperature=temperature, return_weights=self.return_weights
+      x,
+      *self._geometry_args,
+      temperature=temperature,
+      return_weights=self.return_weights,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 
@@ -118,13 +123,20 @@ class LIP(Windowed):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray):
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     if self.logit_module is not None:
       logits = self.logit_module(x)
     else:
       kernel = weighted.lip_logit_window(self.window, self.logit_window)
       logits = LIPLogits(kernel, self.coeff, name='logits')(x)
-    return weighted.lip_pool(x, logits, *self._geometry_args, return_weights=self.return_weights)
+    return weighted.lip_pool(
+      x,
+      logits,
+      *self._geometry_args,
+      return_weights=self.return_weights,
+      mask=mask,
+      return_mask=return_mask,
+    )
 
 
 class _EpsWeighted(Windowed):
@@ -140,9 +152,14 @@ class _EpsWeighted(Windowed):
     _checks.flag(self.return_weights, 'return_weights')
     super().__post_init__()
 
-  def __call__(self, x: jnp.ndarray):
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     return type(self)._pool(
-      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
+      x,
+      *self._geometry_args,
+      eps=self.eps,
+      return_weights=self.return_weights,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 
@@ -180,7 +197,7 @@ class AdaPool(Windowed):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray):
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = jnp.asarray(x)
     geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
     shape = _geometry.param_shape(self.beta_shape, geom.out_shape, x.shape[-1])
@@ -202,7 +219,13 @@ class AdaPool(Windowed):
         raise ValueError(f'AdaPool: {hint}')
     theta = self.param('theta', nn.initializers.zeros, shape, jnp.float32)
     return weighted.ada_pool(
-      x, nn.sigmoid(theta), *self._geometry_args, eps=self.eps, return_weights=self.return_weights
+      x,
+      nn.sigmoid(theta),
+      *self._geometry_args,
+      eps=self.eps,
+      return_weights=self.return_weights,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 

@@ -16,6 +16,7 @@ from jaxpool.nnx._adaptive import (
   AdaptiveMaxPool,
   ChannelPool,
   GlobalPool,
+  SegmentPool,
   SpatialPyramidPool,
 )
 from jaxpool.nnx._blur import BlurPool, MaxBlurPool
@@ -38,6 +39,7 @@ __all__ = [
   'FractionalMaxPool',
   'GatedPool',
   'GlobalPool',
+  'SegmentPool',
   'IDWPool',
   'LIP',
   'LIPLogits',

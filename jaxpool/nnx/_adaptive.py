@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import _checks, adaptive
+from jaxpool import _checks, adaptive, segments
 from jaxpool.nnx import _base
 from jaxpool.nnx._base import freeze
 
@@ -87,7 +87,7 @@ class GlobalPool(nnx.Module):
     else:
       self.p = p
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None) -> jnp.ndarray:
     p: nnx.Param | float | jax.Array | None = self.p
     if isinstance(p, nnx.Param):
       if self.p_shape == 'channel':
@@ -96,7 +96,11 @@ class GlobalPool(nnx.Module):
         )
       p = p[...]
     return adaptive.global_pool(
-      x, self.method, self.keepdims, **adaptive.global_kwargs(p, self.eps, self.temperature)
+      x,
+      self.method,
+      self.keepdims,
+      mask=mask,
+      **adaptive.global_kwargs(p, self.eps, self.temperature),
     )
 
 
@@ -123,3 +127,69 @@ class SpatialPyramidPool(nnx.Module):
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return adaptive.spatial_pyramid_pool(x, self.levels, self.method)
+
+
+class SegmentPool(nnx.Module):
+  """:func:`jaxpool.segment_pool` as an NNX module: ``SegmentPool(num_segments)(x, segment_ids)``,
+  ``(N, *spatial, C) -> (N, num_segments, C)``.
+
+  Arguments as :class:`GlobalPool` (``'sum'`` added to the methods); with
+  ``learnable_p=True`` (``'lp'``/``'gem'``) ``p`` is an ``nnx.Param``, scalar or
+  ``(C,)`` with ``p_shape='channel'`` (needs ``num_features``).
+  """
+
+  def __init__(
+    self,
+    num_segments: int,
+    method: str = 'avg',
+    p: float | None = None,
+    eps: float | None = None,
+    temperature: float | None = None,
+    learnable_p: bool = False,
+    p_shape: str = 'scalar',
+    *,
+    num_features: int | None = None,
+  ):
+    learnable_p = _checks.flag(learnable_p, 'learnable_p')
+    _checks.positive_int(num_segments, 'num_segments')
+    _checks.choice(method, 'method', segments.SEGMENT_METHODS)
+    if method == 'sum':
+      if adaptive.global_kwargs(p, eps, temperature) or learnable_p:
+        raise ValueError("SegmentPool method 'sum' takes no p, eps, temperature or learnable_p")
+    else:
+      adaptive.check_global_fields(method, p, eps, temperature, learnable_p)
+    _checks.choice(p_shape, 'p_shape', ('scalar', 'channel'))
+    _base.check_optional_num_features(num_features)
+    self.num_segments = freeze(int(num_segments))
+    self.method = freeze(method)
+    self.eps = eps
+    self.temperature = temperature
+    self.learnable_p = freeze(learnable_p)
+    self.p_shape = freeze(p_shape)
+    if learnable_p:
+      shape = (
+        ()
+        if p_shape == 'scalar'
+        else (_base.check_num_features(num_features, 'SegmentPool', "p_shape='channel'"),)
+      )
+      self.p: nnx.Param | float | None = nnx.Param(
+        jnp.full(shape, adaptive.initial_p(method, p), jnp.float32)
+      )
+    else:
+      self.p = p
+
+  def __call__(self, x: jnp.ndarray, segment_ids: jnp.ndarray) -> jnp.ndarray:
+    p: nnx.Param | float | jax.Array | None = self.p
+    if isinstance(p, nnx.Param):
+      if self.p_shape == 'channel':
+        _base.check_param_shape(
+          p, (jnp.shape(x)[-1],), 'SegmentPool', 'p', jnp.shape(x), "p_shape='channel'"
+        )
+      p = p[...]
+    return segments.segment_pool(
+      x,
+      segment_ids,
+      self.num_segments,
+      self.method,
+      **adaptive.global_kwargs(p, self.eps, self.temperature),
+    )

@@ -35,8 +35,14 @@ class MaxPool(Windowed):
     super().__init__(window, strides, padding, dilation, ceil_mode)
     self.return_indices = freeze(return_indices)
 
-  def __call__(self, x: jnp.ndarray):
-    return classic.max_pool(x, *self._geometry_args, return_indices=self.return_indices)
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
+    return classic.max_pool(
+      x,
+      *self._geometry_args,
+      return_indices=self.return_indices,
+      mask=mask,
+      return_mask=return_mask,
+    )
 
 
 class MinPool(Windowed):
@@ -52,8 +58,8 @@ class MinPool(Windowed):
   ):
     super().__init__(window, strides, padding, dilation, ceil_mode)
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return classic.min_pool(x, *self._geometry_args)
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
+    return classic.min_pool(x, *self._geometry_args, mask=mask, return_mask=return_mask)
 
 
 class AvgPool(Windowed):
@@ -75,12 +81,14 @@ class AvgPool(Windowed):
     self.count_include_pad = freeze(count_include_pad)
     self.divisor_override = freeze(divisor_override)
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     return classic.avg_pool(
       x,
       *self._geometry_args,
       count_include_pad=self.count_include_pad,
       divisor_override=self.divisor_override,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 
@@ -109,9 +117,9 @@ class LPPool(Windowed):
     # p also takes an array (the traced path): stored as given
     self.p: nnx.Param | float = nnx.Param(jnp.asarray(p, jnp.float32)) if learnable_p else p
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     p = self.p[...] if isinstance(self.p, nnx.Param) else self.p
-    return classic.lp_pool(x, p, *self._geometry_args)
+    return classic.lp_pool(x, p, *self._geometry_args, mask=mask, return_mask=return_mask)
 
 
 class MaxUnpool(nnx.Module):

@@ -52,12 +52,17 @@ class SoftPool(Windowed):
     if learnable_temperature:
       self.log_temperature = nnx.Param(weighted.initial_log_temperature(temperature))
 
-  def __call__(self, x: jnp.ndarray):
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     temperature: float | jax.Array = self.temperature
     if self.learnable_temperature:
       temperature = jnp.exp(self.log_temperature[...])
     return weighted.soft_pool(
-      x, *self._geometry_args, temperature=temperature, return_weights=self.return_weights
+      x,
+      *self._geometry_args,
+      temperature=temperature,
+      return_weights=self.return_weights,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 
@@ -157,9 +162,16 @@ class LIP(Windowed):
       c = _base.check_num_features(num_features, 'LIP', 'its default logit module (LIPLogits)')
       self.logits = LIPLogits(kernel, coeff, num_features=c, rngs=rngs)
 
-  def __call__(self, x: jnp.ndarray):
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     logits = self.logits(x) if self.logit_module is None else self.logit_module(x)
-    return weighted.lip_pool(x, logits, *self._geometry_args, return_weights=self.return_weights)
+    return weighted.lip_pool(
+      x,
+      logits,
+      *self._geometry_args,
+      return_weights=self.return_weights,
+      mask=mask,
+      return_mask=return_mask,
+    )
 
 
 class _EpsWeighted(Windowed):
@@ -184,9 +196,14 @@ class _EpsWeighted(Windowed):
     self.eps = freeze(eps)
     self.return_weights = freeze(return_weights)
 
-  def __call__(self, x: jnp.ndarray):
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     return type(self)._pool(
-      x, *self._geometry_args, eps=self.eps, return_weights=self.return_weights
+      x,
+      *self._geometry_args,
+      eps=self.eps,
+      return_weights=self.return_weights,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 
@@ -244,7 +261,7 @@ class AdaPool(Windowed):
     )
     self.theta = nnx.Param(jnp.zeros(shape, jnp.float32))
 
-  def __call__(self, x: jnp.ndarray):
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = jnp.asarray(x)
     _base.check_param_shape(
       self.theta,
@@ -261,6 +278,8 @@ class AdaPool(Windowed):
       *self._geometry_args,
       eps=self.eps,
       return_weights=self.return_weights,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 

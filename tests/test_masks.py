@@ -1,0 +1,531 @@
+"""Masked and segment pooling (issue [masks]), swept over every op with ``mask=``.
+
+References are independent: a float64 loop over each output window that keeps the
+taps inside the input and unmasked, reduced by the registry's formula
+(:data:`tests.registry.MASKED`), in NumPy for values and in float64 jax.numpy,
+differentiated by autodiff, for gradients. Empty windows are 0 with a zero
+gradient by the rule under test.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import export
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+import jaxpool
+import jaxpool.linen as jl
+import jaxpool.nnx as jn
+from tests import helpers
+from tests.registry import GLOBAL_MASKED, MASKED
+
+NAMES = sorted(MASKED)
+
+# (spatial, window, strides, padding): unrolled, stacked (> 9 taps) and per-dim paths,
+# 1-d and 2-d, overlapping and tiling, with padding.
+GEOMETRIES = {
+  '1d 3/s2/p1': ((11,), (3,), (2,), 1),
+  '2d 2x2': ((6, 6), (2, 2), (2, 2), 0),
+  '2d 3x3/s2/p1': ((7, 6), (3, 3), (2, 2), 1),
+  '2d 4x3/s1': ((7, 6), (4, 3), (1, 1), 0),
+  '2d 6x6/s1 (per-dim passes)': ((8, 8), (6, 6), (1, 1), 0),
+}
+
+
+def _windows(spatial, window, strides, pad):
+  """Per output position, the in-input spatial indices of its taps (padding left out)."""
+  outs = [(n + 2 * pad - k) // s + 1 for n, k, s in zip(spatial, window, strides)]
+  windows = {}
+  for p in itertools.product(*(range(o) for o in outs)):
+    taps = []
+    for o in itertools.product(*(range(k) for k in window)):
+      i = tuple(pi * s + oi - pad for pi, oi, s in zip(p, o, strides))
+      if all(0 <= a < n for a, n in zip(i, spatial)):
+        taps.append(i)
+    windows[p] = taps
+  return outs, windows
+
+
+def reference(xp, entry, x, mask, spatial, window, strides, pad):
+  """The op by its definition: per window, ``entry.reduce`` of the kept taps; 0 when none."""
+  outs, windows = _windows(spatial, window, strides, pad)
+  logits = 0.5 * x + 0.25
+  rows = []
+  for b in range(x.shape[0]):
+    out = []
+    for p in itertools.product(*(range(o) for o in outs)):
+      kept = [i for i in windows[p] if mask[(b, *i)]]
+      if not kept:
+        out.append(xp.zeros(x.shape[-1], x.dtype))
+        continue
+      v = xp.stack([x[(b, *i)] for i in kept])
+      lg = xp.stack([logits[(b, *i)] for i in kept])
+      out.append(entry.reduce(xp, v, lg))
+    rows.append(xp.stack(out).reshape(*outs, x.shape[-1]))
+  return xp.stack(rows)
+
+
+def _case(spatial, seed, kind='random'):
+  """``x`` ``(2, *spatial, 2)`` and a mask holding empty windows, an all-masked example row,
+  single valid positions."""
+  rng = np.random.default_rng(seed)
+  x = rng.standard_normal((2, *spatial, 2))
+  if kind == 'random':
+    mask = rng.random((2, *spatial)) < 0.55
+    mask[1, : spatial[0] // 2] = False  # a masked slab: whole windows and rows empty
+  elif kind == 'single':
+    mask = np.zeros((2, *spatial), bool)
+    mask[0, (0,) * len(spatial)] = True  # one valid position; example 1 all masked
+  else:
+    mask = np.ones((2, *spatial), bool)
+  return x, mask
+
+
+# Every op on the 1-d and the 3x3/s2/p1 geometry; a rotating share of the other pairs.
+_FIXED = [(n, g) for g in ('1d 3/s2/p1', '2d 3x3/s2/p1') for n in NAMES]
+_OTHERS = [(n, g) for g in sorted(GEOMETRIES) if not any(g == f for _, f in _FIXED) for n in NAMES]
+LOOP_CASES = helpers.rotating_share(_FIXED + _OTHERS, len(_FIXED), 4)
+
+
+@pytest.mark.parametrize('name, geometry', LOOP_CASES)
+def test_masked_values_and_gradients_match_a_float64_window_loop(name, geometry, x64):
+  entry = MASKED[name]
+  spatial, window, strides, pad = GEOMETRIES[geometry]
+  for kind, seed in (('random', 0), ('single', 1)):
+    x, mask = _case(spatial, seed, kind)
+    y = entry.call(jnp.asarray(x), jnp.asarray(mask), window, strides, pad)
+    want = reference(np, entry, x, mask, spatial, window, strides, pad)
+    np.testing.assert_allclose(y, want, rtol=1e-9, atol=1e-12, err_msg=f'{name} {kind}')
+    if kind != 'random':
+      continue
+    cot = np.random.default_rng(seed + 7).standard_normal(want.shape)
+
+    def loss(x, f):
+      return jnp.sum(f(x) * cot)
+
+    g = jax.grad(loss)(
+      jnp.asarray(x), lambda x: entry.call(x, jnp.asarray(mask), window, strides, pad)
+    )
+    g_ref = jax.grad(loss)(
+      jnp.asarray(x), lambda x: reference(jnp, entry, x, mask, spatial, window, strides, pad)
+    )
+    np.testing.assert_allclose(g, g_ref, rtol=1e-7, atol=1e-10, err_msg=f'{name} {kind}')
+    assert not np.any(np.asarray(g)[~mask]), f'{name}: gradient at a masked position'
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_all_true_mask_is_no_mask_and_the_pooled_mask_is_any(name):
+  entry = MASKED[name]
+  spatial, window, strides, pad = GEOMETRIES['2d 3x3/s2/p1']
+  x, mask = _case(spatial, 3, 'random')
+  x = jnp.asarray(x, jnp.float32)
+  ones = jnp.ones(mask.shape, bool)
+  f_none = lambda x: entry.call(x, None, window, strides, pad)
+  f_ones = lambda x: entry.call(x, ones, window, strides, pad)
+  np.testing.assert_allclose(f_ones(x), f_none(x), rtol=2e-6, atol=1e-7)
+  g1 = jax.grad(lambda x: jnp.sum(f_ones(x) ** 2))(x)
+  g0 = jax.grad(lambda x: jnp.sum(f_none(x) ** 2))(x)
+  np.testing.assert_allclose(g1, g0, rtol=2e-5, atol=1e-6)
+  _y, pooled = entry.call(x, jnp.asarray(mask), window, strides, pad, return_mask=True)
+  outs, windows = _windows(spatial, window, strides, pad)
+  want = np.array(
+    [
+      [any(mask[(b, *i)] for i in windows[p]) for p in itertools.product(*map(range, outs))]
+      for b in range(2)
+    ]
+  ).reshape(2, *outs)
+  np.testing.assert_array_equal(pooled, want)
+  assert pooled.shape == (2, *outs)
+  # the full-shape mask form returns the full-shape pooled mask
+  _, pooled_c = entry.call(x, jnp.asarray(mask)[..., None], window, strides, pad, return_mask=True)
+  np.testing.assert_array_equal(pooled_c[..., 0], want)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_garbage_at_masked_positions_never_reaches_values_or_derivatives(name):
+  """inf, NaN and finfo.max under the mask: the results are those of zeros there; every
+  derivative (grad, jvp, jacfwd == jacrev, the dot-product test) finite, 0 at masked inputs."""
+  entry = MASKED[name]
+  spatial, window, strides, pad = (5, 4), (3, 2), (1, 2), 1
+  x, mask = _case(spatial, 4, 'random')
+  x = jnp.asarray(x, jnp.float32)
+  m = jnp.asarray(mask)
+  garbage = jnp.where(m[..., None], x, jnp.asarray([jnp.nan, jnp.inf], jnp.float32))
+  big = jnp.where(m[..., None], x, jnp.finfo(jnp.float32).max)
+  f = lambda x: entry.call(x, m, window, strides, pad)
+  clean = jnp.where(m[..., None], x, 0)
+  for bad in (garbage, big):
+    np.testing.assert_array_equal(f(bad), f(clean))
+    g = jax.grad(lambda x: jnp.sum(jnp.sin(f(x))))(bad)
+    assert np.isfinite(g).all() and not np.asarray(g)[~mask].any()
+  t = jax.random.normal(jax.random.key(1), x.shape)
+  y, y_dot = jax.jvp(f, (garbage,), (t,))
+  assert np.isfinite(y).all() and np.isfinite(y_dot).all()
+  _, y_dot_clean = jax.jvp(f, (clean,), (jnp.where(m[..., None], t, 0),))
+  np.testing.assert_allclose(y_dot, y_dot_clean, rtol=1e-6, atol=1e-7)
+  # dot-product test: <J t, u> == <t, J^T u>
+  u = jax.random.normal(jax.random.key(2), y.shape)
+  _, vjp = jax.vjp(f, garbage)
+  np.testing.assert_allclose(jnp.vdot(y_dot, u), jnp.vdot(t, vjp(u)[0]), rtol=1e-4)
+  small = lambda x: entry.call(x, m[:1, :3, :3], (2, 2), 1, 0)
+  xs = garbage[:1, :3, :3, :1]
+  jf, jr = jax.jacfwd(small)(xs), jax.jacrev(small)(xs)
+  assert np.isfinite(jf).all()
+  np.testing.assert_allclose(jf, jr, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_a_masked_border_is_padding(name):
+  """Pooling with padding p equals pooling x explicitly padded by p with that border masked:
+  values, indices (max) and gradients."""
+  entry = MASKED[name]
+  x, _ = _case((7, 6), 5, 'all')
+  x = jnp.asarray(x, jnp.float32)
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=123.0)
+  m = jnp.pad(jnp.ones((2, 7, 6), bool), ((0, 0), (1, 1), (1, 1)))
+  padded = lambda x: entry.call(x, None, (3, 3), 2, 1)
+  masked = lambda xp: entry.call(xp, m, (3, 3), 2, 0)
+  np.testing.assert_allclose(masked(xp), padded(x), rtol=2e-6, atol=1e-7)
+  g_pad = jax.grad(lambda x: jnp.sum(padded(x) ** 2))(x)
+  g_mask = jax.grad(lambda xp: jnp.sum(masked(xp) ** 2))(xp)
+  np.testing.assert_allclose(g_mask[:, 1:-1, 1:-1], g_pad, rtol=2e-5, atol=1e-6)
+  assert not np.asarray(g_mask)[~np.asarray(m)].any()
+  if entry.winner == 1:
+    _, i_pad = entry.call(x, None, (3, 3), 2, 1, return_indices=True)
+    _, i_mask = entry.call(xp, m, (3, 3), 2, 0, return_indices=True)
+    rows, cols = np.divmod(np.asarray(i_mask), 8)
+    np.testing.assert_array_equal((rows - 1) * 6 + (cols - 1), i_pad)
+
+
+def test_avg_pool_count_include_pad_beside_a_mask():
+  """count_include_pad counts the explicit padding, never a masked position."""
+  x = jnp.arange(1.0, 7.0).reshape(1, 6, 1)
+  m = jnp.array([[True, True, False, True, True, True]])
+  # windows of 3, stride 3, padding 1: [pad, 1, 2] and [3 (masked), 4, 5]
+  y = jaxpool.avg_pool(x, (3,), 3, 1, count_include_pad=True, mask=m)
+  np.testing.assert_allclose(y[0, :, 0], [(1 + 2) / 3, (4 + 5) / 2])
+  y = jaxpool.avg_pool(x, (3,), 3, 1, count_include_pad=False, mask=m)
+  np.testing.assert_allclose(y[0, :, 0], [1.5, 4.5])
+  y = jaxpool.avg_pool(x, (3,), 3, 1, divisor_override=4, mask=m)
+  np.testing.assert_allclose(y[0, :, 0], [3 / 4, 9 / 4])
+
+
+def test_max_pool_indices_never_point_at_a_masked_position_and_unpool_round_trips():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((3, 9, 8, 4)), jnp.float32)
+  m = jnp.asarray(rng.random((3, 9, 8)) < 0.3)
+  for window, strides in (((2, 2), 2), ((3, 3), 3), ((5, 5), 5)):
+    y, idx, pooled = jaxpool.max_pool(
+      x, window, strides, mask=m, return_indices=True, return_mask=True
+    )
+    i = np.asarray(idx)
+    assert (i[~np.asarray(pooled)] == -1).all()
+    flat = np.asarray(m).reshape(3, -1)
+    for b in range(3):
+      hit = i[b][np.asarray(pooled)[b]]
+      assert flat[b][hit].all()
+    u = jaxpool.max_unpool(y, idx, window, strides, output_size=(9, 8), mask=pooled)
+    covered = np.zeros((3, 9, 8), bool)
+    covered[:, : (9 // strides) * strides, : (8 // strides) * strides] = True
+    kept = np.asarray(u) != 0
+    np.testing.assert_array_equal(np.asarray(u)[kept], np.asarray(x)[kept])
+    assert (kept <= (np.asarray(m) & covered)[..., None]).all()
+
+
+@pytest.mark.parametrize('name', ['max_pool', 'avg_pool', 'soft_pool', 'idw_pool'])
+def test_masks_are_runtime_values_under_jit_vmap_export_and_sharding(name):
+  entry = MASKED[name]
+  rng = np.random.default_rng(6)
+  x = jnp.asarray(rng.standard_normal((8, 10, 6, 3)), jnp.float32)
+  m = jnp.asarray(rng.random((8, 10, 6)) < 0.6)
+  f = lambda x, m: entry.call(x, m, (3, 3), 2, 1)
+  want = f(x, m)
+  grad = jax.grad(lambda x, m: jnp.sum(f(x, m) ** 2))
+  g_want = grad(x, m)
+  traces = []
+
+  def counted(x, m):
+    traces.append(1)
+    return f(x, m)
+
+  jitted = jax.jit(counted)
+  jitted(x, m)
+  np.testing.assert_allclose(
+    jitted(x, ~m | m.at[0].set(False)), f(x, ~m | m.at[0].set(False)), rtol=1e-6
+  )
+  assert len(traces) == 1, 'a new mask must not recompile'
+  per_example = jax.jit(jax.vmap(lambda x, m: f(x[None], m[None])[0]))(x, m)
+  np.testing.assert_allclose(per_example, want, rtol=1e-6, atol=1e-7)
+  (b,) = export.symbolic_shape('b')
+  spec = (jax.ShapeDtypeStruct((b, 10, 6, 3), jnp.float32), jax.ShapeDtypeStruct((b, 10, 6), bool))
+  exported = export.export(jax.jit(f))(*spec)
+  np.testing.assert_allclose(exported.call(x, m), want, rtol=1e-6, atol=1e-7)
+  g_exp = export.export(jax.jit(grad))(*spec)
+  np.testing.assert_allclose(g_exp.call(x, m), g_want, rtol=1e-5, atol=1e-6)
+  mesh = Mesh(np.array(jax.devices()[:8]), ('batch',))
+  xs = jax.device_put(x, NamedSharding(mesh, PartitionSpec('batch')))
+  ms = jax.device_put(m, NamedSharding(mesh, PartitionSpec('batch')))
+  np.testing.assert_allclose(jax.jit(f)(xs, ms), want, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(jax.jit(grad)(xs, ms), g_want, rtol=1e-5, atol=1e-6)
+
+
+def test_padding_invariance_of_a_sequence_pooled_at_two_lengths():
+  """The same sequences padded to two lengths (garbage in the padding): equal outputs at
+  the real positions and equal global pools, for every masked op."""
+  rng = np.random.default_rng(8)
+  lengths = np.array([5, 13, 1])
+  seq = rng.standard_normal((3, 13, 2)).astype(np.float32)
+  outs = {}
+  for total in (16, 24):
+    x = np.full((3, total, 2), 7.0e3, np.float32)
+    x[:, :13] = seq
+    m = np.arange(total)[None] < lengths[:, None]
+    x[~m] = 7.0e3
+    for name in NAMES:
+      y, pooled = MASKED[name].call(jnp.asarray(x), jnp.asarray(m), (3,), 2, 1, return_mask=True)
+      outs.setdefault(name, []).append((np.asarray(y)[:, :7], np.asarray(pooled)[:, :7]))
+    for method in GLOBAL_MASKED:
+      kw, _ = GLOBAL_MASKED[method]
+      y = jaxpool.global_pool(jnp.abs(jnp.asarray(x)), method, mask=jnp.asarray(m), **kw)
+      outs.setdefault(method, []).append((np.asarray(y), None))
+  for name, ((a, pa), (b, pb)) in outs.items():
+    valid = pa[..., None] if pa is not None else np.ones(a.shape, bool)
+    np.testing.assert_allclose(a * valid, b * valid, rtol=1e-6, atol=1e-7, err_msg=name)
+    if pa is not None:
+      np.testing.assert_array_equal(pa, pb)
+
+
+@pytest.mark.parametrize('method', sorted(GLOBAL_MASKED))
+def test_global_pool_with_a_mask_matches_a_float64_loop(method, x64):
+  kw, reduce = GLOBAL_MASKED[method]
+  rng = np.random.default_rng(9)
+  x = np.abs(rng.standard_normal((4, 5, 3, 2))) + 0.1
+  mask = rng.random((4, 5, 3)) < 0.5
+  mask[1] = False  # an empty example
+  mask[2] = False
+  mask[2, 4, 2] = True  # a single valid position
+
+  def ref(xp, x):
+    rows = []
+    for b in range(4):
+      v = x[b][mask[b]]
+      width = 2 * x.shape[-1] if method == 'catavgmax' else x.shape[-1]
+      rows.append(reduce(xp, v) if mask[b].any() else xp.zeros(width, x.dtype))
+    return xp.stack(rows)
+
+  y = jaxpool.global_pool(jnp.asarray(x), method, mask=jnp.asarray(mask), **kw)
+  np.testing.assert_allclose(y, ref(np, x), rtol=1e-9, atol=1e-12)
+  g = jax.grad(
+    lambda x: jnp.sum(jaxpool.global_pool(x, method, mask=jnp.asarray(mask), **kw) ** 2)
+  )(jnp.asarray(x))
+  g_ref = jax.grad(lambda x: jnp.sum(ref(jnp, x) ** 2))(jnp.asarray(x))
+  np.testing.assert_allclose(g, g_ref, rtol=1e-7, atol=1e-10)
+  assert not np.asarray(g)[~mask].any()
+  y_keep = jaxpool.global_pool(jnp.asarray(x), method, True, mask=jnp.asarray(mask), **kw)
+  assert y_keep.shape == (4, 1, 1, y.shape[-1])
+
+
+def test_global_pool_mask_with_learnable_p_and_temperature_has_finite_gradients():
+  x = jnp.asarray(np.random.default_rng(1).standard_normal((3, 6, 2)), jnp.float32)
+  m = jnp.array([[True] * 6, [False] * 6, [True, False] * 3])
+  for method, name in (('gem', 'p'), ('lp', 'p'), ('soft', 'temperature')):
+    g = jax.grad(lambda v: jnp.sum(jaxpool.global_pool(jnp.abs(x), method, mask=m, **{name: v})))(
+      jnp.full((2,), 2.5)
+    )
+    assert np.isfinite(g).all(), method
+
+
+# --- segment pooling ------------------------------------------------------------------------
+
+
+def _segment_case(seed=0):
+  rng = np.random.default_rng(seed)
+  x = np.abs(rng.standard_normal((3, 12, 2))) + 0.1
+  ids = rng.integers(0, 4, (3, 12))
+  ids[1] = np.repeat([0, 0, 2, 3], 3)  # segment 1 empty in row 1
+  return x, ids
+
+
+@pytest.mark.parametrize('method', ['sum', *sorted(GLOBAL_MASKED)])
+def test_segment_pool_matches_a_float64_loop(method, x64):
+  kw, reduce = GLOBAL_MASKED.get(method, ({}, lambda xp, v: v.sum(0)))
+  x, ids = _segment_case()
+
+  def ref(xp, x):
+    rows = []
+    for b in range(3):
+      row = []
+      for n in range(5):  # segment 4 is empty everywhere
+        sel = ids[b] == n
+        width = 2 * x.shape[-1] if method == 'catavgmax' else x.shape[-1]
+        row.append(reduce(xp, x[b][sel]) if sel.any() else xp.zeros(width, x.dtype))
+      rows.append(xp.stack(row))
+    return xp.stack(rows)
+
+  f = lambda x: jaxpool.segment_pool(x, jnp.asarray(ids), 5, method, **kw)
+  np.testing.assert_allclose(f(jnp.asarray(x)), ref(np, x), rtol=1e-9, atol=1e-12)
+  g = jax.grad(lambda x: jnp.sum(f(x) ** 2))(jnp.asarray(x))
+  g_ref = jax.grad(lambda x: jnp.sum(ref(jnp, x) ** 2))(jnp.asarray(x))
+  np.testing.assert_allclose(g, g_ref, rtol=1e-7, atol=1e-10)
+  t = jnp.asarray(np.random.default_rng(2).standard_normal(x.shape))
+  _, y_dot = jax.jvp(f, (jnp.asarray(x),), (t,))
+  _, y_dot_ref = jax.jvp(lambda x: ref(jnp, x), (jnp.asarray(x),), (t,))
+  np.testing.assert_allclose(y_dot, y_dot_ref, rtol=1e-7, atol=1e-10)
+
+
+def test_segment_pool_agrees_with_jax_ops_segment_reductions_on_non_empty_segments():
+  x, ids = _segment_case(3)
+  x = jnp.asarray(x, jnp.float32)
+  ids_j = jnp.asarray(ids)
+  for method, op in (('sum', jax.ops.segment_sum), ('max', jax.ops.segment_max)):
+    ours = jaxpool.segment_pool(x, ids_j, 5, method)
+    theirs = jax.vmap(lambda x, i: op(x, i, num_segments=5))(x, ids_j)
+    present = np.stack([np.isin(np.arange(5), ids[b]) for b in range(3)])
+    np.testing.assert_allclose(np.asarray(ours)[present], np.asarray(theirs)[present], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(ours)[~present], 0)
+    assert np.isneginf(np.asarray(theirs)[~present]).all() or method == 'sum'
+
+
+def test_segment_pool_drops_out_of_range_ids_under_jit_and_raises_when_concrete():
+  x = jnp.arange(8.0).reshape(1, 8, 1)
+  ids = jnp.array([[0, 0, -1, 1, 1, 5, 1, 0]])
+  with pytest.raises(
+    ValueError, match=r'segment_ids must lie in \[0, num_segments\) = \[0, 2\); got 2 outside'
+  ):
+    jaxpool.segment_pool(x, ids, 2, 'sum')
+  y = jax.jit(lambda x, i: jaxpool.segment_pool(x, i, 2, 'sum'))(x, ids)
+  np.testing.assert_allclose(y[0, :, 0], [0 + 1 + 7, 3 + 4 + 6])
+  garbage = x.at[0, 2, 0].set(jnp.nan).at[0, 5, 0].set(jnp.inf)
+  y = jax.jit(lambda x, i: jaxpool.segment_pool(x, i, 2, 'max'))(garbage, ids)
+  np.testing.assert_allclose(y[0, :, 0], [7, 6])
+  g = jax.jit(jax.grad(lambda x, i: jnp.sum(jaxpool.segment_pool(x, i, 2, 'avg'))))(garbage, ids)
+  assert np.isfinite(g).all() and g[0, 2, 0] == 0 and g[0, 5, 0] == 0
+
+
+def test_segment_pool_errors_name_the_argument():
+  x = jnp.ones((2, 4, 3))
+  ids = jnp.zeros((2, 4), jnp.int32)
+  with pytest.raises(TypeError, match='segment_ids must be integers; got dtype float32'):
+    jaxpool.segment_pool(x, ids.astype(jnp.float32), 2)
+  with pytest.raises(ValueError, match=r'segment_ids must have .* \(2, 4\); got \(2, 3\)'):
+    jaxpool.segment_pool(x, ids[:, :3], 2)
+  with pytest.raises(ValueError, match='num_segments'):
+    jaxpool.segment_pool(x, ids, 0)
+  with pytest.raises(ValueError, match='method'):
+    jaxpool.segment_pool(x, ids, 2, 'median')
+  with pytest.raises(ValueError, match="'sum' takes no keyword arguments"):
+    jaxpool.segment_pool(x, ids, 2, 'sum', p=2.0)
+
+
+# --- argument checks and modules --------------------------------------------------------------
+
+
+def test_mask_errors_name_the_argument():
+  x = jnp.ones((2, 6, 3))
+  with pytest.raises(TypeError, match=r'max_pool: mask must be a boolean array .*got dtype int32'):
+    jaxpool.max_pool(x, (2,), mask=jnp.ones((2, 6), jnp.int32))
+  with pytest.raises(
+    ValueError, match=r'avg_pool: mask must have shape \(2, 6\) .*got shape \(2, 5\)'
+  ):
+    jaxpool.avg_pool(x, (2,), mask=jnp.ones((2, 5), bool))
+  with pytest.raises(ValueError, match=r'got shape \(6,\)'):
+    jaxpool.soft_pool(x, (2,), mask=jnp.ones((6,), bool))
+  with pytest.raises(TypeError, match='mask must be a boolean array'):
+    jaxpool.lp_pool(x, 2.0, (2,), mask=True)
+  with pytest.raises(ValueError, match='return_mask=True needs a mask'):
+    jaxpool.idw_pool(x, (2,), return_mask=True)
+  with pytest.raises(TypeError, match='return_mask must be a bool'):
+    jaxpool.max_pool(x, (2,), mask=jnp.ones((2, 6), bool), return_mask='yes')
+  with pytest.raises(ValueError, match='global_pool: mask must have shape'):
+    jaxpool.global_pool(x, mask=jnp.ones((2, 7), bool))
+
+
+def test_masks_are_not_differentiable_but_pass_through_jvp():
+  x = jnp.ones((1, 4, 1))
+  m = jnp.array([[True, False, True, True]])
+  _y, y_dot = jax.jvp(lambda x: jaxpool.avg_pool(x, (2,), mask=m), (x,), (jnp.ones_like(x),))
+  np.testing.assert_allclose(y_dot[0, :, 0], [1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+  'linen, nnx_cls, kwargs',
+  [
+    (jl.MaxPool, jn.MaxPool, {}),
+    (jl.MinPool, jn.MinPool, {}),
+    (jl.AvgPool, jn.AvgPool, {'count_include_pad': False}),
+    (jl.LPPool, jn.LPPool, {'p': 2.0}),
+    (jl.SoftPool, jn.SoftPool, {'learnable_temperature': True}),
+    (jl.EDSCWPool, jn.EDSCWPool, {}),
+    (jl.IDWPool, jn.IDWPool, {}),
+    (jl.AdaPool, jn.AdaPool, {}),
+  ],
+)
+def test_modules_take_the_mask_at_call_time(linen, nnx_cls, kwargs):
+  rng = np.random.default_rng(10)
+  x = jnp.asarray(rng.standard_normal((2, 9, 3)), jnp.float32)
+  m = jnp.asarray(rng.random((2, 9)) < 0.5)
+  module = linen((3,), 2, 1, **kwargs)
+  params = module.init(jax.random.key(0), x, mask=m)
+  y, pooled = module.apply(params, x, mask=m, return_mask=True)
+  nnx_module = nnx_cls((3,), 2, 1, **kwargs)
+  y2, pooled2 = nnx_module(x, mask=m, return_mask=True)
+  np.testing.assert_allclose(y2, y, rtol=1e-6)
+  np.testing.assert_array_equal(pooled, pooled2)
+  name = linen.__name__
+  fn = {
+    'MaxPool': jaxpool.max_pool,
+    'MinPool': jaxpool.min_pool,
+    'AvgPool': lambda *a, **k: jaxpool.avg_pool(*a, count_include_pad=False, **k),
+    'LPPool': lambda x, *a, **k: jaxpool.lp_pool(x, 2.0, *a, **k),
+    'SoftPool': jaxpool.soft_pool,
+    'EDSCWPool': jaxpool.edscw_pool,
+    'IDWPool': jaxpool.idw_pool,
+    'AdaPool': lambda x, *a, **k: jaxpool.ada_pool(x, 0.5, *a, **k),
+  }[name]
+  np.testing.assert_allclose(y, fn(x, (3,), 2, 1, mask=m), rtol=1e-6, atol=1e-7)
+
+
+def test_lip_and_global_and_segment_modules():
+  rng = np.random.default_rng(11)
+  x = jnp.asarray(rng.standard_normal((2, 8, 3)), jnp.float32)
+  m = jnp.asarray(rng.random((2, 8)) < 0.5)
+  lip = jl.LIP((2,))
+  params = lip.init(jax.random.key(0), x, mask=m)
+  y = lip.apply(params, x, mask=m)
+  np.testing.assert_allclose(
+    y, jaxpool.avg_pool(x, (2,), count_include_pad=False, mask=m), rtol=1e-5, atol=1e-6
+  )
+  y = jn.LIP((2,), num_features=3, rngs=__import__('flax').nnx.Rngs(0))(x, mask=m)
+  np.testing.assert_allclose(
+    y, jaxpool.avg_pool(x, (2,), count_include_pad=False, mask=m), rtol=1e-5, atol=1e-6
+  )
+  gem = jl.GlobalPool('gem', learnable_p=True)
+  params = gem.init(jax.random.key(0), jnp.abs(x), mask=m)
+  np.testing.assert_allclose(
+    gem.apply(params, jnp.abs(x), mask=m), jaxpool.global_pool(jnp.abs(x), 'gem', mask=m), rtol=1e-6
+  )
+  np.testing.assert_allclose(
+    jn.GlobalPool('gem', learnable_p=True)(jnp.abs(x), mask=m),
+    jaxpool.global_pool(jnp.abs(x), 'gem', mask=m),
+    rtol=1e-6,
+  )
+  ids = jnp.asarray(rng.integers(0, 3, (2, 8)))
+  seg = jl.SegmentPool(3, 'gem', learnable_p=True, p_shape='channel')
+  params = seg.init(jax.random.key(0), jnp.abs(x), ids)
+  assert params['params']['p'].shape == (3,)
+  want = jaxpool.segment_pool(jnp.abs(x), ids, 3, 'gem')
+  np.testing.assert_allclose(seg.apply(params, jnp.abs(x), ids), want, rtol=1e-6)
+  seg2 = jn.SegmentPool(3, 'gem', learnable_p=True, p_shape='channel', num_features=3)
+  np.testing.assert_allclose(seg2(jnp.abs(x), ids), want, rtol=1e-6)
+  np.testing.assert_allclose(
+    jl.SegmentPool(3, 'sum').apply({}, x, ids), jaxpool.segment_pool(x, ids, 3, 'sum'), rtol=1e-6
+  )
+  with pytest.raises(ValueError, match="'sum' takes no p"):
+    jn.SegmentPool(3, 'sum', p=2.0)
+  with pytest.raises(ValueError, match='num_segments'):
+    jl.SegmentPool(0)
