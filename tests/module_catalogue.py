@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,7 @@ MODULE_FOR = {
   'global_pool': 'GlobalPool',
   'channel_pool': 'ChannelPool',
   'spatial_pyramid_pool': 'SpatialPyramidPool',
+  'segment_pool': 'SegmentPool',
   'max_avg_pool': 'MaxAvgPool',
   'gated_pool': 'GatedPool',
   'tree_pool': 'TreePool',
@@ -67,6 +69,9 @@ MODULE_FOR = {
 #: ``guide`` field chooses 'lite' or 'full').
 NOT_FIELDS = {
   'x',
+  'mask',
+  'return_mask',
+  'segment_ids',
   'y',
   'indices',
   'weights',
@@ -209,6 +214,11 @@ class Spec:
     return self.name
 
 
+def _segment_ids(x):
+  """Labels 0, 1, 0, 1, ... over ``x``'s positions (segment 2 stays empty)."""
+  return (jnp.arange(math.prod(x.shape[:-1])) % 2).reshape(x.shape[:-1])
+
+
 def _sig(p):
   return jax.nn.sigmoid(p)
 
@@ -289,6 +299,14 @@ SPECS = [
     dict(method='gem', learnable_p=True, p_shape='channel'),
     lambda x, p: jaxpool.global_pool(x, 'gem', p=p['p']),
     nnx_kw=dict(num_features=C),
+    positive=True,
+  ),
+  Spec(
+    'SegmentPool',
+    dict(num_segments=3, method='gem', learnable_p=True, p_shape='channel'),
+    lambda x, p: jaxpool.segment_pool(x, _segment_ids(x), 3, 'gem', p=p['p']),
+    nnx_kw=dict(num_features=C),
+    inputs=lambda x: (x, _segment_ids(x)),
     positive=True,
   ),
   Spec(
@@ -398,6 +416,7 @@ WITH_PARAMS = frozenset(
     'LIP',
     'AdaPool',
     'GlobalPool',
+    'SegmentPool',
     'MaxAvgPool',
     'GatedPool',
     'TreePool',
@@ -519,6 +538,8 @@ BAD_CONFIGS = [
   ('AdaptiveAvgPool', dict(output_size=0), ValueError, 'output_size entries must be >= 1'),
   ('AdaptiveMaxPool', dict(output_size='7'), TypeError, 'output_size must be an int'),
   ('GlobalPool', dict(method='median'), ValueError, 'method must be one of'),
+  ('SegmentPool', dict(num_segments=0), ValueError, 'num_segments must be'),
+  ('SegmentPool', dict(num_segments=2, method='sum', p=2.0), ValueError, "'sum' takes no p"),
   ('GlobalPool', dict(method='avg', learnable_p=True), ValueError, 'learnable_p needs'),
   ('ChannelPool', dict(method='median'), ValueError, 'method must be one of'),
   ('SpatialPyramidPool', dict(method='lp'), ValueError, 'method must be one of'),

@@ -38,6 +38,16 @@ class AdaptiveMaxPool(nn.Module):
     return adaptive.adaptive_max_pool(x, self.output_size, return_indices=self.return_indices)
 
 
+def _p_argument(module, x: jnp.ndarray) -> float | jnp.ndarray | None:
+  """A GlobalPool or SegmentPool's ``p``: the field, or with ``learnable_p`` its parameter
+  ``'p'`` (initialised to the field, else the method's default; scalar or per channel)."""
+  if not module.learnable_p:
+    return module.p
+  init = adaptive.initial_p(module.method, module.p)
+  shape = () if module.p_shape == 'scalar' else (x.shape[-1],)
+  return module.param('p', lambda _, s: jnp.full(s, init, jnp.float32), shape)
+
+
 class GlobalPool(nn.Module):
   """:func:`jaxpool.global_pool` as a module: ``(N, *spatial, C) -> (N, C)``.
 
@@ -65,11 +75,7 @@ class GlobalPool(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None) -> jnp.ndarray:
-    p: float | jnp.ndarray | None = self.p
-    if self.learnable_p:
-      init = adaptive.initial_p(self.method, p)
-      shape = () if self.p_shape == 'scalar' else (x.shape[-1],)
-      p = self.param('p', lambda _, s: jnp.full(s, init, jnp.float32), shape)
+    p = _p_argument(self, x)
     return adaptive.global_pool(
       x,
       self.method,
@@ -108,16 +114,6 @@ class SpatialPyramidPool(nn.Module):
     return adaptive.spatial_pyramid_pool(x, self.levels, self.method)
 
 
-def _check_segment_fields(num_segments, method, p, eps, temperature, learnable_p) -> None:
-  _checks.positive_int(num_segments, 'num_segments')
-  _checks.choice(method, 'method', segments.SEGMENT_METHODS)
-  if method == 'sum':
-    if adaptive.global_kwargs(p, eps, temperature) or learnable_p:
-      raise ValueError("SegmentPool method 'sum' takes no p, eps, temperature or learnable_p")
-  else:
-    adaptive.check_global_fields(method, p, eps, temperature, learnable_p)
-
-
 class SegmentPool(nn.Module):
   """:func:`jaxpool.segment_pool` as a module: ``SegmentPool(num_segments)(x, segment_ids)``,
   ``(N, *spatial, C) -> (N, num_segments, C)``.
@@ -136,7 +132,7 @@ class SegmentPool(nn.Module):
 
   def __post_init__(self):
     learnable_p = _checks.flag(self.learnable_p, 'learnable_p')
-    _check_segment_fields(
+    segments.check_segment_fields(
       self.num_segments, self.method, self.p, self.eps, self.temperature, learnable_p
     )
     _checks.choice(self.p_shape, 'p_shape', ('scalar', 'channel'))
@@ -144,11 +140,7 @@ class SegmentPool(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, segment_ids: jnp.ndarray) -> jnp.ndarray:
-    p: float | jnp.ndarray | None = self.p
-    if self.learnable_p:
-      init = adaptive.initial_p(self.method, p)
-      shape = () if self.p_shape == 'scalar' else (x.shape[-1],)
-      p = self.param('p', lambda _, s: jnp.full(s, init, jnp.float32), shape)
+    p = _p_argument(self, x)
     return segments.segment_pool(
       x,
       segment_ids,

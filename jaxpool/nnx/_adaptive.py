@@ -37,6 +37,29 @@ class AdaptiveMaxPool(nnx.Module):
     return adaptive.adaptive_max_pool(x, self.output_size, return_indices=self.return_indices)
 
 
+def _p_field(method, p, learnable_p: bool, p_shape: str, num_features, owner: str):
+  """A GlobalPool or SegmentPool's ``p``: as given, or with ``learnable_p`` an ``nnx.Param``
+  (the given value, else the method's default; scalar, or ``(num_features,)`` per channel)."""
+  if not learnable_p:
+    return p
+  shape = (
+    ()
+    if p_shape == 'scalar'
+    else (_base.check_num_features(num_features, owner, "p_shape='channel'"),)
+  )
+  return nnx.Param(jnp.full(shape, adaptive.initial_p(method, p), jnp.float32))
+
+
+def _p_value(module, x: jnp.ndarray, owner: str) -> float | jax.Array | None:
+  """The ``p`` to pass on: a parameter's value (its shape checked against ``x``'s channels)."""
+  p = module.p
+  if not isinstance(p, nnx.Param):
+    return p
+  if module.p_shape == 'channel':
+    _base.check_param_shape(p, (jnp.shape(x)[-1],), owner, 'p', jnp.shape(x), "p_shape='channel'")
+  return p[...]
+
+
 class GlobalPool(nnx.Module):
   """:func:`jaxpool.global_pool` as an NNX module: ``(N, *spatial, C) -> (N, C)``.
 
@@ -75,26 +98,10 @@ class GlobalPool(nnx.Module):
     self.temperature = temperature
     self.learnable_p = freeze(learnable_p)
     self.p_shape = freeze(p_shape)
-    if learnable_p:
-      shape = (
-        ()
-        if p_shape == 'scalar'
-        else (_base.check_num_features(num_features, 'GlobalPool', "p_shape='channel'"),)
-      )
-      self.p: nnx.Param | float | None = nnx.Param(
-        jnp.full(shape, adaptive.initial_p(method, p), jnp.float32)
-      )
-    else:
-      self.p = p
+    self.p = _p_field(method, p, learnable_p, p_shape, num_features, 'GlobalPool')
 
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None) -> jnp.ndarray:
-    p: nnx.Param | float | jax.Array | None = self.p
-    if isinstance(p, nnx.Param):
-      if self.p_shape == 'channel':
-        _base.check_param_shape(
-          p, (jnp.shape(x)[-1],), 'GlobalPool', 'p', jnp.shape(x), "p_shape='channel'"
-        )
-      p = p[...]
+    p = _p_value(self, x, 'GlobalPool')
     return adaptive.global_pool(
       x,
       self.method,
@@ -151,13 +158,7 @@ class SegmentPool(nnx.Module):
     num_features: int | None = None,
   ):
     learnable_p = _checks.flag(learnable_p, 'learnable_p')
-    _checks.positive_int(num_segments, 'num_segments')
-    _checks.choice(method, 'method', segments.SEGMENT_METHODS)
-    if method == 'sum':
-      if adaptive.global_kwargs(p, eps, temperature) or learnable_p:
-        raise ValueError("SegmentPool method 'sum' takes no p, eps, temperature or learnable_p")
-    else:
-      adaptive.check_global_fields(method, p, eps, temperature, learnable_p)
+    segments.check_segment_fields(num_segments, method, p, eps, temperature, learnable_p)
     _checks.choice(p_shape, 'p_shape', ('scalar', 'channel'))
     _base.check_optional_num_features(num_features)
     self.num_segments = freeze(int(num_segments))
@@ -166,26 +167,10 @@ class SegmentPool(nnx.Module):
     self.temperature = temperature
     self.learnable_p = freeze(learnable_p)
     self.p_shape = freeze(p_shape)
-    if learnable_p:
-      shape = (
-        ()
-        if p_shape == 'scalar'
-        else (_base.check_num_features(num_features, 'SegmentPool', "p_shape='channel'"),)
-      )
-      self.p: nnx.Param | float | None = nnx.Param(
-        jnp.full(shape, adaptive.initial_p(method, p), jnp.float32)
-      )
-    else:
-      self.p = p
+    self.p = _p_field(method, p, learnable_p, p_shape, num_features, 'SegmentPool')
 
   def __call__(self, x: jnp.ndarray, segment_ids: jnp.ndarray) -> jnp.ndarray:
-    p: nnx.Param | float | jax.Array | None = self.p
-    if isinstance(p, nnx.Param):
-      if self.p_shape == 'channel':
-        _base.check_param_shape(
-          p, (jnp.shape(x)[-1],), 'SegmentPool', 'p', jnp.shape(x), "p_shape='channel'"
-        )
-      p = p[...]
+    p = _p_value(self, x, 'SegmentPool')
     return segments.segment_pool(
       x,
       segment_ids,
