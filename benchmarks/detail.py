@@ -84,6 +84,7 @@ EXCLUDED = {
   'adaptive_avg_pool': 'equals avg_pool when k divides the size (the crops are divisible)',
   'adaptive_max_pool': 'equals max_pool when k divides the size (the crops are divisible)',
   'global_pool': 'reduces all spatial positions to one',
+  'segment_pool': 'reduces each labelled region to one vector',
   'channel_pool': 'pools over channels, not space',
   'spatial_pyramid_pool': 'fixed-length global descriptor, not an image',
 }

@@ -61,6 +61,11 @@ def _one_batch_dim(x):
   return x.reshape(n, *x.shape[-3:])
 
 
+def _labels(x):
+  """Segment labels 0, 1, 0, 1, ... over ``x``'s positions (label 2 stays empty)."""
+  return (jnp.arange(math.prod(x.shape[:-1])) % 2).reshape(x.shape[:-1])
+
+
 CALLS = {
   'max_pool': lambda x, key: jaxpool.max_pool(x, (3, 3), 2, 1),
   'min_pool': lambda x, key: jaxpool.min_pool(x, (3, 3), 2, 1, dilation=(1, 2)),
@@ -70,6 +75,9 @@ CALLS = {
   'adaptive_avg_pool': lambda x, key: jaxpool.adaptive_avg_pool(x, (5, 3)),
   'adaptive_max_pool': lambda x, key: jaxpool.adaptive_max_pool(x, (5, 3)),
   'global_pool': lambda x, key: jaxpool.global_pool(_one_batch_dim(x), 'gem', p=3.0),
+  'segment_pool': lambda x, key: jaxpool.segment_pool(
+    _one_batch_dim(x), _labels(_one_batch_dim(x)), 3, 'gem', p=3.0
+  ),
   'channel_pool': lambda x, key: jaxpool.channel_pool(x, 'avg'),
   'spatial_pyramid_pool': lambda x, key: jaxpool.spatial_pyramid_pool(_one_batch_dim(x), (1, 2, 3)),
   'soft_pool': lambda x, key: jaxpool.soft_pool(x, (3, 3), 2, 1),
@@ -209,6 +217,16 @@ DIFF_CASES: dict[str, DiffCase] = {
     lambda x, p, key: jaxpool.global_pool(_images(x), 'gem', p=p['p']),
     lambda shape: dict(p=_unit((shape[-1],), 1, 2.0, 4.0)),
     positive=True,
+  ),
+  'segment_pool': DiffCase(
+    'segment_pool',
+    lambda x, p, key: jaxpool.segment_pool(_images(x), _labels(_images(x)), 3, 'gem', p=p['p']),
+    lambda shape: dict(p=_unit((shape[-1],), 1, 2.0, 4.0)),
+    positive=True,
+  ),
+  'segment_pool-max': DiffCase(
+    'segment_pool',
+    lambda x, p, key: jaxpool.segment_pool(_images(x), _labels(_images(x)), 3, 'max'),
   ),
   'global_pool-catavgmax': DiffCase(
     'global_pool', lambda x, p, key: jaxpool.global_pool(_images(x), 'catavgmax')

@@ -38,6 +38,7 @@ import jaxpool.nnx as jn
 
 C = 2
 X = jnp.asarray(np.random.default_rng(0).uniform(0.5, 1.5, (1, 4, 4, C)), jnp.float32)
+_IDS = (jnp.arange(16) % 2).reshape(1, 4, 4)  # segment_pool's labels for X
 KEY = jax.random.key(0)
 
 
@@ -337,6 +338,18 @@ PAIRS = [
     lambda **kw: jaxpool.adaptive_max_pool(X, **{'output_size': 2, **kw}),
     dict(output_size=ints(2), return_indices=FLAG),
     dict(output_size=2),
+  ),
+  Pair(
+    'SegmentPool',
+    lambda num_segments=2, method='avg', **kw: jaxpool.segment_pool(
+      X, _IDS, num_segments, method, **kw
+    ),
+    dict(
+      num_segments=ints(2),
+      method=choices('sum', 'avg', 'max', 'soft', 'lp', 'gem', 'avgmax', 'catavgmax'),
+    ),
+    dict(num_segments=2),
+    inputs=lambda kw: (X, _IDS),
   ),
   Pair(
     'GlobalPool',

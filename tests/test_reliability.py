@@ -182,6 +182,7 @@ WINDOW = {
   'adaptive_avg_pool': 16,
   'adaptive_max_pool': 16,
   'global_pool': 144,
+  'segment_pool': 144,
   'channel_pool': 4,
   'spatial_pyramid_pool': 144,
   'soft_pool': 9,
@@ -438,6 +439,7 @@ NOT_MAX_LIKE = {
   'lift_down_pool',
   'lift_up_pool',
   'stochastic_pool',
+  'segment_pool',  # its 'max' is global_pool's, swept there against PyTorch
 }
 
 
@@ -717,6 +719,9 @@ DIRECT_CALLS = {
     x, {k: jnp.zeros(x.shape, jnp.float32) for k in ('LH', 'HL', 'HH')}, jnp.ones(1), jnp.ones(1)
   ),
   's3_pool': lambda x, **kw: jaxpool.s3_pool(x, (2, 2)),
+  'segment_pool': lambda x, **kw: jaxpool.segment_pool(
+    x, jnp.zeros(x.shape[:-1], jnp.int32), 2, 'max'
+  ),
 }
 
 
@@ -729,12 +734,14 @@ def test_every_flag_is_a_bool(name):
   call = DIRECT_CALLS[name]
   x = jnp.asarray(_X)
   for flag in _flags(getattr(jaxpool, name)):
+    # return_mask needs a mask to return
+    extra = {'mask': jnp.ones(x.shape[:-1], bool)} if flag == 'return_mask' else {}
     for bad in ('no', 1, None, 0.0):
       with pytest.raises(TypeError, match=flag):
-        call(x, **{flag: bad})
+        call(x, **{flag: bad}, **extra)
     for value in (False, True):
-      want = call(x, **{flag: value})
-      got = call(x, **{flag: np.bool_(value)})
+      want = call(x, **{flag: value}, **extra)
+      got = call(x, **{flag: np.bool_(value)}, **extra)
       assert jax.tree.structure(got) == jax.tree.structure(want), flag
       for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_array_equal(g, w)
@@ -807,6 +814,25 @@ ARGUMENTS = {
   ('fractional_max_pool', 'samples'): lambda v: jaxpool.fractional_max_pool(
     _XJ, (2, 2), output_size=3, samples=v
   ),
+  ('segment_pool', 'segment_ids'): lambda v: jaxpool.segment_pool(_XJ, v, 2),
+  **{
+    (name, 'mask'): (lambda name: lambda v: DIRECT_CALLS[name](_XJ, mask=v))(name)
+    for name in (
+      'max_pool',
+      'min_pool',
+      'avg_pool',
+      'lp_pool',
+      'soft_pool',
+      'lip_pool',
+      'edscw_pool',
+      'idw_pool',
+      'ada_pool',
+      'global_pool',
+    )
+  },
+  ('max_unpool', 'mask'): lambda v: jaxpool.max_unpool(
+    _XJ, jnp.zeros(_XJ.shape, jnp.int32), (2, 2), mask=v
+  ),
 }
 #: Arguments that are static configuration (geometry, names, keys), checked elsewhere.
 STATIC = {
@@ -828,6 +854,7 @@ STATIC = {
   'pad_mode',
   'divisor_override',
   'kw',
+  'num_segments',
 }
 
 
