@@ -13,6 +13,7 @@ does not. Runs in about a minute on a CPU::
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import flax.linen as nn
@@ -43,19 +44,24 @@ def make_data(n: int, seed: int):
 
 
 class Classifier(nn.Module):
-  """conv -> relu -> pool (3, stride 2) -> conv -> relu -> global pool -> dense."""
+  """conv -> relu -> pool (3, stride 2, ceil_mode) -> conv -> relu -> global pool -> dense."""
 
   pooling: str  # 'max' or 'avg'
   masked: bool
 
   @nn.compact
   def __call__(self, x, mask):
-    local = jaxpool.max_pool if self.pooling == 'max' else jaxpool.avg_pool
+    if self.pooling == 'max':
+      local = jaxpool.max_pool
+    else:  # padding must not count either, or the divisor depends on the padded length
+      local = functools.partial(jaxpool.avg_pool, count_include_pad=False)
     h = nn.relu(nn.Conv(16, (7,))(x))
+    # ceil_mode: the window that starts on a sequence's last position exists whatever the
+    # padded length (without it, a sequence that fills the array loses that window)
     if self.masked:  # outputs with no real position in their window are 0
-      h, mask = local(h, (3,), 2, 1, mask=mask, return_mask=True)
+      h, mask = local(h, (3,), 2, 1, ceil_mode=True, mask=mask, return_mask=True)
     else:
-      h = local(h, (3,), 2, 1)
+      h = local(h, (3,), 2, 1, ceil_mode=True)
     h = nn.relu(nn.Conv(32, (5,))(h))
     if self.masked:
       h = jaxpool.global_pool(h, self.pooling, mask=mask)

@@ -529,3 +529,18 @@ def test_lip_and_global_and_segment_modules():
     jn.SegmentPool(3, 'sum', p=2.0)
   with pytest.raises(ValueError, match='num_segments'):
     jl.SegmentPool(0)
+
+
+def test_the_masked_sequences_example_is_padding_invariant_only_when_masked():
+  import sys
+
+  sys.path.insert(0, str(__import__('pathlib').Path(__file__).parents[1] / 'examples'))
+  import masked_sequences as ex
+
+  x, lengths, labels = ex.make_data(128, seed=0)
+  xt, lt, yt = ex.make_data(64, seed=1)
+  for masked in (False, True):
+    model = ex.Classifier('avg', masked)
+    params = ex.train(model, x, lengths, labels, steps=5)
+    _, _, delta = ex.evaluate(model, params, xt, lt, yt)
+    assert (delta == 0) if masked else (delta > 1e-3), (masked, delta)
