@@ -228,15 +228,16 @@ def _nonzero_total(s0, geom: Geometry, masked: bool):
   return s0
 
 
-def _masked_logits(t_taps: _windows.Taps, valid: _windows.Taps) -> _windows.Taps:
+def _masked_logits(t_taps: _windows.Taps, valid: _windows.Taps):
   """Logit taps with every masked tap reading its window's largest unmasked logit (0 in an
-  empty window): a value some real tap holds, so every weight computed from it is finite
-  (the double ``where``: nothing inf or NaN even where the weight is then zeroed), and
-  the window's normaliser, a max or a min over its taps, is unchanged."""
+  empty window), and that logit: a value some real tap holds, so every weight computed from
+  it is finite (the double ``where``: nothing inf or NaN even where the weight is then
+  zeroed), and the window's normaliser, a max or a min over its taps, is unchanged (for the
+  softmax kinds it is that largest logit)."""
   low = -jnp.inf
   ref = t_taps.map(lambda t, v: jnp.where(v, t, low), valid).where_valid(low).max()
   ref = lax.stop_gradient(jnp.where(ref > low, ref, jnp.zeros((), ref.dtype)))
-  return t_taps.map(lambda t, v, r: jnp.where(v, t, r), valid, ref)
+  return t_taps.map(lambda t, v, r: jnp.where(v, t, r), valid, ref), ref
 
 
 def _unnormalised(xc, tc, sc, valid, geom: Geometry, kind):
@@ -248,13 +249,16 @@ def _unnormalised(xc, tc, sc, valid, geom: Geometry, kind):
   """
   x_taps = _windows.Taps.read(xc, geom, 0.0)
   t_taps = x_taps if tc is None else _windows.Taps.read(tc, geom, 0.0)
-  v_taps = None
+  v_taps = m = None
   if valid is not None:
     v_taps = _windows.Taps.read(valid, geom, False, stacked=t_taps.stacked)
-    t_taps = _masked_logits(t_taps, v_taps)
+    t_taps, largest = _masked_logits(t_taps, v_taps)
     if tc is None:
       x_taps = t_taps
-  m = _normaliser(kind, t_taps, sc)
+    if isinstance(kind, _Softmax):
+      m = largest  # the softmax normaliser, already taken
+  if m is None:
+    m = _normaliser(kind, t_taps, sc)
   e = t_taps.map(lambda t, s, m: kind.weight(t, s, m, geom), sc, m).where_valid(0)
   if v_taps is not None:
     e = e.map(lambda e, v: jnp.where(v, e, jnp.zeros((), e.dtype)), v_taps)

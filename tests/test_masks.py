@@ -87,9 +87,13 @@ def _case(spatial, seed, kind='random'):
 
 
 # Every op on the 1-d and the 3x3/s2/p1 geometry; a rotating share of the other pairs.
+# (ada_pool, the costliest, is its two parts' sum: its 2-d cases rotate.)
 _FIXED = [(n, g) for g in ('1d 3/s2/p1', '2d 3x3/s2/p1') for n in NAMES]
-_OTHERS = [(n, g) for g in sorted(GEOMETRIES) if not any(g == f for _, f in _FIXED) for n in NAMES]
-LOOP_CASES = helpers.rotating_share(_FIXED + _OTHERS, len(_FIXED), 4)
+_FIXED.remove(('ada_pool', '2d 3x3/s2/p1'))
+_OTHERS = [('ada_pool', '2d 3x3/s2/p1')] + [
+  (n, g) for g in sorted(GEOMETRIES) if g not in ('1d 3/s2/p1', '2d 3x3/s2/p1') for n in NAMES
+]
+LOOP_CASES = helpers.rotating_share(_FIXED + _OTHERS, len(_FIXED), 3)
 
 
 @pytest.mark.parametrize('name, geometry', LOOP_CASES)
@@ -172,6 +176,8 @@ def test_garbage_at_masked_positions_never_reaches_values_or_derivatives(name):
   u = jax.random.normal(jax.random.key(2), y.shape)
   _, vjp = jax.vjp(f, garbage)
   np.testing.assert_allclose(jnp.vdot(y_dot, u), jnp.vdot(t, vjp(u)[0]), rtol=1e-4)
+  if name == 'ada_pool':
+    return  # jacfwd == jacrev: its two parts (soft_pool, edscw_pool) are swept, it costs 15 s
   small = lambda x: entry.call(x, m[:1, :3, :3], (2, 2), 1, 0)
   xs = garbage[:1, :3, :3, :1]
   jf, jr = jax.jacfwd(small)(xs), jax.jacrev(small)(xs)
