@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _numerics, _windows
+from jaxpool import _masks, _numerics, _windows
 from jaxpool._geometry import Geometry
 
 
@@ -270,7 +270,7 @@ def masked_window_mean(x: jnp.ndarray, valid: jnp.ndarray, geom: Geometry) -> jn
   without one. Masked positions add exactly 0 (whatever they hold) and get no derivative."""
   scale = 2.0 ** -scale_exponent(geom)
   cdt = _numerics.compute_dtype(x.dtype)
-  counts = _windows.reduce_window(valid.astype(cdt), 0, lax.add, geom)
+  counts = _masks.counts(valid, geom, cdt)
   total = sum_pool(jnp.where(valid, x.astype(cdt) * scale, jnp.zeros((), cdt)), geom)
   return total / (jnp.maximum(counts, 1) * scale)
 

@@ -65,11 +65,8 @@ def _extremum(
   x = _numerics.as_array(x)
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   return_indices = _checks.flag(return_indices, 'return_indices')
-  return_mask = _checks.flag(return_mask, 'return_mask')
-  checked = _masks.check(mask, x, op)
-  if checked is None:
-    if return_mask:
-      raise ValueError(f'{op}: return_mask=True needs a mask')
+  valid, no_channels, return_mask = _masks.prepare(mask, x, op, return_mask)
+  if valid is None:
     if not jnp.issubdtype(x.dtype, jnp.floating):
       y = _reductions.extremum_forward(x, geom, kind)
     else:
@@ -78,7 +75,6 @@ def _extremum(
       return y
     _, route = _reductions.winners(lax.stop_gradient(x), geom, kind)
     return y, _choice_to_index(_reductions.route_choice(route, geom), geom)
-  valid, no_channels = checked
   any_valid = _masks.pooled(valid, geom)
   if not jnp.issubdtype(x.dtype, jnp.floating):
     fill = _numerics.lowest(x.dtype) if kind == 'max' else _numerics.highest(x.dtype)
@@ -264,12 +260,11 @@ def avg_pool(
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   count_include_pad = _checks.flag(count_include_pad, 'count_include_pad')
   divisor_override = check_divisor_override(divisor_override)
-  return_mask = _checks.flag(return_mask, 'return_mask')
-  checked = _masks.check(mask, x, 'avg_pool')
-  if checked is not None:
-    return _masked_avg(x, geom, *checked, count_include_pad, divisor_override, return_mask)
-  if return_mask:
-    raise ValueError('avg_pool: return_mask=True needs a mask')
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'avg_pool', return_mask)
+  if valid is not None:
+    return _masked_avg(
+      x, geom, valid, no_channels, count_include_pad, divisor_override, return_mask
+    )
   if divisor_override is not None:
     divisor = np.asarray(float(divisor_override))
   else:
@@ -365,18 +360,12 @@ def lp_pool(
   _numerics.check_float(x, 'lp_pool')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   p = check_p(p)
-  return_mask = _checks.flag(return_mask, 'return_mask')
-  checked = _masks.check(mask, x, 'lp_pool')
-  if checked is None and return_mask:
-    raise ValueError('lp_pool: return_mask=True needs a mask')
-  if checked is not None:
-    # Masked positions hold 0, which adds nothing to a sum of powers: padding's rule.
-    valid, no_channels = checked
-    y = _lp(_masks.data(x, valid), p, geom)
-    if not return_mask:
-      return y
-    return y, _masks.returned(_masks.pooled(valid, geom), no_channels)
-  return _lp(x, p, geom)
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'lp_pool', return_mask)
+  if valid is None:
+    return _lp(x, p, geom)
+  # Masked positions hold 0, which adds nothing to a sum of powers: padding's rule.
+  y = _lp(_masks.data(x, valid), p, geom)
+  return _masks.with_mask(y, valid, no_channels, geom, return_mask)
 
 
 def _lp(x, p, geom: Geometry) -> jnp.ndarray:

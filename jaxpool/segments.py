@@ -134,7 +134,7 @@ def _max_cdt(x, ids, num_segments):
   else:  # integers: no derivative
     rows, flat, total = _flat(x, ids, num_segments)
     y = jax.ops.segment_max(rows, flat, total).reshape(x.shape[0], num_segments, -1)
-  any_valid = _segment_sum(jnp.ones((*ids.shape, 1), jnp.int32), ids, num_segments) > 0
+  any_valid = _segment_count(jnp.zeros((), jnp.float32), ids, num_segments) > 0
   return jnp.where(any_valid, y, jnp.zeros((), y.dtype))
 
 
