@@ -130,20 +130,30 @@ def main(argv=None) -> None:
     calls = {'fwd': (fwd, (x,)), 'f+b': (fb, (x, g))}
     if jvp is not None:
       calls['jvp'] = (jvp, (x, t))
-    for fn, a in calls.values():
+    timed = {}
+    for m, (fn, a) in calls.items():
       jax.block_until_ready(fn(*a))
-    return calls, fb.memory_analysis().temp_size_in_bytes / 2**20, compile_s
+      start = time.perf_counter()
+      jax.block_until_ready(fn(*a))
+      # Calls per rep: about 20 ms of work, so that one rep is not one noisy millisecond.
+      timed[m] = (fn, a, max(1, round(0.02 / (time.perf_counter() - start))))
+    hlo_ops = sum(
+      1
+      for line in fb.as_text().splitlines()
+      if ' = ' in line and not line.lstrip().startswith('ROOT')
+    )
+    return timed, fb.memory_analysis().temp_size_in_bytes / 2**20, compile_s, hlo_ops
 
   print(
     f'# jaxpool now vs {args.rev} (input {"x".join(map(str, shape))} f32; medians of '
-    f'{args.reps} interleaved reps)\n'
+    f'{args.reps} interleaved reps of ~20 ms each)\n'
   )
   print(f'Machine: {common.machine_line()}\n')
   print(
     '| case | f+b ms then | f+b ms now | now / then | fwd now / then | grad temp MiB then -> now '
-    '| grad compile s then -> now | jvp ms now | Flax jvp ms | jvp / Flax jvp |'
+    '| grad compile s then -> now | grad HLO ops then -> now | jvp ms now | Flax jvp ms | jvp / Flax jvp |'
   )
-  print('|---|---:|---:|---:|---:|---|---|---:|---:|---:|')
+  print('|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|')
   only = [s for s in args.only.split(',') if s]
   then_cases, now_cases = cases(jaxpool_then, jnp, jax), cases(jaxpool, jnp, jax)
   for name in now_cases:
@@ -152,13 +162,15 @@ def main(argv=None) -> None:
     runs = {'then': prepare(then_cases[name]), 'now': prepare(now_cases[name])}
     if name in flax_ops:
       runs['flax'] = prepare(flax_ops[name])
-    times = {k: {m: [] for m in calls} for k, (calls, _, _) in runs.items()}
+    times = {k: {m: [] for m in calls} for k, (calls, *_) in runs.items()}
     for _ in range(args.reps):
-      for k, (calls, _, _) in runs.items():
-        for m, (fn, a) in calls.items():
+      for k, (calls, *_) in runs.items():
+        for m, (fn, a, n) in calls.items():
           start = time.perf_counter()
-          jax.block_until_ready(fn(*a))
-          times[k][m].append((time.perf_counter() - start) * 1e3)
+          for _ in range(n):
+            out = fn(*a)
+          jax.block_until_ready(out)
+          times[k][m].append((time.perf_counter() - start) * 1e3 / n)
     med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in times.items()}
     then, now = med['then'], med['now']
     flax_jvp = med['flax'].get('jvp') if 'flax' in med else None
@@ -170,6 +182,7 @@ def main(argv=None) -> None:
       f'{now["fwd"] / then["fwd"]:.2f}',
       f'{runs["then"][1]:.1f} -> {runs["now"][1]:.1f}',
       f'{runs["then"][2]:.2f} -> {runs["now"][2]:.2f}',
+      f'{runs["then"][3]} -> {runs["now"][3]}',
       '-' if jvp is None else f'{jvp:.2f}',
       '-' if flax_jvp is None else f'{flax_jvp:.2f}',
       '-' if flax_jvp is None or jvp is None else f'{jvp / flax_jvp:.2f}',

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _geometry, _numerics, _reductions, _windows
+from jaxpool import _checks, _geometry, _masks, _numerics, _reductions, _windows
 from jaxpool._geometry import Geometry, Padding
 
 __all__ = ['max_avg_pool', 'gated_pool', 'tree_pool', 'dpp_pool']
@@ -61,6 +61,20 @@ def _zero_empty_cast(y, geom: Geometry, dtype):
   if empty is not None:
     y = jnp.where(empty, jnp.zeros((), y.dtype), y)
   return y.astype(dtype)
+
+
+def _masked_max_and_mean(xc, valid, geom: Geometry):
+  """Per window, the max and the mean of the taps a runtime mask keeps (0 where none is
+  kept), and whether one is: the pieces of the max-average ops with ``mask=``."""
+  any_valid = _masks.pooled(valid, geom)
+  top = _masks.zero_where_empty(_reductions.masked_extremum_pool(xc, valid, geom, 'max'), any_valid)
+  return top, _reductions.masked_window_mean(xc, valid, geom), any_valid
+
+
+def _masked_result(y, any_valid, no_channels: bool, return_mask: bool, dtype):
+  """``y`` with 0 in windows that keep no tap, cast to ``dtype``; with the pooled mask."""
+  y = _masks.zero_where_empty(y, any_valid).astype(dtype)
+  return (y, _masks.returned(any_valid, no_channels)) if return_mask else y
 
 
 def _mixing_weight(value, name: str, out_shape, dtype):
@@ -149,7 +163,10 @@ def max_avg_pool(
   padding: Padding = 'VALID',
   dilation: int | Sequence[int] = 1,
   ceil_mode: bool = False,
-) -> jnp.ndarray:
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""Mixed max-average pooling (Lee, Gallagher & Tu, AISTATS 2016).
 
   .. math:: y_p = \alpha_p \max_{i \in R(p)} x_i + (1 - \alpha_p) \frac{1}{|R(p)|}
@@ -177,9 +194,15 @@ def max_avg_pool(
     alpha: mixing proportion, broadcastable to the output ``(*batch, *out, C)``.
     window, strides, padding, dilation, ceil_mode: as :func:`jaxpool.max_pool`
       (``strides=None`` means ``window``).
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value).
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``(*batch, *out, C)`` in ``x``'s dtype.
+    ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
+
+  Masks: a masked position is padding: the max and the average run over the
+  unmasked taps, and a window with none gives 0 with a zero gradient.
 
   Example:
     >>> x = jnp.array([[1.], [3.], [2.], [6.]])
@@ -190,7 +213,12 @@ def max_avg_pool(
     x, 'max_avg_pool', window, strides, padding, dilation, ceil_mode
   )
   alpha = _mixing_weight(alpha, 'alpha', out_shape, cdt)
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'max_avg_pool', return_mask)
   xc = x.astype(cdt)
+  if valid is not None:
+    top, mean, any_valid = _masked_max_and_mean(xc, valid, geom)
+    y = _numerics.blend(alpha, top, mean)
+    return _masked_result(y, any_valid, no_channels, return_mask, x.dtype)
   y = _numerics.blend(
     alpha, _reductions.valid_max(xc, geom), _reductions.window_mean(xc, geom)
   )  # alpha 1: max, 0: avg
@@ -205,7 +233,10 @@ def gated_pool(
   padding: Padding = 'VALID',
   dilation: int | Sequence[int] = 1,
   ceil_mode: bool = False,
-) -> jnp.ndarray:
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""Gated max-average pooling (Lee, Gallagher & Tu, AISTATS 2016).
 
   .. math:: y_p = \sigma(z_p) \max_{i \in R(p)} x_i + (1 - \sigma(z_p))
@@ -234,9 +265,16 @@ def gated_pool(
     x: ``(*batch, *spatial, C)`` floats; half precisions compute in f32.
     gate: gating mask, shape ``window`` or ``(*window, C)``.
     window, strides, padding, dilation, ceil_mode: as :func:`jaxpool.max_pool`.
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value).
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``(*batch, *out, C)`` in ``x``'s dtype.
+    ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
+
+  Masks: a masked position is padding: it adds nothing to the gate's inner
+  product, the max and the average run over the unmasked taps, and a window
+  with none gives 0 with a zero gradient.
 
   Example:
     >>> x = jnp.array([[1.], [3.], [2.], [6.]])
@@ -247,7 +285,14 @@ def gated_pool(
     x, 'gated_pool', window, strides, padding, dilation, ceil_mode
   )
   omega = _window_filters(gate, 'gate', geom, out_shape[-1], cdt)
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'gated_pool', return_mask)
   xc = x.astype(cdt)
+  if valid is not None:
+    top, mean, any_valid = _masked_max_and_mean(xc, valid, geom)
+    s = jax.nn.sigmoid(_windows.Taps.read(_masks.data(xc, valid), geom, 0.0).dot(omega))
+    return _masked_result(
+      _numerics.blend(s, top, mean), any_valid, no_channels, return_mask, x.dtype
+    )
   taps = _windows.Taps.read(xc, geom, 0.0)  # padding reads 0: adds nothing to the dot
   s = jax.nn.sigmoid(taps.dot(omega))
   y = _numerics.blend(
@@ -273,7 +318,10 @@ def tree_pool(
   padding: Padding = 'VALID',
   dilation: int | Sequence[int] = 1,
   ceil_mode: bool = False,
-) -> jnp.ndarray:
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""Tree pooling (Lee, Gallagher & Tu, AISTATS 2016): gated mixtures of learned filters.
 
   A complete binary tree of depth ``d`` in heap order: node 0 is the root, node
@@ -306,9 +354,16 @@ def tree_pool(
     leaves: ``(2**d, *window)`` or ``(2**d, *window, C)`` leaf filters.
     gates: ``(2**d - 1, *window)`` or ``(2**d - 1, *window, C)`` gating masks.
     window, strides, padding, dilation, ceil_mode: as :func:`jaxpool.max_pool`.
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value).
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``(*batch, *out, C)`` in ``x``'s dtype.
+    ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
+
+  Masks: a masked position is padding: it adds nothing to any inner product (the
+  filters are not renormalised, as at the border), and a window with no
+  unmasked tap gives 0 with a zero gradient.
 
   Example:
     >>> x = jnp.array([[1.], [3.], [2.], [6.]])
@@ -336,13 +391,18 @@ def tree_pool(
   channels = out_shape[-1]
   v = _window_filters(leaves, 'leaves', geom, channels, cdt, (n_leaves,))
   w = _window_filters(gates, 'gates', geom, channels, cdt, (n_leaves - 1,))
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'tree_pool', return_mask)
   xc = x.astype(cdt)
+  if valid is not None:
+    xc = _masks.data(xc, valid)
   taps = _windows.Taps.read(xc, geom, 0.0)  # padding reads 0: adds nothing to the dots
   # f[i] for heap node i: leaves first, then internal nodes bottom-up
   f: dict[int, jnp.ndarray] = {n_leaves - 1 + j: taps.dot(leaf) for j, leaf in enumerate(v)}
   for i in reversed(range(n_leaves - 1)):
     s = jax.nn.sigmoid(taps.dot(w[i]))
     f[i] = s * f[2 * i + 1] + (1 - s) * f[2 * i + 2]
+  if valid is not None:
+    return _masked_result(f[0], _masks.pooled(valid, geom), no_channels, return_mask, x.dtype)
   return _zero_empty_cast(f[0], geom, x.dtype)
 
 
@@ -359,16 +419,23 @@ class _DPPContext:
   ``valid`` act on either; per-window arrays broadcast against both.
   """
 
-  def __init__(self, geom: Geometry, dtype, symmetric: bool, eps_t, num_batch: int):
+  def __init__(self, geom: Geometry, dtype, symmetric: bool, eps_t, num_batch: int, valid=None):
     self.stacked = not _windows.unrolls(geom)
     self.size = geom.window_size
-    # Static validity (None: all valid): the stacked mask, or one per tap when unrolled.
-    self.stacked_mask = _windows.stacked_tap_masks(geom, num_batch) if self.stacked else None
-    self.tap_masks = (
-      [] if self.stacked else [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)]
-    )
-    self.counts = _counts(geom, dtype)
-    self.empty = _reductions.empty_windows(geom)
+    if valid is None:
+      # Static validity (None: all valid): the stacked mask, or one per tap when unrolled.
+      self.stacked_mask = _windows.stacked_tap_masks(geom, num_batch) if self.stacked else None
+      self.tap_masks = (
+        [] if self.stacked else [_windows.tap_mask(geom, o) for o in _windows.offsets(geom)]
+      )
+      self.counts = _counts(geom, dtype)
+      self.empty = _reductions.empty_windows(geom)
+    else:
+      # A runtime mask's taps (False in the padding too): validity and counts per window.
+      self.stacked_mask = valid if self.stacked else None
+      self.tap_masks = [] if self.stacked else list(valid)
+      count = self.sum(self.map(lambda v: v.astype(dtype), valid))
+      self.counts, self.empty = jnp.maximum(count, 1), count == 0
     self.symmetric = symmetric
     self.eps_t = eps_t  # eps / t**2 per window
     # d**2 + eps >= floor: 1/floor bounds every backward factor; the floor is eps_dtype**2
@@ -452,21 +519,22 @@ def _dpp_scaled(ctx: _DPPContext, taps, guide, eps):
   return t, xs, None if guide is None else guide * inv_t, jnp.square(math.sqrt(eps) * inv_t)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5, 6))
-def _dpp(taps, alpha, half_lam, guide, geom: Geometry, symmetric: bool, eps: float):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(5, 6, 7))
+def _dpp(taps, alpha, half_lam, guide, valid, geom: Geometry, symmetric: bool, eps: float):
   """``y = t * F(taps / t, guide / t)``: exact and finite for inputs of any magnitude.
 
-  ``taps``: a tuple of per-tap arrays, or one stacked array (see :class:`_DPPContext`).
+  ``taps``: a tuple of per-tap arrays, or one stacked array (see :class:`_DPPContext`);
+  ``valid``: None, or a runtime mask's taps in the same form (masked taps are padding).
   """
-  return _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps)[0]
+  return _dpp_primal(taps, alpha, half_lam, guide, valid, geom, symmetric, eps)[0]
 
 
-def _context(geom: Geometry, alpha, symmetric: bool, eps_t):
-  return _DPPContext(geom, alpha.dtype, symmetric, eps_t, alpha.ndim - geom.ndim - 1)
+def _context(geom: Geometry, alpha, symmetric: bool, eps_t, valid):
+  return _DPPContext(geom, alpha.dtype, symmetric, eps_t, alpha.ndim - geom.ndim - 1, valid)
 
 
-def _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps):
-  ctx = _context(geom, alpha, symmetric, None)
+def _dpp_primal(taps, alpha, half_lam, guide, valid, geom, symmetric, eps):
+  ctx = _context(geom, alpha, symmetric, None, valid)
   t, xs, gs, ctx.eps_t = _dpp_scaled(ctx, taps, guide, eps)
   y, window = _dpp_forward(ctx, xs, alpha, half_lam, gs)
   return t * y, (ctx, t, xs, window)
@@ -474,8 +542,8 @@ def _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps):
 
 @_dpp.defjvp
 def _dpp_jvp(geom, symmetric, eps, primals, tangents):
-  taps, alpha, half_lam, guide = primals
-  out = _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps)[0]
+  taps, alpha, half_lam, guide, valid = primals
+  out = _dpp_primal(taps, alpha, half_lam, guide, valid, geom, symmetric, eps)[0]
   # Checkpointed: reverse mode keeps the inputs and recomputes the per-window values.
   tangent = jax.checkpoint(functools.partial(_dpp_tangent, geom=geom, symmetric=symmetric, eps=eps))
   return out, tangent(primals, tangents)
@@ -494,9 +562,9 @@ def _dpp_tangent(primals, tangents, geom, symmetric, eps):
   factors ``t`` cancel); the lite guide's tangent is
   the window mean of ``x_dot``.
   """
-  taps, alpha, half_lam, guide = primals
-  taps_dot, alpha_dot, half_lam_dot, guide_dot = tangents
-  _, (ctx, t, xs, window) = _dpp_primal(taps, alpha, half_lam, guide, geom, symmetric, eps)
+  taps, alpha, half_lam, guide, valid = primals
+  taps_dot, alpha_dot, half_lam_dot, guide_dot, _ = tangents
+  _, (ctx, t, xs, window) = _dpp_primal(taps, alpha, half_lam, guide, valid, geom, symmetric, eps)
   gs, log_mean, shift, inv_scale, total, y = window
   # y = t F(x / t): the input tangents enter unscaled (t and 1/t cancel), so a
   # cotangent is never multiplied by t; only the parameters' terms carry t.
@@ -547,7 +615,9 @@ def dpp_pool(
   eps: float = 1e-3,
   dilation: int | Sequence[int] = 1,
   ceil_mode: bool = False,
-) -> jnp.ndarray:
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""Detail-Preserving Pooling (Saeedan, Weber, Goesele & Roth, CVPR 2018).
 
   An inverse bilateral filter: taps that differ from the guide get more weight.
@@ -608,9 +678,16 @@ def dpp_pool(
     eps: :math:`\varepsilon^2 > 0`, default 1e-3 as the reference code.
     dilation, ceil_mode: as :func:`jaxpool.max_pool` (extensions: the paper
       pools 2x2/s2 only).
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value).
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``(*batch, *out, C)`` in ``x``'s dtype.
+    ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
+
+  Masks: a masked position is padding: it has no weight, and the lite guide and
+  the penalty's mean run over the unmasked taps; a window with none gives 0 with
+  a zero gradient.
 
   Example:
     >>> x = jnp.array([[0.], [0.], [0.], [4.]])
@@ -637,11 +714,18 @@ def dpp_pool(
       )
     guide = guide.astype(cdt)
 
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'dpp_pool', return_mask)
   xc = x.astype(cdt)
+  valid_taps = None
+  if valid is not None:
+    xc = _masks.data(xc, valid)
+    valid_taps = _windows.Taps.read(valid, geom, False).data
   taps = _windows.Taps.read(xc, geom, 0.0).data
   alpha = jnp.broadcast_to(alpha, out_shape)  # per window: its gradient is scaled per window
   half_lam = jnp.broadcast_to(half_lam, out_shape)
-  y = _dpp(taps, alpha, half_lam, guide, geom, symmetric, eps)
+  y = _dpp(taps, alpha, half_lam, guide, valid_taps, geom, symmetric, eps)
+  if valid is not None:
+    return _masked_result(y, _masks.pooled(valid, geom), no_channels, return_mask, x.dtype)
   return _zero_empty_cast(y, geom, x.dtype)
 
 

@@ -195,12 +195,14 @@ class _InverseDistance:
 
 
 def _difference(x, y):
-  """``x - y``, and 0 where both are the same infinity (``-inf - -inf`` is 0, not NaN).
+  """``x - y``, and 0 where it is NaN: where both are the same infinity (``-inf - -inf``), or
+  either is NaN (``y`` is then NaN too, and so is the weight that multiplies it).
 
-  Finite equal values take the plain difference (0), so its derivative is
-  ``x_dot - y_dot`` at ties too (second derivatives of a constant window).
+  Elsewhere the plain difference, so its derivative is ``x_dot - y_dot`` at ties too (second
+  derivatives of a constant window); one compare and one select, as ``where(x == y, 0, x - y)``.
   """
-  return jnp.where((x == y) & jnp.isinf(x), 0, x - y)
+  d = x - y
+  return jnp.where(d == d, d, 0)
 
 
 def _normaliser(kind, t_taps: _windows.Taps, s):

@@ -160,6 +160,36 @@ def _idw(xp, v, eps=1e-6):
   return (w * v).sum(0) / w.sum(0)
 
 
+def _filter(window, phase: float) -> np.ndarray:
+  """A fixed learned-filter stand-in of shape ``window`` (gates, tree leaves)."""
+  return 0.4 * np.cos(1.7 * np.arange(int(np.prod(window))) + phase).reshape(window)
+
+
+def _at(xp, window, phase, o):
+  """The kept taps' filter values, ``(n, 1)``: ``o`` their flat window offsets."""
+  return xp.asarray(_filter(window, phase).reshape(-1)[np.asarray(o)])[:, None]
+
+
+def _sigmoid(xp, z):
+  return 1 / (1 + xp.exp(-z))
+
+
+def _gated(xp, v, o, w):
+  s = _sigmoid(xp, (_at(xp, w, 0.0, o) * v).sum(0))
+  return s * v.max(0) + (1 - s) * v.mean(0)
+
+
+def _tree(xp, v, o, w):
+  s = _sigmoid(xp, (_at(xp, w, 2.0, o) * v).sum(0))
+  return s * (_at(xp, w, 0.0, o) * v).sum(0) + (1 - s) * (_at(xp, w, 1.0, o) * v).sum(0)
+
+
+def _dpp_lite(xp, v, alpha=0.5, lam=1.5, eps=1e-3):
+  penalty = (v - v.mean(0)) ** 2 + eps
+  w = alpha + (penalty / penalty.mean(0)) ** (lam / 2)
+  return (w * v).sum(0) / w.sum(0)
+
+
 @dataclasses.dataclass(frozen=True)
 class Masked:
   """A windowed op with ``mask=``: ``call(x, mask, window, strides, padding, **kw)`` and the
@@ -168,12 +198,15 @@ class Masked:
 
   ``winner``: +1/-1 for the max/min family (``return_indices`` for max). ``logits``: the op
   takes LIP logits, passed as ``0.5 * x + 0.25`` (their taps reach ``reduce``).
+  ``offsets``: the op weighs taps by a filter of the window's shape; ``reduce`` then takes
+  ``(xp, v, o, window)``, ``o`` the kept taps' flat offsets in the window.
   """
 
   call: Callable[..., Any]
   reduce: Callable[..., Any]
   winner: int = 0
   logits: bool = False
+  offsets: bool = False
 
 
 MASKED = {
@@ -221,6 +254,35 @@ MASKED = {
   'ada_pool': Masked(
     lambda x, m, w, s, p, **k: jaxpool.ada_pool(x, 0.3, w, s, p, mask=m, **k),
     lambda xp, v, l: 0.3 * _dsc(xp, v) + 0.7 * _softmax_mean(xp, v, v),
+  ),
+  'max_avg_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.max_avg_pool(x, 0.3, w, s, p, mask=m, **k),
+    lambda xp, v, l: 0.3 * v.max(0) + 0.7 * v.mean(0),
+  ),
+  'gated_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.gated_pool(
+      x, jnp.asarray(_filter(w, 0.0), x.dtype), w, s, p, mask=m, **k
+    ),
+    _gated,
+    offsets=True,
+  ),
+  'tree_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.tree_pool(
+      x,
+      jnp.asarray(np.stack([_filter(w, 0.0), _filter(w, 1.0)]), x.dtype),
+      jnp.asarray(_filter(w, 2.0)[None], x.dtype),
+      w,
+      s,
+      p,
+      mask=m,
+      **k,
+    ),
+    _tree,
+    offsets=True,
+  ),
+  'dpp_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.dpp_pool(x, 0.5, 1.5, w, s, p, mask=m, **k),
+    lambda xp, v, l: _dpp_lite(xp, v),
   ),
 }
 

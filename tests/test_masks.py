@@ -38,15 +38,16 @@ GEOMETRIES = {
 
 
 def _windows(spatial, window, strides, pad):
-  """Per output position, the in-input spatial indices of its taps (padding left out)."""
+  """Per output position, the ``(flat window offset, in-input spatial index)`` of its taps
+  (padding left out)."""
   outs = [(n + 2 * pad - k) // s + 1 for n, k, s in zip(spatial, window, strides)]
   windows = {}
   for p in itertools.product(*(range(o) for o in outs)):
     taps = []
-    for o in itertools.product(*(range(k) for k in window)):
+    for flat, o in enumerate(itertools.product(*(range(k) for k in window))):
       i = tuple(pi * s + oi - pad for pi, oi, s in zip(p, o, strides))
       if all(0 <= a < n for a, n in zip(i, spatial)):
-        taps.append(i)
+        taps.append((flat, i))
     windows[p] = taps
   return outs, windows
 
@@ -59,12 +60,15 @@ def reference(xp, entry, x, mask, spatial, window, strides, pad):
   for b in range(x.shape[0]):
     out = []
     for p in itertools.product(*(range(o) for o in outs)):
-      kept = [i for i in windows[p] if mask[(b, *i)]]
+      kept = [(o, i) for o, i in windows[p] if mask[(b, *i)]]
       if not kept:
         out.append(xp.zeros(x.shape[-1], x.dtype))
         continue
-      v = xp.stack([x[(b, *i)] for i in kept])
-      lg = xp.stack([logits[(b, *i)] for i in kept])
+      v = xp.stack([x[(b, *i)] for _, i in kept])
+      if entry.offsets:
+        out.append(entry.reduce(xp, v, [o for o, _ in kept], window))
+        continue
+      lg = xp.stack([logits[(b, *i)] for _, i in kept])
       out.append(entry.reduce(xp, v, lg))
     rows.append(xp.stack(out).reshape(*outs, x.shape[-1]))
   return xp.stack(rows)
@@ -139,7 +143,7 @@ def test_all_true_mask_is_no_mask_and_the_pooled_mask_is_any(name):
   outs, windows = _windows(spatial, window, strides, pad)
   want = np.array(
     [
-      [any(mask[(b, *i)] for i in windows[p]) for p in itertools.product(*map(range, outs))]
+      [any(mask[(b, *i)] for _, i in windows[p]) for p in itertools.product(*map(range, outs))]
       for b in range(2)
     ]
   ).reshape(2, *outs)
