@@ -461,7 +461,13 @@ def _all_blocks(x_ndim: int, nb: int, ranges: list[_Ranges]) -> tuple[int, ...] 
 # --- adaptive pooling -----------------------------------------------------------------
 
 
-def adaptive_avg_pool(x: jnp.ndarray, output_size: int | Sequence[int | None]) -> jnp.ndarray:
+def adaptive_avg_pool(
+  x: jnp.ndarray,
+  output_size: int | Sequence[int | None],
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""Adaptive average pooling, PyTorch's ``adaptive_avg_pool{1,2,3}d`` (channel-last).
 
   .. math:: y_{i} = \frac{1}{|R(i)|} \sum_{p \in R(i)} x_p, \qquad
@@ -483,9 +489,18 @@ def adaptive_avg_pool(x: jnp.ndarray, output_size: int | Sequence[int | None]) -
     output_size: a sequence of positive ints or None, one per spatial dim (its
       length says how many dims are pooled), or an int for every spatial dim of
       a batched ``(N, *spatial, C)`` input.
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value).
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``(*batch, *output_size, C)`` in ``x``'s dtype.
+    ``(*batch, *output_size, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
+
+  Masks: a masked position is left out of its bins:
+  :math:`y_i = \sum_{p \in R(i)} m_p x_p / \sum_{p \in R(i)} m_p`, and a bin
+  with no unmasked position gives 0 with a zero gradient (the pooled mask is
+  False there). Both sums are those of the unmasked op, so the same overflow
+  bound holds.
 
   Example:
     >>> x = jnp.arange(5.).reshape(5, 1)
@@ -494,6 +509,16 @@ def adaptive_avg_pool(x: jnp.ndarray, output_size: int | Sequence[int | None]) -
   """
   x = _numerics.as_array(x)
   _numerics.check_float(x, 'adaptive_avg_pool')
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'adaptive_avg_pool', return_mask)
+  if valid is not None:
+    # The bin means of the data (0 where masked) and of the mask: their ratio is the mean
+    # over the unmasked positions (the bin sizes cancel).
+    cdt = _numerics.compute_dtype(x.dtype)
+    share = adaptive_avg_pool(valid.astype(cdt), output_size)
+    any_valid = share > 0
+    y = adaptive_avg_pool(_masks.data(x.astype(cdt), valid), output_size)
+    y = _masks.zero_where_empty(y / jnp.where(any_valid, share, 1), any_valid).astype(x.dtype)
+    return (y, _masks.returned(any_valid, no_channels)) if return_mask else y
   nb, _, out_shape = _adaptive_shapes(x.shape, output_size)
   ranges = _dim_ranges(x.shape[nb : nb + len(out_shape)], out_shape)
   xc = x.astype(_numerics.compute_dtype(x.dtype))
@@ -555,7 +580,12 @@ def _max_indices(x, nb: int, ranges: list[_Ranges]) -> jnp.ndarray:
 
 
 def adaptive_max_pool(
-  x: jnp.ndarray, output_size: int | Sequence[int | None], return_indices: bool = False
+  x: jnp.ndarray,
+  output_size: int | Sequence[int | None],
+  return_indices: bool = False,
+  *,
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
 ):
   r"""Adaptive max pooling, PyTorch's ``adaptive_max_pool{1,2,3}d`` (channel-last).
 
@@ -577,10 +607,19 @@ def adaptive_max_pool(
       spatial extent of its (batch, channel) slice, PyTorch's convention, so
       :func:`jaxpool.max_unpool` (given a window and stride that reproduce the
       input size) puts the maxima back.
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value).
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``y`` of shape ``(*batch, *output_size, C)`` and ``x``'s dtype, or
-    ``(y, indices)``.
+    ``y`` of shape ``(*batch, *output_size, C)`` and ``x``'s dtype; with
+    ``return_indices`` and/or ``return_mask``, the tuple ``(y, indices, mask)``
+    of those asked for.
+
+  Masks: a masked position reads the lowest value and is never the maximum of
+  a bin that holds an unmasked one (unless that bin's data are all ``-inf``:
+  the first of the tied ``-inf`` wins, masked or not). A bin with no unmasked
+  position gives 0 with a zero gradient and index -1.
 
   Example:
     >>> x = jnp.array([[1.], [5.], [2.], [4.], [3.]])
@@ -590,6 +629,17 @@ def adaptive_max_pool(
   """
   x = _numerics.as_array(x)
   return_indices = _checks.flag(return_indices, 'return_indices')
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'adaptive_max_pool', return_mask)
+  if valid is not None:
+    low = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else _numerics.lowest(x.dtype)
+    out = adaptive_max_pool(_masks.fill(x, valid, low), output_size, return_indices)
+    any_valid = adaptive_max_pool(valid.astype(jnp.int8), output_size) > 0
+    out = out if return_indices else (out,)
+    y = _masks.zero_where_empty(out[0], any_valid)
+    result = [y] + ([jnp.where(any_valid, out[1], jnp.int32(-1))] if return_indices else [])
+    if return_mask:
+      result.append(_masks.returned(any_valid, no_channels))
+    return result[0] if len(result) == 1 else tuple(result)
   nb, _, out_shape = _adaptive_shapes(x.shape, output_size)
   ranges = _dim_ranges(x.shape[nb : nb + len(out_shape)], out_shape)
   ks = _all_blocks(x.ndim, nb, ranges)
@@ -998,7 +1048,11 @@ def check_pyramid_fields(levels: Any, method: Any) -> tuple:
 
 
 def spatial_pyramid_pool(
-  x: jnp.ndarray, levels: Sequence[int | Sequence[int]] = (1, 2, 4), method: str = 'max'
+  x: jnp.ndarray,
+  levels: Sequence[int | Sequence[int]] = (1, 2, 4),
+  method: str = 'max',
+  *,
+  mask: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
   r"""Spatial pyramid pooling (He et al., ECCV 2014): a fixed-length vector from any size.
 
@@ -1019,6 +1073,10 @@ def spatial_pyramid_pool(
     levels: positive ints (bins per dim), or per-dim sequences of ints for
       non-square grids (a level ``(a, b)`` contributes ``a * b`` bins).
     method: ``'max'`` or ``'avg'``.
+    mask: bool, ``(N, *spatial)`` or broadcastable to ``x``: the positions that
+      are data (a runtime value), passed to every level's adaptive pool: a bin
+      with no unmasked position gives 0 (an image smaller than its padded grid
+      pools its own extent only).
 
   Returns:
     ``(N, C * total_bins)`` in ``x``'s dtype.
@@ -1045,6 +1103,9 @@ def spatial_pyramid_pool(
     else:
       sizes.append(_geometry.int_tuple(level, n, 'levels entry'))
   pool = adaptive_max_pool if method == 'max' else adaptive_avg_pool
+  if mask is not None:
+    _masks.check(mask, x, 'spatial_pyramid_pool')  # named for this op
+    pool = functools.partial(pool, mask=mask)
   # explicit sizes: a reshape to -1 cannot infer a dim of an empty batch
   return jnp.concatenate(
     [pool(x, s).reshape(x.shape[0], math.prod(s) * x.shape[-1]) for s in sizes], axis=-1

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _geometry, _numerics, _windows, classic
+from jaxpool import _checks, _geometry, _masks, _numerics, _windows, classic
 from jaxpool._geometry import Padding
 
 __all__ = ['binomial_filter', 'blur_pool', 'max_blur_pool']
@@ -217,7 +217,9 @@ def blur_pool(
   *,
   pad_mode: str = 'constant',
   count_include_pad: bool = False,
-) -> jnp.ndarray:
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""BlurPool (Zhang, ICML 2019): depthwise binomial blur, then subsampling.
 
   .. math:: y_p = \sum_{j \in \text{window}} f_j \, x_{p \cdot s + j - \text{pad}_{lo}}
@@ -262,9 +264,19 @@ def blur_pool(
     padding: as above; default ``'SAME'``.
     pad_mode: ``'constant'``, ``'reflect'`` or ``'edge'``.
     count_include_pad: with ``'constant'``, count the zero padding (plain conv).
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value); needs ``pad_mode='constant'``.
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``(*batch, *out, C)`` in ``x``'s dtype.
+    ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
+
+  Masks: a masked position is padding: the filter is renormalised over the
+  unmasked taps, :math:`y_p = \sum_j f_j m_j x_j / \sum_j f_j m_j` (with
+  ``count_include_pad=True`` the divisor also holds the filter mass in the
+  explicit padding, as without a mask). A window with no unmasked tap gives 0
+  with a zero gradient. ``'reflect'`` and ``'edge'`` fill the border from data
+  a mask may hide, so they refuse a mask.
 
   Example:
     >>> x = jnp.arange(8.).reshape(8, 1)
@@ -286,8 +298,22 @@ def blur_pool(
           f'padding {geom.padding} for spatial shape {geom.in_shape} (use '
           f"pad_mode='edge' or 'constant', or less padding)"
         )
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'blur_pool', return_mask)
+  if valid is not None:
+    if pad_mode != 'constant':
+      raise ValueError(
+        f"blur_pool: a mask needs pad_mode='constant' ({pad_mode!r} fills the border from "
+        f'positions the mask may hide); got pad_mode={pad_mode!r}'
+      )
+    return _masked_blur(x, geom, nb, valid, no_channels, count_include_pad, return_mask)
+  return _blur(
+    x.astype(_numerics.compute_dtype(x.dtype)), geom, nb, pad_mode, count_include_pad
+  ).astype(x.dtype)
+
+
+def _blur(y, geom, nb: int, pad_mode: str, count_include_pad: bool):
+  """The separable blur passes of :func:`blur_pool`, in ``y``'s dtype."""
   renormalize = pad_mode == 'constant' and not count_include_pad
-  y = x.astype(_numerics.compute_dtype(x.dtype))
   for a in reversed(range(geom.ndim)):
     y = _blur_axis(
       y,
@@ -300,7 +326,22 @@ def blur_pool(
       pad_mode,
       renormalize,
     )
-  return y.astype(x.dtype)
+  return y
+
+
+def _masked_blur(x, geom, nb: int, valid, no_channels: bool, count_include_pad: bool, return_mask):
+  """:func:`blur_pool` over the unmasked taps: the zero-padded blurs of the data and of the
+  mask, divided (plus the filter mass in the padding with ``count_include_pad``)."""
+  cdt = _numerics.compute_dtype(x.dtype)
+  total = _blur(_masks.data(x.astype(cdt), valid), geom, nb, 'constant', True)
+  mass = _blur(valid.astype(cdt), geom, nb, 'constant', True)
+  any_valid = mass > 0  # binomial weights are positive
+  if count_include_pad:
+    ones = jnp.ones((1,) * nb + geom.in_shape + (1,), cdt)
+    mass = mass + (1 - _blur(ones, geom, nb, 'constant', True))  # the padding's share
+  y = total / jnp.where(any_valid, mass, jnp.ones((), cdt))
+  y = _masks.zero_where_empty(y, any_valid).astype(x.dtype)
+  return (y, _masks.returned(any_valid, no_channels)) if return_mask else y
 
 
 def max_blur_pool(
@@ -312,7 +353,9 @@ def max_blur_pool(
   *,
   pad_mode: str = 'constant',
   count_include_pad: bool = False,
-) -> jnp.ndarray:
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""MaxBlurPool (Zhang, ICML 2019): dense max pooling, then :func:`blur_pool`.
 
   .. math:: y = \mathrm{BlurPool}_{\text{blur}, s}\big(\mathrm{MaxPool}_{\text{window}, 1}(x)\big)
@@ -334,9 +377,16 @@ def max_blur_pool(
     blur: blur filter size per spatial dim.
     strides: subsampling factor of the blur (int or per-dim), default 2.
     padding, pad_mode, count_include_pad: of the blur, as :func:`blur_pool`.
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value); needs ``pad_mode='constant'``.
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``(*batch, *out, C)`` in ``x``'s dtype.
+    ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
+
+  Masks: the dense max pool takes the mask (:func:`jaxpool.max_pool`) and the
+  blur takes the pooled one: masked positions never win a max, and dense
+  windows with no unmasked position are left out of the blur.
 
   Example:
     >>> x = jnp.array([[0.], [4.], [0.], [0.], [0.], [0.]])
@@ -350,7 +400,23 @@ def max_blur_pool(
   if len(blur) != len(window):
     raise ValueError(f'blur must have one entry per spatial dim of window {window}; got {blur!r}')
   pad_mode = _check_pad_mode(pad_mode)
-  dense = classic.max_pool(x, window, 1)
+  valid, _, return_mask = _masks.prepare(mask, x, 'max_blur_pool', return_mask)
+  if valid is None:
+    dense = classic.max_pool(x, window, 1)
+  else:
+    if pad_mode != 'constant':
+      raise ValueError(
+        f"max_blur_pool: a mask needs pad_mode='constant' ({pad_mode!r} fills the border from "
+        f'positions the mask may hide); got pad_mode={pad_mode!r}'
+      )
+    dense, mask = classic.max_pool(x, window, 1, mask=mask, return_mask=True)
   return blur_pool(
-    dense, blur, strides, padding, pad_mode=pad_mode, count_include_pad=count_include_pad
+    dense,
+    blur,
+    strides,
+    padding,
+    pad_mode=pad_mode,
+    count_include_pad=count_include_pad,
+    mask=mask,
+    return_mask=return_mask,
   )

@@ -25,6 +25,8 @@ The flags say what a sweep may expect of the op:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -184,6 +186,14 @@ def _tree(xp, v, o, w):
   return s * (_at(xp, w, 0.0, o) * v).sum(0) + (1 - s) * (_at(xp, w, 1.0, o) * v).sum(0)
 
 
+def _binomial_mean(xp, v, o, w):
+  """The binomial filter's weighted mean of the kept taps (the filter renormalised)."""
+  rows = [np.array([math.comb(k - 1, j) for j in range(k)], float) for k in w]
+  f = functools.reduce(np.multiply.outer, rows).reshape(-1)[np.asarray(o)]
+  f = xp.asarray(f)[:, None]
+  return (f * v).sum(0) / f.sum(0)
+
+
 def _dpp_lite(xp, v, alpha=0.5, lam=1.5, eps=1e-3):
   penalty = (v - v.mean(0)) ** 2 + eps
   w = alpha + (penalty / penalty.mean(0)) ** (lam / 2)
@@ -278,6 +288,11 @@ MASKED = {
       **k,
     ),
     _tree,
+    offsets=True,
+  ),
+  'blur_pool': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.blur_pool(x, w, s, p, mask=m, **k),
+    _binomial_mean,
     offsets=True,
   ),
   'dpp_pool': Masked(

@@ -225,6 +225,47 @@ def test_avg_pool_count_include_pad_beside_a_mask():
   np.testing.assert_allclose(y[0, :, 0], [3 / 4, 9 / 4])
 
 
+def test_max_blur_pool_is_the_masked_max_then_the_masked_blur_of_float64_loops(x64):
+  """Dense masked max (stride 1) then the blur renormalised over the dense windows that hold
+  an unmasked position: both steps by the window loop; the pads refuse a mask but 'constant'."""
+  spatial, window, blur, strides, pad = (7, 6), (2, 2), (3, 3), 2, 1
+  x, mask = _case(spatial, 9, 'random')
+  dense_spatial = tuple(n - k + 1 for n, k in zip(spatial, window))
+  dense = reference(np, MASKED['max_pool'], x, mask, spatial, window, (1, 1), 0)
+  _, windows = _windows(spatial, window, (1, 1), 0)
+  dense_mask = np.array(
+    [[any(mask[(b, *i)] for _, i in windows[p]) for p in np.ndindex(dense_spatial)] for b in (0, 1)]
+  ).reshape(2, *dense_spatial)
+  blur_entry = MASKED['blur_pool']
+  want = reference(np, blur_entry, dense, dense_mask, dense_spatial, blur, (strides,) * 2, pad)
+  y, pooled = jaxpool.max_blur_pool(
+    jnp.asarray(x), window, blur, strides, pad, mask=jnp.asarray(mask), return_mask=True
+  )
+  np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+  _, want_mask = jaxpool.blur_pool(
+    jnp.asarray(dense), blur, strides, pad, mask=jnp.asarray(dense_mask), return_mask=True
+  )
+  np.testing.assert_array_equal(pooled, want_mask)
+  g = jax.grad(
+    lambda x: jnp.sum(jaxpool.max_blur_pool(x, window, blur, strides, pad, mask=mask) ** 2)
+  )(jnp.asarray(x))
+  assert np.isfinite(g).all() and not np.asarray(g)[~mask].any()
+  for op in (jaxpool.blur_pool, jaxpool.max_blur_pool):
+    with pytest.raises(ValueError, match="pad_mode='constant'"):
+      op(jnp.asarray(x), pad_mode='reflect', mask=mask)
+
+
+def test_blur_pool_count_include_pad_beside_a_mask():
+  """count_include_pad keeps the filter mass in the explicit padding in the divisor."""
+  x = jnp.arange(1.0, 7.0).reshape(1, 6, 1)
+  m = jnp.array([[True, True, False, True, True, True]])
+  # window 3 (weights 1/4, 1/2, 1/4), stride 2, padding 1: [pad, 1, 2], [2, 3 (masked), 4], ...
+  y = jaxpool.blur_pool(x, (3,), 2, 1, count_include_pad=True, mask=m)
+  np.testing.assert_allclose(y[0, :2, 0], [(0.5 * 1 + 0.25 * 2) / 1.0, (0.25 * 2 + 0.25 * 4) / 0.5])
+  y = jaxpool.blur_pool(x, (3,), 2, 1, mask=m)
+  np.testing.assert_allclose(y[0, :2, 0], [(0.5 * 1 + 0.25 * 2) / 0.75, 3.0])
+
+
 def test_max_pool_indices_never_point_at_a_masked_position_and_unpool_round_trips():
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.standard_normal((3, 9, 8, 4)), jnp.float32)
@@ -308,6 +349,68 @@ def test_padding_invariance_of_a_sequence_pooled_at_two_lengths():
     np.testing.assert_allclose(a * valid, b * valid, rtol=1e-6, atol=1e-7, err_msg=name)
     if pa is not None:
       np.testing.assert_array_equal(pa, pb)
+
+
+def _adaptive_reference(xp, x, mask, out, reduce):
+  """Per bin ``[floor(i L / O), ceil((i + 1) L / O))`` per dim: ``reduce`` of its unmasked
+  positions, 0 when none."""
+  spatial = x.shape[1:-1]
+  bins = [
+    [range((i * n) // o, -((-(i + 1) * n) // o)) for i in range(o)] for n, o in zip(spatial, out)
+  ]
+  rows = []
+  for b in range(x.shape[0]):
+    cells = []
+    for cell in itertools.product(*bins):
+      kept = [i for i in itertools.product(*cell) if mask[(b, *i)]]
+      if kept:
+        cells.append(reduce(xp.stack([x[(b, *i)] for i in kept])))
+      else:
+        cells.append(xp.zeros(x.shape[-1], x.dtype))
+    rows.append(xp.stack(cells).reshape(*out, x.shape[-1]))
+  return xp.stack(rows)
+
+
+@pytest.mark.parametrize('method', ['avg', 'max'])
+def test_adaptive_and_pyramid_pools_with_a_mask_match_a_float64_loop(method, x64):
+  op = {'avg': jaxpool.adaptive_avg_pool, 'max': jaxpool.adaptive_max_pool}[method]
+  reduce = {'avg': lambda v: v.mean(0), 'max': lambda v: v.max(0)}[method]
+  for seed, (spatial, out) in enumerate([((9, 7), (4, 3)), ((6, 8), (3, 4)), ((5,), (7,))]):
+    for kind in ('random', 'single'):
+      x, mask = _case(spatial, seed, kind)
+      y, pooled = op(jnp.asarray(x), out, mask=jnp.asarray(mask), return_mask=True)
+      want = _adaptive_reference(np, x, mask, out, reduce)
+      np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12, err_msg=f'{spatial} {kind}')
+      any_ref = _adaptive_reference(np, mask[..., None] * 1.0, mask, out, lambda v: v.max(0))
+      np.testing.assert_array_equal(pooled, any_ref[..., 0] > 0)
+      cot = np.random.default_rng(seed).standard_normal(want.shape)
+      loss = lambda x, f: jnp.sum(f(x) * cot)
+      g = jax.grad(loss)(jnp.asarray(x), lambda x: op(x, out, mask=jnp.asarray(mask)))
+      g_ref = jax.grad(loss)(
+        jnp.asarray(x), lambda x: _adaptive_reference(jnp, x, mask, out, reduce)
+      )
+      np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-12)
+      assert not np.asarray(g)[~mask].any()
+  # garbage under the mask; all-true is no mask; the pyramid is its levels' pools
+  x, mask = _case((9, 7), 5, 'random')
+  m = jnp.asarray(mask)
+  clean = jnp.where(m[..., None], x, 0)
+  garbage = jnp.where(m[..., None], x, jnp.asarray([jnp.nan, jnp.inf]))
+  np.testing.assert_array_equal(op(garbage, (3, 2), mask=m), op(clean, (3, 2), mask=m))
+  g = jax.grad(lambda x: jnp.sum(jnp.sin(op(x, (3, 2), mask=m))))(garbage)
+  assert np.isfinite(g).all() and not np.asarray(g)[~mask].any()
+  np.testing.assert_allclose(
+    op(jnp.asarray(x), (3, 2), mask=jnp.ones(mask.shape, bool)), op(jnp.asarray(x), (3, 2))
+  )
+  spp = jaxpool.spatial_pyramid_pool(garbage, (1, (2, 3)), method, mask=m)
+  parts = [op(clean, s, mask=m).reshape(2, -1) for s in ((1, 1), (2, 3))]
+  np.testing.assert_array_equal(spp, jnp.concatenate(parts, axis=-1))
+  if method == 'max':
+    _, idx = op(jnp.asarray(x), (3, 2), return_indices=True, mask=m)
+    flat = mask.reshape(2, -1)
+    for b in range(2):
+      i = np.asarray(idx)[b].reshape(-1)
+      assert flat[b][i[i >= 0]].all()
 
 
 @pytest.mark.parametrize('method', sorted(GLOBAL_MASKED))
