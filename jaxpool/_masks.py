@@ -82,6 +82,12 @@ def data(x: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
   return jnp.where(valid, x, jnp.zeros((), x.dtype))
 
 
+def data_or_all(x: jnp.ndarray, mask: Any, op: str) -> jnp.ndarray:
+  """``x`` with 0 at the positions ``mask`` hides (checked as :func:`check`); ``x`` for None."""
+  checked = check(mask, x, op)
+  return x if checked is None else data(x, checked[0])
+
+
 def fill(x: jnp.ndarray, valid: jnp.ndarray, value) -> jnp.ndarray:
   """``x`` with ``value`` at masked positions (the identity of a reduction: never picked)."""
   return jnp.where(valid, x, jnp.asarray(value, x.dtype))
@@ -108,3 +114,9 @@ def with_mask(out, valid, no_channels: bool, geom: Geometry, return_mask: bool):
     return out
   out = out if isinstance(out, tuple) else (out,)
   return (*out, returned(pooled(valid, geom), no_channels))
+
+
+def refuse(mask: Any, op: str, why: str) -> None:
+  """A ``TypeError`` for an op with no sound masked meaning, saying why; None passes."""
+  if mask is not None:
+    raise TypeError(f'{op} takes no mask: {why}; got mask={type(mask).__name__}')

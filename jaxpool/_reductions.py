@@ -275,6 +275,14 @@ def masked_window_mean(x: jnp.ndarray, valid: jnp.ndarray, geom: Geometry) -> jn
   return total / (jnp.maximum(counts, 1) * scale)
 
 
+def masked_max_and_mean(x: jnp.ndarray, valid: jnp.ndarray, geom: Geometry):
+  """Per window, the max and the mean of the taps a runtime mask keeps (0 where none is
+  kept), and whether one is: the pieces of the max-average ops with ``mask=``."""
+  any_valid = _masks.pooled(valid, geom)
+  top = _masks.zero_where_empty(masked_extremum_pool(x, valid, geom, 'max'), any_valid)
+  return top, masked_window_mean(x, valid, geom), any_valid
+
+
 def empty_windows(geom: Geometry) -> np.ndarray | None:
   """Static ``(*out, 1)`` mask of windows without a valid tap (dilation only), or None."""
   empty = geom.valid_counts() == 0

@@ -632,11 +632,12 @@ def adaptive_max_pool(
   valid, no_channels, return_mask = _masks.prepare(mask, x, 'adaptive_max_pool', return_mask)
   if valid is not None:
     low = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else _numerics.lowest(x.dtype)
-    out = adaptive_max_pool(_masks.fill(x, valid, low), output_size, return_indices)
+    filled = _masks.fill(x, valid, low)
     any_valid = adaptive_max_pool(valid.astype(jnp.int8), output_size) > 0
-    out = out if return_indices else (out,)
-    y = _masks.zero_where_empty(out[0], any_valid)
-    result = [y] + ([jnp.where(any_valid, out[1], jnp.int32(-1))] if return_indices else [])
+    result = [_masks.zero_where_empty(adaptive_max_pool(filled, output_size), any_valid)]
+    if return_indices:
+      index = _max_indices_of(lax.stop_gradient(filled), output_size)
+      result.append(jnp.where(any_valid, index, jnp.int32(-1)))
     if return_mask:
       result.append(_masks.returned(any_valid, no_channels))
     return result[0] if len(result) == 1 else tuple(result)
@@ -652,6 +653,12 @@ def adaptive_max_pool(
   if not return_indices:
     return y
   return y, _max_indices(lax.stop_gradient(x), nb, ranges)
+
+
+def _max_indices_of(x: jnp.ndarray, output_size) -> jnp.ndarray:
+  """:func:`adaptive_max_pool`'s indices alone."""
+  nb, _, out_shape = _adaptive_shapes(x.shape, output_size)
+  return _max_indices(x, nb, _dim_ranges(x.shape[nb : nb + len(out_shape)], out_shape))
 
 
 # --- global and channel-wise pooling --------------------------------------------------

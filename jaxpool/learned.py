@@ -63,14 +63,6 @@ def _zero_empty_cast(y, geom: Geometry, dtype):
   return y.astype(dtype)
 
 
-def _masked_max_and_mean(xc, valid, geom: Geometry):
-  """Per window, the max and the mean of the taps a runtime mask keeps (0 where none is
-  kept), and whether one is: the pieces of the max-average ops with ``mask=``."""
-  any_valid = _masks.pooled(valid, geom)
-  top = _masks.zero_where_empty(_reductions.masked_extremum_pool(xc, valid, geom, 'max'), any_valid)
-  return top, _reductions.masked_window_mean(xc, valid, geom), any_valid
-
-
 def _masked_result(y, any_valid, no_channels: bool, return_mask: bool, dtype):
   """``y`` with 0 in windows that keep no tap, cast to ``dtype``; with the pooled mask."""
   y = _masks.zero_where_empty(y, any_valid).astype(dtype)
@@ -216,7 +208,7 @@ def max_avg_pool(
   valid, no_channels, return_mask = _masks.prepare(mask, x, 'max_avg_pool', return_mask)
   xc = x.astype(cdt)
   if valid is not None:
-    top, mean, any_valid = _masked_max_and_mean(xc, valid, geom)
+    top, mean, any_valid = _reductions.masked_max_and_mean(xc, valid, geom)
     y = _numerics.blend(alpha, top, mean)
     return _masked_result(y, any_valid, no_channels, return_mask, x.dtype)
   y = _numerics.blend(
@@ -288,7 +280,7 @@ def gated_pool(
   valid, no_channels, return_mask = _masks.prepare(mask, x, 'gated_pool', return_mask)
   xc = x.astype(cdt)
   if valid is not None:
-    top, mean, any_valid = _masked_max_and_mean(xc, valid, geom)
+    top, mean, any_valid = _reductions.masked_max_and_mean(xc, valid, geom)
     s = jax.nn.sigmoid(_windows.Taps.read(_masks.data(xc, valid), geom, 0.0).dot(omega))
     return _masked_result(
       _numerics.blend(s, top, mean), any_valid, no_channels, return_mask, x.dtype
@@ -435,7 +427,7 @@ class _DPPContext:
       self.stacked_mask = valid if self.stacked else None
       self.tap_masks = [] if self.stacked else list(valid)
       count = self.sum(self.map(lambda v: v.astype(dtype), valid))
-      self.counts, self.empty = jnp.maximum(count, 1), count == 0
+      self.counts, self.empty = jnp.maximum(count, 1), count == 0  # type: ignore[assignment]
     self.symmetric = symmetric
     self.eps_t = eps_t  # eps / t**2 per window
     # d**2 + eps >= floor: 1/floor bounds every backward factor; the floor is eps_dtype**2

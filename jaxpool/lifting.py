@@ -32,7 +32,7 @@ from typing import Any
 import jax.numpy as jnp
 from jax import lax
 
-from jaxpool import _geometry, _numerics
+from jaxpool import _geometry, _masks, _numerics
 
 __all__ = ['lift_down_pool', 'lift_up_pool', 'band_names']
 
@@ -182,8 +182,20 @@ def _unlift(
   return jnp.moveaxis(v[..., :size, :], -2, axis)
 
 
+_NO_MASK = (
+  'a lifting is an invertible transform of every position (each odd sample is predicted from '
+  'its even neighbours, and lift_up_pool restores all of them); a masked position has no '
+  'value to predict from or to restore'
+)
+
+
 def lift_down_pool(
-  x: jnp.ndarray, predict: Operator, update: Operator, axes: int | Sequence[int] = (-3, -2)
+  x: jnp.ndarray,
+  predict: Operator,
+  update: Operator,
+  axes: int | Sequence[int] = (-3, -2),
+  *,
+  mask: None = None,
 ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
   r"""LiftDownPool (Zhao & Snoek, ICLR 2021): lifting-scheme downsampling.
 
@@ -226,6 +238,10 @@ def lift_down_pool(
     update: ``U``, a callable or filter array as above.
     axes: the spatial axes of ``x`` to lift (ints, negative allowed, not the
       channel axis); default ``(-3, -2)``: height then width of ``(N, H, W, C)``.
+    mask: refused (a ``TypeError``): a lifting is an invertible transform of
+      every position — each odd sample is predicted from its even neighbours and
+      :func:`lift_up_pool` restores them all — so a masked position has no value
+      to predict from or to restore.
 
   Returns:
     ``(low, details)``: ``low`` the all-``L`` band, ``details`` a dict from
@@ -238,6 +254,7 @@ def lift_down_pool(
     >>> low[:, 0], details['H'][:, 0]
     (Array([2., 6.], dtype=float32), Array([2., 4.], dtype=float32))
   """
+  _masks.refuse(mask, 'lift_down_pool', _NO_MASK)
   x = _numerics.as_array(x)
   _numerics.check_float(x, 'lift_down_pool')
   axes = _normalize_axes(axes, x.ndim, 'x')
@@ -261,6 +278,8 @@ def lift_up_pool(
   update: Operator,
   axes: int | Sequence[int] = (-3, -2),
   output_size: int | Sequence[int] | None = None,
+  *,
+  mask: None = None,
 ) -> jnp.ndarray:
   r"""LiftUpPool (Zhao & Snoek, ICLR 2021): the exact inverse of :func:`lift_down_pool`.
 
@@ -284,6 +303,7 @@ def lift_up_pool(
       after the first (e.g. ``'LH', 'HL', 'HH'``), each shaped like ``low``.
     predict, update, axes: as given to :func:`lift_down_pool`.
     output_size: None, an int, or one int per entry of ``axes``.
+    mask: refused (a ``TypeError``), as :func:`lift_down_pool`'s.
 
   Returns:
     the reconstructed signal, in ``low``'s dtype.
@@ -293,6 +313,7 @@ def lift_up_pool(
     >>> lift_up_pool(low, details, jnp.ones(1), jnp.full(1, 0.5), axes=0)[:, 0]
     Array([1., 3., 4., 8.], dtype=float32)
   """
+  _masks.refuse(mask, 'lift_up_pool', _NO_MASK)
   low = _numerics.as_array(low, 'low')
   _numerics.check_float(low, 'lift_up_pool', 'low')
   axes = _normalize_axes(axes, low.ndim, 'low')

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _geometry, _numerics, _reductions, _windows, classic
+from jaxpool import _checks, _geometry, _masks, _numerics, _reductions, _windows, classic
 from jaxpool._geometry import Geometry, Padding
 
 __all__ = ['fractional_max_pool', 'mixed_pool', 's3_pool', 'stochastic_pool']
@@ -220,7 +220,9 @@ def stochastic_pool(
   ceil_mode: bool = False,
   *,
   key: jax.Array | None = None,
-) -> jnp.ndarray:
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""Stochastic pooling (Zeiler & Fergus, ICLR 2013).
 
   With :math:`a_i = \max(x_i, 0)` over the valid taps :math:`R(p)` of window
@@ -250,9 +252,16 @@ def stochastic_pool(
     x: ``(*batch, *spatial, C)`` floats.
     window, strides, padding, dilation, ceil_mode: as :func:`~jaxpool.max_pool`.
     key: a ``jax.random`` key for training, ``None`` for evaluation.
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value).
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``(*batch, *out, C)`` in ``x``'s dtype.
+    ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
+
+  Masks: a masked position is padding: its probability is 0 (it is never
+  drawn) and it has no weight in evaluation; a window with no unmasked
+  positive entry gives 0 with a zero gradient.
 
   Example:
     >>> x = jnp.array([[1.], [3.], [0.], [2.]])
@@ -265,11 +274,18 @@ def stochastic_pool(
   x, geom, _ = _checked_geometry(
     x, window, strides, padding, dilation, ceil_mode, 'stochastic_pool', key
   )
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'stochastic_pool', return_mask)
   xc = x.astype(_numerics.compute_dtype(x.dtype))
+  if valid is not None:
+    xc = _masks.data(xc, valid)  # 0: probability 0, weight 0, a zero derivative
   if key is None:
-    return _stochastic_eval(xc, geom).astype(x.dtype)
-  u = jax.random.uniform(key, (*x.shape[: -geom.ndim - 1], *geom.out_shape, x.shape[-1]), xc.dtype)
-  return _stochastic_train(xc, u, geom).astype(x.dtype)
+    y = _stochastic_eval(xc, geom)
+  else:
+    u = jax.random.uniform(
+      key, (*x.shape[: -geom.ndim - 1], *geom.out_shape, x.shape[-1]), xc.dtype
+    )
+    y = _stochastic_train(xc, u, geom)
+  return _masks.with_mask(y.astype(x.dtype), valid, no_channels, geom, return_mask)
 
 
 # --- mixed pooling (Yu et al. 2014) ----------------------------------------------------
@@ -302,7 +318,9 @@ def mixed_pool(
   key: jax.Array | None = None,
   p_max: float | jnp.ndarray = 0.5,
   granularity: str = 'channel',
-) -> jnp.ndarray:
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""Mixed pooling (Yu, Wang, Chen, Wei — RSKT 2014).
 
   .. math:: y_p = \lambda \max_{i \in R(p)} x_i + (1 - \lambda)\, \frac{1}{|R(p)|}
@@ -331,9 +349,16 @@ def mixed_pool(
     key: a ``jax.random`` key for training, ``None`` for evaluation.
     p_max: probability of choosing max (a number in [0, 1] or a scalar array).
     granularity: ``'batch'``, ``'example'``, ``'channel'`` or ``'window'``.
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value).
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``(*batch, *out, C)`` in ``x``'s dtype.
+    ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
+
+  Masks: a masked position is padding: the max never picks it, the average
+  neither adds nor counts it; a window with no unmasked position gives 0 with a
+  zero gradient.
 
   Example:
     >>> x = jnp.array([[1.], [3.], [0.], [2.]])
@@ -347,16 +372,23 @@ def mixed_pool(
   )
   p_max = check_probability(p_max, 'p_max')
   granularity = _checks.choice(granularity, 'granularity', GRANULARITIES)
+  valid, no_channels, return_mask = _masks.prepare(mask, x, 'mixed_pool', return_mask)
   xc = x.astype(_numerics.compute_dtype(x.dtype))
-  avg = _reductions.window_mean(xc, geom)  # cannot overflow
-  mx = _reductions.valid_max(xc, geom)
+  if valid is None:
+    avg = _reductions.window_mean(xc, geom)  # cannot overflow
+    mx = _reductions.valid_max(xc, geom)
+  else:
+    mx, avg, any_valid = _reductions.masked_max_and_mean(xc, valid, geom)
   if key is None:
     y = _numerics.blend(p_max, mx, avg)  # exactly max (avg) pooling at p_max = 1 (0)
   else:
     shape = _choice_shape(avg.shape, nb, geom.ndim, granularity)
     use_max = jax.random.bernoulli(key, p_max, shape)
     y = jnp.where(use_max, mx, avg)
-  return y.astype(x.dtype)
+  if valid is None:
+    return y.astype(x.dtype)
+  y = _masks.zero_where_empty(y, any_valid).astype(x.dtype)
+  return (y, _masks.returned(any_valid, no_channels)) if return_mask else y
 
 
 # --- S3Pool (Zhai et al. 2017) ---------------------------------------------------------
@@ -434,7 +466,9 @@ def s3_pool(
   grid: int | Sequence[int] | None = None,
   *,
   key: jax.Array | None = None,
-) -> jnp.ndarray:
+  mask: jnp.ndarray | None = None,
+  return_mask: bool = False,
+):
   r"""S3Pool: stochastic spatial sampling (Zhai et al., CVPR 2017).
 
   Step 1: :math:`z = ` ``max_pool(x, window, strides=1)`` (VALID), a map of
@@ -466,9 +500,19 @@ def s3_pool(
     grid: grid cell size ``g`` per dim (int or sequence), ``g >= k``;
       ``None`` means ``window``.
     key: a ``jax.random`` key for training, ``None`` for evaluation.
+    mask: bool, ``(*batch, *spatial)`` or broadcastable to ``x``: the positions
+      that are data (a runtime value).
+    return_mask: also return the pooled mask (needs ``mask``).
 
   Returns:
-    ``(*batch, *out, C)`` in ``x``'s dtype.
+    ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, pooled_mask)``.
+
+  Masks: step 1 is :func:`~jaxpool.max_pool` with the mask (a masked position
+  is never a maximum), and its pooled mask goes on: evaluation averages the
+  max-map entries whose window holds an unmasked position; training keeps the
+  drawn rows as without a mask (the draw is shared by the batch, whose masks
+  differ), and a kept entry whose window holds no unmasked position is 0, with
+  a zero gradient and False in the pooled mask.
 
   Example:
     >>> x = jnp.arange(16.).reshape(4, 4, 1)
@@ -480,15 +524,28 @@ def s3_pool(
   x, window, nb = _checked_window(x, window, 's3_pool', key)
   n = len(window)
   grid = check_grid(grid, window)
-  z = classic.max_pool(x, window, strides=1)
+  _, _, return_mask = _masks.prepare(mask, x, 's3_pool', return_mask)
+  if mask is None:
+    z, z_mask = classic.max_pool(x, window, strides=1), None
+  else:
+    z, z_mask = classic.max_pool(x, window, strides=1, mask=mask, return_mask=True)
   if key is None:
     return classic.avg_pool(
-      z, window, strides=window, padding=[k // 2 for k in window], count_include_pad=False
+      z,
+      window,
+      strides=window,
+      padding=[k // 2 for k in window],
+      count_include_pad=False,
+      mask=z_mask,
+      return_mask=return_mask,
     )
   spatial = x.shape[nb : nb + n]
   for axis, (key_d, size, k, g) in enumerate(zip(jax.random.split(key, n), spatial, window, grid)):
-    z = jnp.take(z, _s3_rows(key_d, size, k, g), axis=nb + axis, mode='clip')
-  return z
+    rows = _s3_rows(key_d, size, k, g)
+    z = jnp.take(z, rows, axis=nb + axis, mode='clip')
+    if z_mask is not None:
+      z_mask = jnp.take(z_mask, rows, axis=nb + axis, mode='clip')
+  return (z, z_mask) if return_mask else z
 
 
 # --- fractional max pooling (Graham 2014, PyTorch's rule) ------------------------------
@@ -675,6 +732,12 @@ def _at_winner_jvp(primals, tangents):
   return _at_winner(y, planes, index), y_dot
 
 
+_FRACTIONAL_NO_MASK = (
+  'its pseudo-random regions tile the whole grid to a fixed output size, so a padded input '
+  'gets other regions than its real extent would (crop, or pool each extent on its own)'
+)
+
+
 def fractional_max_pool(
   x: jnp.ndarray,
   window: Sequence[int],
@@ -684,6 +747,7 @@ def fractional_max_pool(
   key: jax.Array | None = None,
   samples: jnp.ndarray | None = None,
   return_indices: bool = False,
+  mask: None = None,
 ):
   r"""Fractional max pooling (Graham 2014) with PyTorch's pseudo-random intervals.
 
@@ -725,6 +789,10 @@ def fractional_max_pool(
     samples: explicit samples (reproduces PyTorch's ``_random_samples``).
     return_indices: also return int32 flat indices of each maximum into its
       (batch, channel) plane (PyTorch's convention), shaped like ``y``.
+    mask: refused (a ``TypeError``): the pooling regions are drawn to tile the
+      whole grid to a fixed output size, so a padded input would get other
+      regions than its real extent alone: no mask makes the result independent of
+      the padding. Crop, or pool each real extent on its own.
 
   Returns:
     ``y`` of shape ``(*batch, *out, C)`` in ``x``'s dtype, or ``(y, indices)``.
@@ -736,6 +804,7 @@ def fractional_max_pool(
            [16., 18., 19.],
            [21., 23., 24.]], dtype=float32)
   """
+  _masks.refuse(mask, 'fractional_max_pool', _FRACTIONAL_NO_MASK)
   x, window, nb = _checked_window(x, window, 'fractional_max_pool', key)
   n = len(window)
   batch, spatial, channels = x.shape[:nb], x.shape[nb : nb + n], x.shape[-1]

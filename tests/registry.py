@@ -194,6 +194,14 @@ def _binomial_mean(xp, v, o, w):
   return (f * v).sum(0) / f.sum(0)
 
 
+def _probabilistic_weighting(xp, v):
+  """Stochastic pooling's evaluation: ``sum a**2 / sum a``, ``a = max(v, 0)``; 0 without a
+  positive entry."""
+  a = xp.maximum(v, 0)
+  total = a.sum(0)
+  return xp.where(total > 0, (a * a).sum(0) / xp.where(total > 0, total, 1), 0)
+
+
 def _dpp_lite(xp, v, alpha=0.5, lam=1.5, eps=1e-3):
   penalty = (v - v.mean(0)) ** 2 + eps
   w = alpha + (penalty / penalty.mean(0)) ** (lam / 2)
@@ -289,6 +297,14 @@ MASKED = {
     ),
     _tree,
     offsets=True,
+  ),
+  'stochastic_pool (eval)': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.stochastic_pool(x, w, s, p, mask=m, **k),
+    lambda xp, v, l: _probabilistic_weighting(xp, v),
+  ),
+  'mixed_pool (eval)': Masked(
+    lambda x, m, w, s, p, **k: jaxpool.mixed_pool(x, w, s, p, p_max=0.3, mask=m, **k),
+    lambda xp, v, l: 0.3 * v.max(0) + 0.7 * v.mean(0),
   ),
   'blur_pool': Masked(
     lambda x, m, w, s, p, **k: jaxpool.blur_pool(x, w, s, p, mask=m, **k),

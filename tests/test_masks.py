@@ -9,6 +9,7 @@ gradient by the rule under test.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 
 import jax
@@ -21,7 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import jaxpool
 import jaxpool.linen as jl
 import jaxpool.nnx as jn
-from tests import helpers
+from tests import helpers, module_catalogue
 from tests.registry import GLOBAL_MASKED, MASKED
 
 NAMES = sorted(MASKED)
@@ -264,6 +265,67 @@ def test_blur_pool_count_include_pad_beside_a_mask():
   np.testing.assert_allclose(y[0, :2, 0], [(0.5 * 1 + 0.25 * 2) / 1.0, (0.25 * 2 + 0.25 * 4) / 0.5])
   y = jaxpool.blur_pool(x, (3,), 2, 1, mask=m)
   np.testing.assert_allclose(y[0, :2, 0], [(0.5 * 1 + 0.25 * 2) / 0.75, 3.0])
+
+
+def test_training_draws_never_reach_a_masked_position():
+  """stochastic_pool draws only unmasked positive taps; mixed_pool's draws pick the masked max
+  or the masked mean; s3_pool keeps rows of the masked max map. Gradients are 0 under the mask."""
+  spatial, window, strides, pad = (7, 6), (3, 3), (2, 2), 1
+  x, mask = _case(spatial, 11, 'random')
+  x = jnp.asarray(np.abs(x) + 0.1, jnp.float32)  # every tap positive: any unmasked may be drawn
+  m = jnp.asarray(mask)
+  _, windows = _windows(spatial, window, strides, pad)
+  top = MASKED['max_pool'].call(x, m, window, strides, pad)
+  mean = MASKED['avg_pool'].call(x, m, window, strides, pad)
+  for seed in range(4):
+    key = jax.random.key(seed)
+    y, pooled = jaxpool.stochastic_pool(x, window, strides, pad, key=key, mask=m, return_mask=True)
+    for b in range(2):
+      for p in np.ndindex(*y.shape[1:3]):
+        kept = {float(x[(b, *i, c)]) for _, i in windows[p] if mask[(b, *i)] for c in range(2)}
+        for c in range(2):
+          value = float(y[(b, *p, c)])
+          assert value in kept if pooled[(b, *p)] else value == 0.0
+    g = jax.grad(
+      lambda x: jnp.sum(jaxpool.stochastic_pool(x, window, strides, pad, key=key, mask=m))
+    )(x)
+    assert not np.asarray(g)[~mask].any()
+    z = jaxpool.mixed_pool(x, window, strides, pad, key=key, granularity='window', mask=m)
+    assert np.all((np.asarray(z) == np.asarray(top)) | np.isclose(z, mean, rtol=1e-6))
+  # s3: on an input increasing in row-major order a stride-1 max is its window's last tap,
+  # which says which max-map entries a draw kept; the masked op keeps the same entries of
+  # the masked max map.
+  xs, mask = _case((8, 8), 12, 'random')
+  mask[0, 3:6, 2:7] = False  # empty windows of the max map
+  ms = jnp.asarray(mask)
+  ident = jnp.arange(64.0).reshape(1, 8, 8, 1)
+  dense, dense_mask = jaxpool.max_pool(jnp.asarray(xs), (2, 2), 1, mask=ms, return_mask=True)
+  for seed in range(3):
+    key = jax.random.key(seed)
+    rows = np.asarray(jaxpool.s3_pool(ident, (2, 2), 4, key=key))[0, ..., 0].astype(int)
+    i, j = rows // 8 - 1, rows % 8 - 1
+    y, pooled = jaxpool.s3_pool(jnp.asarray(xs), (2, 2), 4, key=key, mask=ms, return_mask=True)
+    np.testing.assert_array_equal(y, np.asarray(dense)[:, i, j])
+    np.testing.assert_array_equal(pooled, np.asarray(dense_mask)[:, i, j])
+  y, pooled = jaxpool.s3_pool(jnp.asarray(xs), (2, 2), mask=ms, return_mask=True)
+  want = jaxpool.avg_pool(
+    dense, (2, 2), 2, 1, count_include_pad=False, mask=dense_mask, return_mask=True
+  )
+  np.testing.assert_array_equal(y, want[0])
+  np.testing.assert_array_equal(pooled, want[1])
+
+
+def test_ops_without_a_masked_meaning_refuse_a_mask_and_say_why():
+  x = jnp.ones((2, 8, 8, 3))
+  m = jnp.ones((2, 8, 8), bool)
+  with pytest.raises(TypeError, match='fractional_max_pool takes no mask: .*tile the whole grid'):
+    jaxpool.fractional_max_pool(x, (2, 2), output_size=5, mask=m)
+  f = jnp.full((2,), 0.5)
+  with pytest.raises(TypeError, match='lift_down_pool takes no mask: .*invertible'):
+    jaxpool.lift_down_pool(x, f, f, mask=m)
+  low, details = jaxpool.lift_down_pool(x, f, f)
+  with pytest.raises(TypeError, match='lift_up_pool takes no mask: .*invertible'):
+    jaxpool.lift_up_pool(low, details, f, f, mask=m)
 
 
 def test_max_pool_indices_never_point_at_a_masked_position_and_unpool_round_trips():
@@ -601,6 +663,56 @@ def test_modules_take_the_mask_at_call_time(linen, nnx_cls, kwargs):
     'AdaPool': lambda x, *a, **k: jaxpool.ada_pool(x, 0.5, *a, **k),
   }[name]
   np.testing.assert_allclose(y, fn(x, (3,), 2, 1, mask=m), rtol=1e-6, atol=1e-7)
+
+
+def _takes(module_cls, name: str) -> bool:
+  return name in inspect.signature(module_cls.__call__).parameters
+
+
+MASKED_SPECS = [
+  spec
+  for spec in module_catalogue.SPECS
+  if spec.inputs is None
+  and _takes(getattr(jl, spec.name), 'mask')
+  and spec.name not in ('GlobalPool', 'SegmentPool')  # their own tests below
+]
+
+
+@pytest.mark.parametrize('spec', MASKED_SPECS, ids=str)
+def test_every_module_with_a_mask_honours_it_in_both_families(spec):
+  """Catalogue-driven: each module whose ``__call__`` takes ``mask`` — linen and NNX with the
+  same parameters agree; garbage under the mask is never read; an all-true mask is no mask."""
+  assert _takes(getattr(jn, spec.name), 'mask'), f'nnx.{spec.name} takes no mask'
+  rng = np.random.default_rng(12)
+  x = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
+  if spec.positive:
+    x = np.abs(x) + 0.1
+  mask = rng.random((2, 8, 8)) < 0.6
+  mask[1, :4] = False
+  m = jnp.asarray(mask)
+  x = jnp.asarray(x)
+  module = module_catalogue.linen_module(spec)
+  variables = module.init(jax.random.key(0), x, **spec.init_kw)
+  returns = _takes(getattr(jl, spec.name), 'return_mask')
+  kw = dict(spec.init_kw, mask=m, **({'return_mask': True} if returns else {}))
+  out = module.apply(variables, x, **kw)
+  clean = jnp.where(m[..., None], x, 0)
+  garbage = jnp.where(m[..., None], x, jnp.asarray(jnp.nan, x.dtype))
+  module_catalogue.assert_close(module.apply(variables, garbage, **kw), out)
+  module_catalogue.assert_close(module.apply(variables, clean, **kw), out)
+  ones = jnp.ones_like(m)
+  y_ones = module.apply(variables, x, **dict(kw, mask=ones))
+  y_none = module.apply(variables, x, **spec.init_kw)
+  if returns:  # the pooled mask is last
+    y_ones = y_ones[0] if len(y_ones) == 2 else y_ones[:-1]
+  module_catalogue.assert_close(y_ones, y_none)
+  nnx_module = module_catalogue.nnx_module(spec)
+  if variables.get('params'):
+    module_catalogue.load_params(nnx_module, variables['params'])
+  nnx_kw = dict(kw)
+  if spec.random:
+    nnx_kw['deterministic'] = True
+  module_catalogue.assert_close(nnx_module(x, **nnx_kw), out)
 
 
 def test_lip_and_global_and_segment_modules():

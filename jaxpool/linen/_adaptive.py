@@ -19,8 +19,8 @@ class AdaptiveAvgPool(nn.Module):
     adaptive.check_output_size(self.output_size)
     super().__post_init__()
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return adaptive.adaptive_avg_pool(x, self.output_size)
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
+    return adaptive.adaptive_avg_pool(x, self.output_size, mask=mask, return_mask=return_mask)
 
 
 class AdaptiveMaxPool(nn.Module):
@@ -34,8 +34,10 @@ class AdaptiveMaxPool(nn.Module):
     _checks.flag(self.return_indices, 'return_indices')
     super().__post_init__()
 
-  def __call__(self, x: jnp.ndarray):
-    return adaptive.adaptive_max_pool(x, self.output_size, return_indices=self.return_indices)
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
+    return adaptive.adaptive_max_pool(
+      x, self.output_size, return_indices=self.return_indices, mask=mask, return_mask=return_mask
+    )
 
 
 def _p_argument(module, x: jnp.ndarray) -> float | jnp.ndarray | None:
@@ -110,8 +112,8 @@ class SpatialPyramidPool(nn.Module):
     adaptive.check_pyramid_fields(self.levels, self.method)
     super().__post_init__()
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return adaptive.spatial_pyramid_pool(x, self.levels, self.method)
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None):
+    return adaptive.spatial_pyramid_pool(x, self.levels, self.method, mask=mask)
 
 
 class SegmentPool(nn.Module):

@@ -30,7 +30,7 @@ class BlurPool(nn.Module):
     _checks.flag(self.count_include_pad, 'count_include_pad')
     super().__post_init__()
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     return blur.blur_pool(
       x,
       self.window,
@@ -38,6 +38,8 @@ class BlurPool(nn.Module):
       self.padding,
       pad_mode=self.pad_mode,
       count_include_pad=self.count_include_pad,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 
@@ -56,7 +58,7 @@ class MaxBlurPool(nn.Module):
     _checks.flag(self.count_include_pad, 'count_include_pad')
     super().__post_init__()
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     return blur.max_blur_pool(
       x,
       self.window,
@@ -65,4 +67,6 @@ class MaxBlurPool(nn.Module):
       self.padding,
       pad_mode=self.pad_mode,
       count_include_pad=self.count_include_pad,
+      mask=mask,
+      return_mask=return_mask,
     )

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpool import _checks, _geometry, _numerics, learned
+from jaxpool import _checks, _geometry, _masks, _numerics, learned
 from jaxpool.linen._base import Windowed
 
 Initializer = Callable[..., Any]
@@ -53,7 +53,7 @@ class MaxAvgPool(_Windowed):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = _numerics.as_array(x)
     geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
     shape = _geometry.param_shape(self.alpha_shape, geom.out_shape, x.shape[-1])
@@ -63,7 +63,9 @@ class MaxAvgPool(_Windowed):
       shape,
       f"alpha_shape={self.alpha_shape!r}; 'location' variants need a fixed input size",
     )
-    return learned.max_avg_pool(x, jax.nn.sigmoid(logit), *self._geometry_args)
+    return learned.max_avg_pool(
+      x, jax.nn.sigmoid(logit), *self._geometry_args, mask=mask, return_mask=return_mask
+    )
 
 
 class GatedPool(_Windowed):
@@ -82,12 +84,12 @@ class GatedPool(_Windowed):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = _numerics.as_array(x)
     window = _geometry.normalize_window(self.window)
     shape = (*window, x.shape[-1]) if self.per_channel else window
     gate = self._checked_param('gate', self.gate_init, shape, 'per_channel gate')
-    return learned.gated_pool(x, gate, *self._geometry_args)
+    return learned.gated_pool(x, gate, *self._geometry_args, mask=mask, return_mask=return_mask)
 
 
 class TreePool(_Windowed):
@@ -111,14 +113,16 @@ class TreePool(_Windowed):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = _numerics.as_array(x)
     window = _geometry.normalize_window(self.window)
     tail = (x.shape[-1],) if self.per_channel else ()
     n = 2 ** learned.check_depth(self.depth)
     leaves = self._checked_param('leaves', self.leaf_init, (n, *window, *tail), 'leaves')
     gates = self._checked_param('gates', self.gate_init, (n - 1, *window, *tail), 'gates')
-    return learned.tree_pool(x, leaves, gates, *self._geometry_args)
+    return learned.tree_pool(
+      x, leaves, gates, *self._geometry_args, mask=mask, return_mask=return_mask
+    )
 
 
 class DPP(_Windowed):
@@ -169,14 +173,17 @@ class DPP(_Windowed):
     return learned.strided_guide(x, kernel, bias, geom)
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = _numerics.as_array(x)
     _numerics.check_float(x, 'DPP')
     geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
     channels = x.shape[-1]
     log_alpha = self._checked_param('log_alpha', self.alpha_init, (channels,), 'per channel')
     log_lam = self._checked_param('log_lam', self.lam_init, (channels,), 'per channel')
-    guide = self._full_guide(x, geom) if self.guide == 'full' else None
+    # masked positions read 0 in the guide's filter, as its zero padding does
+    guide = (
+      self._full_guide(_masks.data_or_all(x, mask, 'DPP'), geom) if self.guide == 'full' else None
+    )
     return learned.dpp_pool(
       x,
       jnp.exp(log_alpha),
@@ -189,4 +196,6 @@ class DPP(_Windowed):
       eps=self.eps,
       dilation=self.dilation,
       ceil_mode=self.ceil_mode,
+      mask=mask,
+      return_mask=return_mask,
     )

@@ -54,8 +54,17 @@ class StochasticPool(_Windowed, _Random):
 
   deterministic: bool | None = None
 
-  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None) -> jnp.ndarray:
-    return stochastic.stochastic_pool(x, *self._geometry_args, key=_key(self, deterministic))
+  def __call__(
+    self,
+    x: jnp.ndarray,
+    deterministic: bool | None = None,
+    *,
+    mask: jnp.ndarray | None = None,
+    return_mask: bool = False,
+  ):
+    return stochastic.stochastic_pool(
+      x, *self._geometry_args, key=_key(self, deterministic), mask=mask, return_mask=return_mask
+    )
 
 
 class MixedPool(_Windowed, _Random):
@@ -70,13 +79,22 @@ class MixedPool(_Windowed, _Random):
     _checks.choice(self.granularity, 'granularity', stochastic.GRANULARITIES)
     super().__post_init__()
 
-  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None) -> jnp.ndarray:
+  def __call__(
+    self,
+    x: jnp.ndarray,
+    deterministic: bool | None = None,
+    *,
+    mask: jnp.ndarray | None = None,
+    return_mask: bool = False,
+  ):
     return stochastic.mixed_pool(
       x,
       *self._geometry_args,
       key=_key(self, deterministic),
       p_max=self.p_max,
       granularity=self.granularity,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 
@@ -91,8 +109,17 @@ class S3Pool(_Random):
     stochastic.check_grid(self.grid, self.window)
     super().__post_init__()
 
-  def __call__(self, x: jnp.ndarray, deterministic: bool | None = None) -> jnp.ndarray:
-    return stochastic.s3_pool(x, self.window, self.grid, key=_key(self, deterministic))
+  def __call__(
+    self,
+    x: jnp.ndarray,
+    deterministic: bool | None = None,
+    *,
+    mask: jnp.ndarray | None = None,
+    return_mask: bool = False,
+  ):
+    return stochastic.s3_pool(
+      x, self.window, self.grid, key=_key(self, deterministic), mask=mask, return_mask=return_mask
+    )
 
 
 class FractionalMaxPool(_Random):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import _checks, _geometry, weighted
+from jaxpool import _checks, _geometry, _masks, weighted
 from jaxpool._geometry import Padding
 from jaxpool.linen._base import Windowed, check_window_fields
 
@@ -124,11 +124,14 @@ class LIP(Windowed):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
+    # The logit network reads masked positions as 0, as its zero padding: what they hold
+    # (inf, NaN) never reaches a logit of an unmasked one.
+    data = _masks.data_or_all(jnp.asarray(x), mask, 'LIP')
     if self.logit_module is not None:
-      logits = self.logit_module(x)
+      logits = self.logit_module(data)
     else:
       kernel = weighted.lip_logit_window(self.window, self.logit_window)
-      logits = LIPLogits(kernel, self.coeff, name='logits')(x)
+      logits = LIPLogits(kernel, self.coeff, name='logits')(data)
     return weighted.lip_pool(
       x,
       logits,

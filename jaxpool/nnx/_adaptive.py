@@ -20,8 +20,8 @@ class AdaptiveAvgPool(nnx.Module):
     adaptive.check_output_size(output_size)
     self.output_size = freeze(output_size)
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return adaptive.adaptive_avg_pool(x, self.output_size)
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
+    return adaptive.adaptive_avg_pool(x, self.output_size, mask=mask, return_mask=return_mask)
 
 
 class AdaptiveMaxPool(nnx.Module):
@@ -33,8 +33,10 @@ class AdaptiveMaxPool(nnx.Module):
     self.output_size = freeze(output_size)
     self.return_indices = freeze(return_indices)
 
-  def __call__(self, x: jnp.ndarray):
-    return adaptive.adaptive_max_pool(x, self.output_size, return_indices=self.return_indices)
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
+    return adaptive.adaptive_max_pool(
+      x, self.output_size, return_indices=self.return_indices, mask=mask, return_mask=return_mask
+    )
 
 
 def _p_field(method, p, learnable_p: bool, p_shape: str, num_features, owner: str):
@@ -132,8 +134,8 @@ class SpatialPyramidPool(nnx.Module):
     self.levels = freeze(levels)
     self.method = freeze(method)
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return adaptive.spatial_pyramid_pool(x, self.levels, self.method)
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None):
+    return adaptive.spatial_pyramid_pool(x, self.levels, self.method, mask=mask)
 
 
 class SegmentPool(nnx.Module):

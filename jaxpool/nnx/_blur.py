@@ -35,7 +35,7 @@ class BlurPool(nnx.Module):
     self.pad_mode = freeze(pad_mode)
     self.count_include_pad = freeze(count_include_pad)
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     return blur_ops.blur_pool(
       x,
       self.window,
@@ -43,6 +43,8 @@ class BlurPool(nnx.Module):
       self.padding,
       pad_mode=self.pad_mode,
       count_include_pad=self.count_include_pad,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 
@@ -67,7 +69,7 @@ class MaxBlurPool(nnx.Module):
     self.pad_mode = freeze(pad_mode)
     self.count_include_pad = freeze(count_include_pad)
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     return blur_ops.max_blur_pool(
       x,
       self.window,
@@ -76,4 +78,6 @@ class MaxBlurPool(nnx.Module):
       self.padding,
       pad_mode=self.pad_mode,
       count_include_pad=self.count_include_pad,
+      mask=mask,
+      return_mask=return_mask,
     )

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import _checks, _geometry, _numerics, learned
+from jaxpool import _checks, _geometry, _masks, _numerics, learned
 from jaxpool._geometry import Padding
 from jaxpool.learned import box_init, filter_init
 from jaxpool.nnx import _base
@@ -56,7 +56,7 @@ class MaxAvgPool(Windowed):
     )
     self.alpha_logit = _base.init_param(alpha_init, shape, rngs, 'MaxAvgPool', 'alpha_logit')
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = _numerics.as_array(x)
     _base.check_param_shape(
       self.alpha_logit,
@@ -66,7 +66,13 @@ class MaxAvgPool(Windowed):
       x.shape,
       f"alpha_shape={self.alpha_shape!r}; 'location' variants need a fixed input size",
     )
-    return learned.max_avg_pool(x, jax.nn.sigmoid(self.alpha_logit[...]), *self._geometry_args)
+    return learned.max_avg_pool(
+      x,
+      jax.nn.sigmoid(self.alpha_logit[...]),
+      *self._geometry_args,
+      mask=mask,
+      return_mask=return_mask,
+    )
 
 
 class GatedPool(Windowed):
@@ -101,13 +107,15 @@ class GatedPool(Windowed):
     )
     self.gate = _base.init_param(gate_init, (*self.window, *tail), rngs, 'GatedPool', 'gate')
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = _numerics.as_array(x)
     tail = (x.shape[-1],) if self.per_channel else ()
     _base.check_param_shape(
       self.gate, (*self.window, *tail), 'GatedPool', 'gate', x.shape, 'per_channel gate'
     )
-    return learned.gated_pool(x, self.gate[...], *self._geometry_args)
+    return learned.gated_pool(
+      x, self.gate[...], *self._geometry_args, mask=mask, return_mask=return_mask
+    )
 
 
 class TreePool(Windowed):
@@ -151,14 +159,16 @@ class TreePool(Windowed):
       gate_init, (n - 1, *self.window, *tail), rngs, 'TreePool', 'gates'
     )
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = _numerics.as_array(x)
     tail = (x.shape[-1],) if self.per_channel else ()
     n = 2**self.depth
     _base.check_param_shape(
       self.leaves, (n, *self.window, *tail), 'TreePool', 'leaves', x.shape, 'leaves'
     )
-    return learned.tree_pool(x, self.leaves[...], self.gates[...], *self._geometry_args)
+    return learned.tree_pool(
+      x, self.leaves[...], self.gates[...], *self._geometry_args, mask=mask, return_mask=return_mask
+    )
 
 
 class DPP(Windowed):
@@ -218,7 +228,7 @@ class DPP(Windowed):
       )
       self.guide_bias = _base.init_param(guide_bias_init, (c,), rngs, 'DPP', 'guide_bias')
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = _numerics.as_array(x)
     _numerics.check_float(x, 'DPP')
     geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
@@ -227,7 +237,10 @@ class DPP(Windowed):
     )
     guide = None
     if self.guide == 'full':
-      guide = learned.strided_guide(x, self.guide_kernel[...], self.guide_bias[...], geom)
+      # masked positions read 0 in the guide's filter, as its zero padding does
+      guide = learned.strided_guide(
+        _masks.data_or_all(x, mask, 'DPP'), self.guide_kernel[...], self.guide_bias[...], geom
+      )
     return learned.dpp_pool(
       x,
       jnp.exp(self.log_alpha[...]),
@@ -240,4 +253,6 @@ class DPP(Windowed):
       eps=self.eps,
       dilation=self.dilation,
       ceil_mode=self.ceil_mode,
+      mask=mask,
+      return_mask=return_mask,
     )

@@ -50,9 +50,21 @@ class StochasticPool(Windowed, Stochastic):
     self._init_mode(deterministic, rngs)
 
   def __call__(
-    self, x: jnp.ndarray, deterministic: bool | None = None, *, rngs: Rngs = None
-  ) -> jnp.ndarray:
-    return stochastic.stochastic_pool(x, *self._geometry_args, key=self._key(deterministic, rngs))
+    self,
+    x: jnp.ndarray,
+    deterministic: bool | None = None,
+    *,
+    rngs: Rngs = None,
+    mask: jnp.ndarray | None = None,
+    return_mask: bool = False,
+  ):
+    return stochastic.stochastic_pool(
+      x,
+      *self._geometry_args,
+      key=self._key(deterministic, rngs),
+      mask=mask,
+      return_mask=return_mask,
+    )
 
 
 class MixedPool(Windowed, Stochastic):
@@ -79,14 +91,22 @@ class MixedPool(Windowed, Stochastic):
     self._init_mode(deterministic, rngs)
 
   def __call__(
-    self, x: jnp.ndarray, deterministic: bool | None = None, *, rngs: Rngs = None
-  ) -> jnp.ndarray:
+    self,
+    x: jnp.ndarray,
+    deterministic: bool | None = None,
+    *,
+    rngs: Rngs = None,
+    mask: jnp.ndarray | None = None,
+    return_mask: bool = False,
+  ):
     return stochastic.mixed_pool(
       x,
       *self._geometry_args,
       key=self._key(deterministic, rngs),
       p_max=self.p_max,
       granularity=self.granularity,
+      mask=mask,
+      return_mask=return_mask,
     )
 
 
@@ -107,9 +127,22 @@ class S3Pool(Stochastic):
     self._init_mode(deterministic, rngs)
 
   def __call__(
-    self, x: jnp.ndarray, deterministic: bool | None = None, *, rngs: Rngs = None
-  ) -> jnp.ndarray:
-    return stochastic.s3_pool(x, self.window, self.grid, key=self._key(deterministic, rngs))
+    self,
+    x: jnp.ndarray,
+    deterministic: bool | None = None,
+    *,
+    rngs: Rngs = None,
+    mask: jnp.ndarray | None = None,
+    return_mask: bool = False,
+  ):
+    return stochastic.s3_pool(
+      x,
+      self.window,
+      self.grid,
+      key=self._key(deterministic, rngs),
+      mask=mask,
+      return_mask=return_mask,
+    )
 
 
 class FractionalMaxPool(Stochastic):

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import _checks, _geometry, weighted
+from jaxpool import _checks, _geometry, _masks, weighted
 from jaxpool._geometry import Padding
 from jaxpool.nnx import _base
 from jaxpool.nnx._base import Windowed, freeze
@@ -163,7 +163,10 @@ class LIP(Windowed):
       self.logits = LIPLogits(kernel, coeff, num_features=c, rngs=rngs)
 
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
-    logits = self.logits(x) if self.logit_module is None else self.logit_module(x)
+    # The logit network reads masked positions as 0, as its zero padding: what they hold
+    # (inf, NaN) never reaches a logit of an unmasked one.
+    data = _masks.data_or_all(jnp.asarray(x), mask, 'LIP')
+    logits = self.logits(data) if self.logit_module is None else self.logit_module(data)
     return weighted.lip_pool(
       x,
       logits,
