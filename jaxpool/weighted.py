@@ -242,16 +242,30 @@ def _masked_logits(t_taps: _windows.Taps, valid: _windows.Taps):
   return t_taps.map(lambda t, v, r: jnp.where(v, t, r), valid, ref), ref
 
 
-def _unnormalised(xc, tc, sc, valid, geom: Geometry, kind):
+def _unnormalised(xc, tc, sc, valid, geom: Geometry, kind, with_weights: bool = False):
   """Taps of ``x`` and ``t``, the normaliser, unnormalised weights (padded and masked taps weigh
   0), their sum.
 
   Arguments in the compute dtype; ``tc`` None means ``t = x``; ``valid`` None or
-  a runtime bool mask (masked taps are padding).
+  a runtime bool mask (masked taps are padding; ``x`` is 0 there).
   """
   x_taps = _windows.Taps.read(xc, geom, 0.0)
   t_taps = x_taps if tc is None else _windows.Taps.read(tc, geom, 0.0)
   v_taps = m = None
+  if (
+    valid is not None
+    and isinstance(kind, _Softmax)
+    and kind.temperature is not None
+    and not with_weights
+  ):
+    # A fixed temperature: masked logits read -inf, whose weight exp(-inf - m) is exactly 0
+    # (one select per tap). A window with no unmasked tap has m = -inf and weighs its taps
+    # alike: its output is 0 (x is 0 there) and every derivative term is 0 or times 0.
+    v_taps = _windows.Taps.read(valid, geom, False, stacked=t_taps.stacked)
+    t_taps = t_taps.map(lambda t, v: jnp.where(v, t, jnp.asarray(-jnp.inf, t.dtype)), v_taps)
+    m = _normaliser(kind, t_taps, sc)
+    e = t_taps.map(lambda t, m: kind.weight(t, None, m, geom), m).where_valid(0)
+    return x_taps, t_taps, m, e, _nonzero_total(e.sum(), geom, True)
   if valid is not None:
     v_taps = _windows.Taps.read(valid, geom, False, stacked=t_taps.stacked)
     t_taps, largest = _masked_logits(t_taps, v_taps)
@@ -271,7 +285,7 @@ def _forward(x, t, s, valid, geom: Geometry, kind, with_weights: bool):
   cdt = _numerics.compute_dtype(x.dtype)
   tc = None if t is None else t.astype(cdt)
   sc = None if s is None else s.astype(cdt)
-  x_taps, _, _, e, s0 = _unnormalised(x.astype(cdt), tc, sc, valid, geom, kind)
+  x_taps, _, _, e, s0 = _unnormalised(x.astype(cdt), tc, sc, valid, geom, kind, with_weights)
   # e == 0 (a -inf logit or a padded tap) contributes 0 even where x is infinite.
   y = e.map(lambda e, x: jnp.where(e > 0, e * x, 0), x_taps).sum() / s0
   if not with_weights:
@@ -340,7 +354,7 @@ def _taps_tangent(x, t, s, valid, y, x_dot, t_dot, s_dot, geom: Geometry, kind, 
   cdt = y.dtype
   tc = None if t is None else t.astype(cdt)
   sc = None if s is None else s.astype(cdt)
-  x_taps, t_taps, m, e, s0 = _unnormalised(x.astype(cdt), tc, sc, valid, geom, kind)
+  x_taps, t_taps, m, e, s0 = _unnormalised(x.astype(cdt), tc, sc, valid, geom, kind, with_weights)
   xd_taps = _windows.Taps.read(x_dot.astype(cdt), geom, 0.0)
   td_taps = xd_taps if t is None else _windows.Taps.read(t_dot.astype(cdt), geom, 0.0)
   sd = None if s is None else s_dot.astype(cdt)

@@ -709,16 +709,20 @@ DIRECT_CALLS = {
     x, (2, 2), output_size=3, **kw
   ),
   'max_unpool': lambda x, **kw: jaxpool.max_unpool(x, jnp.zeros(x.shape, jnp.int32), (2, 2)),
-  'adaptive_avg_pool': lambda x, **kw: jaxpool.adaptive_avg_pool(x, (3, 3)),
-  'spatial_pyramid_pool': lambda x, **kw: jaxpool.spatial_pyramid_pool(x),
+  'adaptive_avg_pool': lambda x, **kw: jaxpool.adaptive_avg_pool(x, (3, 3), **kw),
+  'spatial_pyramid_pool': lambda x, **kw: jaxpool.spatial_pyramid_pool(x, **kw),
   'weighted_unpool': lambda x, **kw: jaxpool.weighted_unpool(
     x[:, :4, :4], jnp.ones((*x.shape[:1], 4, 4, 2, 2, x.shape[-1]), jnp.float32), (2, 2)
   ),
-  'lift_down_pool': lambda x, **kw: jaxpool.lift_down_pool(x, jnp.ones(1), jnp.ones(1)),
+  'lift_down_pool': lambda x, **kw: jaxpool.lift_down_pool(x, jnp.ones(1), jnp.ones(1), **kw),
   'lift_up_pool': lambda x, **kw: jaxpool.lift_up_pool(
-    x, {k: jnp.zeros(x.shape, jnp.float32) for k in ('LH', 'HL', 'HH')}, jnp.ones(1), jnp.ones(1)
+    x,
+    {k: jnp.zeros(x.shape, jnp.float32) for k in ('LH', 'HL', 'HH')},
+    jnp.ones(1),
+    jnp.ones(1),
+    **kw,
   ),
-  's3_pool': lambda x, **kw: jaxpool.s3_pool(x, (2, 2)),
+  's3_pool': lambda x, **kw: jaxpool.s3_pool(x, (2, 2), **kw),
   'segment_pool': lambda x, **kw: jaxpool.segment_pool(
     x, jnp.zeros(x.shape[:-1], jnp.int32), 2, 'max'
   ),
@@ -828,8 +832,25 @@ ARGUMENTS = {
       'idw_pool',
       'ada_pool',
       'global_pool',
+      'max_avg_pool',
+      'gated_pool',
+      'tree_pool',
+      'dpp_pool',
+      'stochastic_pool',
+      'mixed_pool',
+      's3_pool',
+      'adaptive_avg_pool',
+      'adaptive_max_pool',
+      'spatial_pyramid_pool',
+      'blur_pool',
+      'max_blur_pool',
+      'fractional_max_pool',  # refused: a TypeError naming it, whatever the value
+      'lift_down_pool',
     )
   },
+  ('lift_up_pool', 'mask'): lambda v: jaxpool.lift_up_pool(
+    _LOW, _DETAILS, jnp.ones(1), jnp.ones(1), mask=v
+  ),
   ('max_unpool', 'mask'): lambda v: jaxpool.max_unpool(
     _XJ, jnp.zeros(_XJ.shape, jnp.int32), (2, 2), mask=v
   ),
