@@ -35,6 +35,7 @@ from flax import nnx
 import jaxpool
 import jaxpool.linen as jl
 import jaxpool.nnx as jn
+from tests import helpers
 from tests.catalogue import CALLS
 from tests.helpers import from_torch_layout, to_torch_layout, torch_or_skip
 from tests.module_catalogue import SPECS, linen_module, nnx_module
@@ -129,8 +130,13 @@ def _module_input(case):
   return jnp.zeros((0, 8, 8, 3) if case == 'batch' else (2, 8, 8, 0), jnp.float32)
 
 
-@pytest.mark.parametrize('case', sorted(EMPTY))
-@pytest.mark.parametrize('spec', SPECS, ids=str)
+# An empty batch for every module each run; zero channels in a rotating share.
+EMPTY_CASES = helpers.rotating_share(
+  [(s, 'batch') for s in SPECS] + [(s, 'channels') for s in SPECS], len(SPECS), 10
+)
+
+
+@pytest.mark.parametrize('spec, case', EMPTY_CASES, ids=[f'{s}-{c}' for s, c in EMPTY_CASES])
 def test_linen_modules_on_empty_inputs(spec, case):
   x = _module_input(case)
   module = linen_module(spec)
@@ -251,8 +257,16 @@ def _check_finite(f, x, label):
   assert bool(jnp.isfinite(g.astype(jnp.float32)).all()), f'{label}: gradient'
 
 
-@pytest.mark.parametrize('dtype', FLOATS, ids=lambda d: jnp.dtype(d).name)
-@pytest.mark.parametrize('name', NAMES)
+# float32 for every op each run; the half precisions in a rotating share (all over successive
+# runs: each is checked to its own finfo.max).
+MAGNITUDE_CASES = helpers.rotating_share(
+  [(n, jnp.float32) for n in NAMES] + [(n, d) for d in FLOATS[1:] for n in NAMES], len(NAMES), 12
+)
+
+
+@pytest.mark.parametrize(
+  'name, dtype', MAGNITUDE_CASES, ids=[f'{n}-{jnp.dtype(d).name}' for n, d in MAGNITUDE_CASES]
+)
 def test_values_and_gradients_finite_from_smallest_normal_to_max_over_window(name, dtype):
   base = _mixed_signs((2, 12, 12, 4))
   for key in _modes(name):
