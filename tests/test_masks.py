@@ -26,6 +26,10 @@ from tests import helpers, module_catalogue
 from tests.registry import GLOBAL_MASKED, MASKED
 
 NAMES = sorted(MASKED)
+# The costliest entries (each is built of other entries' cores: AdaPool of soft and eDSCW, DPP
+# of a softmax-like weighting) take turns in the per-op sweeps: one of them each run.
+_COSTLY = ['ada_pool', 'dpp_pool']
+SWEPT = [n for n in NAMES if n not in _COSTLY] + helpers.rotating_share(_COSTLY, 0, 1)
 
 # (spatial, window, strides, padding): unrolled, stacked (> 9 taps) and per-dim paths,
 # 1-d and 2-d, overlapping and tiling, with padding.
@@ -94,7 +98,7 @@ def _case(spatial, seed, kind='random'):
 # Every op on the 1-d geometry, the max/sum/softmax/mean-statistic cores on 3x3/s2/p1; a
 # rotating share of the other pairs (every op on every geometry over successive runs).
 _CORES = ('max_pool', 'avg_pool', 'soft_pool', 'idw_pool')
-_FIXED = [(n, '1d 3/s2/p1') for n in NAMES] + [(n, '2d 3x3/s2/p1') for n in _CORES]
+_FIXED = [(n, '1d 3/s2/p1') for n in SWEPT] + [(n, '2d 3x3/s2/p1') for n in _CORES]
 _OTHERS = [(n, g) for g in sorted(GEOMETRIES) for n in NAMES if (n, g) not in _FIXED]
 LOOP_CASES = helpers.rotating_share(_FIXED + _OTHERS, len(_FIXED), 4)
 
@@ -125,7 +129,7 @@ def test_masked_values_and_gradients_match_a_float64_window_loop(name, geometry,
     assert not np.any(np.asarray(g)[~mask]), f'{name}: gradient at a masked position'
 
 
-@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('name', SWEPT)
 def test_all_true_mask_is_no_mask_and_the_pooled_mask_is_any(name):
   entry = MASKED[name]
   spatial, window, strides, pad = GEOMETRIES['2d 3x3/s2/p1']
@@ -159,7 +163,7 @@ JACOBIAN_NAMES = helpers.rotating_share(
 )
 
 
-@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('name', SWEPT)
 def test_garbage_at_masked_positions_never_reaches_values_or_derivatives(name):
   """inf, NaN and finfo.max under the mask: the results are those of zeros there; every
   derivative (grad, jvp, jacfwd == jacrev, the dot-product test) finite, 0 at masked inputs."""
@@ -194,7 +198,7 @@ def test_garbage_at_masked_positions_never_reaches_values_or_derivatives(name):
   np.testing.assert_allclose(jf, jr, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('name', SWEPT)
 def test_a_masked_border_is_padding(name):
   """Pooling with padding p equals pooling x explicitly padded by p with that border masked:
   values, indices (max) and gradients."""
@@ -380,7 +384,7 @@ def test_masks_are_runtime_values_under_jit_vmap_export_and_sharding(name):
   jitted = jax.jit(counted)
   jitted(x, m)
   np.testing.assert_allclose(
-    jitted(x, ~m | m.at[0].set(False)), f(x, ~m | m.at[0].set(False)), rtol=1e-6
+    jitted(x, ~m | m.at[0].set(False)), f(x, ~m | m.at[0].set(False)), rtol=1e-5, atol=1e-6
   )
   assert len(traces) == 1, 'a new mask must not recompile'
   per_example = jax.jit(jax.vmap(lambda x, m: f(x[None], m[None])[0]))(x, m)
@@ -410,7 +414,7 @@ def test_padding_invariance_of_a_sequence_pooled_at_two_lengths():
     x[:, :13] = seq
     m = np.arange(total)[None] < lengths[:, None]
     x[~m] = 7.0e3
-    for name in NAMES:
+    for name in SWEPT:
       y, pooled = MASKED[name].call(jnp.asarray(x), jnp.asarray(m), (3,), 2, 1, return_mask=True)
       outs.setdefault(name, []).append((np.asarray(y)[:, :7], np.asarray(pooled)[:, :7]))
     for method in GLOBAL_MASKED:
@@ -456,6 +460,8 @@ def test_adaptive_and_pyramid_pools_with_a_mask_match_a_float64_loop(method, x64
       np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12, err_msg=f'{spatial} {kind}')
       any_ref = _adaptive_reference(np, mask[..., None] * 1.0, mask, out, lambda v: v.max(0))
       np.testing.assert_array_equal(pooled, any_ref[..., 0] > 0)
+      if seed or kind != 'random':
+        continue  # the gradient reference (autodiff of the loop) once: it is slow
       cot = np.random.default_rng(seed).standard_normal(want.shape)
       loss = lambda x, f: jnp.sum(f(x) * cot)
       g = jax.grad(loss)(jnp.asarray(x), lambda x: op(x, out, mask=jnp.asarray(mask)))

@@ -43,6 +43,7 @@ from flax import nnx
 from jax.flatten_util import ravel_pytree
 
 import jaxpool
+from tests import helpers
 from tests.catalogue import DIFF_CASES, tie_free
 from tests.module_catalogue import SPECS, WITH_PARAMS, linen_module, nnx_module
 
@@ -54,6 +55,10 @@ TINY = (1, 6, 6, 2)  # full Jacobians and Hessians
 STEP = 1e-6  # central differences in float64
 CASES = sorted(DIFF_CASES)
 by_case = pytest.mark.parametrize('cid', CASES, scope='module')
+# Second order: half of the cases every run, a rotating share of the rest (all over successive
+# runs; tests/test_paths.py runs every op's tie Hessians on the stacked path each run).
+SECOND_ORDER = helpers.rotating_share(CASES[::2] + CASES[1::2], len(CASES[::2]), 4)
+by_second_order_case = pytest.mark.parametrize('cid', SECOND_ORDER, scope='module')
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -310,7 +315,7 @@ def test_jit_vmap_jvp_equals_jvp_per_example(cid):
 # --- second order and full Jacobians (tiny input) ------------------------------------------
 
 
-@by_case
+@by_second_order_case
 def test_reverse_over_reverse_matches_differences_of_the_gradient(cid):
   """Reverse mode alone: ``grad(<grad(s), v>)`` against central differences of ``grad(s)``."""
   _, reverse_over_reverse, fd = _tiny_reverse(cid)
@@ -325,7 +330,7 @@ def test_reverse_over_reverse_matches_differences_of_the_gradient(cid):
   )
 
 
-@by_case
+@by_second_order_case
 def test_jacfwd_jacrev_hvp_and_hessian(cid):
   """``jacfwd`` = ``jacrev``; the forward-over-reverse Hessian-vector product
   ``jax.hessian(s) @ v`` (= ``jvp(grad(s), (x,), (v,))``) equals reverse-over-reverse
