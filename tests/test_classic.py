@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import test_util as jtu
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxpool
 from tests import helpers
@@ -340,21 +339,6 @@ def test_one_and_three_dim_pooling_from_the_same_function():
   assert jaxpool.max_pool(x1, (3,), 2).shape == (2, 3, 4, 4)
   x3 = np.random.default_rng(0).standard_normal((5, 6, 7, 2)).astype(np.float32)
   assert jaxpool.avg_pool(x3, (2, 2, 2)).shape == (2, 3, 3, 2)  # unbatched 3-d
-
-
-@pytest.mark.parametrize('op', ['max_pool', 'avg_pool', 'lp_pool', 'min_pool'])
-def test_sharded_batch_gives_same_numbers(op):
-  mesh = Mesh(np.array(jax.devices()[:8]), ('batch',))
-  sharding = NamedSharding(mesh, PartitionSpec('batch'))
-  fn = getattr(jaxpool, op)
-  call = (lambda a: fn(a, 2, (3, 3), 2, 1)) if op == 'lp_pool' else (lambda a: fn(a, (3, 3), 2, 1))
-  x = np.abs(np.random.default_rng(0).standard_normal((8, 9, 9, 3))).astype(np.float32)
-  xs = jax.device_put(x, sharding)
-  loss = lambda a: (call(a) ** 2).sum()
-  y, g = jax.jit(lambda a: (call(a), jax.grad(loss)(a)))(xs)
-  assert len(jax.devices()) == 8 and g.sharding.is_equivalent_to(sharding, g.ndim)
-  np.testing.assert_allclose(y, call(x), rtol=1e-6)
-  np.testing.assert_allclose(g, jax.grad(loss)(x), rtol=1e-5)
 
 
 def test_gradient_has_no_select_and_scatter_or_scatter():

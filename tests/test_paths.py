@@ -238,4 +238,7 @@ def test_export_shard_map_and_sharded_jit_on_every_path(name, path, mode):
   compiled = jax.jit(run).lower(*args).compile()
   hlo = compiled.as_text()
   assert 'all-gather' not in hlo and 'all-to-all' not in hlo, f'{label}: the batch is gathered'
-  _close(compiled(*args), plain, f'{label} sharded jit', tol)
+  out = compiled(*args)
+  gradient = out[1]
+  assert gradient.sharding.is_equivalent_to(sharding, gradient.ndim), f'{label}: gradient sharding'
+  _close(out, plain, f'{label} sharded jit', tol)

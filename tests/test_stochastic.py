@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.test_util import check_grads
 from scipy import stats
 
@@ -681,23 +680,6 @@ def test_unbatched_and_two_batch_dims(name):
   np.testing.assert_allclose(y_one, y[1, 2], rtol=1e-6)
   np.testing.assert_allclose(y_flat.reshape(y.shape), y, rtol=1e-6)
   assert y_train.shape == y.shape and y.shape[:2] == (2, 3)
-
-
-@pytest.mark.parametrize('name', sorted(OPS))
-def test_sharded_batch_gives_same_numbers(name):
-  op = OPS[name]
-  mesh = Mesh(np.array(jax.devices()[:8]), ('batch',))
-  sharding = NamedSharding(mesh, PartitionSpec('batch'))
-  x = np.abs(_data()) + 0.1
-  xs = jax.device_put(x, sharding)
-  # training mode: the draws (and so the numbers) do not depend on the sharding
-  loss = lambda a: (op(a, KEY) ** 2).sum()
-  both = jax.jit(lambda a: (op(a, KEY), jax.grad(loss)(a)))
-  y, g = both(xs)
-  assert g.sharding.is_equivalent_to(sharding, g.ndim)
-  y1, g1 = both(x)
-  np.testing.assert_allclose(y, y1, rtol=1e-6)
-  np.testing.assert_allclose(g, g1, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(

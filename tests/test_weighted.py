@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import test_util as jtu
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxpool
 from jaxpool import _windows
@@ -516,28 +515,6 @@ def test_jit_vmap_grad_compose():
     np.testing.assert_allclose(
       yb[i], jaxpool.ada_pool(x[0], float(t) / 2, (2, 2)), rtol=1e-5, atol=1e-6
     )
-
-
-@pytest.mark.parametrize('op', ['soft', 'lip', 'ada'])
-def test_sharded_batch_gives_same_numbers(op):
-  mesh = Mesh(np.array(jax.devices()[:8]), ('batch',))
-  sharding = NamedSharding(mesh, PartitionSpec('batch'))
-  rng = np.random.default_rng(0)
-  x = rng.standard_normal((8, 9, 9, 3)).astype(np.float32)
-  geo = dict(window=(3, 3), strides=2, padding=1, dilation=1, ceil_mode=False)
-  if op == 'ada':
-    geo = dict(window=(2, 2), strides=1, padding=1, dilation=1, ceil_mode=False)
-  call = {
-    'soft': lambda a: _call('soft', a, geo),
-    'lip': lambda a: _call('lip', a, geo, z=0.5 * a),
-    'ada': lambda a: _call('ada', a, geo, beta=0.3),
-  }[op]
-  loss = lambda a: (call(a) ** 2).sum()
-  xs = jax.device_put(x, sharding)
-  y, g = jax.jit(lambda a: (call(a), jax.grad(loss)(a)))(xs)
-  assert len(jax.devices()) == 8 and g.sharding.is_equivalent_to(sharding, g.ndim)
-  np.testing.assert_allclose(y, call(x), rtol=1e-6, atol=1e-6)
-  np.testing.assert_allclose(g, jax.grad(loss)(x), rtol=1e-5, atol=1e-6)
 
 
 def test_gradient_has_no_scatter():
