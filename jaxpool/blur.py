@@ -300,15 +300,19 @@ def blur_pool(
         )
   valid, no_channels, return_mask = _masks.prepare(mask, x, 'blur_pool', return_mask)
   if valid is not None:
-    if pad_mode != 'constant':
-      raise ValueError(
-        f"blur_pool: a mask needs pad_mode='constant' ({pad_mode!r} fills the border from "
-        f'positions the mask may hide); got pad_mode={pad_mode!r}'
-      )
+    _check_masked_pad_mode(pad_mode, 'blur_pool')
     return _masked_blur(x, geom, nb, valid, no_channels, count_include_pad, return_mask)
   return _blur(
     x.astype(_numerics.compute_dtype(x.dtype)), geom, nb, pad_mode, count_include_pad
   ).astype(x.dtype)
+
+
+def _check_masked_pad_mode(pad_mode: str, op: str) -> None:
+  if pad_mode != 'constant':
+    raise ValueError(
+      f"{op}: a mask needs pad_mode='constant' ({pad_mode!r} fills the border from "
+      f'positions the mask may hide); got pad_mode={pad_mode!r}'
+    )
 
 
 def _blur(y, geom, nb: int, pad_mode: str, count_include_pad: bool):
@@ -404,11 +408,7 @@ def max_blur_pool(
   if valid is None:
     dense = classic.max_pool(x, window, 1)
   else:
-    if pad_mode != 'constant':
-      raise ValueError(
-        f"max_blur_pool: a mask needs pad_mode='constant' ({pad_mode!r} fills the border from "
-        f'positions the mask may hide); got pad_mode={pad_mode!r}'
-      )
+    _check_masked_pad_mode(pad_mode, 'max_blur_pool')
     dense, mask = classic.max_pool(x, window, 1, mask=mask, return_mask=True)
   return blur_pool(
     dense,

@@ -71,7 +71,7 @@ HESSIAN_CASES = [(name, '10x10') for name in sorted(WINDOWED)] + [
 
 
 @pytest.mark.parametrize(
-  'name,path', helpers.rotating_share(HESSIAN_CASES, fixed=len(WINDOWED), share=10)
+  'name,path', helpers.rotating_share(HESSIAN_CASES, fixed=len(WINDOWED), share=6)
 )
 def test_second_derivatives_at_ties(name, path):
   op, window = WINDOWED[name], PATHS[path]
@@ -200,7 +200,7 @@ def _close(a, b, label, tol=1e-5):
 
 @pytest.mark.parametrize(
   'name,path,mode',
-  helpers.rotating_share(COMPOSITION_CASES, fixed=len(COMPOSITION_CASES) // 2, share=8),
+  helpers.rotating_share(COMPOSITION_CASES, fixed=len(COMPOSITION_CASES) // 2, share=5),
 )
 def test_export_shard_map_and_sharded_jit_on_every_path(name, path, mode):
   window = PATHS[path]
