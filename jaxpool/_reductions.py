@@ -265,13 +265,45 @@ def window_mean(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   return sum_pool(x.astype(cdt) * scale, geom) / (counts * scale)
 
 
+def _tiles(geom: Geometry) -> bool:
+  """Windows that tile the input: strides == window, no dilation, no padding (``ceil_mode``
+  included: its overhang is padding)."""
+  return (
+    geom.strides == geom.window
+    and all(d == 1 for d in geom.dilation)
+    and all(p == (0, 0) for p in geom.full_padding)
+  )
+
+
+def masked_sum(x: jnp.ndarray, valid: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  """Window sums of ``x`` (compute dtype) over the taps a runtime bool mask keeps: masked
+  positions add exactly 0, whatever they hold, and get no derivative.
+
+  Windows that tile the input are summed as blocks of a reshape, so the mask's select fuses
+  into the reduction (and its transpose into one broadcast); others through :func:`sum_pool`.
+  """
+  data = jnp.where(valid, x.astype(_numerics.compute_dtype(x.dtype)), 0)
+  if not _tiles(geom):
+    return sum_pool(data, geom)
+  nb = x.ndim - geom.ndim - 1
+  data = lax.slice(
+    data,
+    [0] * x.ndim,
+    [*x.shape[:nb], *(o * k for o, k in zip(geom.out_shape, geom.window)), x.shape[-1]],
+  )
+  blocks = data.reshape(
+    *x.shape[:nb], *(d for o, k in zip(geom.out_shape, geom.window) for d in (o, k)), x.shape[-1]
+  )
+  return jnp.sum(blocks, axis=tuple(nb + 2 * a + 1 for a in range(geom.ndim)))
+
+
 def masked_window_mean(x: jnp.ndarray, valid: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   """:func:`window_mean` over the taps a runtime bool mask ``valid`` keeps; 0 for a window
   without one. Masked positions add exactly 0 (whatever they hold) and get no derivative."""
   scale = 2.0 ** -scale_exponent(geom)
   cdt = _numerics.compute_dtype(x.dtype)
   counts = _masks.counts(valid, geom, cdt)
-  total = sum_pool(jnp.where(valid, x.astype(cdt) * scale, jnp.zeros((), cdt)), geom)
+  total = masked_sum(x.astype(cdt) * scale, valid, geom)
   return total / (jnp.maximum(counts, 1) * scale)
 
 

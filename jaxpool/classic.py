@@ -286,7 +286,7 @@ def _masked_avg(x, geom, valid, no_channels, count_include_pad, divisor_override
     divisor = count + padded[..., None].astype(cdt)
   else:
     divisor = count
-  total = _reductions.sum_pool(_masks.data(x, valid), geom)
+  total = _reductions.masked_sum(x, valid, geom)
   any_valid = count > 0
   y = _masks.zero_where_empty(total / jnp.maximum(divisor, 1), any_valid).astype(x.dtype)
   return (y, _masks.returned(any_valid, no_channels)) if return_mask else y
