@@ -29,7 +29,15 @@ NAMES = sorted(MASKED)
 # The costliest entries (each is built of other entries' cores: AdaPool of soft and eDSCW, DPP
 # of a softmax-like weighting) take turns in the per-op sweeps: one of them each run.
 _COSTLY = ['ada_pool', 'dpp_pool']
-SWEPT = [n for n in NAMES if n not in _COSTLY] + helpers.rotating_share(_COSTLY, 0, 1)
+# The per-op sweeps: the max, min, sum and softmax cores every run; a rotating share of the
+# ops built on them (every op over successive runs).
+_MASK_CORES = ['avg_pool', 'max_pool', 'min_pool', 'soft_pool', 'soft_pool (traced T)']
+SWEPT = _MASK_CORES + helpers.rotating_share(
+  [n for n in NAMES if n not in _MASK_CORES and n not in _COSTLY]
+  + helpers.rotating_share(_COSTLY, 0, 1),
+  0,
+  6,
+)
 
 # (spatial, window, strides, padding): unrolled, stacked (> 9 taps) and per-dim paths,
 # 1-d and 2-d, overlapping and tiling, with padding.
@@ -388,17 +396,18 @@ def test_masks_are_runtime_values_under_jit_vmap_export_and_sharding(name):
   )
   assert len(traces) == 1, 'a new mask must not recompile'
   per_example = jax.jit(jax.vmap(lambda x, m: f(x[None], m[None])[0]))(x, m)
-  np.testing.assert_allclose(per_example, want, rtol=1e-6, atol=1e-7)
+  # A compiled program may fuse differently from the eager one: float32 rounding, not more.
+  np.testing.assert_allclose(per_example, want, rtol=1e-5, atol=1e-6)
   (b,) = export.symbolic_shape('b')
   spec = (jax.ShapeDtypeStruct((b, 10, 6, 3), jnp.float32), jax.ShapeDtypeStruct((b, 10, 6), bool))
   exported = export.export(jax.jit(f))(*spec)
-  np.testing.assert_allclose(exported.call(x, m), want, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(exported.call(x, m), want, rtol=1e-5, atol=1e-6)
   g_exp = export.export(jax.jit(grad))(*spec)
   np.testing.assert_allclose(g_exp.call(x, m), g_want, rtol=1e-5, atol=1e-6)
   mesh = Mesh(np.array(jax.devices()[:8]), ('batch',))
   xs = jax.device_put(x, NamedSharding(mesh, PartitionSpec('batch')))
   ms = jax.device_put(m, NamedSharding(mesh, PartitionSpec('batch')))
-  np.testing.assert_allclose(jax.jit(f)(xs, ms), want, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(jax.jit(f)(xs, ms), want, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(jax.jit(grad)(xs, ms), g_want, rtol=1e-5, atol=1e-6)
 
 
@@ -543,7 +552,10 @@ def _segment_case(seed=0):
   return x, ids
 
 
-@pytest.mark.parametrize('method', ['sum', *sorted(GLOBAL_MASKED)])
+@pytest.mark.parametrize(
+  'method',
+  helpers.rotating_share(['sum', 'max', 'avg', 'soft', 'lp', 'gem', 'avgmax', 'catavgmax'], 4, 2),
+)
 def test_segment_pool_matches_a_float64_loop(method, x64):
   kw, reduce = GLOBAL_MASKED.get(method, ({}, lambda xp, v: v.sum(0)))
   x, ids = _segment_case()

@@ -63,15 +63,19 @@ def _loss(f, c):
   return loss
 
 
-# The stacked path (10x10) for every op each run; the unrolled 2x2 and the other windows in a
-# rotating share (every pair over successive runs).
-HESSIAN_CASES = [(name, '10x10') for name in sorted(WINDOWED)] + [
-  (name, path) for path in ('2x2', '3x3', '5x5', '30') for name in sorted(WINDOWED)
+# The stacked path (10x10) of the max, min and SoftPool-family cores each run; every other
+# (op, window) pair in a rotating share (all of them over successive runs).
+_TIE_CORES = ['max_pool', 'min_pool', 'soft_pool', 'lip_pool', 'ada_pool']
+HESSIAN_CASES = [(name, '10x10') for name in _TIE_CORES] + [
+  (name, path)
+  for path in ('10x10', '2x2', '3x3', '5x5', '30')
+  for name in sorted(WINDOWED)
+  if (name, path) not in [(n, '10x10') for n in _TIE_CORES]
 ]
 
 
 @pytest.mark.parametrize(
-  'name,path', helpers.rotating_share(HESSIAN_CASES, fixed=len(WINDOWED), share=6)
+  'name,path', helpers.rotating_share(HESSIAN_CASES, fixed=len(_TIE_CORES), share=7)
 )
 def test_second_derivatives_at_ties(name, path):
   op, window = WINDOWED[name], PATHS[path]
@@ -113,7 +117,7 @@ def _plain_softmax_pool(x, logits, w):
   return jnp.sum(jax.nn.softmax(scores, axis=-1) * taps, -1)
 
 
-@pytest.mark.parametrize('w', [2, 3, 30])
+@pytest.mark.parametrize('w', helpers.rotating_share([2, 30, 3], 1, 1))
 def test_softpool_family_hessian_at_ties_is_the_plain_formulas(w):
   """SoftPool, LIP and AdaPool's SoftPool half, on windows of tied values (issue 26's case)."""
   with jax.enable_x64(True):
@@ -175,12 +179,18 @@ def test_homogeneous_whole_input_ops_gradient_is_scale_free(name):
 
 # --- export, shard_map and batch-sharded jit on every path ---------------------------
 
-COMPOSITION_CASES = [
+_ALL_COMPOSITIONS = [
   (name, path, mode)
-  for path in ('2x2', '4x3')
+  for path in ('4x3', '2x2')
   for name in sorted(WINDOWED)
   for mode in (('eval', 'train') if WINDOWED[name].random else ('eval',))
 ]
+# Each run: the stacked path of the ops whose rules once failed there (fractional, stochastic)
+# and of the max and softmax cores; a rotating share of the other cases.
+_COMPOSED_CORES = ['fractional_max_pool', 'stochastic_pool', 'max_pool', 'soft_pool']
+COMPOSITION_CASES = [c for c in _ALL_COMPOSITIONS if c[1] == '4x3' and c[0] in _COMPOSED_CORES]
+COMPOSITION_CASES += [c for c in _ALL_COMPOSITIONS if c not in COMPOSITION_CASES]
+_COMPOSED_EVERY_RUN = sum(c[1] == '4x3' and c[0] in _COMPOSED_CORES for c in _ALL_COMPOSITIONS)
 
 
 def _value_grad_jvp(f):
@@ -200,7 +210,7 @@ def _close(a, b, label, tol=1e-5):
 
 @pytest.mark.parametrize(
   'name,path,mode',
-  helpers.rotating_share(COMPOSITION_CASES, fixed=len(COMPOSITION_CASES) // 2, share=5),
+  helpers.rotating_share(COMPOSITION_CASES, fixed=_COMPOSED_EVERY_RUN, share=10),
 )
 def test_export_shard_map_and_sharded_jit_on_every_path(name, path, mode):
   window = PATHS[path]

@@ -132,7 +132,7 @@ def _module_input(case):
 
 # An empty batch for every module each run; zero channels in a rotating share.
 EMPTY_CASES = helpers.rotating_share(
-  [(s, 'batch') for s in SPECS] + [(s, 'channels') for s in SPECS], len(SPECS), 10
+  [(s, 'batch') for s in SPECS] + [(s, 'channels') for s in SPECS], len(SPECS), 5
 )
 
 
@@ -260,7 +260,7 @@ def _check_finite(f, x, label):
 # float32 for every op each run; the half precisions in a rotating share (all over successive
 # runs: each is checked to its own finfo.max).
 MAGNITUDE_CASES = helpers.rotating_share(
-  [(n, jnp.float32) for n in NAMES] + [(n, d) for d in FLOATS[1:] for n in NAMES], len(NAMES), 12
+  [(n, jnp.float32) for n in NAMES] + [(n, d) for d in FLOATS[1:] for n in NAMES], len(NAMES), 5
 )
 
 
@@ -277,8 +277,15 @@ def test_values_and_gradients_finite_from_smallest_normal_to_max_over_window(nam
       _check_finite(run, jnp.asarray(base * scale, dtype), f'{name} {label} {mode}')
 
 
-@pytest.mark.parametrize('dtype', FLOATS, ids=lambda d: jnp.dtype(d).name)
-@pytest.mark.parametrize('case', sorted(EXTRA))
+# float32 for every path each run; the half precisions in a rotating share.
+SECONDARY_CASES = helpers.rotating_share(
+  [(c, d) for d in FLOATS for c in sorted(EXTRA)], len(EXTRA), 6
+)
+
+
+@pytest.mark.parametrize(
+  'case, dtype', SECONDARY_CASES, ids=[f'{c}-{jnp.dtype(d).name}' for c, d in SECONDARY_CASES]
+)
 def test_values_and_gradients_finite_on_secondary_paths(case, dtype):
   f, window = EXTRA[case]
   run = _value_and_grad_fn(f)  # one compile for both magnitudes
@@ -472,7 +479,7 @@ _NAN_EVERY_RUN = [
   c for c in ('max_pool', 'min_pool', 'adaptive_max_pool', 'max_unpool') if c in MAX_LIKE
 ]
 NAN_CASES = helpers.rotating_share(
-  _NAN_EVERY_RUN + [c for c in sorted(MAX_LIKE) if c not in _NAN_EVERY_RUN], len(_NAN_EVERY_RUN), 5
+  _NAN_EVERY_RUN + [c for c in sorted(MAX_LIKE) if c not in _NAN_EVERY_RUN], len(_NAN_EVERY_RUN), 2
 )
 
 

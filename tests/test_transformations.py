@@ -55,9 +55,14 @@ TINY = (1, 6, 6, 2)  # full Jacobians and Hessians
 STEP = 1e-6  # central differences in float64
 CASES = sorted(DIFF_CASES)
 by_case = pytest.mark.parametrize('cid', CASES, scope='module')
-# Second order: half of the cases every run, a rotating share of the rest (all over successive
-# runs; tests/test_paths.py runs every op's tie Hessians on the stacked path each run).
-SECOND_ORDER = helpers.rotating_share(CASES[::2] + CASES[1::2], len(CASES[::2]), 4)
+# Against differences: half of the cases every run, a rotating share of the rest. Second order:
+# a quarter every run, a rotating share of the rest (all over successive runs; the tie Hessians
+# of tests/test_paths.py cover the cores' stacked paths each run).
+FIRST_ORDER = helpers.rotating_share(CASES[::2] + CASES[1::2], len(CASES[::2]), 4)
+by_first_order_case = pytest.mark.parametrize('cid', FIRST_ORDER, scope='module')
+SECOND_ORDER = helpers.rotating_share(
+  CASES[::4] + CASES[1::4] + CASES[2::4] + CASES[3::4], len(CASES[::4]), 4
+)
 by_second_order_case = pytest.mark.parametrize('cid', SECOND_ORDER, scope='module')
 
 
@@ -281,7 +286,7 @@ def test_every_learnable_argument_is_a_tangent():
 # --- first order ----------------------------------------------------------------------------
 
 
-@by_case
+@by_first_order_case
 def test_jvp_against_differences_vjp_and_linearize(cid):
   """jvp = central differences (along x and every parameter, then each parameter alone);
   the dot-product test <J t, c> = <t, J^T c> against the vjp; linearize = jvp."""
