@@ -406,12 +406,6 @@ class Taps:
       return self._like(fn(self.data, *self._args(args, None)))
     return self._like(tuple(fn(t, *self._args(args, k)) for k, t in enumerate(self.data)))
 
-  def masks(self) -> list | np.ndarray | None:
-    """Static validity: per tap ``(*out, 1)`` masks (None = all valid), or the stacked one."""
-    if self.stacked:
-      return stacked_tap_masks(self.geom, self.num_batch)
-    return self.tap_masks()
-
   def tap_masks(self) -> list[np.ndarray | None]:
     """Per tap ``(*out, 1)`` static validity masks (None = all valid), in tap order."""
     return [tap_mask(self.geom, o) for o in offsets(self.geom)]
@@ -438,17 +432,6 @@ class Taps:
 
   def min(self) -> jnp.ndarray:
     return self._reduce(jnp.minimum, jnp.min)
-
-  def first(self, hit: Taps, none: int, dtype) -> jnp.ndarray:
-    """Per window, the number of the first tap where ``hit`` (bool Taps) holds; ``none`` if none."""
-    k = self.geom.window_size
-    if hit.stacked:
-      iota = lax.broadcasted_iota(dtype, hit.data.shape, 0)
-      return jnp.min(jnp.where(hit.data, iota, jnp.asarray(none, dtype)), axis=0)
-    choice = jnp.full(hit.data[0].shape, none, dtype)
-    for i in reversed(range(k)):
-      choice = jnp.where(hit.data[i], jnp.asarray(i, dtype), choice)
-    return choice
 
   def pick(self, choice: jnp.ndarray) -> jnp.ndarray:
     """Per window, tap number ``choice`` (0 where ``choice`` is no tap): linear in the taps.

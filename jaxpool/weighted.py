@@ -422,15 +422,6 @@ def _to_blocks(a: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   return a.reshape(*shape, a.shape[-1])
 
 
-def _from_blocks(b: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
-  nb = b.ndim - 2 * geom.ndim - 1
-  a = b.reshape(*b.shape[:nb], *(o * k for o, k in zip(geom.out_shape, geom.window)), b.shape[-1])
-  config = [(0, 0, 0)] * nb + [(-lo, -hi, 0) for lo, hi in _block_pads(geom)] + [(0, 0, 0)]
-  if any(c != (0, 0, 0) for c in config):
-    a = lax.pad(a, jnp.zeros((), a.dtype), config)
-  return a
-
-
 def _per_block(a: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   """(*batch, *out, C) -> (*batch, out_1, 1, ..., out_n, 1, C), broadcasting over blocks."""
   nb = a.ndim - geom.ndim - 1
