@@ -25,7 +25,11 @@ extensions = [
   'sphinx.ext.autodoc',
   'sphinx.ext.napoleon',
   'sphinx.ext.mathjax',
+  'myst_parser',  # the Markdown pages (design, performance, contributing) and included results
 ]
+source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
+# Links to a section (``design.md#large-windows``) resolve to the heading's anchor.
+myst_heading_anchors = 3
 
 # Google-style docstrings (Args:, Returns:, Example:).
 napoleon_google_docstring = True

@@ -78,7 +78,17 @@ def _classes(module, base) -> list[str]:
 
 
 def test_docs_build_without_warnings(site):
-  for page in ('index', 'choosing', 'masks', 'porting_from_pytorch', 'modules', 'api/index'):
+  for page in (
+    'index',
+    'choosing',
+    'masks',
+    'porting_from_pytorch',
+    'modules',
+    'design',
+    'performance',
+    'contributing',
+    'api/index',
+  ):
     assert (site / f'{page}.html').exists(), page
 
 

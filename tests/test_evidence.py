@@ -124,3 +124,18 @@ def test_notes_hold(photo):
       y = detail.pool(rows[name], img, k)[..., 0]
       assert np.unravel_index(np.argmax(y), y.shape) == (5, 7), (name, k)
       np.testing.assert_allclose([y[4, 7], y[5, 6]], [y[6, 7], y[5, 8]], atol=1e-6)
+
+
+def test_plots_are_drawn_from_the_saved_results(tmp_path):
+  """The Performance page's plots: one bar group per speed case with a peer, one compile line per
+  op, drawn from ``benchmarks/results``."""
+  from benchmarks import plots
+
+  results = ROOT / 'benchmarks' / 'results'
+  ratios = plots.speed_ratios((results / 'speed.md').read_text())
+  assert 'max_pool 3x3/s2/p1' in ratios and ratios['max_pool 3x3/s2/p1']['flax'] > 1
+  windows, lines = plots.compile_lines((results / 'compile_time.md').read_text())
+  assert windows == ['3x3', '8x8', '16x16', '32x32'] and 'max_pool' in lines
+  plots.main(['--out', str(tmp_path)])
+  _check_png(tmp_path / 'speed_ratios.png')
+  _check_png(tmp_path / 'compile_vs_window.png')
