@@ -286,10 +286,11 @@ def _masked_avg(x, geom, valid, no_channels, count_include_pad, divisor_override
     divisor = count + padded[..., None].astype(cdt)
   else:
     divisor = count
+  # An empty window's sum is exactly 0 (masked taps add 0, and get no derivative), so its
+  # output is 0 / max(divisor, 1) = 0 with a zero gradient without a select of its own.
   total = _reductions.masked_sum(x, valid, geom)
-  any_valid = count > 0
-  y = _masks.zero_where_empty(total / jnp.maximum(divisor, 1), any_valid).astype(x.dtype)
-  return (y, _masks.returned(any_valid, no_channels)) if return_mask else y
+  y = (total / jnp.maximum(divisor, 1)).astype(x.dtype)
+  return (y, _masks.returned(count > 0, no_channels)) if return_mask else y
 
 
 def check_p(p: Any) -> float | jnp.ndarray:
