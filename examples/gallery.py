@@ -3,7 +3,7 @@
 Usage::
 
   python examples/gallery.py --out gallery.png              # astronaut, k = 4
-  python examples/gallery.py --crop 384 --out docs/figures/gallery.png   # the README's figure
+  python examples/gallery.py --crop 384 --out docs/figures/gallery.png   # the Performance page's figure
   python examples/gallery.py --photo chelsea --kernel 3 --out cat.png
   python examples/gallery.py --quick --out /tmp/gallery.png  # small crop, k = 2 (CI)
 

@@ -7,7 +7,7 @@ with its "a last window may not start in the right padding" rule) and returns
 a frozen, hashable :class:`Geometry` that backward rules take as static data.
 
 All index maths here is Python/NumPy integer arithmetic: window bounds derived
-from traced float arithmetic go wrong on XLA:CPU (see the README).
+from traced float arithmetic round differently on XLA:CPU and go wrong.
 """
 
 from __future__ import annotations
