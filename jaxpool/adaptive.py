@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _geometry, _masks, _numerics, _windows
+from jaxpool import _checks, _fields, _geometry, _masks, _numerics, _windows
 
 __all__ = [
   'adaptive_avg_pool',
@@ -395,37 +395,9 @@ def _ranged_max_jvp(r, axis, primals, tangents):
 # --- argument handling ----------------------------------------------------------------
 
 
-def check_output_size(output_size: Any) -> int | tuple[int | None, ...]:
-  """An ``output_size`` checked without an input (its rank is checked against the input's).
-
-  An int or a non-empty sequence whose entries are positive ints or None
-  (keep that dim): what the adaptive modules check at construction, and the
-  functions first. Returns the int or the tuple of entries.
-  """
-  value = _geometry.static_values(output_size, 'output_size')
-  if _geometry.is_int(value):
-    entries = (int(value),)
-  elif isinstance(value, Sequence) and not isinstance(value, str) and value:
-    entries = tuple(value)
-  else:
-    raise TypeError(
-      f'output_size must be an int or a non-empty sequence of positive ints or None, '
-      f'one per spatial dim; got {output_size!r}'
-    )
-  if not all(v is None or _geometry.is_int(v) for v in entries):
-    raise TypeError(
-      f'output_size entries must be positive ints or None (keep that dim); got {output_size!r}'
-    )
-  if any(v is not None and v < 1 for v in entries):
-    raise ValueError(f'output_size entries must be >= 1 (or None); got {output_size!r}')
-  return (
-    entries[0] if _geometry.is_int(value) else tuple(None if v is None else int(v) for v in entries)
-  )
-
-
 def _adaptive_shapes(shape: tuple[int, ...], output_size: Any):
   """``(num_batch_dims, in_spatial, out_spatial)`` from ``output_size``."""
-  sizes = check_output_size(output_size)
+  sizes = _fields.check_output_size(output_size)
   if isinstance(sizes, int):
     if len(shape) < 3:
       raise ValueError(
@@ -811,64 +783,6 @@ def _max_reduce(x, lead: int) -> jnp.ndarray:
   return y.reshape(x.shape[:lead] + (1,) * (x.ndim - lead - 1) + x.shape[-1:])
 
 
-_GLOBAL_KW = {
-  'avg': (),
-  'max': (),
-  'soft': ('temperature',),
-  'lp': ('p',),
-  'gem': ('p', 'eps'),
-  'avgmax': (),
-  'catavgmax': (),
-}
-
-
-def _positive(name: str, value, channels: int | None = None):
-  """A positive number (``float``: the static path) or a float array of shape ``()`` or
-  ``(C,)`` (traced). Without ``channels`` (a module's field, before any input) an array's
-  shape is left to the call, whose error names the channel count."""
-  shapes = None if channels is None else [(), (channels,)]
-  return _checks.positive_or_array(value, name, finite=False, shapes=shapes)
-
-
-def _check_global_kw(method: str, kw: dict) -> None:
-  _checks.choice(method, 'method', sorted(_GLOBAL_KW))
-  allowed = _GLOBAL_KW[method]
-  extra = sorted(set(kw) - set(allowed))
-  if extra:
-    raise ValueError(
-      f'global_pool method {method!r} takes keyword arguments {list(allowed)}; '
-      f'got unexpected {extra}'
-    )
-
-
-def global_kwargs(p: Any = None, eps: Any = None, temperature: Any = None) -> dict:
-  """The keyword arguments a GlobalPool module passes to :func:`global_pool`: those set."""
-  kw = {'p': p, 'eps': eps, 'temperature': temperature}
-  return {k: v for k, v in kw.items() if v is not None}
-
-
-def check_global_fields(method: Any, p: Any, eps: Any, temperature: Any, learnable_p: bool) -> None:
-  """A GlobalPool module's fields checked without an input.
-
-  ``method`` and the keyword arguments it takes (those set), each a positive
-  number, and ``learnable_p`` only for the methods with a ``p``.
-  """
-  kw = global_kwargs(p, eps, temperature)
-  _check_global_kw(method, kw)
-  for name, value in kw.items():
-    _positive(name, value)
-  if learnable_p and method not in ('lp', 'gem'):
-    raise ValueError(f"learnable_p needs method 'lp' or 'gem'; got method {method!r}")
-
-
-def initial_p(method: str, p: Any) -> float | jnp.ndarray:
-  """The starting value of a learnable ``p``: the field (a number or a float array of shape
-  ``()`` or ``(C,)``, as :func:`global_pool` takes), else :func:`global_pool`'s default."""
-  if p is None:
-    return 3.0 if method == 'gem' else 2.0
-  return float(p) if _checks.is_number(p) else jnp.asarray(p, jnp.float32)
-
-
 def global_pool(
   x: jnp.ndarray,
   method: str = 'avg',
@@ -920,7 +834,7 @@ def global_pool(
     >>> global_pool(x, 'avg', mask=jnp.array([[True, True, False, False]]))
     Array([[1.5]], dtype=float32)
   """
-  _check_global_kw(method, kw)
+  _fields._check_global_kw(method, kw)
   x = _numerics.as_array(x)
   if x.ndim < 3:
     raise ValueError(
@@ -944,14 +858,14 @@ def global_pool(
   elif method == 'max':
     y = _max_reduce(x, 1)
   elif method == 'soft':
-    t = _positive('temperature', kw.get('temperature', 1.0), channels)
+    t = _fields._positive('temperature', kw.get('temperature', 1.0), channels)
     y = _soft_reduce(xc, axes, t)
   elif method == 'lp':
-    p = _positive('p', kw.get('p', 2.0), channels)
+    p = _fields._positive('p', kw.get('p', 2.0), channels)
     y = _lp_reduce(xc, axes, p)
   elif method == 'gem':
-    p = _positive('p', kw.get('p', 3.0), channels)
-    eps = _positive('eps', kw.get('eps', 1e-6), channels)
+    p = _fields._positive('p', kw.get('p', 3.0), channels)
+    eps = _fields._positive('eps', kw.get('eps', 1e-6), channels)
     y = _gem_reduce(xc, axes, p, eps)
   else:
     avg = jnp.mean(xc, axis=axes, keepdims=True)
@@ -975,13 +889,15 @@ def _masked_global(x, xc, valid, method: str, kw: dict, axes) -> jnp.ndarray:
     return _masked_max(x, valid)
   if method == 'soft':
     return _masked_soft_reduce(
-      xc, valid, axes, _positive('temperature', kw.get('temperature', 1.0), channels)
+      xc, valid, axes, _fields._positive('temperature', kw.get('temperature', 1.0), channels)
     )
   if method == 'lp':
-    return _lp_reduce(_masks.data(xc, valid), axes, _positive('p', kw.get('p', 2.0), channels))
+    return _lp_reduce(
+      _masks.data(xc, valid), axes, _fields._positive('p', kw.get('p', 2.0), channels)
+    )
   if method == 'gem':
-    p = _positive('p', kw.get('p', 3.0), channels)
-    eps = _positive('eps', kw.get('eps', 1e-6), channels)
+    p = _fields._positive('p', kw.get('p', 3.0), channels)
+    eps = _fields._positive('eps', kw.get('eps', 1e-6), channels)
     # (mean_valid clamp(x)^p)^(1/p) = (sum_valid clamp(x)^p)^(1/p) * count^(-1/p)
     xg = _masks.data(jnp.maximum(xc, eps), valid)
     static_p = p if isinstance(p, float) else None
@@ -1042,18 +958,6 @@ def channel_pool(x: jnp.ndarray, method: str = 'max', keepdims: bool = True) -> 
 # --- spatial pyramid ------------------------------------------------------------------
 
 
-def check_pyramid_fields(levels: Any, method: Any) -> tuple:
-  """A SpatialPyramidPool module's fields checked without an input (the level sizes need
-  the input's rank and are checked by :func:`spatial_pyramid_pool`); returns the levels."""
-  _checks.choice(method, 'method', ('avg', 'max'))
-  given, levels = levels, _geometry.static_values(levels, 'levels')
-  if isinstance(levels, str) or not isinstance(levels, Sequence) or not levels:
-    raise TypeError(f'levels must be a non-empty sequence of positive ints; got {given!r}')
-  if any(_geometry.is_int(level) and level < 1 for level in levels):
-    raise ValueError(f'levels must be positive; got {given!r}')
-  return tuple(levels)
-
-
 def spatial_pyramid_pool(
   x: jnp.ndarray,
   levels: Sequence[int | Sequence[int]] = (1, 2, 4),
@@ -1093,7 +997,7 @@ def spatial_pyramid_pool(
     >>> spatial_pyramid_pool(x, levels=(1, 2))
     Array([[15.,  5.,  7., 13., 15.]], dtype=float32)
   """
-  levels = check_pyramid_fields(levels, method)
+  levels = _fields.check_pyramid_fields(levels, method)
   x = _numerics.as_array(x)
   if x.ndim < 3:
     raise ValueError(

@@ -33,12 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _geometry, _masks, _numerics, _windows, classic
+from jaxpool import _checks, _fields, _geometry, _masks, _numerics, _windows, classic
 from jaxpool._geometry import Padding
 
 __all__ = ['binomial_filter', 'blur_pool', 'max_blur_pool']
-
-PAD_MODES = ('constant', 'reflect', 'edge')
 
 
 def binomial_filter(window: Sequence[int]) -> np.ndarray:
@@ -64,27 +62,6 @@ def binomial_filter(window: Sequence[int]) -> np.ndarray:
 
 def _binomial_row(k: int) -> np.ndarray:
   return np.array([math.comb(k - 1, j) for j in range(k)], np.float64) / 2.0 ** (k - 1)
-
-
-def _check_pad_mode(pad_mode) -> str:
-  return _checks.choice(pad_mode, 'pad_mode', PAD_MODES)
-
-
-def check_fields(window, strides, pad_mode, blur=None) -> tuple[int, ...]:
-  """The blur modules' field checks that need no input; returns the window as a tuple.
-
-  ``window`` (BlurPool's filter, MaxBlurPool's max window), ``blur``
-  (MaxBlurPool's filter: one entry per spatial dim of ``window``), the blur's
-  ``strides`` (None or ints) and ``pad_mode``; the modules call this at
-  construction so a bad field fails there.
-  """
-  window = _geometry.normalize_window(window)
-  if blur is not None and len(_geometry.normalize_window(blur, 'blur')) != len(window):
-    raise ValueError(f'blur must have one entry per spatial dim of window {window}; got {blur!r}')
-  if strides is not None:
-    _geometry.int_tuple(strides, len(window), 'strides')
-  _check_pad_mode(pad_mode)
-  return window
 
 
 def _source(pos: int, size: int, mode: str) -> int:
@@ -287,7 +264,7 @@ def blur_pool(
   """
   x = _numerics.as_array(x)
   _numerics.check_float(x, 'blur_pool')
-  pad_mode = _check_pad_mode(pad_mode)
+  pad_mode = _fields._check_pad_mode(pad_mode)
   count_include_pad = _checks.flag(count_include_pad, 'count_include_pad')
   geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding)
   if pad_mode == 'reflect':
@@ -403,7 +380,7 @@ def max_blur_pool(
   blur = _geometry.normalize_window(blur, 'blur')
   if len(blur) != len(window):
     raise ValueError(f'blur must have one entry per spatial dim of window {window}; got {blur!r}')
-  pad_mode = _check_pad_mode(pad_mode)
+  pad_mode = _fields._check_pad_mode(pad_mode)
   valid, _, return_mask = _masks.prepare(mask, x, 'max_blur_pool', return_mask)
   if valid is None:
     dense = classic.max_pool(x, window, 1)

@@ -16,14 +16,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _geometry, _masks, _numerics, _reductions, _windows
+from jaxpool import _checks, _fields, _geometry, _masks, _numerics, _reductions, _windows
 from jaxpool._geometry import Geometry, Padding
 
 __all__ = ['max_pool', 'min_pool', 'avg_pool', 'lp_pool', 'max_unpool']
@@ -190,14 +189,6 @@ def min_pool(
 # --- sums: average and LP -------------------------------------------------------------
 
 
-def check_divisor_override(divisor_override: Any) -> int | None:
-  """``avg_pool``'s ``divisor_override`` (and ``AvgPool``'s field): a non-zero int or None."""
-  value = _checks.static(divisor_override, 'divisor_override')
-  if value is not None and (not _checks.is_int(value) or value == 0):
-    raise ValueError(f'divisor_override must be a non-zero int or None; got {divisor_override!r}')
-  return None if value is None else int(value)
-
-
 def avg_pool(
   x: jnp.ndarray,
   window: Sequence[int],
@@ -259,7 +250,7 @@ def avg_pool(
   _numerics.check_float(x, 'avg_pool')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   count_include_pad = _checks.flag(count_include_pad, 'count_include_pad')
-  divisor_override = check_divisor_override(divisor_override)
+  divisor_override = _fields.check_divisor_override(divisor_override)
   valid, no_channels, return_mask = _masks.prepare(mask, x, 'avg_pool', return_mask)
   if valid is not None:
     return _masked_avg(
@@ -291,15 +282,6 @@ def _masked_avg(x, geom, valid, no_channels, count_include_pad, divisor_override
   total = _reductions.masked_sum(x, valid, geom)
   y = (total / jnp.maximum(divisor, 1)).astype(x.dtype)
   return (y, _masks.returned(count > 0, no_channels)) if return_mask else y
-
-
-def check_p(p: Any) -> float | jnp.ndarray:
-  """``lp_pool``'s ``p`` (and ``LPPool``'s field).
-
-  A positive number (``inf`` allowed) -> ``float``, the static path; a float
-  scalar array -> that array, the traced (learnable) path, its value unchecked.
-  """
-  return _checks.positive_or_array(p, 'p', finite=False, shapes=[()])
 
 
 def lp_pool(
@@ -360,7 +342,7 @@ def lp_pool(
   x = _numerics.as_array(x)
   _numerics.check_float(x, 'lp_pool')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
-  p = check_p(p)
+  p = _fields.check_p(p)
   valid, no_channels, return_mask = _masks.prepare(mask, x, 'lp_pool', return_mask)
   if valid is None:
     return _lp(x, p, geom)

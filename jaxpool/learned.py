@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -291,14 +290,6 @@ def gated_pool(
     s, _reductions.valid_max(xc, geom), _reductions.window_mean(xc, geom)
   )  # saturated gates
   return _zero_empty_cast(y, geom, x.dtype)
-
-
-def check_depth(depth: Any) -> int:
-  """``TreePool``'s ``depth`` (gate levels; :func:`tree_pool` reads it off ``leaves``): an int >= 0."""
-  value = _checks.static(depth, 'depth')
-  if not _checks.is_int(value) or value < 0:
-    raise ValueError(f'depth must be an int >= 0; got {depth!r}')
-  return int(value)
 
 
 def tree_pool(
@@ -722,56 +713,3 @@ def dpp_pool(
 
 
 # --- what the Flax modules of both APIs share ------------------------------------------
-
-#: Lee et al. (2016) initialise gating masks and tree filters Gaussian with std 0.1
-#: (the author's ``train_val.prototxt``).
-filter_init = jax.nn.initializers.normal(stddev=0.1)
-
-
-def box_init(key, shape, dtype=jnp.float32):
-  """A normalised box filter ``(*window, 1, C)``: every tap ``1 / prod(window)``."""
-  del key
-  return jnp.full(shape, 1.0 / math.prod(shape[:-2]), dtype)
-
-
-def strided_guide(
-  x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, geom: Geometry
-) -> jnp.ndarray:
-  """DPP's learned guide: a depthwise filter read with the pooling strides, at output resolution.
-
-  ``kernel`` ``(*guide_window, 1, C)`` and ``bias`` ``(C,)``; filter tap ``j``
-  of output ``p`` reads input ``p * s - lo_g + j``, which centres the filter on
-  the pooling window's middle tap; zero padding. Computed in ``x``'s compute
-  dtype; the result is :func:`dpp_pool`'s ``guide``.
-  """
-  n = geom.ndim
-  nb = x.ndim - n - 1
-  channels = x.shape[-1]
-  gw = kernel.shape[:n]
-  cdt = _numerics.compute_dtype(x.dtype)
-  if channels == 0:  # no filter to apply (a grouped conv needs at least one group)
-    return jnp.zeros((*x.shape[:nb], *geom.out_shape, 0), cdt)
-  xb = x.astype(cdt).reshape(math.prod(x.shape[:nb]), *x.shape[nb:])  # no -1: empty x
-  config = [(0, 0, 0)]
-  for size, out, k, s, d, (lo, _), g in zip(
-    geom.in_shape, geom.out_shape, geom.window, geom.strides, geom.dilation, geom.padding, gw
-  ):
-    lo_g = lo - d * (k - 1) // 2 + (g - 1) // 2
-    config.append((lo_g, (out - 1) * s + g - size - lo_g, 0))
-  config.append((0, 0, 0))
-  xp = lax.pad(xb, jnp.zeros((), cdt), config)
-  spatial = tuple(range(1, n + 1))
-  dn = lax.ConvDimensionNumbers(
-    lhs_spec=(0, n + 1, *spatial), rhs_spec=(n + 1, n, *range(n)), out_spec=(0, n + 1, *spatial)
-  )
-  guide = lax.conv_general_dilated(
-    xp,
-    kernel.astype(cdt),
-    geom.strides,
-    'VALID',
-    dimension_numbers=dn,
-    feature_group_count=channels,
-    precision=lax.Precision.HIGHEST,
-  )
-  guide = guide + bias.astype(cdt)
-  return guide.reshape(*x.shape[:nb], *geom.out_shape, channels)

@@ -32,7 +32,7 @@ from typing import Any
 import jax.numpy as jnp
 from jax import lax
 
-from jaxpool import _geometry, _masks, _numerics
+from jaxpool import _fields, _geometry, _masks, _numerics
 
 __all__ = ['lift_down_pool', 'lift_up_pool', 'band_names']
 
@@ -55,47 +55,9 @@ def band_names(num_axes: int) -> tuple[str, ...]:
   return names
 
 
-def axes_tuple(axes: Any) -> tuple[int, ...]:
-  """``axes`` (an int or a non-empty sequence of ints) as a tuple, checked without an input.
-
-  What a module's ``axes`` field can be checked for at construction; the
-  ranges depend on the input's rank and are checked by the ops.
-  """
-  axes = _geometry.static_values(axes, 'axes')
-  if _geometry.is_int(axes):
-    return (int(axes),)
-  if (
-    not isinstance(axes, Sequence)
-    or isinstance(axes, str)
-    or not axes
-    or not all(_geometry.is_int(a) for a in axes)
-  ):
-    raise TypeError(f'axes must be an int or a non-empty sequence of ints; got {axes!r}')
-  return tuple(int(a) for a in axes)
-
-
-def check_inverse_fields(kernel_size: int | None, axes: Any, down: Any) -> None:
-  """An inverting module's ``kernel_size``/``axes`` must be None or equal ``down``'s.
-
-  ``LiftUpPool(down=...)`` uses the down pool's operators and axes; a value
-  given next to it that differs would be silently ignored, so it raises.
-  """
-  for field, mine, theirs in (
-    ('kernel_size', kernel_size, down.kernel_size),
-    ('axes', axes, down.axes),
-  ):
-    if mine is not None and (axes_tuple(mine) if field == 'axes' else mine) != (
-      axes_tuple(theirs) if field == 'axes' else theirs
-    ):
-      raise ValueError(
-        f'{field}={mine!r} conflicts with down.{field}={theirs!r}; leave it None '
-        f"to use the down pool's"
-      )
-
-
 def _normalize_axes(axes: Any, ndim: int, name: str) -> tuple[int, ...]:
   """Axes as non-negative ints: distinct, in range, never the channel (last) axis."""
-  axes = axes_tuple(axes)
+  axes = _fields.axes_tuple(axes)
   out = []
   for a in axes:
     if not -ndim <= a < ndim or a % ndim == ndim - 1:

@@ -19,27 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _numerics
-from jaxpool.adaptive import check_global_fields, global_kwargs, global_pool
+from jaxpool import _checks, _fields, _numerics
+from jaxpool.adaptive import global_pool
 
 __all__ = ['segment_pool']
-
-SEGMENT_METHODS = ('sum', 'avg', 'max', 'soft', 'lp', 'gem', 'avgmax', 'catavgmax')
-
-
-def check_segment_fields(
-  num_segments: Any, method: Any, p: Any, eps: Any, temperature: Any, learnable_p: bool
-) -> None:
-  """A SegmentPool module's fields checked without an input (both Flax APIs): as
-  :func:`~jaxpool.adaptive.check_global_fields`, plus ``num_segments`` and ``'sum'``, which
-  takes no keyword arguments."""
-  _checks.positive_int(num_segments, 'num_segments')
-  _checks.choice(method, 'method', SEGMENT_METHODS)
-  if method == 'sum':
-    if global_kwargs(p, eps, temperature) or learnable_p:
-      raise ValueError("SegmentPool method 'sum' takes no p, eps, temperature or learnable_p")
-  else:
-    check_global_fields(method, p, eps, temperature, learnable_p)
 
 
 def _check_ids(ids: jnp.ndarray, x: jnp.ndarray, num_segments: int) -> None:
@@ -210,7 +193,7 @@ def segment_pool(
     >>> segment_pool(x, ids, 3, 'avg')[..., 0]             # segment 2 is empty
     Array([[ 2., 15.,  0.]], dtype=float32)
   """
-  method = _checks.choice(method, 'method', SEGMENT_METHODS)
+  method = _checks.choice(method, 'method', _fields.SEGMENT_METHODS)
   x = _numerics.as_array(x)
   ids = _numerics.as_array(segment_ids, 'segment_ids')
   num_segments = _checks.positive_int(num_segments, 'num_segments')

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _geometry, _masks, _numerics, _reductions, _windows, classic
+from jaxpool import _checks, _fields, _geometry, _masks, _numerics, _reductions, _windows, classic
 from jaxpool._geometry import Geometry, Padding
 
 __all__ = ['fractional_max_pool', 'mixed_pool', 's3_pool', 'stochastic_pool']
@@ -291,11 +291,6 @@ def stochastic_pool(
 # --- mixed pooling (Yu et al. 2014) ----------------------------------------------------
 
 
-def check_probability(p: Any, name: str):
-  """A number in [0, 1] (returned as float) or a float scalar array (traced: unchecked)."""
-  return _checks.probability_or_array(p, name)
-
-
 def _choice_shape(y_shape, nb: int, n: int, granularity: str) -> tuple[int, ...]:
   batch, channels = y_shape[:nb], y_shape[-1]
   if granularity == 'batch':
@@ -370,7 +365,7 @@ def mixed_pool(
   x, geom, nb = _checked_geometry(
     x, window, strides, padding, dilation, ceil_mode, 'mixed_pool', key
   )
-  p_max = check_probability(p_max, 'p_max')
+  p_max = _fields.check_probability(p_max, 'p_max')
   granularity = _checks.choice(granularity, 'granularity', GRANULARITIES)
   valid, no_channels, return_mask = _masks.prepare(mask, x, 'mixed_pool', return_mask)
   xc = x.astype(_numerics.compute_dtype(x.dtype))
@@ -398,7 +393,7 @@ def _cdiv(a: int, b: int) -> int:
   return -(-a // b)
 
 
-def s3_output_size(size: int, k: int) -> int:
+def _s3_output_size(size: int, k: int) -> int:
   """Output size of :func:`s3_pool` along a dim of ``size`` with window ``k`` (both modes).
 
   The eval average pooling (window ``k``, stride ``k``, padding ``k // 2``,
@@ -410,7 +405,7 @@ def s3_output_size(size: int, k: int) -> int:
   return (m + 2 * (k // 2) - k) // k + 1
 
 
-def s3_cells(size: int, k: int, g: int) -> tuple[np.ndarray, np.ndarray]:
+def _s3_cells(size: int, k: int, g: int) -> tuple[np.ndarray, np.ndarray]:
   """Static S3 layout along one dim: cell row bounds and per-cell sample bounds.
 
   The stride-1 max map's ``M = size - k + 1`` rows are split into
@@ -426,7 +421,7 @@ def s3_cells(size: int, k: int, g: int) -> tuple[np.ndarray, np.ndarray]:
     ``(row_bounds, out_bounds)``, int arrays of length ``n + 1``.
   """
   m = size - k + 1
-  out = s3_output_size(size, k)
+  out = _s3_output_size(size, k)
   n = _cdiv(out, g // k)
   rows = np.array([_cdiv(i * m, n) for i in range(n + 1)])
   outs = np.array([_cdiv(i * out, n) for i in range(n + 1)])
@@ -439,7 +434,7 @@ def _s3_rows(key: jax.Array, size: int, k: int, g: int) -> jnp.ndarray:
   Per cell, a uniformly random subset of the given size (the first entries of
   a random permutation, drawn as an argsort of uniforms), sorted.
   """
-  rows, outs = s3_cells(size, k, g)
+  rows, outs = _s3_cells(size, k, g)
   sizes, counts = np.diff(rows), np.diff(outs)
   n, width, take = len(sizes), int(sizes.max()), int(counts.max())
   exists = np.arange(width)[None, :] < sizes[:, None]
@@ -449,15 +444,6 @@ def _s3_rows(key: jax.Array, size: int, k: int, g: int) -> jnp.ndarray:
   order = jnp.sort(jnp.where(used, order, width), axis=1)  # unused slots sort last
   flat = np.flatnonzero(used.ravel())
   return (order + rows[:-1, None].astype(np.int32)).reshape(-1)[flat]
-
-
-def check_grid(grid: Any, window: Sequence[int]) -> tuple[int, ...]:
-  """``s3_pool``'s ``grid`` (and ``S3Pool``'s field): ints ``>= window``; None means window."""
-  window = _geometry.normalize_window(window)
-  grid = window if grid is None else _geometry.int_tuple(grid, len(window), 'grid')
-  if any(g < k for g, k in zip(grid, window)):
-    raise ValueError(f'grid must be >= window in every dim; got grid {grid} for window {window}')
-  return grid
 
 
 def s3_pool(
@@ -477,7 +463,7 @@ def s3_pool(
   * training (``key`` given): per spatial dim, the ``M`` rows are split into
     ``n = ceil(out / (g // k))`` grid cells and each cell keeps a uniformly
     random, sorted subset of distinct rows (``g // k`` of them when sizes
-    divide; see :func:`s3_cells` for the exact bounds); the output is
+    divide; see :func:`_s3_cells` for the exact bounds); the output is
     ``z`` restricted to the kept rows of every dim (an outer-product
     selection). One draw per call, shared by the batch and the channels, as
     the authors' code; vmap over split keys for per-example draws.
@@ -523,7 +509,7 @@ def s3_pool(
   """
   x, window, nb = _checked_window(x, window, 's3_pool', key)
   n = len(window)
-  grid = check_grid(grid, window)
+  grid = _fields.check_grid(grid, window)
   _, _, return_mask = _masks.prepare(mask, x, 's3_pool', return_mask)
   if mask is None:
     z, z_mask = classic.max_pool(x, window, strides=1), None
@@ -549,48 +535,6 @@ def s3_pool(
 
 
 # --- fractional max pooling (Graham 2014, PyTorch's rule) ------------------------------
-
-
-def ratio_output_size(ratio: Any, spatial: Sequence[int]) -> tuple[int, ...]:
-  """PyTorch's ``int(L * ratio)`` per dim; ratios in (0, 1], one per dim or shared."""
-  ratio = _geometry.static_values(ratio, 'output_ratio')
-  n = len(spatial)
-  if _checks.is_number(ratio):
-    ratios = (float(ratio),) * n
-  elif (
-    isinstance(ratio, Sequence)
-    and not isinstance(ratio, str)
-    and len(ratio) == n
-    and all(_checks.is_number(r) for r in ratio)
-  ):
-    ratios = tuple(float(r) for r in ratio)
-  else:
-    raise TypeError(
-      f'output_ratio must be a number or a sequence of {n} numbers in (0, 1]; got {ratio!r}'
-    )
-  if not all(0 < r <= 1 for r in ratios):
-    raise ValueError(f'output_ratio entries must be in (0, 1]; got {ratio!r}')
-  return tuple(int(size * r) for size, r in zip(spatial, ratios))
-
-
-def check_fractional_fields(window: Any, output_size: Any, output_ratio: Any, owner: str) -> None:
-  """Fractional max pooling's size fields checked without an input.
-
-  Exactly one of ``output_size`` (an int or one int per dim of ``window``) and
-  ``output_ratio`` (in (0, 1], shared or per dim); whether the sizes fit is
-  checked against the input by :func:`fractional_max_pool`. ``owner`` names
-  the caller in the error.
-  """
-  window = _geometry.normalize_window(window)
-  if (output_size is None) == (output_ratio is None):
-    raise ValueError(
-      f'{owner} needs exactly one of output_size and output_ratio; got '
-      f'output_size={output_size!r}, output_ratio={output_ratio!r}'
-    )
-  if output_size is not None:
-    _geometry.int_tuple(output_size, len(window), 'output_size')
-  else:
-    ratio_output_size(output_ratio, (1,) * len(window))
 
 
 def _round_like(v: jnp.ndarray, dtype) -> jnp.ndarray:
@@ -623,7 +567,7 @@ def _host_round(value: float, dtype) -> np.ndarray:
   return np.asarray(np.asarray(value, np.float32).astype(dtype), work)
 
 
-def fractional_starts(u: jnp.ndarray, size: int, k: int, out: int, dtype) -> jnp.ndarray:
+def _fractional_starts(u: jnp.ndarray, size: int, k: int, out: int, dtype) -> jnp.ndarray:
   """PyTorch's ``generate_intervals``: window starts along one dim, int32 ``(*u.shape, out)``.
 
   ``alpha = (size - k) / (out - 1)``, ``start_i = int((i + u) * alpha) - int(u * alpha)``
@@ -760,7 +704,7 @@ def fractional_max_pool(
 
   and :math:`y = \max` over the box of windows (first maximum in row-major
   order on ties, a NaN wins, as PyTorch). The float maths runs in ``x``'s
-  precision exactly as PyTorch's CPU kernel (see :func:`fractional_starts`),
+  precision exactly as PyTorch's CPU kernel (see :func:`_fractional_starts`),
   so the same samples give the same windows — for f16/bf16 too.
 
   Samples: ``samples`` of shape ``(*batch, C, ndim)`` (broadcastable) in
@@ -832,7 +776,7 @@ def _fractional_output_size(output_size, output_ratio, spatial, window, x_shape)
   if output_size is not None:
     out = _geometry.int_tuple(output_size, n, 'output_size')
   else:
-    out = ratio_output_size(output_ratio, spatial)
+    out = _fields.ratio_output_size(output_ratio, spatial)
     if any(o < 1 for o in out):
       raise ValueError(
         f'output_ratio {output_ratio!r} gives output size {out} for spatial shape '
@@ -880,7 +824,7 @@ def _fractional_window_starts(u, spatial, window, out, dtype) -> jnp.ndarray:
   strides = [math.prod(spatial[d + 1 :]) for d in range(n)]
   base = jnp.zeros((*batch, channels, *(1,) * n), jnp.int32)
   for d in range(n):
-    starts = fractional_starts(
+    starts = _fractional_starts(
       lax.stop_gradient(u[..., order[d]]), spatial[d], window[d], out[d], dtype
     )
     base = base + (starts * strides[d]).reshape(

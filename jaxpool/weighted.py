@@ -52,14 +52,13 @@ import dataclasses
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _geometry, _masks, _numerics, _reductions, _windows
+from jaxpool import _checks, _fields, _geometry, _masks, _numerics, _reductions, _windows
 from jaxpool._geometry import Geometry, Padding
 
 __all__ = [
@@ -486,27 +485,6 @@ def _float_input(x, op: str):
   return x
 
 
-def check_temperature(temperature: Any) -> float | jnp.ndarray:
-  """``soft_pool``'s ``temperature`` (and ``SoftPool``'s field).
-
-  A positive finite number -> ``float``, the static path; a float array -> that
-  array, the traced (learnable) path, its shape (``()`` or ``(C,)``) checked
-  against the input by :func:`soft_pool`.
-  """
-  return _checks.positive_or_array(temperature, 'temperature')
-
-
-def initial_log_temperature(temperature: Any) -> jnp.ndarray:
-  """The starting value of a learnable SoftPool temperature, stored as its logarithm (f32).
-
-  ``log(temperature)`` for a number or a float array (``()`` or ``(C,)``); the
-  modules use ``exp`` of the parameter, which keeps the temperature positive.
-  """
-  t = check_temperature(temperature)
-  log_t = math.log(t) if isinstance(t, float) else jnp.log(t.astype(jnp.float32))
-  return jnp.asarray(log_t, jnp.float32)
-
-
 def _masked_mean(x, valid, geom: Geometry):
   """``x`` (0 at masked positions) and its window mean over the unmasked taps."""
   if valid is None:
@@ -597,7 +575,7 @@ def soft_pool(
   x = _float_input(x, 'soft_pool')
   geom, _ = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   return_weights = _checks.flag(return_weights, 'return_weights')
-  temperature = check_temperature(temperature)
+  temperature = _fields.check_temperature(temperature)
   valid, no_channels, return_mask = _masks.prepare(mask, x, 'soft_pool', return_mask)
   xv = x if valid is None else _masks.data(x, valid)
   if isinstance(temperature, float):
@@ -615,42 +593,6 @@ def soft_pool(
   out = _weighted_pool(xv, None, temp, valid, geom, _Softmax(None), return_weights)
   out = _cast_outputs(x, out, return_weights)
   return _masks.with_mask(out, valid, no_channels, geom, return_mask)
-
-
-def lip_logit_window(window: Sequence[int], logit_window: Sequence[int] | None) -> tuple[int, ...]:
-  """The kernel size of LIP's default logit conv: ``logit_window``, or 3 per spatial dim.
-
-  ``logit_window`` must have one entry per spatial dim of ``window``; the LIP
-  modules check it at construction.
-  """
-  n = len(_geometry.normalize_window(window))
-  if logit_window is None:
-    return (3,) * n
-  kernel = _geometry.normalize_window(logit_window, 'logit_window')
-  if len(kernel) != n:
-    raise ValueError(
-      f'logit_window must have one entry per spatial dim of window {window!r}; got {logit_window!r}'
-    )
-  return kernel
-
-
-def lip_gate(
-  h: jnp.ndarray, scale: jnp.ndarray, bias: jnp.ndarray, coeff: float, eps: float, ndim: int, dtype
-) -> jnp.ndarray:
-  """LIP's default logits from its conv features ``h``: ``coeff * sigmoid(InstanceNorm(h))``.
-
-  Instance norm over the ``ndim`` spatial dims before the channels (in f32:
-  mean, biased variance plus ``eps``), then the per-channel ``scale`` and
-  ``bias``, then the paper's ``SoftGate``, which bounds the logits to ``(0,
-  coeff)``; cast to ``dtype``. The LIP modules of both Flax APIs apply it
-  after their zero-initialised conv.
-  """
-  axes = tuple(range(h.ndim - ndim - 1, h.ndim - 1))
-  h32 = h.astype(jnp.float32)
-  mean = h32.mean(axes, keepdims=True)
-  var = jnp.square(h32 - mean).mean(axes, keepdims=True)
-  h32 = (h32 - mean) * lax.rsqrt(var + eps)
-  return (coeff * jax.nn.sigmoid(h32 * scale + bias)).astype(dtype)
 
 
 def lip_pool(

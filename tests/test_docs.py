@@ -110,3 +110,21 @@ def test_function_docs_come_from_the_docstrings(site):
   page = (site / 'api' / 'classic.html').read_text()
   entry = page[page.index('id="jaxpool.max_pool"') : page.index('id="jaxpool.min_pool"')]
   assert 'Parameters' in entry and 'Returns' in entry and 'return_indices' in entry
+
+
+@pytest.mark.parametrize(
+  'family',
+  ['classic', 'weighted', 'adaptive', 'stochastic', 'learned', 'blur', 'lifting', 'segments'],
+)
+def test_a_public_op_module_namespace_is_its_all(family):
+  """What the module families need from an op module (field checks, initial values, the learned
+  sub-networks) lives in private modules, so an op module's public functions are its API."""
+  module = importlib.import_module(f'jaxpool.{family}')
+  public = {
+    name
+    for name, value in vars(module).items()
+    if not name.startswith('_')
+    and callable(value)
+    and getattr(value, '__module__', None) == module.__name__
+  }
+  assert public == set(module.__all__), sorted(public ^ set(module.__all__))

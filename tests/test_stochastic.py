@@ -311,10 +311,10 @@ def test_s3_cells_always_feasible():
     for k in range(1, 9):
       if k > size:
         continue
-      out = stochastic.s3_output_size(size, k)
+      out = stochastic._s3_output_size(size, k)
       assert 1 <= out <= size - k + 1
       for g in range(k, 40):
-        rows, outs = stochastic.s3_cells(size, k, g)
+        rows, outs = stochastic._s3_cells(size, k, g)
         assert rows[0] == 0 and rows[-1] == size - k + 1 and outs[-1] == out
         sizes, counts = np.diff(rows), np.diff(outs)
         assert (counts >= 1).all() and (counts <= sizes).all(), (size, k, g)
@@ -322,21 +322,21 @@ def test_s3_cells_always_feasible():
 
 def test_s3_cells_reproduce_the_authors_layout():
   # L = 32, k = 2, g = 4 (their CIFAR setting): 8 cells of 4 rows (3 for the last), 2 rows each
-  rows, outs = stochastic.s3_cells(32, 2, 4)
+  rows, outs = stochastic._s3_cells(32, 2, 4)
   np.testing.assert_array_equal(rows, [0, 4, 8, 12, 16, 20, 24, 28, 31])
   np.testing.assert_array_equal(outs, np.arange(0, 17, 2))
-  rows, outs = stochastic.s3_cells(32, 2, 2)  # g = k: one row per 2-row cell
+  rows, outs = stochastic._s3_cells(32, 2, 2)  # g = k: one row per 2-row cell
   np.testing.assert_array_equal(rows, np.r_[np.arange(0, 31, 2), 31])
   np.testing.assert_array_equal(outs, np.arange(17))
 
 
 @pytest.mark.parametrize('size,k,g', [(32, 2, 4), (7, 2, 2), (13, 3, 6), (9, 2, 5), (5, 1, 3)])
 def test_s3_rows_sorted_distinct_per_cell_and_uniform(size, k, g):
-  rows, outs = stochastic.s3_cells(size, k, g)
+  rows, outs = stochastic._s3_cells(size, k, g)
   draws = 3000
   keys = jax.random.split(jax.random.key(21), draws)
   picked = np.asarray(jax.jit(jax.vmap(lambda key: stochastic._s3_rows(key, size, k, g)))(keys))
-  assert picked.shape == (draws, stochastic.s3_output_size(size, k))
+  assert picked.shape == (draws, stochastic._s3_output_size(size, k))
   assert (np.diff(picked, axis=1) > 0).all()  # sorted and distinct
   statistic, dof = 0.0, 0
   for i in range(len(rows) - 1):
@@ -618,7 +618,7 @@ def test_fractional_gradient_is_the_sum_over_wins(shape, window, out, dtype):
     atol=1e-6,
   )
   if dtype == 'bfloat16':  # the case does hold coinciding windows (repeated starts)
-    starts = stochastic.fractional_starts(u[..., 0], shape[1], window[0], out[0], x.dtype)
+    starts = stochastic._fractional_starts(u[..., 0], shape[1], window[0], out[0], x.dtype)
     assert np.any(np.diff(np.asarray(starts), axis=-1) <= 0)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import _checks, adaptive, segments
+from jaxpool import _checks, _fields, adaptive, segments
 
 
 class AdaptiveAvgPool(nn.Module):
@@ -16,7 +16,7 @@ class AdaptiveAvgPool(nn.Module):
   output_size: int | Sequence[int | None]
 
   def __post_init__(self):
-    adaptive.check_output_size(self.output_size)
+    _fields.check_output_size(self.output_size)
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
@@ -30,7 +30,7 @@ class AdaptiveMaxPool(nn.Module):
   return_indices: bool = False
 
   def __post_init__(self):
-    adaptive.check_output_size(self.output_size)
+    _fields.check_output_size(self.output_size)
     _checks.flag(self.return_indices, 'return_indices')
     super().__post_init__()
 
@@ -45,7 +45,7 @@ def _p_argument(module, x: jnp.ndarray) -> float | jnp.ndarray | None:
   ``'p'`` (initialised to the field, else the method's default; scalar or per channel)."""
   if not module.learnable_p:
     return module.p
-  init = adaptive.initial_p(module.method, module.p)
+  init = _fields.initial_p(module.method, module.p)
   shape = () if module.p_shape == 'scalar' else (x.shape[-1],)
   return module.param('p', lambda _, s: jnp.full(s, init, jnp.float32), shape)
 
@@ -71,7 +71,7 @@ class GlobalPool(nn.Module):
   def __post_init__(self):
     _checks.flag(self.keepdims, 'keepdims')
     learnable_p = _checks.flag(self.learnable_p, 'learnable_p')
-    adaptive.check_global_fields(self.method, self.p, self.eps, self.temperature, learnable_p)
+    _fields.check_global_fields(self.method, self.p, self.eps, self.temperature, learnable_p)
     _checks.choice(self.p_shape, 'p_shape', ('scalar', 'channel'))
     super().__post_init__()
 
@@ -83,7 +83,7 @@ class GlobalPool(nn.Module):
       self.method,
       self.keepdims,
       mask=mask,
-      **adaptive.global_kwargs(p, self.eps, self.temperature),
+      **_fields.global_kwargs(p, self.eps, self.temperature),
     )
 
 
@@ -109,7 +109,7 @@ class SpatialPyramidPool(nn.Module):
   method: str = 'max'
 
   def __post_init__(self):
-    adaptive.check_pyramid_fields(self.levels, self.method)
+    _fields.check_pyramid_fields(self.levels, self.method)
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None):
@@ -134,7 +134,7 @@ class SegmentPool(nn.Module):
 
   def __post_init__(self):
     learnable_p = _checks.flag(self.learnable_p, 'learnable_p')
-    segments.check_segment_fields(
+    _fields.check_segment_fields(
       self.num_segments, self.method, self.p, self.eps, self.temperature, learnable_p
     )
     _checks.choice(self.p_shape, 'p_shape', ('scalar', 'channel'))
@@ -148,5 +148,5 @@ class SegmentPool(nn.Module):
       segment_ids,
       self.num_segments,
       self.method,
-      **adaptive.global_kwargs(p, self.eps, self.temperature),
+      **_fields.global_kwargs(p, self.eps, self.temperature),
     )

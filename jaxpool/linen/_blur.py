@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import _checks, blur
+from jaxpool import _checks, _fields, blur
 from jaxpool._geometry import Padding
 
 
@@ -26,7 +26,7 @@ class BlurPool(nn.Module):
   count_include_pad: bool = False
 
   def __post_init__(self):
-    blur.check_fields(self.window, self.strides, self.pad_mode)
+    _fields.check_blur_fields(self.window, self.strides, self.pad_mode)
     _checks.flag(self.count_include_pad, 'count_include_pad')
     super().__post_init__()
 
@@ -54,7 +54,7 @@ class MaxBlurPool(nn.Module):
   count_include_pad: bool = False
 
   def __post_init__(self):
-    blur.check_fields(self.window, self.strides, self.pad_mode, self.blur)
+    _fields.check_blur_fields(self.window, self.strides, self.pad_mode, self.blur)
     _checks.flag(self.count_include_pad, 'count_include_pad')
     super().__post_init__()
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import _checks, classic
+from jaxpool import _checks, _fields, classic
 from jaxpool.linen._base import Windowed, check_window_fields
 
 
@@ -45,7 +45,7 @@ class AvgPool(Windowed):
 
   def __post_init__(self):
     _checks.flag(self.count_include_pad, 'count_include_pad')
-    classic.check_divisor_override(self.divisor_override)
+    _fields.check_divisor_override(self.divisor_override)
     super().__post_init__()
 
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
@@ -70,7 +70,7 @@ class LPPool(Windowed):
   learnable_p: bool = False
 
   def __post_init__(self):
-    classic.check_p(self.p)
+    _fields.check_p(self.p)
     _checks.flag(self.learnable_p, 'learnable_p')
     super().__post_init__()
 

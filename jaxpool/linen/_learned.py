@@ -10,13 +10,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpool import _checks, _geometry, _masks, _numerics, learned
+from jaxpool import _checks, _fields, _geometry, _masks, _numerics, _subnets, learned
 from jaxpool.linen._base import Windowed
 
 Initializer = Callable[..., Any]
 
-filter_init = learned.filter_init
-box_init = learned.box_init
+filter_init = _fields.filter_init
+box_init = _fields.box_init
 
 
 class _Windowed(Windowed):
@@ -108,7 +108,7 @@ class TreePool(_Windowed):
   gate_init: Initializer = filter_init
 
   def __post_init__(self):
-    learned.check_depth(self.depth)
+    _fields.check_depth(self.depth)
     _checks.flag(self.per_channel, 'per_channel')
     super().__post_init__()
 
@@ -117,7 +117,7 @@ class TreePool(_Windowed):
     x = _numerics.as_array(x)
     window = _geometry.normalize_window(self.window)
     tail = (x.shape[-1],) if self.per_channel else ()
-    n = 2 ** learned.check_depth(self.depth)
+    n = 2 ** _fields.check_depth(self.depth)
     leaves = self._checked_param('leaves', self.leaf_init, (n, *window, *tail), 'leaves')
     gates = self._checked_param('gates', self.gate_init, (n - 1, *window, *tail), 'gates')
     return learned.tree_pool(
@@ -163,14 +163,14 @@ class DPP(_Windowed):
     super().__post_init__()
 
   def _full_guide(self, x: jnp.ndarray, geom: _geometry.Geometry) -> jnp.ndarray:
-    """The learned guide (:func:`jaxpool.learned.strided_guide`) with this module's filter."""
+    """The learned guide (:func:`jaxpool._subnets.strided_guide`) with this module's filter."""
     channels = x.shape[-1]
     gw = _geometry.int_tuple(self.guide_window, geom.ndim, 'guide_window')
     kernel = self._checked_param(
       'guide_kernel', self.guide_kernel_init, (*gw, 1, channels), 'depthwise guide filter'
     )
     bias = self._checked_param('guide_bias', self.guide_bias_init, (channels,), 'guide bias')
-    return learned.strided_guide(x, kernel, bias, geom)
+    return _subnets.strided_guide(x, kernel, bias, geom)
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import _checks, lifting
+from jaxpool import _checks, _fields, lifting
 
 
 class LiftOperator(nn.Module):
@@ -54,7 +54,7 @@ class LiftDownPool(nn.Module):
 
   def __post_init__(self):
     _checks.positive_int(self.kernel_size, 'kernel_size')
-    lifting.axes_tuple(self.axes)
+    _fields.axes_tuple(self.axes)
     super().__post_init__()
 
   def setup(self):
@@ -94,11 +94,11 @@ class LiftUpPool(nn.Module):
     if self.kernel_size is not None:
       _checks.positive_int(self.kernel_size, 'kernel_size')
     if self.axes is not None:
-      lifting.axes_tuple(self.axes)
+      _fields.axes_tuple(self.axes)
     if self.down is not None:
       if not isinstance(self.down, LiftDownPool):
         raise TypeError(f'down must be a LiftDownPool or None; got {type(self.down).__name__}')
-      lifting.check_inverse_fields(self.kernel_size, self.axes, self.down)
+      _fields.check_inverse_fields(self.kernel_size, self.axes, self.down)
     super().__post_init__()
 
   def setup(self):

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpool import _checks, stochastic
+from jaxpool import _checks, _fields, stochastic
 from jaxpool.linen._base import Windowed as _Windowed
 
 RNG_STREAM = 'pooling'
@@ -75,7 +75,7 @@ class MixedPool(_Windowed, _Random):
   deterministic: bool | None = None
 
   def __post_init__(self):
-    stochastic.check_probability(self.p_max, 'p_max')
+    _fields.check_probability(self.p_max, 'p_max')
     _checks.choice(self.granularity, 'granularity', stochastic.GRANULARITIES)
     super().__post_init__()
 
@@ -106,7 +106,7 @@ class S3Pool(_Random):
   deterministic: bool | None = None
 
   def __post_init__(self):
-    stochastic.check_grid(self.grid, self.window)
+    _fields.check_grid(self.grid, self.window)
     super().__post_init__()
 
   def __call__(
@@ -137,7 +137,7 @@ class FractionalMaxPool(_Random):
   deterministic: bool | None = None
 
   def __post_init__(self):
-    stochastic.check_fractional_fields(
+    _fields.check_fractional_fields(
       self.window, self.output_size, self.output_ratio, 'FractionalMaxPool'
     )
     _checks.flag(self.return_indices, 'return_indices')

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpool import _checks, _geometry, _masks, weighted
+from jaxpool import _checks, _fields, _geometry, _masks, _subnets, weighted
 from jaxpool._geometry import Padding
 from jaxpool.linen._base import Windowed, check_window_fields
 
@@ -35,7 +35,7 @@ class SoftPool(Windowed):
   return_weights: bool = False
 
   def __post_init__(self):
-    weighted.check_temperature(self.temperature)
+    _fields.check_temperature(self.temperature)
     _checks.flag(self.learnable_temperature, 'learnable_temperature')
     _checks.flag(self.return_weights, 'return_weights')
     super().__post_init__()
@@ -45,7 +45,7 @@ class SoftPool(Windowed):
     temperature: float | jnp.ndarray = self.temperature
     if self.learnable_temperature:
       log_t = self.param(
-        'log_temperature', lambda _: weighted.initial_log_temperature(self.temperature)
+        'log_temperature', lambda _: _fields.initial_log_temperature(self.temperature)
       )
       temperature = jnp.exp(log_t)
     return weighted.soft_pool(
@@ -97,7 +97,7 @@ class LIPLogits(nn.Module):
     )(x)
     scale = self.param('scale', nn.initializers.ones, (channels,), jnp.float32)
     bias = self.param('bias', nn.initializers.zeros, (channels,), jnp.float32)
-    return weighted.lip_gate(h, scale, bias, self.coeff, self.eps, len(self.kernel_size), x.dtype)
+    return _subnets.lip_gate(h, scale, bias, self.coeff, self.eps, len(self.kernel_size), x.dtype)
 
 
 class LIP(Windowed):
@@ -117,7 +117,7 @@ class LIP(Windowed):
   return_weights: bool = False
 
   def __post_init__(self):
-    weighted.lip_logit_window(self.window, self.logit_window)
+    _subnets.lip_logit_window(self.window, self.logit_window)
     _checks.positive(self.coeff, 'coeff')
     _checks.flag(self.return_weights, 'return_weights')
     super().__post_init__()
@@ -130,7 +130,7 @@ class LIP(Windowed):
     if self.logit_module is not None:
       logits = self.logit_module(data)
     else:
-      kernel = weighted.lip_logit_window(self.window, self.logit_window)
+      kernel = _subnets.lip_logit_window(self.window, self.logit_window)
       logits = LIPLogits(kernel, self.coeff, name='logits')(data)
     return weighted.lip_pool(
       x,

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import _checks, adaptive, segments
+from jaxpool import _checks, _fields, adaptive, segments
 from jaxpool.nnx import _base
 from jaxpool.nnx._base import freeze
 
@@ -17,7 +17,7 @@ class AdaptiveAvgPool(nnx.Module):
   """:func:`jaxpool.adaptive_avg_pool` as an NNX module, e.g. ``AdaptiveAvgPool((7, 7))``."""
 
   def __init__(self, output_size: int | Sequence[int | None]):
-    adaptive.check_output_size(output_size)
+    _fields.check_output_size(output_size)
     self.output_size = freeze(output_size)
 
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
@@ -28,7 +28,7 @@ class AdaptiveMaxPool(nnx.Module):
   """:func:`jaxpool.adaptive_max_pool` as an NNX module; ``return_indices`` adds the indices."""
 
   def __init__(self, output_size: int | Sequence[int | None], return_indices: bool = False):
-    adaptive.check_output_size(output_size)
+    _fields.check_output_size(output_size)
     _checks.flag(return_indices, 'return_indices')
     self.output_size = freeze(output_size)
     self.return_indices = freeze(return_indices)
@@ -49,7 +49,7 @@ def _p_field(method, p, learnable_p: bool, p_shape: str, num_features, owner: st
     if p_shape == 'scalar'
     else (_base.check_num_features(num_features, owner, "p_shape='channel'"),)
   )
-  return nnx.Param(jnp.full(shape, adaptive.initial_p(method, p), jnp.float32))
+  return nnx.Param(jnp.full(shape, _fields.initial_p(method, p), jnp.float32))
 
 
 def _p_value(module, x: jnp.ndarray, owner: str) -> float | jax.Array | None:
@@ -91,7 +91,7 @@ class GlobalPool(nnx.Module):
   ):
     _checks.flag(keepdims, 'keepdims')
     learnable_p = _checks.flag(learnable_p, 'learnable_p')
-    adaptive.check_global_fields(method, p, eps, temperature, learnable_p)
+    _fields.check_global_fields(method, p, eps, temperature, learnable_p)
     _checks.choice(p_shape, 'p_shape', ('scalar', 'channel'))
     _base.check_optional_num_features(num_features)
     self.method = freeze(method)
@@ -109,7 +109,7 @@ class GlobalPool(nnx.Module):
       self.method,
       self.keepdims,
       mask=mask,
-      **adaptive.global_kwargs(p, self.eps, self.temperature),
+      **_fields.global_kwargs(p, self.eps, self.temperature),
     )
 
 
@@ -130,7 +130,7 @@ class SpatialPyramidPool(nnx.Module):
   """:func:`jaxpool.spatial_pyramid_pool` as an NNX module: ``(N, *spatial, C) -> (N, C*bins)``."""
 
   def __init__(self, levels: Sequence[int | Sequence[int]] = (1, 2, 4), method: str = 'max'):
-    adaptive.check_pyramid_fields(levels, method)
+    _fields.check_pyramid_fields(levels, method)
     self.levels = freeze(levels)
     self.method = freeze(method)
 
@@ -160,7 +160,7 @@ class SegmentPool(nnx.Module):
     num_features: int | None = None,
   ):
     learnable_p = _checks.flag(learnable_p, 'learnable_p')
-    segments.check_segment_fields(num_segments, method, p, eps, temperature, learnable_p)
+    _fields.check_segment_fields(num_segments, method, p, eps, temperature, learnable_p)
     _checks.choice(p_shape, 'p_shape', ('scalar', 'channel'))
     _base.check_optional_num_features(num_features)
     self.num_segments = freeze(int(num_segments))
@@ -178,5 +178,5 @@ class SegmentPool(nnx.Module):
       segment_ids,
       self.num_segments,
       self.method,
-      **adaptive.global_kwargs(p, self.eps, self.temperature),
+      **_fields.global_kwargs(p, self.eps, self.temperature),
     )

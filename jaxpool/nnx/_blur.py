@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import _checks
+from jaxpool import _checks, _fields
 from jaxpool import blur as blur_ops  # MaxBlurPool has an argument named blur
 from jaxpool._geometry import Padding
 from jaxpool.nnx._base import freeze
@@ -27,7 +27,7 @@ class BlurPool(nnx.Module):
     pad_mode: str = 'constant',
     count_include_pad: bool = False,
   ):
-    blur_ops.check_fields(window, strides, pad_mode)
+    _fields.check_blur_fields(window, strides, pad_mode)
     _checks.flag(count_include_pad, 'count_include_pad')
     self.window = freeze(window)
     self.strides = freeze(strides)
@@ -60,7 +60,7 @@ class MaxBlurPool(nnx.Module):
     pad_mode: str = 'constant',
     count_include_pad: bool = False,
   ):
-    blur_ops.check_fields(window, strides, pad_mode, blur)
+    _fields.check_blur_fields(window, strides, pad_mode, blur)
     _checks.flag(count_include_pad, 'count_include_pad')
     self.window = freeze(window)
     self.blur = freeze(blur)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import _checks, _geometry, classic
+from jaxpool import _checks, _fields, _geometry, classic
 from jaxpool._geometry import Padding
 from jaxpool.nnx._base import Windowed, freeze
 
@@ -76,7 +76,7 @@ class AvgPool(Windowed):
     divisor_override: int | None = None,
   ):
     _checks.flag(count_include_pad, 'count_include_pad')
-    classic.check_divisor_override(divisor_override)
+    _fields.check_divisor_override(divisor_override)
     super().__init__(window, strides, padding, dilation, ceil_mode)
     self.count_include_pad = freeze(count_include_pad)
     self.divisor_override = freeze(divisor_override)
@@ -110,7 +110,7 @@ class LPPool(Windowed):
     p: float = 2.0,
     learnable_p: bool = False,
   ):
-    classic.check_p(p)
+    _fields.check_p(p)
     _checks.flag(learnable_p, 'learnable_p')
     super().__init__(window, strides, padding, dilation, ceil_mode)
     self.learnable_p = freeze(learnable_p)

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import _checks, _geometry, _masks, _numerics, learned
+from jaxpool import _checks, _fields, _geometry, _masks, _numerics, _subnets, learned
+from jaxpool._fields import box_init, filter_init
 from jaxpool._geometry import Padding
-from jaxpool.learned import box_init, filter_init
 from jaxpool.nnx import _base
 from jaxpool.nnx._base import Windowed, freeze
 
@@ -141,7 +141,7 @@ class TreePool(Windowed):
     num_features: int | None = None,
     rngs: nnx.Rngs | None = None,
   ):
-    n = 2 ** learned.check_depth(depth)
+    n = 2 ** _fields.check_depth(depth)
     _checks.flag(per_channel, 'per_channel')
     super().__init__(window, strides, padding, dilation, ceil_mode)
     _base.check_optional_num_features(num_features)
@@ -238,7 +238,7 @@ class DPP(Windowed):
     guide = None
     if self.guide == 'full':
       # masked positions read 0 in the guide's filter, as its zero padding does
-      guide = learned.strided_guide(
+      guide = _subnets.strided_guide(
         _masks.data_or_all(x, mask, 'DPP'), self.guide_kernel[...], self.guide_bias[...], geom
       )
     return learned.dpp_pool(

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import _checks, lifting
+from jaxpool import _checks, _fields, lifting
 from jaxpool.nnx import _base
 from jaxpool.nnx._base import freeze
 
@@ -70,7 +70,7 @@ class LiftDownPool(nnx.Module):
     rngs: nnx.Rngs | None = None,
   ):
     _checks.positive_int(kernel_size, 'kernel_size')
-    lifting.axes_tuple(axes)
+    _fields.axes_tuple(axes)
     self.kernel_size = freeze(kernel_size)
     self.axes = freeze(axes)
     self.predict = LiftOperator(kernel_size, num_features=num_features, rngs=rngs)
@@ -110,13 +110,13 @@ class LiftUpPool(nnx.Module):
     if kernel_size is not None:
       _checks.positive_int(kernel_size, 'kernel_size')
     if axes is not None:
-      lifting.axes_tuple(axes)
+      _fields.axes_tuple(axes)
     if down is not None:
       if not isinstance(down, LiftDownPool):
         raise TypeError(
           f'down must be a jaxpool.nnx.LiftDownPool or None; got {type(down).__name__}'
         )
-      lifting.check_inverse_fields(kernel_size, axes, down)
+      _fields.check_inverse_fields(kernel_size, axes, down)
     self.down = down
     self.kernel_size = freeze(kernel_size)
     self.axes = freeze(axes)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import _checks, stochastic
+from jaxpool import _checks, _fields, stochastic
 from jaxpool._geometry import Padding
 from jaxpool.nnx._base import Stochastic, Windowed, freeze
 
@@ -83,7 +83,7 @@ class MixedPool(Windowed, Stochastic):
     *,
     rngs: nnx.Rngs | nnx.RngStream | None = None,
   ):
-    stochastic.check_probability(p_max, 'p_max')
+    _fields.check_probability(p_max, 'p_max')
     _checks.choice(granularity, 'granularity', stochastic.GRANULARITIES)
     super().__init__(window, strides, padding, dilation, ceil_mode)
     self.p_max = p_max  # also takes an array (the traced path): stored as given
@@ -121,7 +121,7 @@ class S3Pool(Stochastic):
     *,
     rngs: nnx.Rngs | nnx.RngStream | None = None,
   ):
-    stochastic.check_grid(grid, window)
+    _fields.check_grid(grid, window)
     self.window = freeze(window)
     self.grid = freeze(grid)
     self._init_mode(deterministic, rngs)
@@ -163,7 +163,7 @@ class FractionalMaxPool(Stochastic):
     *,
     rngs: nnx.Rngs | nnx.RngStream | None = None,
   ):
-    stochastic.check_fractional_fields(window, output_size, output_ratio, 'FractionalMaxPool')
+    _fields.check_fractional_fields(window, output_size, output_ratio, 'FractionalMaxPool')
     _checks.flag(return_indices, 'return_indices')
     self.window = freeze(window)
     self.output_size = freeze(output_size)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxpool import _checks, _geometry, _masks, weighted
+from jaxpool import _checks, _fields, _geometry, _masks, _subnets, weighted
 from jaxpool._geometry import Padding
 from jaxpool.nnx import _base
 from jaxpool.nnx._base import Windowed, freeze
@@ -42,7 +42,7 @@ class SoftPool(Windowed):
     learnable_temperature: bool = False,
     return_weights: bool = False,
   ):
-    weighted.check_temperature(temperature)
+    _fields.check_temperature(temperature)
     _checks.flag(learnable_temperature, 'learnable_temperature')
     _checks.flag(return_weights, 'return_weights')
     super().__init__(window, strides, padding, dilation, ceil_mode)
@@ -50,7 +50,7 @@ class SoftPool(Windowed):
     self.learnable_temperature = freeze(learnable_temperature)
     self.return_weights = freeze(return_weights)
     if learnable_temperature:
-      self.log_temperature = nnx.Param(weighted.initial_log_temperature(temperature))
+      self.log_temperature = nnx.Param(_fields.initial_log_temperature(temperature))
 
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     temperature: float | jax.Array = self.temperature
@@ -109,7 +109,7 @@ class LIPLogits(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((c,), jnp.float32))
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return weighted.lip_gate(
+    return _subnets.lip_gate(
       self.conv(x),
       self.scale[...],
       self.bias[...],
@@ -144,7 +144,7 @@ class LIP(Windowed):
     num_features: int | None = None,
     rngs: nnx.Rngs | None = None,
   ):
-    kernel = weighted.lip_logit_window(window, logit_window)
+    kernel = _subnets.lip_logit_window(window, logit_window)
     _checks.positive(coeff, 'coeff')
     _checks.flag(return_weights, 'return_weights')
     super().__init__(window, strides, padding, dilation, ceil_mode)
