@@ -105,7 +105,7 @@ def check_output_size(output_size: Any) -> int | tuple[int | None, ...]:
   )
 
 
-def _positive(name: str, value, channels: int | None = None):
+def positive(name: str, value, channels: int | None = None):
   """A positive number (``float``: the static path) or a float array of shape ``()`` or
   ``(C,)`` (traced). Without ``channels`` (a module's field, before any input) an array's
   shape is left to the call, whose error names the channel count."""
@@ -113,7 +113,7 @@ def _positive(name: str, value, channels: int | None = None):
   return _checks.positive_or_array(value, name, finite=False, shapes=shapes)
 
 
-def _check_global_kw(method: str, kw: dict) -> None:
+def check_global_kw(method: str, kw: dict) -> None:
   _checks.choice(method, 'method', sorted(_GLOBAL_KW))
   allowed = _GLOBAL_KW[method]
   extra = sorted(set(kw) - set(allowed))
@@ -137,9 +137,9 @@ def check_global_fields(method: Any, p: Any, eps: Any, temperature: Any, learnab
   number, and ``learnable_p`` only for the methods with a ``p``.
   """
   kw = global_kwargs(p, eps, temperature)
-  _check_global_kw(method, kw)
+  check_global_kw(method, kw)
   for name, value in kw.items():
-    _positive(name, value)
+    positive(name, value)
   if learnable_p and method not in ('lp', 'gem'):
     raise ValueError(f"learnable_p needs method 'lp' or 'gem'; got method {method!r}")
 
@@ -248,7 +248,7 @@ def box_init(key, shape, dtype=jnp.float32):
 # --- blur ----------------------------------------------------------------------------------------
 
 
-def _check_pad_mode(pad_mode) -> str:
+def check_pad_mode(pad_mode) -> str:
   return _checks.choice(pad_mode, 'pad_mode', PAD_MODES)
 
 
@@ -265,7 +265,7 @@ def check_blur_fields(window, strides, pad_mode, blur=None) -> tuple[int, ...]:
     raise ValueError(f'blur must have one entry per spatial dim of window {window}; got {blur!r}')
   if strides is not None:
     _geometry.int_tuple(strides, len(window), 'strides')
-  _check_pad_mode(pad_mode)
+  check_pad_mode(pad_mode)
   return window
 
 

@@ -834,7 +834,7 @@ def global_pool(
     >>> global_pool(x, 'avg', mask=jnp.array([[True, True, False, False]]))
     Array([[1.5]], dtype=float32)
   """
-  _fields._check_global_kw(method, kw)
+  _fields.check_global_kw(method, kw)
   x = _numerics.as_array(x)
   if x.ndim < 3:
     raise ValueError(
@@ -858,14 +858,14 @@ def global_pool(
   elif method == 'max':
     y = _max_reduce(x, 1)
   elif method == 'soft':
-    t = _fields._positive('temperature', kw.get('temperature', 1.0), channels)
+    t = _fields.positive('temperature', kw.get('temperature', 1.0), channels)
     y = _soft_reduce(xc, axes, t)
   elif method == 'lp':
-    p = _fields._positive('p', kw.get('p', 2.0), channels)
+    p = _fields.positive('p', kw.get('p', 2.0), channels)
     y = _lp_reduce(xc, axes, p)
   elif method == 'gem':
-    p = _fields._positive('p', kw.get('p', 3.0), channels)
-    eps = _fields._positive('eps', kw.get('eps', 1e-6), channels)
+    p = _fields.positive('p', kw.get('p', 3.0), channels)
+    eps = _fields.positive('eps', kw.get('eps', 1e-6), channels)
     y = _gem_reduce(xc, axes, p, eps)
   else:
     avg = jnp.mean(xc, axis=axes, keepdims=True)
@@ -889,15 +889,15 @@ def _masked_global(x, xc, valid, method: str, kw: dict, axes) -> jnp.ndarray:
     return _masked_max(x, valid)
   if method == 'soft':
     return _masked_soft_reduce(
-      xc, valid, axes, _fields._positive('temperature', kw.get('temperature', 1.0), channels)
+      xc, valid, axes, _fields.positive('temperature', kw.get('temperature', 1.0), channels)
     )
   if method == 'lp':
     return _lp_reduce(
-      _masks.data(xc, valid), axes, _fields._positive('p', kw.get('p', 2.0), channels)
+      _masks.data(xc, valid), axes, _fields.positive('p', kw.get('p', 2.0), channels)
     )
   if method == 'gem':
-    p = _fields._positive('p', kw.get('p', 3.0), channels)
-    eps = _fields._positive('eps', kw.get('eps', 1e-6), channels)
+    p = _fields.positive('p', kw.get('p', 3.0), channels)
+    eps = _fields.positive('eps', kw.get('eps', 1e-6), channels)
     # (mean_valid clamp(x)^p)^(1/p) = (sum_valid clamp(x)^p)^(1/p) * count^(-1/p)
     xg = _masks.data(jnp.maximum(xc, eps), valid)
     static_p = p if isinstance(p, float) else None

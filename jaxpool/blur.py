@@ -264,7 +264,7 @@ def blur_pool(
   """
   x = _numerics.as_array(x)
   _numerics.check_float(x, 'blur_pool')
-  pad_mode = _fields._check_pad_mode(pad_mode)
+  pad_mode = _fields.check_pad_mode(pad_mode)
   count_include_pad = _checks.flag(count_include_pad, 'count_include_pad')
   geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding)
   if pad_mode == 'reflect':
@@ -380,7 +380,7 @@ def max_blur_pool(
   blur = _geometry.normalize_window(blur, 'blur')
   if len(blur) != len(window):
     raise ValueError(f'blur must have one entry per spatial dim of window {window}; got {blur!r}')
-  pad_mode = _fields._check_pad_mode(pad_mode)
+  pad_mode = _fields.check_pad_mode(pad_mode)
   valid, _, return_mask = _masks.prepare(mask, x, 'max_blur_pool', return_mask)
   if valid is None:
     dense = classic.max_pool(x, window, 1)
