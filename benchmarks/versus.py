@@ -53,6 +53,12 @@ def extract(rev: str) -> str:
 
 def cases(J, jnp, jax):
   key = jax.random.key(3)
+
+  def stripes(x):  # segment labels: position index mod 8, the same in every example
+    n, h, w = x.shape[:3]
+    return jnp.broadcast_to((jnp.arange(h * w) % 8).reshape(h, w), (n, h, w))
+
+  lift = (jnp.asarray([0.5, 0.5]), jnp.asarray([0.25, 0.25]))  # LiftPool's P and U filters
   return {
     'max_pool 3x3/s2/p1': lambda x: J.max_pool(x, (3, 3), 2, 1),
     'max_pool 2x2': lambda x: J.max_pool(x, (2, 2)),
@@ -87,6 +93,19 @@ def cases(J, jnp, jax):
     'fractional_max_pool ->40': lambda x: J.fractional_max_pool(
       x, (2, 2), output_size=(40, 40), key=key
     ),
+    'min_pool 3x3/s2/p1': lambda x: J.min_pool(x, (3, 3), 2, 1),
+    'max_unpool 2x2': lambda x: J.max_unpool(*J.max_pool(x, (2, 2), return_indices=True), (2, 2)),
+    'weighted_unpool 2x2': lambda x: J.weighted_unpool(
+      *J.soft_pool(x, (2, 2), return_weights=True), (2, 2)
+    ),
+    'tree_pool 2x2': lambda x: J.tree_pool(
+      x, jnp.full((2, 2, 2), 0.1), jnp.full((1, 2, 2), 0.2), (2, 2)
+    ),
+    'channel_pool max': lambda x: J.channel_pool(x, 'max'),
+    'spatial_pyramid_pool 1,2,4': lambda x: J.spatial_pyramid_pool(x, (1, 2, 4)),
+    'segment_pool avg (8 segments)': lambda x: J.segment_pool(x, stripes(x), 8),
+    'lift_down_pool': lambda x: J.lift_down_pool(x, lift[0], lift[1]),
+    'lift_up_pool': lambda x: J.lift_up_pool(*J.lift_down_pool(x, *lift), *lift),
   }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,18 @@ def tie_free_mixed(shape, seed: int = 0) -> np.ndarray:
   rng = np.random.default_rng(seed)
   magnitude = 0.5 + 0.5 * (rng.permutation(int(np.prod(shape))) + 0.5) / np.prod(shape)
   return (magnitude * rng.choice([-1.0, 1.0], int(np.prod(shape)))).reshape(shape)
+
+
+def tie_free(shape, seed: int = 0, positive: bool = False) -> np.ndarray:
+  """Float64 values without ties: a random permutation of a jittered grid.
+
+  In ``(-1, 1)`` (``positive``: ``(0.25, 1.25)``); any two values differ by at
+  least ``1 / size`` and none is within ``0.5 / size`` of 0, so maxima, signs
+  and orders are unchanged by perturbations far below that (finite differences).
+  """
+  rng = np.random.default_rng(seed)
+  n = math.prod(shape)
+  v = (rng.permutation(n) + 0.5 + rng.uniform(-0.25, 0.25, n)) * (2.0 / n) - 1.0
+  if positive:
+    v = 0.75 + v / 2
+  return v.reshape(shape)

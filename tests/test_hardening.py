@@ -15,9 +15,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxpool
 from tests import helpers
-from tests.catalogue import CALLS
+from tests.ops import CALLS, FUZZ_CALLS, NOT_FUZZED, WINDOWED
 from tests.reference.windows import out_size
-from tests.registry import WINDOWED
 
 KEY = jax.random.key(0)
 # one name per function object (ada_unpool is weighted_unpool)
@@ -43,11 +42,6 @@ def _assert_tree_close(a, b, **kw):
   assert len(la) == len(lb)
   for u, v in zip(la, lb):
     np.testing.assert_allclose(np.asarray(u, np.float32), np.asarray(v, np.float32), **kw)
-
-
-def test_catalogue_covers_the_public_api():
-  missing = set(jaxpool.__all__) - set(CALLS)
-  assert not missing, f'add a representative call to tests/catalogue.py for {sorted(missing)}'
 
 
 @pytest.mark.parametrize('name', EXPORTED)
@@ -98,47 +92,6 @@ def test_shard_map_per_example_equals_unsharded(name):
 # --- fuzzing the shared geometry of the windowed ops --------------------------------
 
 
-def _filter(g):
-  """The filter shape of a gated/tree call: the window, or (2, 2) where the window is one of the
-  bad values under test (so the op, not the test's filter, meets it)."""
-  w = g['window']
-  ok = isinstance(w, tuple) and all(isinstance(k, int) and k > 0 for k in w)
-  return w if ok else (2, 2)
-
-
-FUZZ_CALLS = {
-  'max_pool': lambda x, g: jaxpool.max_pool(x, **g),
-  'min_pool': lambda x, g: jaxpool.min_pool(x, **g),
-  'avg_pool': lambda x, g: jaxpool.avg_pool(x, **g),
-  'lp_pool': lambda x, g: jaxpool.lp_pool(x, 2, **g),
-  'soft_pool': lambda x, g: jaxpool.soft_pool(x, **g),
-  'edscw_pool': lambda x, g: jaxpool.edscw_pool(x, **g),
-  'idw_pool': lambda x, g: jaxpool.idw_pool(x, **g),
-  'ada_pool': lambda x, g: jaxpool.ada_pool(x, 0.5, **g),
-  'max_avg_pool': lambda x, g: jaxpool.max_avg_pool(x, 0.5, **g),
-  'dpp_pool': lambda x, g: jaxpool.dpp_pool(x, 1.0, 1.0, **g),
-  'stochastic_pool': lambda x, g: jaxpool.stochastic_pool(jnp.abs(x), **g, key=KEY),
-  'mixed_pool': lambda x, g: jaxpool.mixed_pool(x, **g, key=KEY),
-  'lip_pool': lambda x, g: jaxpool.lip_pool(x, 0.5 * x, **g),
-  'gated_pool': lambda x, g: jaxpool.gated_pool(x, jnp.full(_filter(g), 0.1, x.dtype), **g),
-  'tree_pool': lambda x, g: jaxpool.tree_pool(
-    x, jnp.full((2, *_filter(g)), 0.1, x.dtype), jnp.full((1, *_filter(g)), 0.2, x.dtype), **g
-  ),
-}
-#: Public functions with a ``window`` that do not take the whole shared geometry (window,
-#: strides, padding, dilation, ceil_mode), so the fuzzer cannot draw it for them; each is swept
-#: over its own geometry in its family's tests.
-NOT_FUZZED = {
-  'blur_pool': 'no dilation or ceil_mode (a filter, not a window)',
-  'max_blur_pool': 'no dilation or ceil_mode',
-  's3_pool': 'a grid, not strides',
-  'fractional_max_pool': 'pseudo-random windows: output_size or output_ratio',
-  'max_unpool': 'the inverse of a pooling: output_size',
-  'weighted_unpool': 'the inverse of a pooling: output_size',
-  'ada_unpool': 'the inverse of a pooling: output_size',
-}
-
-
 def test_every_windowed_op_is_fuzzed():
   """Every public function with a ``window`` is fuzzed, or says why not."""
   windowed = {
@@ -149,7 +102,9 @@ def test_every_windowed_op_is_fuzzed():
   unknown = sorted(set(FUZZ_CALLS) - windowed) + sorted(set(NOT_FUZZED) - windowed)
   assert not unknown, f'not public windowed functions: {unknown}'
   missing = sorted(windowed - set(FUZZ_CALLS) - set(NOT_FUZZED))
-  assert not missing, f'add these to FUZZ_CALLS (or to NOT_FUZZED, saying why): {missing}'
+  assert not missing, (
+    f'give these entries in tests/ops a fuzz call (or a string saying why not): {missing}'
+  )
 
 
 FUZZED = sorted(name for name in FUZZ_CALLS if hasattr(jaxpool, name))

@@ -16,7 +16,6 @@ import pytest
 
 import jaxpool
 import jaxpool.linen as jl
-import jaxpool.nnx as jn
 from jaxpool import (
   adaptive_avg_pool,
   adaptive_max_pool,
@@ -31,11 +30,9 @@ from jaxpool import (
 from jaxpool.linen._lifting import LiftOperator
 from tests.module_catalogue import (
   FIELD_OUTPUT_SIZE,
-  MODULE_FOR,
   NONE_MEANS_DEFAULT,
   NOT_FIELDS,
   NOT_FIELDS_FOR,
-  SPEC,
   SPECS,
   WITH_PARAMS,
   assert_close,
@@ -44,23 +41,10 @@ from tests.module_catalogue import (
   linen_module,
   linen_run,
   module_input,
-  public_classes,
 )
+from tests.ops import MODULE_FOR
 
 # --- every module: a class per function, its fields, its reference --------------------
-
-
-def test_every_public_function_has_a_module_in_both_apis():
-  missing = sorted(set(jaxpool.__all__) - set(MODULE_FOR))
-  assert not missing, f'functions without a module entry in MODULE_FOR: {missing}'
-  for name in jaxpool.__all__:
-    cls = MODULE_FOR[name]
-    assert isinstance(getattr(jl, cls, None), type), f'jaxpool.linen lacks {cls} ({name})'
-    assert isinstance(getattr(jn, cls, None), type), f'jaxpool.nnx lacks {cls} ({name})'
-
-
-def test_table_has_no_stale_entries():
-  assert sorted(set(MODULE_FOR) - set(jaxpool.__all__)) == []
 
 
 def test_with_params_lists_the_classes_whose_spec_has_parameters():
@@ -74,12 +58,6 @@ def test_with_params_lists_the_classes_whose_spec_has_parameters():
     if jax.tree.leaves(variables.get('params', {})):
       have.add(spec.name)
   assert have == WITH_PARAMS
-
-
-def test_every_class_has_a_spec():
-  assert set(MODULE_FOR.values()) <= set(SPEC)
-  helpers = {'LIPLogits'}  # sub-modules, covered through their owners
-  assert public_classes(jl, nn.Module) - helpers == set(SPEC)
 
 
 @pytest.mark.parametrize('spec', SPECS, ids=str)

@@ -2,7 +2,7 @@
 
 References are independent: a float64 loop over each output window that keeps the
 taps inside the input and unmasked, reduced by the registry's formula
-(:data:`tests.registry.MASKED`), in NumPy for values and in float64 jax.numpy,
+(:data:`tests.ops.MASKED`), in NumPy for values and in float64 jax.numpy,
 differentiated by autodiff, for gradients. Empty windows are 0 with a zero
 gradient by the rule under test.
 """
@@ -23,7 +23,7 @@ import jaxpool
 import jaxpool.linen as jl
 import jaxpool.nnx as jn
 from tests import helpers, module_catalogue
-from tests.registry import GLOBAL_MASKED, MASKED
+from tests.ops import GLOBAL_MASKED, MASKED
 
 NAMES = sorted(MASKED)
 # The costliest entries (each is built of other entries' cores: AdaPool of soft and eDSCW, DPP

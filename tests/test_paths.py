@@ -1,6 +1,6 @@
 """Every path of every windowed op swept by class of input (issue 26).
 
-The windows of :data:`tests.registry.PATHS` put each op on its unrolled path,
+The windows of :data:`tests.ops.PATHS` put each op on its unrolled path,
 its stacked path and (max family) its per-dim passes. On each:
 
 - second derivatives at ties (constant windows, many-way ties, ReLU zeros, a
@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxpool
 from tests import helpers
-from tests.registry import PATHS, WHOLE, WINDOWED
+from tests.ops import PATHS, WHOLE, WINDOWED
 
 KEY = jax.random.key(5)
 TIES = ('constant', 'pairs', 'relu', 'straddle')

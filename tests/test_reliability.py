@@ -1,10 +1,8 @@
 """Edge-case classes, each swept over the whole API (issue 15).
 
-Every class walks ``jaxpool.__all__`` through ``tests/catalogue.py`` (and the module
-walker of ``tests/module_catalogue.py``), so a new op or module is covered without being
-listed here; where a class needs per-op data (the NaN rule's PyTorch kernel, a
-parameterised limit, an argument's wrong type), a table here holds it and a test checks
-that every public function is in it or explicitly out of it.
+Every class walks ``jaxpool.__all__`` through the op registry (``tests/ops``: each op's
+catalogue call, window size, direct call, NaN-rule kernel, array arguments and module
+configurations), so a new op or module is covered without being listed here.
 
 * empty shapes: a zero-size batch and zero channels give the empty result of the right
   shape and dtype, gradients included, or a ``ValueError`` naming ``x`` where the
@@ -36,9 +34,18 @@ import jaxpool
 import jaxpool.linen as jl
 import jaxpool.nnx as jn
 from tests import helpers
-from tests.catalogue import CALLS
 from tests.helpers import from_torch_layout, to_torch_layout, torch_or_skip
-from tests.module_catalogue import SPECS, linen_module, nnx_module
+from tests.module_catalogue import linen_module, nnx_module
+from tests.ops import (
+  ARGUMENTS,
+  CALLS,
+  DIRECT_CALLS,
+  EXTRA,
+  MAX_LIKE,
+  SPECS,
+  WINDOW,
+)
+from tests.ops.fixtures import ARG_X_NP as _X
 
 KEY = jax.random.key(0)
 # one name per function object (ada_unpool is weighted_unpool)
@@ -177,65 +184,6 @@ def test_nnx_modules_on_empty_inputs(spec, case):
 
 # --- finite values and gradients at extreme magnitudes ---------------------------------
 
-#: Largest number of inputs one output of the catalogue call combines (its window size):
-#: inputs up to ``finfo.max / WINDOW[name]`` have a finite exact result.
-WINDOW = {
-  'max_pool': 9,
-  'min_pool': 9,
-  'avg_pool': 9,
-  'lp_pool': 4,
-  'max_unpool': 4,
-  'adaptive_avg_pool': 16,
-  'adaptive_max_pool': 16,
-  'global_pool': 144,
-  'segment_pool': 144,
-  'channel_pool': 4,
-  'spatial_pyramid_pool': 144,
-  'soft_pool': 9,
-  'lip_pool': 9,
-  'edscw_pool': 4,
-  'idw_pool': 4,
-  'ada_pool': 4,
-  'weighted_unpool': 9,
-  'max_avg_pool': 9,
-  'gated_pool': 9,
-  'tree_pool': 4,
-  'dpp_pool': 4,
-  'blur_pool': 9,
-  'max_blur_pool': 9,
-  # lifting: each step adds a filtered neighbour (filters of norm < 1), twice per axis
-  'lift_down_pool': 16,
-  'lift_up_pool': 64,
-  'stochastic_pool': 4,
-  'mixed_pool': 4,
-  's3_pool': 4,
-  'fractional_max_pool': 4,
-}
-
-#: Paths the catalogue's single call does not take: odd powers on mixed signs, a traced
-#: temperature (SoftPool(learnable_temperature=True)), a traced p, overlapping windows.
-EXTRA = {
-  'lp_pool-odd': (lambda x: jaxpool.lp_pool(x, 3.0, (2, 2)), 4),
-  'lp_pool-traced-p': (lambda x: jaxpool.lp_pool(x, jnp.float32(3.0), (2, 2)), 4),
-  'soft_pool-traced-temperature': (
-    lambda x: jaxpool.soft_pool(x, (2, 2), temperature=jnp.float32(0.5)),
-    4,
-  ),
-  'idw_pool-overlap': (lambda x: jaxpool.idw_pool(x, (3, 3), 2, 1), 9),
-  'edscw_pool-overlap': (lambda x: jaxpool.edscw_pool(x, (3, 3), 2, 1), 9),
-  'stochastic_pool-eval-overlap': (lambda x: jaxpool.stochastic_pool(x, (3, 3), 2, 1), 9),
-  'global_pool-lp-odd': (lambda x: jaxpool.global_pool(x, 'lp', p=3.0), 144),
-  'global_pool-soft': (lambda x: jaxpool.global_pool(x, 'soft', temperature=0.5), 144),
-  'global_pool-avgmax': (lambda x: jaxpool.global_pool(x, 'avgmax'), 144),
-  'channel_pool-soft': (lambda x: jaxpool.channel_pool(x, 'soft'), 4),
-  'mixed_pool-eval-traced': (lambda x: jaxpool.mixed_pool(x, (2, 2), p_max=jnp.float32(0.3)), 4),
-  'dpp_pool-asymmetric': (lambda x: jaxpool.dpp_pool(x, 2.0, 3.0, (2, 2), symmetric=False), 4),
-}
-
-
-def test_every_op_has_a_window_size():
-  assert set(NAMES) <= set(WINDOW)
-
 
 def _magnitudes(dtype):
   info = jnp.finfo(dtype)
@@ -339,134 +287,6 @@ def _nan_input():
 
 def _t(a, torch):
   return torch.tensor(to_torch_layout(np.asarray(a), 2), requires_grad=True)
-
-
-def _max_blur_torch(torch, t):
-  filt = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16
-  w = torch.tensor(np.broadcast_to(filt, (2, 1, 3, 3)).copy(), dtype=torch.float32)
-  return torch.nn.functional.conv2d(
-    torch.nn.functional.max_pool2d(t, 2, 1), w, stride=2, padding=1, groups=2
-  )
-
-
-def _channel_max_torch(torch, t):
-  # a max pool over the channel axis: PyTorch's max_pool1d kernel with the window C
-  n, c, h, w = t.shape
-  flat = t.permute(0, 2, 3, 1).reshape(n * h * w, 1, c)
-  return torch.nn.functional.max_pool1d(flat, c).reshape(n, h, w, 1).permute(0, 3, 1, 2)
-
-
-def _pyramid_torch(torch, t):
-  F = torch.nn.functional
-  return torch.cat(
-    [F.adaptive_max_pool2d(t, l).permute(0, 2, 3, 1).reshape(t.shape[0], -1) for l in (1, 2, 3)],
-    dim=1,
-  )
-
-
-SAMPLES = np.random.default_rng(5).uniform(0, 1, (2, 2, 2)).astype(np.float32)
-
-#: name -> (jaxpool call on NHWC, PyTorch call on NCHW with the same rule), each returning
-#: ``y`` or ``(y, indices)`` (torch: NCHW, or already flat for global/pyramid outputs).
-MAX_LIKE = {
-  'max_pool': (
-    lambda x: jaxpool.max_pool(x, (3, 3), 2, 1, return_indices=True),
-    lambda torch, t: torch.nn.functional.max_pool2d(t, 3, 2, 1, return_indices=True),
-  ),
-  'min_pool': (
-    lambda x: jaxpool.min_pool(x, (3, 3), 1),
-    lambda torch, t: -torch.nn.functional.max_pool2d(-t, 3, 1),
-  ),
-  'adaptive_max_pool': (
-    lambda x: jaxpool.adaptive_max_pool(x, (4, 3), return_indices=True),
-    lambda torch, t: torch.nn.functional.adaptive_max_pool2d(t, (4, 3), return_indices=True),
-  ),
-  'global_pool': (
-    lambda x: jaxpool.global_pool(x, 'max'),
-    lambda torch, t: torch.nn.functional.adaptive_max_pool2d(t, 1)[..., 0, 0],
-  ),
-  'global_pool-avgmax': (
-    lambda x: jaxpool.global_pool(x, 'avgmax'),
-    lambda torch, t: (
-      (
-        torch.nn.functional.adaptive_max_pool2d(t, 1)
-        + torch.nn.functional.adaptive_avg_pool2d(t, 1)
-      )[..., 0, 0]
-      / 2
-    ),
-  ),
-  # max of |x|: PyTorch sees |x| as its input (d|x|/dx at NaN differs between frameworks)
-  'global_pool-lp-inf': (
-    lambda x: jaxpool.global_pool(x, 'lp', p=float('inf')),
-    lambda torch, t: torch.nn.functional.adaptive_max_pool2d(t, 1)[..., 0, 0],
-  ),
-  'channel_pool': (lambda x: jaxpool.channel_pool(x, 'max'), _channel_max_torch),
-  'spatial_pyramid_pool': (lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2, 3)), _pyramid_torch),
-  'fractional_max_pool': (
-    lambda x: jaxpool.fractional_max_pool(
-      x, (2, 2), output_size=3, samples=SAMPLES, return_indices=True
-    ),
-    lambda torch, t: torch.nn.functional.fractional_max_pool2d(
-      t, 2, output_size=3, return_indices=True, _random_samples=torch.tensor(SAMPLES)
-    ),
-  ),
-  'lp_pool-inf': (
-    lambda x: jaxpool.lp_pool(x, float('inf'), (2, 2)),
-    lambda torch, t: torch.nn.functional.max_pool2d(t, 2),
-  ),
-  'mixed_pool': (
-    lambda x: jaxpool.mixed_pool(x, (2, 2), p_max=1.0),
-    lambda torch, t: torch.nn.functional.max_pool2d(t, 2),
-  ),
-  'mixed_pool-train': (
-    lambda x: jaxpool.mixed_pool(x, (2, 2), key=KEY, p_max=1.0),
-    lambda torch, t: torch.nn.functional.max_pool2d(t, 2),
-  ),
-  'max_avg_pool': (
-    lambda x: jaxpool.max_avg_pool(x, 1.0, (3, 3), 2, 1),
-    lambda torch, t: torch.nn.functional.max_pool2d(t, 3, 2, 1),
-  ),
-  's3_pool': (
-    lambda x: jaxpool.s3_pool(x, (2, 2)),
-    lambda torch, t: torch.nn.functional.avg_pool2d(
-      torch.nn.functional.max_pool2d(t, 2, 1), 2, 2, 1, count_include_pad=False
-    ),
-  ),
-  'max_blur_pool': (
-    lambda x: jaxpool.max_blur_pool(x, (2, 2), (3, 3), 2, padding=1, count_include_pad=True),
-    _max_blur_torch,
-  ),
-}
-MAX_LIKE['max_unpool'] = (
-  lambda x: jaxpool.max_unpool(*jaxpool.max_pool(x, (2, 2), return_indices=True), (2, 2)),
-  lambda torch, t: torch.nn.functional.max_unpool2d(
-    *torch.nn.functional.max_pool2d(t, 2, return_indices=True), 2
-  ),
-)
-NOT_MAX_LIKE = {
-  'avg_pool',
-  'lp_pool',
-  'adaptive_avg_pool',
-  'soft_pool',
-  'lip_pool',
-  'edscw_pool',
-  'idw_pool',
-  'ada_pool',
-  'weighted_unpool',
-  'gated_pool',
-  'tree_pool',
-  'dpp_pool',
-  'blur_pool',
-  'lift_down_pool',
-  'lift_up_pool',
-  'stochastic_pool',
-  'segment_pool',  # its 'max' is global_pool's, swept there against PyTorch
-}
-
-
-def test_every_op_is_classified_for_the_nan_rule():
-  covered = {case.split('-')[0] for case in MAX_LIKE} | NOT_MAX_LIKE
-  assert set(NAMES) <= covered, sorted(set(NAMES) - covered)
 
 
 def _as_list(out):
@@ -711,59 +531,6 @@ def _flags(fn) -> list[str]:
   return [p.name for p in inspect.signature(fn).parameters.values() if isinstance(p.default, bool)]
 
 
-_X = np.random.default_rng(4).standard_normal((2, 8, 8, 3)).astype(np.float32)
-#: A direct call of every function on ``x``, flags as keywords: ``call(x, **flags)``.
-DIRECT_CALLS = {
-  'max_pool': lambda x, **kw: jaxpool.max_pool(x, (2, 2), **kw),
-  'min_pool': lambda x, **kw: jaxpool.min_pool(x, (2, 2), **kw),
-  'avg_pool': lambda x, **kw: jaxpool.avg_pool(x, (3, 3), 2, 1, **kw),
-  'lp_pool': lambda x, **kw: jaxpool.lp_pool(x, 2.0, (2, 2), **kw),
-  'max_avg_pool': lambda x, **kw: jaxpool.max_avg_pool(x, 0.5, (2, 2), **kw),
-  'gated_pool': lambda x, **kw: jaxpool.gated_pool(x, jnp.zeros((2, 2)), (2, 2), **kw),
-  'tree_pool': lambda x, **kw: jaxpool.tree_pool(
-    x, jnp.ones((1, 2, 2)), jnp.zeros((0, 2, 2)), (2, 2), **kw
-  ),
-  'dpp_pool': lambda x, **kw: jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), **kw),
-  'adaptive_max_pool': lambda x, **kw: jaxpool.adaptive_max_pool(x, (3, 3), **kw),
-  'global_pool': lambda x, **kw: jaxpool.global_pool(x, 'max', **kw),
-  'channel_pool': lambda x, **kw: jaxpool.channel_pool(x, 'max', **kw),
-  'soft_pool': lambda x, **kw: jaxpool.soft_pool(x, (2, 2), **kw),
-  'lip_pool': lambda x, **kw: jaxpool.lip_pool(x, x, (2, 2), **kw),
-  'edscw_pool': lambda x, **kw: jaxpool.edscw_pool(x, (2, 2), **kw),
-  'idw_pool': lambda x, **kw: jaxpool.idw_pool(x, (2, 2), **kw),
-  'ada_pool': lambda x, **kw: jaxpool.ada_pool(x, 0.5, (2, 2), **kw),
-  'blur_pool': lambda x, **kw: jaxpool.blur_pool(x, **kw),
-  'max_blur_pool': lambda x, **kw: jaxpool.max_blur_pool(x, **kw),
-  'stochastic_pool': lambda x, **kw: jaxpool.stochastic_pool(x, (2, 2), **kw),
-  'mixed_pool': lambda x, **kw: jaxpool.mixed_pool(x, (2, 2), **kw),
-  'fractional_max_pool': lambda x, **kw: jaxpool.fractional_max_pool(
-    x, (2, 2), output_size=3, **kw
-  ),
-  'max_unpool': lambda x, **kw: jaxpool.max_unpool(x, jnp.zeros(x.shape, jnp.int32), (2, 2)),
-  'adaptive_avg_pool': lambda x, **kw: jaxpool.adaptive_avg_pool(x, (3, 3), **kw),
-  'spatial_pyramid_pool': lambda x, **kw: jaxpool.spatial_pyramid_pool(x, **kw),
-  'weighted_unpool': lambda x, **kw: jaxpool.weighted_unpool(
-    x[:, :4, :4], jnp.ones((*x.shape[:1], 4, 4, 2, 2, x.shape[-1]), jnp.float32), (2, 2)
-  ),
-  'lift_down_pool': lambda x, **kw: jaxpool.lift_down_pool(x, jnp.ones(1), jnp.ones(1), **kw),
-  'lift_up_pool': lambda x, **kw: jaxpool.lift_up_pool(
-    x,
-    {k: jnp.zeros(x.shape, jnp.float32) for k in ('LH', 'HL', 'HH')},
-    jnp.ones(1),
-    jnp.ones(1),
-    **kw,
-  ),
-  's3_pool': lambda x, **kw: jaxpool.s3_pool(x, (2, 2), **kw),
-  'segment_pool': lambda x, **kw: jaxpool.segment_pool(
-    x, jnp.zeros(x.shape[:-1], jnp.int32), 2, 'max'
-  ),
-}
-
-
-def test_every_function_has_a_direct_call():
-  assert set(NAMES) <= set(DIRECT_CALLS), sorted(set(NAMES) - set(DIRECT_CALLS))
-
-
 @pytest.mark.parametrize('name', sorted(n for n in NAMES if _flags(getattr(jaxpool, n))))
 def test_every_flag_is_a_bool(name):
   call = DIRECT_CALLS[name]
@@ -808,84 +575,6 @@ def test_complex_input_is_a_type_error(name):
     DIRECT_CALLS[name](x)
 
 
-_Y, _IDX = jaxpool.max_pool(jnp.asarray(_X), (2, 2), return_indices=True)
-_YW, _W = jaxpool.ada_pool(jnp.asarray(_X), 0.5, (2, 2), return_weights=True)
-_LOW, _DETAILS = jaxpool.lift_down_pool(jnp.asarray(_X), jnp.ones(1), jnp.ones(1))
-_XJ = jnp.asarray(_X)
-
-#: (function, argument) -> a call with that argument replaced by ``v``.
-ARGUMENTS = {
-  ('lp_pool', 'p'): lambda v: jaxpool.lp_pool(_XJ, v, (2, 2)),
-  ('mixed_pool', 'p_max'): lambda v: jaxpool.mixed_pool(_XJ, (2, 2), p_max=v),
-  ('soft_pool', 'temperature'): lambda v: jaxpool.soft_pool(_XJ, (2, 2), temperature=v),
-  ('lip_pool', 'logits'): lambda v: jaxpool.lip_pool(_XJ, v, (2, 2)),
-  ('edscw_pool', 'eps'): lambda v: jaxpool.edscw_pool(_XJ, (2, 2), eps=v),
-  ('idw_pool', 'eps'): lambda v: jaxpool.idw_pool(_XJ, (2, 2), eps=v),
-  ('ada_pool', 'beta'): lambda v: jaxpool.ada_pool(_XJ, v, (2, 2)),
-  ('ada_pool', 'eps'): lambda v: jaxpool.ada_pool(_XJ, 0.5, (2, 2), eps=v),
-  ('max_avg_pool', 'alpha'): lambda v: jaxpool.max_avg_pool(_XJ, v, (2, 2)),
-  ('gated_pool', 'gate'): lambda v: jaxpool.gated_pool(_XJ, v, (2, 2)),
-  ('tree_pool', 'leaves'): lambda v: jaxpool.tree_pool(_XJ, v, jnp.zeros((1, 2, 2)), (2, 2)),
-  ('tree_pool', 'gates'): lambda v: jaxpool.tree_pool(_XJ, jnp.zeros((2, 2, 2)), v, (2, 2)),
-  ('dpp_pool', 'alpha'): lambda v: jaxpool.dpp_pool(_XJ, v, 1.0, (2, 2)),
-  ('dpp_pool', 'lam'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, v, (2, 2)),
-  ('dpp_pool', 'guide'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, 1.0, (2, 2), guide=v),
-  ('dpp_pool', 'eps'): lambda v: jaxpool.dpp_pool(_XJ, 1.0, 1.0, (2, 2), eps=v),
-  ('global_pool', 'p'): lambda v: jaxpool.global_pool(_XJ, 'lp', p=v),
-  ('global_pool', 'eps'): lambda v: jaxpool.global_pool(_XJ, 'gem', eps=v),
-  ('global_pool', 'temperature'): lambda v: jaxpool.global_pool(_XJ, 'soft', temperature=v),
-  ('max_unpool', 'y'): lambda v: jaxpool.max_unpool(v, _IDX, (2, 2)),
-  ('max_unpool', 'indices'): lambda v: jaxpool.max_unpool(_Y, v, (2, 2)),
-  ('weighted_unpool', 'y'): lambda v: jaxpool.weighted_unpool(v, _W, (2, 2)),
-  ('weighted_unpool', 'weights'): lambda v: jaxpool.weighted_unpool(_YW, v, (2, 2)),
-  ('lift_down_pool', 'predict'): lambda v: jaxpool.lift_down_pool(_XJ, v, jnp.ones(1)),
-  ('lift_down_pool', 'update'): lambda v: jaxpool.lift_down_pool(_XJ, jnp.ones(1), v),
-  ('lift_up_pool', 'predict'): lambda v: jaxpool.lift_up_pool(_LOW, _DETAILS, v, jnp.ones(1)),
-  ('lift_up_pool', 'update'): lambda v: jaxpool.lift_up_pool(_LOW, _DETAILS, jnp.ones(1), v),
-  ('lift_up_pool', 'low'): lambda v: jaxpool.lift_up_pool(v, _DETAILS, jnp.ones(1), jnp.ones(1)),
-  ('lift_up_pool', 'details'): lambda v: jaxpool.lift_up_pool(
-    _LOW, dict.fromkeys(_DETAILS, v), jnp.ones(1), jnp.ones(1)
-  ),
-  ('fractional_max_pool', 'samples'): lambda v: jaxpool.fractional_max_pool(
-    _XJ, (2, 2), output_size=3, samples=v
-  ),
-  ('segment_pool', 'segment_ids'): lambda v: jaxpool.segment_pool(_XJ, v, 2),
-  **{
-    (name, 'mask'): (lambda name: lambda v: DIRECT_CALLS[name](_XJ, mask=v))(name)
-    for name in (
-      'max_pool',
-      'min_pool',
-      'avg_pool',
-      'lp_pool',
-      'soft_pool',
-      'lip_pool',
-      'edscw_pool',
-      'idw_pool',
-      'ada_pool',
-      'global_pool',
-      'max_avg_pool',
-      'gated_pool',
-      'tree_pool',
-      'dpp_pool',
-      'stochastic_pool',
-      'mixed_pool',
-      's3_pool',
-      'adaptive_avg_pool',
-      'adaptive_max_pool',
-      'spatial_pyramid_pool',
-      'blur_pool',
-      'max_blur_pool',
-      'fractional_max_pool',  # refused: a TypeError naming it, whatever the value
-      'lift_down_pool',
-    )
-  },
-  ('lift_up_pool', 'mask'): lambda v: jaxpool.lift_up_pool(
-    _LOW, _DETAILS, jnp.ones(1), jnp.ones(1), mask=v
-  ),
-  ('max_unpool', 'mask'): lambda v: jaxpool.max_unpool(
-    _XJ, jnp.zeros(_XJ.shape, jnp.int32), (2, 2), mask=v
-  ),
-}
 #: Arguments that are static configuration (geometry, names, keys), checked elsewhere.
 STATIC = {
   'x',

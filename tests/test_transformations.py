@@ -1,7 +1,7 @@
 """Every op under JAX's transformations: forward mode, second order, vmap, linearize.
 
 The acceptance tests of issue 16. Every public function (through
-``tests.catalogue.DIFF_CASES``, so a new op cannot skip them) in float64, on
+``tests.ops``, so a new op cannot skip them) in float64, on
 inputs without ties (``tie_free``), stochastic ops with a fixed key (training
 mode: piecewise smooth in ``x`` for a fixed key):
 
@@ -44,8 +44,9 @@ from jax.flatten_util import ravel_pytree
 
 import jaxpool
 from tests import helpers
-from tests.catalogue import DIFF_CASES, tie_free
-from tests.module_catalogue import SPECS, WITH_PARAMS, linen_module, nnx_module
+from tests.helpers import tie_free
+from tests.module_catalogue import WITH_PARAMS, linen_module, nnx_module
+from tests.ops import DIFF_CASES, SPECS, WINNER_OPS
 
 pytestmark = pytest.mark.usefixtures('x64')
 
@@ -457,15 +458,6 @@ def test_nnx_module_jvp(spec):
 
 
 # --- ties and NaN: the tangent follows the gradient's winner ------------------------------
-
-WINNER_OPS = {
-  'max_pool': lambda x: jaxpool.max_pool(x, (3, 3), 2, 1),
-  'max_pool-2x2': lambda x: jaxpool.max_pool(x, (2, 2)),
-  'min_pool': lambda x: jaxpool.min_pool(x, (3, 3), 2, 1),
-  'adaptive_max_pool': lambda x: jaxpool.adaptive_max_pool(x, (4, 3)),
-  'global_pool-max': lambda x: jaxpool.global_pool(x, 'max'),
-  'channel_pool-max': lambda x: jaxpool.channel_pool(x, 'max'),
-}
 
 
 def _tied(nan: bool):
