@@ -310,24 +310,26 @@ PARAM_SHAPES = ('scalar', 'channel', 'location', 'location_channel')
 
 
 def param_shape(
-  kind: str, out_shape: Sequence[int] | None, channels: int | None
+  granularity: str, out_shape: Sequence[int] | None, channels: int | None
 ) -> tuple[int, ...]:
-  """The shape of a parameter of granularity ``kind`` (one of :data:`PARAM_SHAPES`).
+  """The shape of a parameter of the given ``granularity`` (one of :data:`PARAM_SHAPES`).
 
   ``'scalar'`` ``()``, ``'channel'`` ``(C,)``, ``'location'`` ``(*out_shape,
   1)`` (shared over channels) or ``'location_channel'`` ``(*out_shape, C)``,
-  for the pooled spatial shape ``out_shape`` and ``channels`` C; what ``kind``
+  for the pooled spatial shape ``out_shape`` and ``channels`` C; what ``granularity``
   does not use may be None.
   """
-  if kind not in PARAM_SHAPES:
-    raise ValueError(f'kind must be one of {", ".join(map(repr, PARAM_SHAPES))}; got {kind!r}')
+  if granularity not in PARAM_SHAPES:
+    raise ValueError(
+      f'granularity must be one of {", ".join(map(repr, PARAM_SHAPES))}; got {granularity!r}'
+    )
   tail: tuple[int, ...] = ()
-  if kind.endswith('channel'):
+  if granularity.endswith('channel'):
     if channels is None:
-      raise ValueError(f'a {kind!r} parameter needs the channel count')
+      raise ValueError(f'a {granularity!r} parameter needs the channel count')
     tail = (channels,)
-  if not kind.startswith('location'):
+  if not granularity.startswith('location'):
     return tail
   if out_shape is None:
-    raise ValueError(f'a {kind!r} parameter needs the output spatial shape')
+    raise ValueError(f'a {granularity!r} parameter needs the output spatial shape')
   return (*out_shape, *(tail or (1,)))

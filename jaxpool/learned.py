@@ -41,7 +41,7 @@ __all__ = ['max_avg_pool', 'gated_pool', 'tree_pool', 'dpp_pool']
 # --- shared pieces ------------------------------------------------------------------
 
 
-def _checked_geometry(x, op, window, strides, padding, dilation, ceil_mode):
+def _window_setup(x, op, window, strides, padding, dilation, ceil_mode):
   x = _numerics.as_array(x)
   _numerics.check_float(x, op)
   geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
@@ -200,7 +200,7 @@ def max_avg_pool(
     >>> max_avg_pool(x, 0.5, (2,))[:, 0]
     Array([2.5, 5. ], dtype=float32)
   """
-  x, geom, out_shape, cdt = _checked_geometry(
+  x, geom, out_shape, cdt = _window_setup(
     x, 'max_avg_pool', window, strides, padding, dilation, ceil_mode
   )
   alpha = _mixing_weight(alpha, 'alpha', out_shape, cdt)
@@ -272,7 +272,7 @@ def gated_pool(
     >>> gated_pool(x, jnp.zeros(2), (2,))[:, 0]   # sigma(0) = 1/2
     Array([2.5, 5. ], dtype=float32)
   """
-  x, geom, out_shape, cdt = _checked_geometry(
+  x, geom, out_shape, cdt = _window_setup(
     x, 'gated_pool', window, strides, padding, dilation, ceil_mode
   )
   omega = _window_filters(gate, 'gate', geom, out_shape[-1], cdt)
@@ -355,7 +355,7 @@ def tree_pool(
     >>> tree_pool(x, leaves, gates, (2,))[:, 0]
     Array([2.5, 5. ], dtype=float32)
   """
-  x, geom, out_shape, cdt = _checked_geometry(
+  x, geom, out_shape, cdt = _window_setup(
     x, 'tree_pool', window, strides, padding, dilation, ceil_mode
   )
   n = geom.ndim
@@ -680,7 +680,7 @@ def dpp_pool(
     >>> dpp_pool(x, 1.0, 0.0, (4,))[:, 0]   # lam = 0: average pooling
     Array([1.], dtype=float32)
   """
-  x, geom, out_shape, cdt = _checked_geometry(
+  x, geom, out_shape, cdt = _window_setup(
     x, 'dpp_pool', window, strides, padding, dilation, ceil_mode
   )
   channels = out_shape[-1]

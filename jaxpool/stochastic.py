@@ -65,7 +65,7 @@ def _checked(x, op: str, key):
   return x
 
 
-def _checked_geometry(x, window, strides, padding, dilation, ceil_mode, op: str, key):
+def _keyed_window_setup(x, window, strides, padding, dilation, ceil_mode, op: str, key):
   x = _checked(x, op, key)
   geom, nb = _geometry.pool_geometry(x.shape, window, strides, padding, dilation, ceil_mode)
   return x, geom, nb
@@ -271,7 +271,7 @@ def stochastic_pool(
     >>> bool(y[0, 0] in (1., 3.)), float(y[1, 0])
     (True, 2.0)
   """
-  x, geom, _ = _checked_geometry(
+  x, geom, _ = _keyed_window_setup(
     x, window, strides, padding, dilation, ceil_mode, 'stochastic_pool', key
   )
   valid, no_channels, return_mask = _masks.prepare(mask, x, 'stochastic_pool', return_mask)
@@ -362,7 +362,7 @@ def mixed_pool(
     >>> mixed_pool(x, (2,), key=jax.random.key(0), p_max=1.0)[:, 0]
     Array([3., 2.], dtype=float32)
   """
-  x, geom, nb = _checked_geometry(
+  x, geom, nb = _keyed_window_setup(
     x, window, strides, padding, dilation, ceil_mode, 'mixed_pool', key
   )
   p_max = _fields.check_probability(p_max, 'p_max')

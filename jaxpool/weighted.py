@@ -72,11 +72,11 @@ __all__ = [
 ]
 
 
-# --- logit kinds: how a tap's unnormalised weight comes from (t, s) ---------------------
+# --- weightings: how a tap's unnormalised weight comes from (t, s) ---------------------
 #
-# A kind maps a tap of the logit source ``t`` (input resolution, read per tap) and
+# A weighting maps a tap of the logit source ``t`` (input resolution, read per tap) and
 # an optional per-window statistic ``s`` (output resolution) to an unnormalised
-# weight ``e = exp(z - m - shift)``, ``m`` a per-window normaliser that makes
+# weight ``e = exp(z - m - shift)``, ``m`` a per-window offset that makes
 # ``e <= 2**-c`` (``shift = c * ln 2``, ``2**c >= window_size``). Since the
 # softmax is invariant to a per-window shift, the backward treats ``m`` as a
 # constant and only needs ``de/dt`` and ``de/ds`` (``weight_vjp``).
@@ -93,7 +93,7 @@ class _Softmax:
 
   temperature: float | None = 1.0
 
-  def normaliser(self, t: _windows.Taps, s):
+  def offset(self, t: _windows.Taps, s):
     """The window maximum over valid taps."""
     del s
     return t.where_valid(-jnp.inf).max()
@@ -126,12 +126,12 @@ class _Softmax:
 
 
 @dataclasses.dataclass(frozen=True)
-class _DSC:
+class _EDSCW:
   """eDSCW: ``z = (2|t s| + eps) / (t**2 + s**2 + eps)``, ``s`` the window mean; z in (0, 1]."""
 
   eps: float
 
-  def normaliser(self, t: _windows.Taps, s):
+  def offset(self, t: _windows.Taps, s):
     return None  # z <= 1: exp(z - 1) <= 1 needs no per-window maximum.
 
   def _dsc(self, t, s):
@@ -172,7 +172,7 @@ class _InverseDistance:
   def _half_distance(self, t, s):
     return jnp.abs(0.5 * t - 0.5 * s)
 
-  def normaliser(self, t: _windows.Taps, s):
+  def offset(self, t: _windows.Taps, s):
     """The window's smallest (halved) distance over valid taps."""
     return t.map(self._half_distance, s).where_valid(jnp.inf).min()
 
@@ -183,7 +183,7 @@ class _InverseDistance:
 
   def weight_vjp(self, t, s, m, e, e_bar, geom):
     # de/dt = -e sign(t - s) / (2 (h + eps / 2)) = -de/ds; e_bar / (h + eps / 2) first (see
-    # _DSC.weight_vjp: a ratio of two quantities of the input's scale).
+    # _EDSCW.weight_vjp: a ratio of two quantities of the input's scale).
     del m, geom
     ratio = e_bar / (self._half_distance(t, s) + 0.5 * self.eps)
     c = -0.5 * e * jnp.sign(t - s) * ratio
@@ -204,14 +204,14 @@ def _difference(x, y):
   return jnp.where(d == d, d, 0)
 
 
-def _normaliser(kind, t_taps: _windows.Taps, s):
-  """``kind``'s per-window normaliser, a constant to differentiation.
+def _offset(weighting, t_taps: _windows.Taps, s):
+  """``weighting``'s per-window offset, a constant to differentiation.
 
   It scales every weight of a window alike, so it cancels in the normalised
   weights; held constant, its derivative (a max or min, whose tie rule splits)
   cannot reach second derivatives.
   """
-  m = kind.normaliser(t_taps, s)
+  m = weighting.offset(t_taps, s)
   return None if m is None else lax.stop_gradient(m)
 
 
@@ -219,7 +219,7 @@ def _nonzero_total(s0, geom: Geometry, masked: bool):
   """The weights' sum ``s0``, with 1 in windows that hold no real tap (they output 0).
 
   A window holding a tap has ``s0 > 0`` (its largest weight is ``2**-c``, see
-  the kinds), so with a runtime mask ``s0 == 0`` is exactly an empty window.
+  the weightings), so with a runtime mask ``s0 == 0`` is exactly an empty window.
   """
   if masked:
     return jnp.where(s0 > 0, s0, jnp.ones((), s0.dtype))
@@ -233,16 +233,16 @@ def _masked_logits(t_taps: _windows.Taps, valid: _windows.Taps):
   """Logit taps with every masked tap reading its window's largest unmasked logit (0 in an
   empty window), and that logit: a value some real tap holds, so every weight computed from
   it is finite (the double ``where``: nothing inf or NaN even where the weight is then
-  zeroed), and the window's normaliser, a max or a min over its taps, is unchanged (for the
-  softmax kinds it is that largest logit)."""
+  zeroed), and the window's offset, a max or a min over its taps, is unchanged (for the
+  softmax weightings it is that largest logit)."""
   low = -jnp.inf
   ref = t_taps.map(lambda t, v: jnp.where(v, t, low), valid).where_valid(low).max()
   ref = lax.stop_gradient(jnp.where(ref > low, ref, jnp.zeros((), ref.dtype)))
   return t_taps.map(lambda t, v, r: jnp.where(v, t, r), valid, ref), ref
 
 
-def _unnormalised(xc, tc, sc, valid, geom: Geometry, kind, with_weights: bool = False):
-  """Taps of ``x`` and ``t``, the normaliser, unnormalised weights (padded and masked taps weigh
+def _unnormalised(xc, tc, sc, valid, geom: Geometry, weighting, with_weights: bool = False):
+  """Taps of ``x`` and ``t``, the offset, unnormalised weights (padded and masked taps weigh
   0), their sum.
 
   Arguments in the compute dtype; ``tc`` None means ``t = x``; ``valid`` None or
@@ -253,8 +253,8 @@ def _unnormalised(xc, tc, sc, valid, geom: Geometry, kind, with_weights: bool = 
   v_taps = m = None
   if (
     valid is not None
-    and isinstance(kind, _Softmax)
-    and kind.temperature is not None
+    and isinstance(weighting, _Softmax)
+    and weighting.temperature is not None
     and not with_weights
   ):
     # A fixed temperature: masked logits read -inf, whose weight exp(-inf - m) is exactly 0
@@ -262,29 +262,29 @@ def _unnormalised(xc, tc, sc, valid, geom: Geometry, kind, with_weights: bool = 
     # alike: its output is 0 (x is 0 there) and every derivative term is 0 or times 0.
     v_taps = _windows.Taps.read(valid, geom, False, stacked=t_taps.stacked)
     t_taps = t_taps.map(lambda t, v: jnp.where(v, t, jnp.asarray(-jnp.inf, t.dtype)), v_taps)
-    m = _normaliser(kind, t_taps, sc)
-    e = t_taps.map(lambda t, m: kind.weight(t, None, m, geom), m).where_valid(0)
+    m = _offset(weighting, t_taps, sc)
+    e = t_taps.map(lambda t, m: weighting.weight(t, None, m, geom), m).where_valid(0)
     return x_taps, t_taps, m, e, _nonzero_total(e.sum(), geom, True)
   if valid is not None:
     v_taps = _windows.Taps.read(valid, geom, False, stacked=t_taps.stacked)
     t_taps, largest = _masked_logits(t_taps, v_taps)
     if tc is None:
       x_taps = t_taps
-    if isinstance(kind, _Softmax):
-      m = largest  # the softmax normaliser, already taken
+    if isinstance(weighting, _Softmax):
+      m = largest  # the softmax offset, already taken
   if m is None:
-    m = _normaliser(kind, t_taps, sc)
-  e = t_taps.map(lambda t, s, m: kind.weight(t, s, m, geom), sc, m).where_valid(0)
+    m = _offset(weighting, t_taps, sc)
+  e = t_taps.map(lambda t, s, m: weighting.weight(t, s, m, geom), sc, m).where_valid(0)
   if v_taps is not None:
     e = e.map(lambda e, v: jnp.where(v, e, jnp.zeros((), e.dtype)), v_taps)
   return x_taps, t_taps, m, e, _nonzero_total(e.sum(), geom, valid is not None)
 
 
-def _forward(x, t, s, valid, geom: Geometry, kind, with_weights: bool):
+def _forward(x, t, s, valid, geom: Geometry, weighting, with_weights: bool):
   cdt = _numerics.compute_dtype(x.dtype)
   tc = None if t is None else t.astype(cdt)
   sc = None if s is None else s.astype(cdt)
-  x_taps, _, _, e, s0 = _unnormalised(x.astype(cdt), tc, sc, valid, geom, kind, with_weights)
+  x_taps, _, _, e, s0 = _unnormalised(x.astype(cdt), tc, sc, valid, geom, weighting, with_weights)
   # e == 0 (a -inf logit or a padded tap) contributes 0 even where x is infinite.
   y = e.map(lambda e, x: jnp.where(e > 0, e * x, 0), x_taps).sum() / s0
   if not with_weights:
@@ -298,8 +298,8 @@ def _shape_weights(w, geom: Geometry):
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5, 6))
-def _weighted_pool(x, t, s, valid, geom: Geometry, kind, with_weights: bool):
-  """``y_p = sum_i w_{p,i} x_i`` with weights from ``kind``; result in the compute dtype.
+def _weighted_pool(x, t, s, valid, geom: Geometry, weighting, with_weights: bool):
+  """``y_p = sum_i w_{p,i} x_i`` with weights from ``weighting``; result in the compute dtype.
 
   ``t`` is the logit source at input resolution (``None``: ``t = x``, and the
   derivative through the weights is added to ``x``'s), ``s`` an optional
@@ -307,11 +307,11 @@ def _weighted_pool(x, t, s, valid, geom: Geometry, kind, with_weights: bool):
   returns the weights ``(*batch, *out, *window, C)``. ``valid``: None, or a runtime
   bool mask broadcastable to ``x`` whose masked taps weigh 0 (no derivative).
   """
-  return _forward(x, t, s, valid, geom, kind, with_weights)
+  return _forward(x, t, s, valid, geom, weighting, with_weights)
 
 
 @_weighted_pool.defjvp
-def _weighted_pool_jvp(geom, kind, with_weights, primals, tangents):
+def _weighted_pool_jvp(geom, weighting, with_weights, primals, tangents):
   r"""The tangent, linear in ``(x_dot, t_dot, s_dot)``; JAX transposes it for reverse mode.
 
   .. math::
@@ -319,32 +319,36 @@ def _weighted_pool_jvp(geom, kind, with_weights, primals, tangents):
      \dot y_p = \frac{1}{S_p} \sum_i \big(e_i \dot x_i + \dot e_i (x_i - y_p)\big), \quad
      \dot e_i = \frac{\partial e_i}{\partial t_i} \dot t_i + \frac{\partial e_i}{\partial s_p} \dot s_p
 
-  with ``S_p = sum_i e_i``; the per-window normaliser of ``e`` cancels (the
+  with ``S_p = sum_i e_i``; the per-window offset of ``e`` cancels (the
   softmax is shift-invariant), so it gets no tangent. Taps of weight 0 add 0.
   """
   x, t, s, valid = primals
   x_dot, t_dot, s_dot, _ = tangents
-  out = _forward(x, t, s, valid, geom, kind, with_weights)
+  out = _forward(x, t, s, valid, geom, weighting, with_weights)
   y = out[0] if with_weights else out
   if (
     valid is None
     and not with_weights
-    and isinstance(kind, _Softmax)
-    and kind.temperature is not None
+    and isinstance(weighting, _Softmax)
+    and weighting.temperature is not None
     and _is_blocked(geom)
   ):
     # Checkpointed: reverse mode keeps x, t, y and recomputes the weights in one pass.
     tangent = jax.checkpoint(
-      functools.partial(_softmax_block_tangent, geom=geom, kind=kind, temperature=kind.temperature)
+      functools.partial(
+        _softmax_block_tangent, geom=geom, weighting=weighting, temperature=weighting.temperature
+      )
     )
     return out, tangent(x, t, y, x_dot, t_dot)
   tangent = jax.checkpoint(
-    functools.partial(_taps_tangent, geom=geom, kind=kind, with_weights=with_weights)
+    functools.partial(_taps_tangent, geom=geom, weighting=weighting, with_weights=with_weights)
   )
   return out, tangent(x, t, s, valid, y, x_dot, t_dot, s_dot)
 
 
-def _taps_tangent(x, t, s, valid, y, x_dot, t_dot, s_dot, geom: Geometry, kind, with_weights: bool):
+def _taps_tangent(
+  x, t, s, valid, y, x_dot, t_dot, s_dot, geom: Geometry, weighting, with_weights: bool
+):
   """The tangent of :func:`_weighted_pool` over window taps (any geometry).
 
   Checkpointed by the caller: reverse mode keeps ``x, t, s, y`` and recomputes
@@ -353,7 +357,9 @@ def _taps_tangent(x, t, s, valid, y, x_dot, t_dot, s_dot, geom: Geometry, kind, 
   cdt = y.dtype
   tc = None if t is None else t.astype(cdt)
   sc = None if s is None else s.astype(cdt)
-  x_taps, t_taps, m, e, s0 = _unnormalised(x.astype(cdt), tc, sc, valid, geom, kind, with_weights)
+  x_taps, t_taps, m, e, s0 = _unnormalised(
+    x.astype(cdt), tc, sc, valid, geom, weighting, with_weights
+  )
   xd_taps = _windows.Taps.read(x_dot.astype(cdt), geom, 0.0)
   td_taps = xd_taps if t is None else _windows.Taps.read(t_dot.astype(cdt), geom, 0.0)
   sd = None if s is None else s_dot.astype(cdt)
@@ -365,13 +371,13 @@ def _taps_tangent(x, t, s, valid, y, x_dot, t_dot, s_dot, geom: Geometry, kind, 
 
   # y_dot = sum_i w_i x_dot_i + (x_i - y) (dw_i/dt_i t_dot_i + dw_i/ds s_dot), the products
   # (x_i - y) dw_i/dt_i taken as one coefficient (weight_vjp with e_bar = x_i - y), whose
-  # factors the kinds combine so that no intermediate leaves the normal range: 1 / distance is
+  # factors the weightings combine so that no intermediate leaves the normal range: 1 / distance is
   # subnormal near 1e38 while (x_i - y) / distance is not. Coefficients are zeroed (not the
   # products) where w == 0, so that the transpose never multiplies a zero cotangent by an
   # infinite x - y or derivative.
   def weight_tangent(w, t, td, s, m, sd, e_bar):
     live = w > 0
-    dt, ds = kind.weight_vjp(t, s, m, w, e_bar, geom)  # e_bar dw/dt, e_bar dw/ds, S fixed
+    dt, ds = weighting.weight_vjp(t, s, m, w, e_bar, geom)  # e_bar dw/dt, e_bar dw/ds, S fixed
     wd = jnp.where(live, dt, 0) * td
     return wd if ds is None else wd + jnp.where(live, ds, 0) * sd
 
@@ -395,7 +401,7 @@ def _taps_tangent(x, t, s, valid, y, x_dot, t_dot, s_dot, geom: Geometry, kind, 
 # window. The input then reshapes to blocks (*batch, out_1, k_1, ..., out_n, k_n, C)
 # and the whole backward is one elementwise pass over them, reading per-window
 # arrays through broadcasts. The broadcast also makes XLA materialise the
-# per-window log-normaliser once instead of re-deriving it (K exps) per tap.
+# per-window log-offset once instead of re-deriving it (K exps) per tap.
 
 
 def _is_blocked(geom: Geometry) -> bool:
@@ -446,24 +452,24 @@ def _block_mask(geom: Geometry) -> np.ndarray | None:
 
 
 def _softmax_block_tangent(
-  x, t, y, x_dot, t_dot, geom: Geometry, kind: _Softmax, temperature: float
+  x, t, y, x_dot, t_dot, geom: Geometry, weighting: _Softmax, temperature: float
 ):
-  """Tangent of the softmax kinds for non-overlapping windows, in block layout (see above).
+  """Tangent of the softmax weightings for non-overlapping windows, in block layout (see above).
 
   ``y_dot = sum_block w (x_dot + (x - y) t_dot / T)``: its transpose is one
   elementwise pass over the blocks, reading ``w`` and ``y`` through broadcasts.
-  ``temperature`` is ``kind.temperature``, fixed (not traced) on this path.
+  ``temperature`` is ``weighting.temperature``, fixed (not traced) on this path.
   """
   cdt = y.dtype
   inv_t = 1.0 / temperature
   xc = x.astype(cdt)
   tc = xc if t is None else t.astype(cdt)
   t_taps = _windows.Taps.read(tc, geom, 0.0)  # per-window sums (unrolled when small: fused)
-  m = _normaliser(kind, t_taps, None)
-  s0 = t_taps.map(lambda t, m: kind.weight(t, None, m, geom), m).where_valid(0).sum()
+  m = _offset(weighting, t_taps, None)
+  s0 = t_taps.map(lambda t, m: weighting.weight(t, None, m, geom), m).where_valid(0).sum()
   x_b = _to_blocks(xc, geom)
   t_b = x_b if t is None else _to_blocks(tc, geom)
-  w = kind.weight(t_b, None, _per_block(m, geom), geom) / _per_block(s0, geom)
+  w = weighting.weight(t_b, None, _per_block(m, geom), geom) / _per_block(s0, geom)
   mask = _block_mask(geom)
   if mask is not None:
     w = jnp.where(mask, w, 0)
@@ -589,7 +595,7 @@ def soft_pool(
     )
   cdt = _numerics.compute_dtype(x.dtype)
   out_shape = (*x.shape[: x.ndim - geom.ndim - 1], *geom.out_shape, x.shape[-1])
-  temp = jnp.broadcast_to(temperature.astype(cdt), out_shape)  # per window: the kind's s
+  temp = jnp.broadcast_to(temperature.astype(cdt), out_shape)  # per window: the weighting's s
   out = _weighted_pool(xv, None, temp, valid, geom, _Softmax(None), return_weights)
   out = _cast_outputs(x, out, return_weights)
   return _masks.with_mask(out, valid, no_channels, geom, return_mask)
@@ -736,7 +742,7 @@ def edscw_pool(
   return_weights = _checks.flag(return_weights, 'return_weights')
   valid, no_channels, return_mask = _masks.prepare(mask, x, 'edscw_pool', return_mask)
   x, mean = _masked_mean(x, valid, geom)
-  out = _weighted_pool(x, None, mean, valid, geom, _DSC(eps), return_weights)
+  out = _weighted_pool(x, None, mean, valid, geom, _EDSCW(eps), return_weights)
   out = _cast_outputs(x, out, return_weights)
   return _masks.with_mask(out, valid, no_channels, geom, return_mask)
 
@@ -889,7 +895,7 @@ def ada_pool(
   beta = _broadcast_beta(beta, out_shape, geom.ndim, cdt)
   valid, no_channels, return_mask = _masks.prepare(mask, x, 'ada_pool', return_mask)
   x, mean = _masked_mean(x, valid, geom)
-  dscw = _weighted_pool(x, None, mean, valid, geom, _DSC(eps), return_weights)
+  dscw = _weighted_pool(x, None, mean, valid, geom, _EDSCW(eps), return_weights)
   soft = _weighted_pool(x, None, None, valid, geom, _Softmax(), return_weights)
   if not return_weights:
     y = _numerics.blend(beta, dscw, soft).astype(x.dtype)  # beta 1 (0): eDSCW (SoftPool)

@@ -19,7 +19,7 @@ filter_init = _fields.filter_init
 box_init = _fields.box_init
 
 
-class _Windowed(Windowed):
+class _WindowedWithParams(Windowed):
   """Windowed, plus checked parameter creation."""
 
   def _checked_param(self, name: str, init, shape: tuple[int, ...], why: str):
@@ -34,7 +34,7 @@ class _Windowed(Windowed):
     return self.param(name, init, shape, jnp.float32)
 
 
-class MaxAvgPool(_Windowed):
+class MaxAvgPool(_WindowedWithParams):
   """:func:`jaxpool.max_avg_pool` with a learned ``alpha = sigmoid(alpha_logit)`` in ``[0, 1]``.
 
   ``alpha_shape`` is the paper's granularity: ``'scalar'`` (one per layer),
@@ -68,7 +68,7 @@ class MaxAvgPool(_Windowed):
     )
 
 
-class GatedPool(_Windowed):
+class GatedPool(_WindowedWithParams):
   """:func:`jaxpool.gated_pool` with a learned gating mask ``gate``.
 
   ``gate`` has shape ``window`` (one mask per layer, the paper's choice) or,
@@ -92,7 +92,7 @@ class GatedPool(_Windowed):
     return learned.gated_pool(x, gate, *self._geometry_args, mask=mask, return_mask=return_mask)
 
 
-class TreePool(_Windowed):
+class TreePool(_WindowedWithParams):
   """:func:`jaxpool.tree_pool` with learned leaf filters and gating masks.
 
   ``depth`` gate levels: ``leaves`` ``(2**depth, *window[, C])`` and ``gates``
@@ -125,7 +125,7 @@ class TreePool(_Windowed):
     )
 
 
-class DPP(_Windowed):
+class DPP(_WindowedWithParams):
   """Detail-Preserving Pooling, :func:`jaxpool.dpp_pool`, with learned per-channel parameters.
 
   ``alpha = exp(log_alpha)`` and ``lam = exp(log_lam)``, both ``(C,)`` and

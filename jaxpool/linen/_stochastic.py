@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxpool import _checks, _fields, stochastic
-from jaxpool.linen._base import Windowed as _Windowed
+from jaxpool.linen._base import Windowed
 
 RNG_STREAM = 'pooling'
 
@@ -39,7 +39,7 @@ class _Random(nn.Module):
     super().__post_init__()
 
 
-class StochasticPool(_Windowed, _Random):
+class StochasticPool(Windowed, _Random):
   """:func:`jaxpool.stochastic_pool` as a module (training draws from the ``'pooling'`` stream).
 
   Example:
@@ -67,7 +67,7 @@ class StochasticPool(_Windowed, _Random):
     )
 
 
-class MixedPool(_Windowed, _Random):
+class MixedPool(Windowed, _Random):
   """:func:`jaxpool.mixed_pool` as a module: max or average at random while training."""
 
   p_max: float = 0.5

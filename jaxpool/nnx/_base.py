@@ -84,29 +84,34 @@ def out_spatial(
   return geom.out_shape
 
 
-def param_shape(
-  kind: str, field: str, owner: str, num_features: Any, input_size: Any, geometry_args: GeometryArgs
+def declared_param_shape(
+  granularity: str,
+  field: str,
+  owner: str,
+  num_features: Any,
+  input_size: Any,
+  geometry_args: GeometryArgs,
 ) -> tuple[int, ...]:
   """:func:`jaxpool._geometry.param_shape` from the NNX-only arguments, asked only when used.
 
-  ``'channel'`` kinds need ``num_features``, ``'location'`` kinds ``input_size``
+  ``'channel'`` granularities need ``num_features``, ``'location'`` ones ``input_size``
   (checked against the geometry whenever given).
   """
-  why = f'{field}={kind!r}'
+  why = f'{field}={granularity!r}'
   channels = out = None
-  if kind.startswith('location') or input_size is not None:
+  if granularity.startswith('location') or input_size is not None:
     out = out_spatial(input_size, *geometry_args, owner, why)
-  if kind.endswith('channel'):
+  if granularity.endswith('channel'):
     channels = check_num_features(num_features, owner, why)
-  return _geometry.param_shape(kind, out, channels)
+  return _geometry.param_shape(granularity, out, channels)
 
 
 def input_param_shape(
-  kind: str, x_shape: Sequence[int], geometry_args: GeometryArgs
+  granularity: str, x_shape: Sequence[int], geometry_args: GeometryArgs
 ) -> tuple[int, ...]:
   """:func:`jaxpool._geometry.param_shape` for an input of shape ``x_shape``."""
   geom, _ = _geometry.pool_geometry(x_shape, *geometry_args)
-  return _geometry.param_shape(kind, geom.out_shape, x_shape[-1])
+  return _geometry.param_shape(granularity, geom.out_shape, x_shape[-1])
 
 
 def check_param_shape(

@@ -51,7 +51,7 @@ class MaxAvgPool(Windowed):
     _base.check_optional_num_features(num_features)
     self.alpha_shape = freeze(alpha_shape)
     self.alpha_init = freeze(alpha_init)
-    shape = _base.param_shape(
+    shape = _base.declared_param_shape(
       alpha_shape, 'alpha_shape', 'MaxAvgPool', num_features, input_size, self._geometry_args
     )
     self.alpha_logit = _base.init_param(alpha_init, shape, rngs, 'MaxAvgPool', 'alpha_logit')

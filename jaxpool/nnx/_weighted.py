@@ -259,7 +259,7 @@ class AdaPool(Windowed):
     self.beta_shape = freeze(beta_shape)
     self.eps = freeze(eps)
     self.return_weights = freeze(return_weights)
-    shape = _base.param_shape(
+    shape = _base.declared_param_shape(
       beta_shape, 'beta_shape', 'AdaPool', num_features, input_size, self._geometry_args
     )
     self.theta = nnx.Param(jnp.zeros(shape, jnp.float32))
