@@ -326,3 +326,25 @@ def check_segment_fields(
       raise ValueError("SegmentPool method 'sum' takes no p, eps, temperature or learnable_p")
   else:
     check_global_fields(method, p, eps, temperature, learnable_p)
+
+
+def check_param_shape(
+  stored: Sequence[int],
+  needed: Sequence[int],
+  owner: str,
+  name: str,
+  why: str,
+  x_shape: Sequence[int] | None = None,
+) -> None:
+  """A stored parameter of another shape than this input needs: a ``ValueError`` naming both.
+
+  Linen checks at ``self.param`` (the shape a stored variable has), NNX at call time (the
+  shape the module was built with); the message is one.
+  """
+  stored, needed = tuple(stored), tuple(needed)
+  if stored != needed:
+    of = '' if x_shape is None else f' of shape {tuple(x_shape)}'
+    raise ValueError(
+      f'{owner}: parameter {name!r} has shape {stored} but this input{of} needs {needed} '
+      f'({why}); got an input of another size or channel count'
+    )

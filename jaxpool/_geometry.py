@@ -333,3 +333,28 @@ def param_shape(
   if out_shape is None:
     raise ValueError(f'a {granularity!r} parameter needs the output spatial shape')
   return (*out_shape, *(tail or (1,)))
+
+
+def unpool_output_size(output_size: Any, y_shape: Sequence[int], num_batch: int, n: int):
+  """An unpooling's ``output_size``: ``n`` spatial sizes, or the whole output shape.
+
+  Returns the spatial sizes as ints; a whole shape (``len(y_shape)`` entries) gives its
+  spatial entries. Concrete JAX/NumPy ints are taken; anything else is a ``TypeError``, a
+  wrong length a ``ValueError``, each naming ``output_size``.
+  """
+  output_size = static_values(output_size, 'output_size')
+  if (
+    not isinstance(output_size, Sequence)
+    or isinstance(output_size, str)
+    or not all(is_int(v) for v in output_size)
+  ):
+    raise TypeError(f'output_size must be a sequence of ints; got {output_size!r}')
+  size = tuple(int(v) for v in output_size)
+  if len(size) == len(y_shape):
+    size = size[num_batch : num_batch + n]
+  if len(size) != n:
+    raise ValueError(
+      f'output_size must have {n} spatial entries (or {len(y_shape)} for the whole shape); '
+      f'got {output_size!r}'
+    )
+  return size

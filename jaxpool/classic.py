@@ -495,17 +495,7 @@ def max_unpool(
   if output_size is None:
     size = default
   else:
-    output_size = _geometry.static_values(output_size, 'output_size')
-    if not isinstance(output_size, Sequence) or not all(_geometry.is_int(v) for v in output_size):
-      raise TypeError(f'output_size must be a sequence of ints; got {output_size!r}')
-    size = tuple(int(v) for v in output_size)
-    if len(size) == y.ndim:
-      size = size[nb : nb + n]
-    if len(size) != n:
-      raise ValueError(
-        f'output_size must have {n} spatial entries (or {y.ndim} for the whole shape); '
-        f'got {output_size!r}'
-      )
+    size = _geometry.unpool_output_size(output_size, y.shape, nb, n)
     for d, (got, dflt, s) in enumerate(zip(size, default, strides)):
       if not dflt - s < got < dflt + s:
         raise ValueError(

@@ -925,21 +925,7 @@ def _unpool_geometry(y_shape, window, strides, padding, dilation, output_size) -
       pads = _geometry.normalize_padding(padding, probe, window, strides_t, dilation_t)
       size = tuple(max(p - lo - hi, 1) for p, (lo, hi) in zip(probe, pads))
   else:
-    output_size = _geometry.static_values(output_size, 'output_size')
-    if (
-      not isinstance(output_size, Sequence)
-      or isinstance(output_size, str)
-      or not all(_geometry.is_int(v) for v in output_size)
-    ):
-      raise TypeError(f'output_size must be a sequence of ints; got {output_size!r}')
-    size = tuple(int(v) for v in output_size)
-    if len(size) == len(y_shape):
-      size = size[nb : nb + n]
-    if len(size) != n:
-      raise ValueError(
-        f'output_size must have {n} spatial entries (or {len(y_shape)} for the whole '
-        f'shape); got {output_size!r}'
-      )
+    size = _geometry.unpool_output_size(output_size, y_shape, nb, n)
   shape = (*y_shape[:nb], *size, y_shape[-1])
   found = []
   for ceil_mode in (False, True):

@@ -26,11 +26,7 @@ class _WindowedWithParams(Windowed):
     """``self.param`` with a clear error when a stored parameter has another shape."""
     if self.has_variable('params', name):
       stored = jnp.shape(self.get_variable('params', name))
-      if stored != shape:
-        raise ValueError(
-          f'{type(self).__name__}: parameter {name!r} has shape {stored} but this input '
-          f'needs {shape} ({why}); got an input of another size or channel count'
-        )
+      _fields.check_param_shape(stored, shape, type(self).__name__, name, why)
     return self.param(name, init, shape, jnp.float32)
 
 

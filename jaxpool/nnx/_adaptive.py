@@ -58,7 +58,9 @@ def _p_value(module, x: jnp.ndarray, owner: str) -> float | jax.Array | None:
   if not isinstance(p, nnx.Param):
     return p
   if module.p_shape == 'channel':
-    _base.check_param_shape(p, (jnp.shape(x)[-1],), owner, 'p', jnp.shape(x), "p_shape='channel'")
+    _fields.check_param_shape(
+      p.shape, (jnp.shape(x)[-1],), owner, 'p', "p_shape='channel'", jnp.shape(x)
+    )
   return p[...]
 
 

@@ -114,24 +114,6 @@ def input_param_shape(
   return _geometry.param_shape(granularity, geom.out_shape, x_shape[-1])
 
 
-def check_param_shape(
-  param: nnx.Param | jax.Array,
-  needed: tuple[int, ...],
-  owner: str,
-  name: str,
-  x_shape: tuple[int, ...],
-  why: str,
-) -> None:
-  """The call-time counterpart of linen's "parameter created with another shape" error."""
-  stored = tuple(param.shape)
-  if stored != tuple(needed):
-    raise ValueError(
-      f'{owner}: parameter {name!r} has shape {stored} but this input of shape '
-      f'{tuple(x_shape)} needs {tuple(needed)} ({why}); got an input of another size or '
-      f'channel count'
-    )
-
-
 def init_param(
   init: Callable, shape: Sequence[int], rngs: nnx.Rngs | None, owner: str, name: str
 ) -> nnx.Param:

@@ -58,13 +58,13 @@ class MaxAvgPool(Windowed):
 
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = _numerics.as_array(x)
-    _base.check_param_shape(
-      self.alpha_logit,
+    _fields.check_param_shape(
+      self.alpha_logit.shape,
       _base.input_param_shape(self.alpha_shape, x.shape, self._geometry_args),
       'MaxAvgPool',
       'alpha_logit',
-      x.shape,
       f"alpha_shape={self.alpha_shape!r}; 'location' variants need a fixed input size",
+      x.shape,
     )
     return learned.max_avg_pool(
       x,
@@ -110,8 +110,8 @@ class GatedPool(Windowed):
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = _numerics.as_array(x)
     tail = (x.shape[-1],) if self.per_channel else ()
-    _base.check_param_shape(
-      self.gate, (*self.window, *tail), 'GatedPool', 'gate', x.shape, 'per_channel gate'
+    _fields.check_param_shape(
+      self.gate.shape, (*self.window, *tail), 'GatedPool', 'gate', 'per_channel gate', x.shape
     )
     return learned.gated_pool(
       x, self.gate[...], *self._geometry_args, mask=mask, return_mask=return_mask
@@ -163,8 +163,8 @@ class TreePool(Windowed):
     x = _numerics.as_array(x)
     tail = (x.shape[-1],) if self.per_channel else ()
     n = 2**self.depth
-    _base.check_param_shape(
-      self.leaves, (n, *self.window, *tail), 'TreePool', 'leaves', x.shape, 'leaves'
+    _fields.check_param_shape(
+      self.leaves.shape, (n, *self.window, *tail), 'TreePool', 'leaves', 'leaves', x.shape
     )
     return learned.tree_pool(
       x, self.leaves[...], self.gates[...], *self._geometry_args, mask=mask, return_mask=return_mask
@@ -232,8 +232,8 @@ class DPP(Windowed):
     x = _numerics.as_array(x)
     _numerics.check_float(x, 'DPP')
     geom, _ = _geometry.pool_geometry(x.shape, *self._geometry_args)
-    _base.check_param_shape(
-      self.log_alpha, (x.shape[-1],), 'DPP', 'log_alpha', x.shape, 'per channel'
+    _fields.check_param_shape(
+      self.log_alpha.shape, (x.shape[-1],), 'DPP', 'log_alpha', 'per channel', x.shape
     )
     guide = None
     if self.guide == 'full':

@@ -266,14 +266,14 @@ class AdaPool(Windowed):
 
   def __call__(self, x: jnp.ndarray, *, mask: jnp.ndarray | None = None, return_mask: bool = False):
     x = jnp.asarray(x)
-    _base.check_param_shape(
-      self.theta,
+    _fields.check_param_shape(
+      self.theta.shape,
       _base.input_param_shape(self.beta_shape, x.shape, self._geometry_args),
       'AdaPool',
       'theta',
-      x.shape,
       f"beta_shape={self.beta_shape!r}; 'location' shapes need a fixed "
       f"input size, use 'scalar' or 'channel' for variable sizes",
+      x.shape,
     )
     return weighted.ada_pool(
       x,
