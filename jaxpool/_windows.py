@@ -431,11 +431,20 @@ def direct_pass(g: Geometry) -> bool:
 def window_sum(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   """Sum over each window's taps (padding adds 0), linear in ``x`` with a scatter-free
   transpose: unrolled taps for small windows, one pass per dim beyond (each pass
-  unrolled up to 9 taps, stacked beyond: an HLO that does not grow with the window)."""
+  unrolled up to 9 taps, stacked beyond: an HLO that does not grow with the window).
+
+  A unit-stride pass after the first (:func:`direct_pass`) runs in halves
+  (:func:`in_halves`): its transpose, which ends in a sum of per-tap pads, is then
+  computed into one buffer that the previous pass's transpose reads at every tap,
+  instead of XLA materialising each of those pads at full size."""
   if unrolls(geom):
     return Taps.read(x, geom, 0.0).sum()
-  for _, g in separable_passes(geom):
-    x = Taps.read(x, g, 0.0).sum()
+  nb = x.ndim - geom.ndim - 1
+  read = lambda a, g: Taps.read(a, g, 0.0).sum()
+  passes = separable_passes(geom)
+  for i, (_, g) in enumerate(passes):
+    direct = i and direct_pass(g)
+    x = in_halves(read, (x,), g, nb, along=passes[i - 1][0]) if direct else read(x, g)
   return x
 
 
