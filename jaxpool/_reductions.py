@@ -42,7 +42,9 @@ def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
   return x
 
 
-def _extremum_scan(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, jnp.ndarray]:
+def _extremum_scan(
+  x, geom: Geometry, kind: str, valid=None, direct: bool = False, tap_fill=None
+) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Each window's extremum and which tap (row-major number) holds it: PyTorch's scan.
 
   PyTorch's kernels replace the running extremum by a tap that is strictly
@@ -57,7 +59,9 @@ def _extremum_scan(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarra
   better = lax.gt if kind == 'max' else lax.lt
   is_float = jnp.issubdtype(x.dtype, jnp.floating)
   unset = geom.window_size
-  taps = _windows.Taps.read(x, geom, fill, stacked=False)
+  taps = _windows.Taps.read(
+    x, geom, fill if tap_fill is None else tap_fill, stacked=False, direct=direct
+  )
   best = jnp.full(taps.data[0].shape, fill, x.dtype)
   choice = jnp.full(best.shape, unset, _windows.choice_dtype(geom))
   runtime = [None] * geom.window_size
@@ -108,6 +112,45 @@ def _stacked_extremum(
 Route = list[tuple[int | None, Geometry, jnp.ndarray, bool]]
 
 
+def _scan_pass(
+  x, g: Geometry, kind: str, valid, before: int | None, after: int | None
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """One unrolled per-dim pass of :func:`winners`: :func:`_extremum_scan` over its taps.
+
+  A unit-stride pass (:func:`~jaxpool._windows.direct_pass`) reads each tap as its own
+  pad of ``x`` and computes its choice into a buffer of its own
+  (:func:`~jaxpool._windows.in_halves`: the transposed route reads it at every tap, split
+  along the previous pass's dim ``before``). ``after``: the next pass's dim, given where
+  that pass is unit-stride too: the extremum is then computed in halves as well (the
+  next pass reads it at every tap, without a padded copy). The extremum and the choice
+  are separate scans over separate taps: a tap's pad fuses only where it has one user.
+  The choice's taps read 0 as padding, not the extremum's fill, so that XLA does not
+  merge the two (a padded tap never wins: any fill serves).
+  """
+  direct = _windows.direct_pass(g)
+  fill = _fill(x.dtype, kind)
+
+  def scan(a, v, g, tap_fill, out):
+    return _extremum_scan(a, g, kind, v, direct=direct, tap_fill=tap_fill)[out]
+
+  nb = x.ndim - g.ndim - 1
+  if direct:
+    choice = _windows.in_halves(
+      functools.partial(scan, tap_fill=0, out=1),
+      (x, valid),
+      g,
+      nb,
+      avoid=before,
+      whole=_windows.materialize,
+    )
+  else:
+    choice = scan(x, valid, g, fill, 1)
+  if after is None:
+    return scan(x, valid, g, fill, 0), choice
+  held = functools.partial(scan, tap_fill=fill, out=0)
+  return _windows.in_halves(held, (x, valid), g, nb, along=after), choice
+
+
 def winners(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, Route]:
   """Each window's extremum and the route to its winning tap.
 
@@ -115,7 +158,8 @@ def winners(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, Rout
   (:func:`~jaxpool._windows.separable_pays`: small or tiling windows up to 25
   taps). Otherwise one pass per spatial dim, innermost first (the extremum is
   separable): each pass keeps the extremum of its 1-d windows and the winning
-  tap's number, by whole-array reductions over that dim's stacked taps. An
+  tap's number, by a scan up to 9 taps (:func:`_scan_pass`), by whole-array
+  reductions over that dim's stacked taps beyond. An
   outer pass picks the first row holding the extremum (or the last holding a
   NaN), the inner pass the first (last NaN) tap in that row, so the winner is
   PyTorch's row-major one. Cost grows with the sum of the window's sides, the
@@ -129,7 +173,8 @@ def winners(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, Rout
     y, choice = _extremum_scan(x, geom, kind, valid)
     return y, [(None, geom, choice, False)]
   route: Route = []
-  for axis, g in _windows.separable_passes(geom):
+  passes = _windows.separable_passes(geom)
+  for i, (axis, g) in enumerate(passes):
     stacked = not _windows.unrolls(g)
     if stacked:
       runtime = None if valid is None else _windows.Taps.read(valid, g, False, stacked=True).data
@@ -137,7 +182,11 @@ def winners(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, Rout
         _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True), kind, runtime
       )
     else:
-      x, choice = _extremum_scan(x, g, kind, valid)
+      before = passes[i - 1][0] if i else None
+      after = passes[i + 1][0] if i + 1 < len(passes) else None
+      if after is not None and not _windows.direct_pass(passes[i + 1][1]):
+        after = None  # the next pass reads stride phases of a padded copy
+      x, choice = _scan_pass(x, g, kind, valid, before, after)
     if valid is not None:
       valid = _windows.reduce_window(valid, False, lax.max, g)
     route.append((axis, g, choice, stacked))
@@ -145,9 +194,22 @@ def winners(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, Rout
 
 
 def _follow(x_dot: jnp.ndarray, route: Route) -> jnp.ndarray:
-  """``x_dot`` at each window's winning tap: linear; its transpose routes cotangents back."""
-  for _, g, choice, stacked in route:
-    x_dot = _windows.Taps.read(x_dot, g, 0, stacked=stacked).pick(choice)
+  """``x_dot`` at each window's winning tap: linear; its transpose routes cotangents back.
+
+  A pass after the first runs on two halves (:func:`~jaxpool._windows.in_halves`): its
+  transpose then ends in a concatenate, which XLA:CPU materialises once, so the previous
+  pass's transpose reads one intermediate cotangent instead of fusing this pass's
+  per-tap pads (one full-size temporary per tap)."""
+  nb = x_dot.ndim - route[0][1].ndim - 1
+  for i, (_, g, choice, stacked) in enumerate(route):
+
+    def pick(t, c, g, stacked=stacked):
+      return _windows.Taps.read(t, g, 0, stacked=stacked).pick(c)
+
+    if i and _windows.direct_pass(g):
+      x_dot = _windows.in_halves(pick, (x_dot, choice), g, nb, along=route[i - 1][0])
+    else:
+      x_dot = pick(x_dot, choice, g)
   return x_dot
 
 
@@ -166,6 +228,16 @@ def route_choice(route: Route, geom: Geometry) -> jnp.ndarray:
   return jnp.where(unset, jnp.int32(geom.window_size), total)
 
 
+def _held(route: Route) -> Route:
+  """The route with each choice computed once (:func:`~jaxpool._windows.materialize`), not
+  inside every tap of the transposed route; unit-stride passes hold theirs already
+  (:func:`_scan_pass`)."""
+  return [
+    (a, g, c if a is not None and _windows.direct_pass(g) else _windows.materialize(c), stacked)
+    for a, g, c, stacked in route
+  ]
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def extremum_pool(x, geom: Geometry, kind: str):
   """Max/min pooling of float ``x``; derivative: the winning tap's (first extremum, last NaN)."""
@@ -178,7 +250,7 @@ def _extremum_pool_jvp(geom, kind, primals, tangents):
   # to "each cotangent to its winning tap" (selects, shifted pads: no scatter).
   (x,), (x_dot,) = primals, tangents
   y, route = winners(x, geom, kind)
-  route = [(a, g, _windows.materialize(c), stacked) for a, g, c, stacked in route]
+  route = _held(route)
   return routed(y, x, route), _follow(x_dot, route)
 
 
@@ -196,7 +268,7 @@ def masked_extremum_pool(x, valid, geom: Geometry, kind: str):
 def _masked_extremum_pool_jvp(geom, kind, primals, tangents):
   (x, valid), (x_dot, _) = primals, tangents
   y, route = winners(x, geom, kind, valid)
-  route = [(a, g, _windows.materialize(c), stacked) for a, g, c, stacked in route]
+  route = _held(route)
   return routed(y, x, route), _follow(x_dot, route)
 
 

@@ -18,6 +18,7 @@ Arrays are channel-last with any number of leading batch dims:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Iterator
@@ -195,7 +196,26 @@ def _phase_arrays(x: jnp.ndarray, geom: Geometry, fill) -> dict[Offset, jnp.ndar
   return {phase: arr.reshape(shape) for phase, arr in parts.items()}
 
 
-def window_taps(x: jnp.ndarray, geom: Geometry, fill) -> tuple[jnp.ndarray, ...]:
+def _direct_tap(x: jnp.ndarray, geom: Geometry, offset: Offset, fill) -> jnp.ndarray:
+  """Tap ``offset`` of a unit-stride ``geom``: the slice of ``x`` it reads, padded with ``fill``
+  to the output's shape (an empty slice: all ``fill``)."""
+  nb = x.ndim - geom.ndim - 1
+  start, limit, config = [0] * x.ndim, list(x.shape), [(0, 0, 0)] * x.ndim
+  for axis, (o, d, (lo, _), size, out) in enumerate(
+    zip(offset, geom.dilation, geom.padding, geom.in_shape, geom.out_shape)
+  ):
+    first = o * d - lo  # input position of output 0's tap
+    a, b = min(max(first, 0), size), min(max(first + out, 0), size)
+    if a >= b:
+      return jnp.full((*x.shape[:nb], *geom.out_shape, x.shape[-1]), fill, x.dtype)
+    start[nb + axis], limit[nb + axis] = a, b
+    config[nb + axis] = (a - first, first + out - b, 0)
+  return lax.pad(lax.slice(x, start, limit), jnp.asarray(fill, x.dtype), config)
+
+
+def window_taps(
+  x: jnp.ndarray, geom: Geometry, fill, direct: bool = False
+) -> tuple[jnp.ndarray, ...]:
   """All taps of every output window, one ``(*batch, *out, C)`` array per offset.
 
   ``fill`` is the value read at padded positions (mask it or choose it neutral).
@@ -204,7 +224,20 @@ def window_taps(x: jnp.ndarray, geom: Geometry, fill) -> tuple[jnp.ndarray, ...]
   derives its transpose as shifted pads at output resolution added per phase and
   interleaved by a reshape: a scatter-free backward (the sum
   ``x_bar[i] = sum over (o, p) with p * s + o * d - pad_low == i of tap_bar[o][p]``).
+
+  ``direct`` (unit strides only; else ignored): each tap is its own slice of ``x``,
+  padded, instead of a slice of one padded copy of ``x``. XLA:CPU fuses a pad into
+  its consumer only where it is read once, so a padded copy read by every tap is
+  materialised (a full-size temporary), while per-tap pads fuse into the loop that
+  reads the taps. A padded tap goes through a select on its static validity (the
+  same values), so that its pad has that one user however often the tap is read.
   """
+  if direct and all(s == 1 for s in geom.strides):
+    taps = []
+    for o in offsets(geom):
+      tap, mask = _direct_tap(x, geom, o, fill), tap_mask(geom, o)
+      taps.append(tap if mask is None else jnp.where(mask, tap, jnp.asarray(fill, x.dtype)))
+    return tuple(taps)
   phases = _phase_arrays(x, geom, fill)
   nb = x.ndim - geom.ndim - 1
   taps = []
@@ -327,14 +360,91 @@ def separable_passes(geom: Geometry) -> list[tuple[int, Geometry]]:
   return passes
 
 
+def in_halves(
+  fn: Callable,
+  arrays: tuple,
+  geom: Geometry,
+  num_batch: int,
+  along: int | None = None,
+  avoid: int | None = None,
+  whole: Callable | None = None,
+) -> jnp.ndarray:
+  """``fn(*arrays, geom)``, computed on two halves of the arrays and concatenated.
+
+  A fusion boundary whose transpose is one too. XLA:CPU fuses an elementwise
+  producer into a consumer that reads it at up to 15 shifted positions, computing it
+  again per read; a concatenate (like a pad) it computes once, into a buffer of its
+  own, and JAX transposes the split that feeds the halves to a concatenate. So a
+  pass's taps read a previous pass's result (or cotangent) once, not its whole
+  fused chain per tap, at the cost of one intermediate of the result's size.
+
+  The cut is along an axis that ``geom`` does not pool, with at least two entries:
+  spatial dim ``along`` (where the consumer reads at shifted positions: XLA pushes a
+  slice across a concatenate along another axis into its halves, and the boundary
+  is gone), else channels, else a batch dim, else another spatial dim, never spatial
+  dim ``avoid`` (along which the result is split again: the split would meet the
+  concatenate and cancel). ``arrays`` are ``geom``'s input and per-window arrays,
+  or broadcastable ones with one entry there; None passes through. Where no axis
+  can be cut, ``fn`` runs on all of ``arrays`` and its result goes through ``whole``.
+  """
+  first = arrays[0]
+  last = first.ndim - 1
+  trivial = [
+    a
+    for a in range(geom.ndim)
+    if (geom.window[a], geom.strides[a], geom.padding[a]) == (1, 1, (0, 0)) and a != avoid
+  ]
+  spatial = [num_batch + a for a in trivial]
+  ahead = [num_batch + along] if along in trivial else []
+  axes = [a for a in (*ahead, last, *range(num_batch), *spatial) if first.shape[a] >= 2]
+  if not axes:
+    out = fn(*arrays, geom)
+    return out if whole is None else whole(out)
+  cut = axes[0]
+  n = first.shape[cut]
+  sizes = [n // 2, n - n // 2]
+
+  def halves(a):
+    if a is None or np.ndim(a) == 0 or a.shape[cut] == 1:
+      return (a, a)
+    return lax.split(a, sizes, axis=cut)
+
+  def part_geometry(size: int) -> Geometry:
+    if not num_batch <= cut < last:
+      return geom
+    dim = cut - num_batch  # a spatial dim with a trivial window: its extent is halved
+    halve = lambda shape: tuple(size if a == dim else v for a, v in enumerate(shape))
+    return dataclasses.replace(geom, in_shape=halve(geom.in_shape), out_shape=halve(geom.out_shape))
+
+  parts = [halves(a) for a in arrays]
+  outs = [fn(*(p[i] for p in parts), part_geometry(size)) for i, size in enumerate(sizes)]
+  return lax.concatenate(outs, cut)
+
+
+def direct_pass(g: Geometry) -> bool:
+  """Whether a per-dim pass reads unrolled taps at unit stride: taps that are slices of one
+  padded copy of its input, or each its own pad of it (:func:`window_taps`' ``direct``).
+  Strided passes read stride phases, stacked ones skewed copies."""
+  return unrolls(g) and all(s == 1 for s in g.strides)
+
+
 def window_sum(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   """Sum over each window's taps (padding adds 0), linear in ``x`` with a scatter-free
   transpose: unrolled taps for small windows, one pass per dim beyond (each pass
-  unrolled up to 9 taps, stacked beyond: an HLO that does not grow with the window)."""
+  unrolled up to 9 taps, stacked beyond: an HLO that does not grow with the window).
+
+  A unit-stride pass after the first (:func:`direct_pass`) runs in halves
+  (:func:`in_halves`): its transpose, which ends in a sum of per-tap pads, is then
+  computed into one buffer that the previous pass's transpose reads at every tap,
+  instead of XLA materialising each of those pads at full size."""
   if unrolls(geom):
     return Taps.read(x, geom, 0.0).sum()
-  for _, g in separable_passes(geom):
-    x = Taps.read(x, g, 0.0).sum()
+  nb = x.ndim - geom.ndim - 1
+  read = lambda a, g: Taps.read(a, g, 0.0).sum()
+  passes = separable_passes(geom)
+  for i, (_, g) in enumerate(passes):
+    direct = i and direct_pass(g)
+    x = in_halves(read, (x,), g, nb, along=passes[i - 1][0]) if direct else read(x, g)
   return x
 
 
@@ -376,13 +486,24 @@ class Taps:
     return not isinstance(self.data, tuple)
 
   @classmethod
-  def read(cls, x: jnp.ndarray, geom: Geometry, fill=0.0, stacked: bool | None = None) -> Taps:
-    """Taps of ``x`` (differentiable, scatter-free transpose); padding reads ``fill``."""
+  def read(
+    cls,
+    x: jnp.ndarray,
+    geom: Geometry,
+    fill=0.0,
+    stacked: bool | None = None,
+    direct: bool = False,
+  ) -> Taps:
+    """Taps of ``x`` (differentiable, scatter-free transpose); padding reads ``fill``.
+
+    ``direct``: unrolled taps of a unit-stride window pad each tap on its own
+    (:func:`window_taps`), so that no padded copy of ``x`` is materialised.
+    """
     nb = x.ndim - geom.ndim - 1
     if stacked is None:
       stacked = not unrolls(geom)
     if not stacked:
-      return cls(window_taps(x, geom, fill), geom, nb)
+      return cls(window_taps(x, geom, fill, direct), geom, nb)
     return cls(stacked_window_taps(x, geom, fill), geom, nb)
 
   def _like(self, data) -> Taps:
