@@ -378,7 +378,8 @@ def in_halves(
   pass's taps read a previous pass's result (or cotangent) once, not its whole
   fused chain per tap, at the cost of one intermediate of the result's size.
 
-  The cut is along an axis that ``geom`` does not pool, with at least two entries:
+  The cut is along an axis that ``geom`` does not pool, with at least two entries
+  and a static extent:
   spatial dim ``along`` (where the consumer reads at shifted positions: XLA pushes a
   slice across a concatenate along another axis into its halves, and the boundary
   is gone), else channels, else a batch dim, else another spatial dim, never spatial
@@ -396,7 +397,10 @@ def in_halves(
   ]
   spatial = [num_batch + a for a in trivial]
   ahead = [num_batch + along] if along in trivial else []
-  axes = [a for a in (*ahead, last, *range(num_batch), *spatial) if first.shape[a] >= 2]
+  # a symbolic extent (a batch dim under jax.export's shape polymorphism) is never cut:
+  # its halves would have no static size
+  sized = lambda a: isinstance(first.shape[a], int) and first.shape[a] >= 2
+  axes = [a for a in (*ahead, last, *range(num_batch), *spatial) if sized(a)]
   if not axes:
     out = fn(*arrays, geom)
     return out if whole is None else whole(out)
