@@ -1,13 +1,19 @@
-"""Window reductions with their derivatives, shared by every family of ops.
+"""Window reductions with their derivatives, shared by every family of ops; the taps they
+reduce are read by :mod:`jaxpool._windows`.
 
+* :func:`separable_passes`, :func:`separable_pays`, :func:`in_halves`: a separable
+  reduction (max, min, sum) as one 1-d pass per spatial dim, innermost first, and the
+  fusion boundary between passes.
+* :func:`winning_tap`: PyTorch's winner (first extremum, a NaN window's last NaN) by
+  reductions over a tap axis.
 * :func:`extremum_pool`: window max/min on ``lax.reduce_window``; its derivative
   is a ``jax.custom_jvp`` whose tangent is the tangent of each window's winning
   tap (first extremum in row-major window order, as PyTorch; a NaN window's
   last NaN). The tangent is linear, so JAX derives reverse mode by transposing
   it: each cotangent goes to its winning tap by selects and shifted pads, with
   no ``SelectAndScatter`` and no scatter, and it is defined with dilation
-  (where ``lax``'s max-pool gradient raises). :func:`winners` and
-  :func:`route_choice` expose the winning tap (``return_indices``).
+  (where ``lax``'s max-pool gradient raises). :func:`extremum_and_route`
+  and :func:`route_choice` expose the winning tap (``return_indices``).
 * :func:`sum_pool`, :func:`window_mean`: window sums and overflow-free means
   over the valid taps, differentiated through the same window taps.
 * :func:`valid_max`: the window max with empty windows (dilation only) at 0.
@@ -17,9 +23,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import typing
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -29,15 +37,169 @@ from jax import lax
 from jaxpool import _masks, _numerics, _windows
 from jaxpool._geometry import Geometry
 
+# --- per-dim passes: a separable reduction as one 1-d pass per spatial dim -----------------
+
+
+def axis_geometry(geom: Geometry, axis: int, in_shape) -> Geometry:
+  """``geom``'s window along ``axis`` alone, over an input of spatial shape ``in_shape``.
+
+  Separable reductions (max, min, sums) apply one such pass per dim; ``in_shape``
+  is the shape left by the passes before (other dims already reduced or not).
+  """
+  ident = lambda values, one: tuple(v if a == axis else one for a, v in enumerate(values))
+  return Geometry(
+    tuple(in_shape),
+    tuple(geom.out_shape[a] if a == axis else v for a, v in enumerate(in_shape)),
+    ident(geom.window, 1),
+    ident(geom.strides, 1),
+    ident(geom.dilation, 1),
+    ident(geom.padding, (0, 0)),
+  )
+
+
+def separable_passes(geom: Geometry) -> list[tuple[int, Geometry]]:
+  """``(dim, axis_geometry)`` for each dim that does something, innermost dim first.
+
+  Innermost first, so that ties resolved pass by pass follow row-major window
+  order (an outer pass picks the first row, the inner pass the first tap in it).
+  """
+  passes, shape = [], list(geom.in_shape)
+  for axis in reversed(range(geom.ndim)):
+    g = axis_geometry(geom, axis, shape)
+    if g.window_size == 1 and g.strides[axis] == 1 and g.padding[axis] == (0, 0):
+      continue
+    passes.append((axis, g))
+    shape = list(g.out_shape)
+  return passes
+
+
+def in_halves(
+  fn: Callable,
+  arrays: tuple,
+  geom: Geometry,
+  num_batch: int,
+  along: int | None = None,
+  avoid: int | None = None,
+  whole: Callable | None = None,
+) -> jnp.ndarray:
+  """``fn(*arrays, geom)``, computed on two halves of the arrays and concatenated.
+
+  A fusion boundary whose transpose is one too. XLA:CPU fuses an elementwise
+  producer into a consumer that reads it at up to 15 shifted positions, computing it
+  again per read; a concatenate (like a pad) it computes once, into a buffer of its
+  own, and JAX transposes the split that feeds the halves to a concatenate. So a
+  pass's taps read a previous pass's result (or cotangent) once, not its whole
+  fused chain per tap, at the cost of one intermediate of the result's size.
+
+  The cut is along an axis that ``geom`` does not pool, with at least two entries
+  and a static extent:
+  spatial dim ``along`` (where the consumer reads at shifted positions: XLA pushes a
+  slice across a concatenate along another axis into its halves, and the boundary
+  is gone), else channels, else a batch dim, else another spatial dim, never spatial
+  dim ``avoid`` (along which the result is split again: the split would meet the
+  concatenate and cancel). ``arrays`` are ``geom``'s input and per-window arrays,
+  or broadcastable ones with one entry there; None passes through. Where no axis
+  can be cut, ``fn`` runs on all of ``arrays`` and its result goes through ``whole``.
+  """
+  first = arrays[0]
+  last = first.ndim - 1
+  trivial = [
+    a
+    for a in range(geom.ndim)
+    if (geom.window[a], geom.strides[a], geom.padding[a]) == (1, 1, (0, 0)) and a != avoid
+  ]
+  spatial = [num_batch + a for a in trivial]
+  ahead = [num_batch + along] if along in trivial else []
+  # a symbolic extent (a batch dim under jax.export's shape polymorphism) is never cut:
+  # its halves would have no static size
+  sized = lambda a: isinstance(first.shape[a], int) and first.shape[a] >= 2
+  axes = [a for a in (*ahead, last, *range(num_batch), *spatial) if sized(a)]
+  if not axes:
+    out = fn(*arrays, geom)
+    return out if whole is None else whole(out)
+  cut = axes[0]
+  n = first.shape[cut]
+  sizes = [n // 2, n - n // 2]
+
+  def halves(a):
+    if a is None or np.ndim(a) == 0 or a.shape[cut] == 1:
+      return (a, a)
+    return lax.split(a, sizes, axis=cut)
+
+  def part_geometry(size: int) -> Geometry:
+    if not num_batch <= cut < last:
+      return geom
+    dim = cut - num_batch  # a spatial dim with a trivial window: its extent is halved
+    halve = lambda shape: tuple(size if a == dim else v for a, v in enumerate(shape))
+    return dataclasses.replace(geom, in_shape=halve(geom.in_shape), out_shape=halve(geom.out_shape))
+
+  parts = [halves(a) for a in arrays]
+  outs = [fn(*(p[i] for p in parts), part_geometry(size)) for i, size in enumerate(sizes)]
+  return lax.concatenate(outs, cut)
+
+
+def direct_pass(g: Geometry) -> bool:
+  """Whether a per-dim pass reads unrolled taps at unit stride: taps that are slices of one
+  padded copy of its input, or each its own pad of it (:func:`window_taps`' ``direct``).
+  Strided passes read stride phases, stacked ones skewed copies."""
+  return _windows.unrolls(g) and all(s == 1 for s in g.strides)
+
+
+def separable_pays(geom: Geometry) -> bool:
+  """Whether reducing one dim at a time beats one pass over the whole window.
+
+  Always beyond 25 taps (an unrolled pass's HLO grows with the window); below,
+  when it at least halves the taps visited (``K * outputs`` against the sum over
+  the passes): true for overlapping windows (5x5 at stride 1: 10 visits per
+  output instead of 25), false for tiling ones (4x4 at stride 4), where the
+  passes only add intermediate arrays.
+  """
+  if _windows.unrolls(geom):
+    return False
+  if geom.window_size > 25:
+    return True
+  full = geom.window_size * int(np.prod(geom.out_shape))
+  return (
+    2 * sum(g.window_size * int(np.prod(g.out_shape)) for _, g in separable_passes(geom)) <= full
+  )
+
+
+# --- the winning tap: PyTorch's tie and NaN rule ---------------------------------------------
+
+
+def winning_tap(
+  values: jnp.ndarray, best: jnp.ndarray, iota, axis, none: int, valid=None
+) -> jnp.ndarray:
+  """PyTorch's winning position per window, by reductions over ``axis`` (no per-tap code).
+
+  The last NaN among ``values`` if there is one, else the first entry equal to
+  ``best`` (the window's extremum, broadcastable against ``values``), else
+  ``none``. ``iota`` numbers the positions along ``axis`` (broadcastable);
+  ``valid`` masks out padding. Ties and NaN as PyTorch's pooling kernels.
+  """
+  dtype = iota.dtype
+  hit = values == best
+  if valid is not None:
+    hit = hit & valid
+  first = jnp.min(jnp.where(hit, iota, jnp.asarray(none, dtype)), axis=axis)
+  if not jnp.issubdtype(values.dtype, jnp.floating):
+    return first
+  nan = jnp.isnan(values) if valid is None else jnp.isnan(values) & valid
+  last_nan = jnp.max(jnp.where(nan, iota, jnp.asarray(-1, dtype)), axis=axis)
+  return jnp.where(last_nan >= 0, last_nan, first)
+
+
+# --- window max and min, with the route to the winner ----------------------------------------
+
 
 def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
   """Window max/min by ``lax.reduce_window``: one call over the whole window, or one per
-  dim where :func:`_windows.separable_pays` (the extremum is separable; XLA:CPU's cost
+  dim where :func:`separable_pays` (the extremum is separable; XLA:CPU's cost
   per output grows with the taps it visits, the sum of the sides instead of their product)."""
   init, op = _fill(x.dtype, kind), (lax.max if kind == 'max' else lax.min)
-  if not _windows.separable_pays(geom):
+  if not separable_pays(geom):
     return _windows.reduce_window(x, init, op, geom)
-  for _, g in _windows.separable_passes(geom):
+  for _, g in separable_passes(geom):
     x = _windows.reduce_window(x, init, op, g)
   return x
 
@@ -52,7 +214,7 @@ def _extremum_scan(
   Padded taps never win; a window whose valid taps all equal the padding value
   (e.g. all -inf) picks its first valid tap. Windows with no valid tap get
   ``window_size`` (routes nowhere) and the padding value. One fused pass over
-  the taps, unrolled (used for windows where :func:`_windows.separable_pays` is false).
+  the taps, unrolled (used for windows where :func:`separable_pays` is false).
   ``valid`` (a runtime bool mask broadcastable to ``x``) marks more taps as padding.
   """
   fill = _fill(x.dtype, kind)
@@ -104,7 +266,7 @@ def _stacked_extremum(
     data = jnp.where(valid, data, fill)
   best = jnp.max(data, axis=0) if kind == 'max' else jnp.min(data, axis=0)
   iota = lax.broadcasted_iota(_windows.choice_dtype(taps.geom), data.shape, 0)
-  return best, _windows.winner(data, best[None], iota, 0, k, valid)
+  return best, winning_tap(data, best[None], iota, 0, k, valid)
 
 
 # A route: the window's winner as picks, each (dim or None for the whole window,
@@ -115,11 +277,11 @@ Route = list[tuple[int | None, Geometry, jnp.ndarray, bool]]
 def _scan_pass(
   x, g: Geometry, kind: str, valid, before: int | None, after: int | None
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
-  """One unrolled per-dim pass of :func:`winners`: :func:`_extremum_scan` over its taps.
+  """One unrolled per-dim pass of :func:`extremum_and_route`: :func:`_extremum_scan` over its taps.
 
-  A unit-stride pass (:func:`~jaxpool._windows.direct_pass`) reads each tap as its own
+  A unit-stride pass (:func:`direct_pass`) reads each tap as its own
   pad of ``x`` and computes its choice into a buffer of its own
-  (:func:`~jaxpool._windows.in_halves`: the transposed route reads it at every tap, split
+  (:func:`in_halves`: the transposed route reads it at every tap, split
   along the previous pass's dim ``before``). ``after``: the next pass's dim, given where
   that pass is unit-stride too: the extremum is then computed in halves as well (the
   next pass reads it at every tap, without a padded copy). The extremum and the choice
@@ -127,7 +289,7 @@ def _scan_pass(
   The choice's taps read 0 as padding, not the extremum's fill, so that XLA does not
   merge the two (a padded tap never wins: any fill serves).
   """
-  direct = _windows.direct_pass(g)
+  direct = direct_pass(g)
   fill = _fill(x.dtype, kind)
 
   def scan(a, v, g, tap_fill, out):
@@ -135,7 +297,7 @@ def _scan_pass(
 
   nb = x.ndim - g.ndim - 1
   if direct:
-    choice = _windows.in_halves(
+    choice = in_halves(
       functools.partial(scan, tap_fill=0, out=1),
       (x, valid),
       g,
@@ -148,14 +310,14 @@ def _scan_pass(
   if after is None:
     return scan(x, valid, g, fill, 0), choice
   held = functools.partial(scan, tap_fill=fill, out=0)
-  return _windows.in_halves(held, (x, valid), g, nb, along=after), choice
+  return in_halves(held, (x, valid), g, nb, along=after), choice
 
 
-def winners(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, Route]:
+def extremum_and_route(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, Route]:
   """Each window's extremum and the route to its winning tap.
 
   One unrolled scan over the whole window where that is cheaper
-  (:func:`~jaxpool._windows.separable_pays`: small or tiling windows up to 25
+  (:func:`separable_pays`: small or tiling windows up to 25
   taps). Otherwise one pass per spatial dim, innermost first (the extremum is
   separable): each pass keeps the extremum of its 1-d windows and the winning
   tap's number, by a scan up to 9 taps (:func:`_scan_pass`), by whole-array
@@ -169,11 +331,11 @@ def winners(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, Rout
   (a window with none unmasked routes nowhere). Per-dim passes carry it on as
   each pass's pooled mask.
   """
-  if not _windows.separable_pays(geom):
+  if not separable_pays(geom):
     y, choice = _extremum_scan(x, geom, kind, valid)
     return y, [(None, geom, choice, False)]
   route: Route = []
-  passes = _windows.separable_passes(geom)
+  passes = separable_passes(geom)
   for i, (axis, g) in enumerate(passes):
     stacked = not _windows.unrolls(g)
     if stacked:
@@ -184,7 +346,7 @@ def winners(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, Rout
     else:
       before = passes[i - 1][0] if i else None
       after = passes[i + 1][0] if i + 1 < len(passes) else None
-      if after is not None and not _windows.direct_pass(passes[i + 1][1]):
+      if after is not None and not direct_pass(passes[i + 1][1]):
         after = None  # the next pass reads stride phases of a padded copy
       x, choice = _scan_pass(x, g, kind, valid, before, after)
     if valid is not None:
@@ -196,7 +358,7 @@ def winners(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.ndarray, Rout
 def _follow(x_dot: jnp.ndarray, route: Route) -> jnp.ndarray:
   """``x_dot`` at each window's winning tap: linear; its transpose routes cotangents back.
 
-  A pass after the first runs on two halves (:func:`~jaxpool._windows.in_halves`): its
+  A pass after the first runs on two halves (:func:`in_halves`): its
   transpose then ends in a concatenate, which XLA:CPU materialises once, so the previous
   pass's transpose reads one intermediate cotangent instead of fusing this pass's
   per-tap pads (one full-size temporary per tap)."""
@@ -206,8 +368,8 @@ def _follow(x_dot: jnp.ndarray, route: Route) -> jnp.ndarray:
     def pick(t, c, g, stacked=stacked):
       return _windows.Taps.read(t, g, 0, stacked=stacked).pick(c)
 
-    if i and _windows.direct_pass(g):
-      x_dot = _windows.in_halves(pick, (x_dot, choice), g, nb, along=route[i - 1][0])
+    if i and direct_pass(g):
+      x_dot = in_halves(pick, (x_dot, choice), g, nb, along=route[i - 1][0])
     else:
       x_dot = pick(x_dot, choice, g)
   return x_dot
@@ -233,7 +395,7 @@ def _held(route: Route) -> Route:
   inside every tap of the transposed route; unit-stride passes hold theirs already
   (:func:`_scan_pass`)."""
   return [
-    (a, g, c if a is not None and _windows.direct_pass(g) else _windows.materialize(c), stacked)
+    (a, g, c if a is not None and direct_pass(g) else _windows.materialize(c), stacked)
     for a, g, c, stacked in route
   ]
 
@@ -249,7 +411,7 @@ def _extremum_pool_jvp(geom, kind, primals, tangents):
   # y_dot_p = x_dot at the window's winning tap: linear in x_dot, so JAX transposes it
   # to "each cotangent to its winning tap" (selects, shifted pads: no scatter).
   (x,), (x_dot,) = primals, tangents
-  y, route = winners(x, geom, kind)
+  y, route = extremum_and_route(x, geom, kind)
   route = _held(route)
   return routed(y, x, route), _follow(x_dot, route)
 
@@ -267,7 +429,7 @@ def masked_extremum_pool(x, valid, geom: Geometry, kind: str):
 @masked_extremum_pool.defjvp
 def _masked_extremum_pool_jvp(geom, kind, primals, tangents):
   (x, valid), (x_dot, _) = primals, tangents
-  y, route = winners(x, geom, kind, valid)
+  y, route = extremum_and_route(x, geom, kind, valid)
   route = _held(route)
   return routed(y, x, route), _follow(x_dot, route)
 
@@ -301,6 +463,26 @@ def _routed_jvp(spec, primals, tangents):
 # --- sums -----------------------------------------------------------------------------
 
 
+def window_sum(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+  """Sum over each window's taps (padding adds 0), linear in ``x`` with a scatter-free
+  transpose: unrolled taps for small windows, one pass per dim beyond (each pass
+  unrolled up to 9 taps, stacked beyond: an HLO that does not grow with the window).
+
+  A unit-stride pass after the first (:func:`direct_pass`) runs in halves
+  (:func:`in_halves`): its transpose, which ends in a sum of per-tap pads, is then
+  computed into one buffer that the previous pass's transpose reads at every tap,
+  instead of XLA materialising each of those pads at full size."""
+  if _windows.unrolls(geom):
+    return _windows.Taps.read(x, geom, 0.0).sum()
+  nb = x.ndim - geom.ndim - 1
+  read = lambda a, g: _windows.Taps.read(a, g, 0.0).sum()
+  passes = separable_passes(geom)
+  for i, (_, g) in enumerate(passes):
+    direct = i and direct_pass(g)
+    x = in_halves(read, (x,), g, nb, along=passes[i - 1][0]) if direct else read(x, g)
+  return x
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _sum_pool(x, geom: Geometry):
   return _windows.reduce_window(x, 0, lax.add, geom)
@@ -311,7 +493,7 @@ def _sum_pool_jvp(geom, primals, tangents):
   # Linear: the tangent is the same window sum, written over taps so that its transpose
   # is shifted pads per stride phase (reduce_window's own transpose pads in the interior).
   (x,), (x_dot,) = primals, tangents
-  return _sum_pool(x, geom), _windows.window_sum(x_dot, geom)
+  return _sum_pool(x, geom), window_sum(x_dot, geom)
 
 
 def sum_pool(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:

@@ -1,4 +1,5 @@
-"""Window machinery over a :class:`~jaxpool._geometry.Geometry`.
+"""Reading window taps over a :class:`~jaxpool._geometry.Geometry` (the reductions over them
+live in :mod:`jaxpool._reductions`).
 
 An output window is a set of *taps*, one per offset ``o`` in the window. For a
 fixed offset, the taps of all outputs form a strided view of the padded input;
@@ -18,7 +19,6 @@ Arrays are channel-last with any number of leading batch dims:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Iterator
@@ -93,28 +93,6 @@ UNROLL_MAX_TAPS = 9
 def choice_dtype(geom: Geometry):
   """The integer type of a tap number of ``geom``'s window (``K`` meaning none)."""
   return jnp.int8 if geom.window_size < 127 else jnp.int32
-
-
-def winner(
-  values: jnp.ndarray, best: jnp.ndarray, iota, axis, none: int, valid=None
-) -> jnp.ndarray:
-  """PyTorch's winning position per window, by reductions over ``axis`` (no per-tap code).
-
-  The last NaN among ``values`` if there is one, else the first entry equal to
-  ``best`` (the window's extremum, broadcastable against ``values``), else
-  ``none``. ``iota`` numbers the positions along ``axis`` (broadcastable);
-  ``valid`` masks out padding. Ties and NaN as PyTorch's pooling kernels.
-  """
-  dtype = iota.dtype
-  hit = values == best
-  if valid is not None:
-    hit = hit & valid
-  first = jnp.min(jnp.where(hit, iota, jnp.asarray(none, dtype)), axis=axis)
-  if not jnp.issubdtype(values.dtype, jnp.floating):
-    return first
-  nan = jnp.isnan(values) if valid is None else jnp.isnan(values) & valid
-  last_nan = jnp.max(jnp.where(nan, iota, jnp.asarray(-1, dtype)), axis=axis)
-  return jnp.where(last_nan >= 0, last_nan, first)
 
 
 def unrolls(geom: Geometry) -> bool:
@@ -325,150 +303,6 @@ def stacked_window_taps(x: jnp.ndarray, geom: Geometry, fill) -> jnp.ndarray:
   outs = [nb + 2 * a + 1 for a in range(geom.ndim)]
   arr = arr.transpose(*taps, *range(nb), *outs, arr.ndim - 1)
   return arr.reshape(geom.window_size, *x.shape[:nb], *geom.out_shape, x.shape[-1])
-
-
-def axis_geometry(geom: Geometry, axis: int, in_shape) -> Geometry:
-  """``geom``'s window along ``axis`` alone, over an input of spatial shape ``in_shape``.
-
-  Separable reductions (max, min, sums) apply one such pass per dim; ``in_shape``
-  is the shape left by the passes before (other dims already reduced or not).
-  """
-  ident = lambda values, one: tuple(v if a == axis else one for a, v in enumerate(values))
-  return Geometry(
-    tuple(in_shape),
-    tuple(geom.out_shape[a] if a == axis else v for a, v in enumerate(in_shape)),
-    ident(geom.window, 1),
-    ident(geom.strides, 1),
-    ident(geom.dilation, 1),
-    ident(geom.padding, (0, 0)),
-  )
-
-
-def separable_passes(geom: Geometry) -> list[tuple[int, Geometry]]:
-  """``(dim, axis_geometry)`` for each dim that does something, innermost dim first.
-
-  Innermost first, so that ties resolved pass by pass follow row-major window
-  order (an outer pass picks the first row, the inner pass the first tap in it).
-  """
-  passes, shape = [], list(geom.in_shape)
-  for axis in reversed(range(geom.ndim)):
-    g = axis_geometry(geom, axis, shape)
-    if g.window_size == 1 and g.strides[axis] == 1 and g.padding[axis] == (0, 0):
-      continue
-    passes.append((axis, g))
-    shape = list(g.out_shape)
-  return passes
-
-
-def in_halves(
-  fn: Callable,
-  arrays: tuple,
-  geom: Geometry,
-  num_batch: int,
-  along: int | None = None,
-  avoid: int | None = None,
-  whole: Callable | None = None,
-) -> jnp.ndarray:
-  """``fn(*arrays, geom)``, computed on two halves of the arrays and concatenated.
-
-  A fusion boundary whose transpose is one too. XLA:CPU fuses an elementwise
-  producer into a consumer that reads it at up to 15 shifted positions, computing it
-  again per read; a concatenate (like a pad) it computes once, into a buffer of its
-  own, and JAX transposes the split that feeds the halves to a concatenate. So a
-  pass's taps read a previous pass's result (or cotangent) once, not its whole
-  fused chain per tap, at the cost of one intermediate of the result's size.
-
-  The cut is along an axis that ``geom`` does not pool, with at least two entries
-  and a static extent:
-  spatial dim ``along`` (where the consumer reads at shifted positions: XLA pushes a
-  slice across a concatenate along another axis into its halves, and the boundary
-  is gone), else channels, else a batch dim, else another spatial dim, never spatial
-  dim ``avoid`` (along which the result is split again: the split would meet the
-  concatenate and cancel). ``arrays`` are ``geom``'s input and per-window arrays,
-  or broadcastable ones with one entry there; None passes through. Where no axis
-  can be cut, ``fn`` runs on all of ``arrays`` and its result goes through ``whole``.
-  """
-  first = arrays[0]
-  last = first.ndim - 1
-  trivial = [
-    a
-    for a in range(geom.ndim)
-    if (geom.window[a], geom.strides[a], geom.padding[a]) == (1, 1, (0, 0)) and a != avoid
-  ]
-  spatial = [num_batch + a for a in trivial]
-  ahead = [num_batch + along] if along in trivial else []
-  # a symbolic extent (a batch dim under jax.export's shape polymorphism) is never cut:
-  # its halves would have no static size
-  sized = lambda a: isinstance(first.shape[a], int) and first.shape[a] >= 2
-  axes = [a for a in (*ahead, last, *range(num_batch), *spatial) if sized(a)]
-  if not axes:
-    out = fn(*arrays, geom)
-    return out if whole is None else whole(out)
-  cut = axes[0]
-  n = first.shape[cut]
-  sizes = [n // 2, n - n // 2]
-
-  def halves(a):
-    if a is None or np.ndim(a) == 0 or a.shape[cut] == 1:
-      return (a, a)
-    return lax.split(a, sizes, axis=cut)
-
-  def part_geometry(size: int) -> Geometry:
-    if not num_batch <= cut < last:
-      return geom
-    dim = cut - num_batch  # a spatial dim with a trivial window: its extent is halved
-    halve = lambda shape: tuple(size if a == dim else v for a, v in enumerate(shape))
-    return dataclasses.replace(geom, in_shape=halve(geom.in_shape), out_shape=halve(geom.out_shape))
-
-  parts = [halves(a) for a in arrays]
-  outs = [fn(*(p[i] for p in parts), part_geometry(size)) for i, size in enumerate(sizes)]
-  return lax.concatenate(outs, cut)
-
-
-def direct_pass(g: Geometry) -> bool:
-  """Whether a per-dim pass reads unrolled taps at unit stride: taps that are slices of one
-  padded copy of its input, or each its own pad of it (:func:`window_taps`' ``direct``).
-  Strided passes read stride phases, stacked ones skewed copies."""
-  return unrolls(g) and all(s == 1 for s in g.strides)
-
-
-def window_sum(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
-  """Sum over each window's taps (padding adds 0), linear in ``x`` with a scatter-free
-  transpose: unrolled taps for small windows, one pass per dim beyond (each pass
-  unrolled up to 9 taps, stacked beyond: an HLO that does not grow with the window).
-
-  A unit-stride pass after the first (:func:`direct_pass`) runs in halves
-  (:func:`in_halves`): its transpose, which ends in a sum of per-tap pads, is then
-  computed into one buffer that the previous pass's transpose reads at every tap,
-  instead of XLA materialising each of those pads at full size."""
-  if unrolls(geom):
-    return Taps.read(x, geom, 0.0).sum()
-  nb = x.ndim - geom.ndim - 1
-  read = lambda a, g: Taps.read(a, g, 0.0).sum()
-  passes = separable_passes(geom)
-  for i, (_, g) in enumerate(passes):
-    direct = i and direct_pass(g)
-    x = in_halves(read, (x,), g, nb, along=passes[i - 1][0]) if direct else read(x, g)
-  return x
-
-
-def separable_pays(geom: Geometry) -> bool:
-  """Whether reducing one dim at a time beats one pass over the whole window.
-
-  Always beyond 25 taps (an unrolled pass's HLO grows with the window); below,
-  when it at least halves the taps visited (``K * outputs`` against the sum over
-  the passes): true for overlapping windows (5x5 at stride 1: 10 visits per
-  output instead of 25), false for tiling ones (4x4 at stride 4), where the
-  passes only add intermediate arrays.
-  """
-  if unrolls(geom):
-    return False
-  if geom.window_size > 25:
-    return True
-  full = geom.window_size * int(np.prod(geom.out_shape))
-  return (
-    2 * sum(g.window_size * int(np.prod(g.out_shape)) for _, g in separable_passes(geom)) <= full
-  )
 
 
 class Taps:

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _fields, _geometry, _masks, _numerics, _windows
+from jaxpool import _checks, _fields, _geometry, _masks, _numerics, _reductions, _windows
 
 __all__ = [
   'adaptive_avg_pool',
@@ -140,7 +140,9 @@ def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.nda
   A block holding NaN gives its *last* NaN (PyTorch's kernels: a later tap replaces
   the running maximum if it is larger or NaN), as :func:`jaxpool.max_pool`.
   """
-  first = _windows.winner(_split(x, ks), _unsplit(y), _block_iota(ks), _odd_axes(ks), math.prod(ks))
+  first = _reductions.winning_tap(
+    _split(x, ks), _unsplit(y), _block_iota(ks), _odd_axes(ks), math.prod(ks)
+  )
   return first.astype(jnp.int32)
 
 

@@ -72,7 +72,7 @@ def _extremum(
       y = _reductions.extremum_pool(x, geom, kind)
     if not return_indices:
       return y
-    _, route = _reductions.winners(lax.stop_gradient(x), geom, kind)
+    _, route = _reductions.extremum_and_route(lax.stop_gradient(x), geom, kind)
     return y, _choice_to_index(_reductions.route_choice(route, geom), geom)
   any_valid = _masks.pooled(valid, geom)
   if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -82,7 +82,7 @@ def _extremum(
     y = _reductions.masked_extremum_pool(x, valid, geom, kind)
   out = [_masks.zero_where_empty(y, any_valid)]
   if return_indices:
-    _, route = _reductions.winners(lax.stop_gradient(x), geom, kind, valid)
+    _, route = _reductions.extremum_and_route(lax.stop_gradient(x), geom, kind, valid)
     index = _choice_to_index(_reductions.route_choice(route, geom), geom)
     out.append(jnp.where(any_valid, index, jnp.int32(-1)))
   if return_mask:

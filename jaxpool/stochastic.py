@@ -646,7 +646,7 @@ def _stacked_window_maxima(planes, base, spatial, window):
   values = _plane_gather(planes, flat).reshape(index.shape)
   tap = lax.broadcasted_iota(jnp.int32, values.shape, values.ndim - 2)
   best = jnp.max(values, axis=-2)
-  winner = _windows.winner(values, best[..., None, :], tap, -2, k)
+  winner = _reductions.winning_tap(values, best[..., None, :], tap, -2, k)
   best_index = base
   rest = winner
   for axis in reversed(range(len(window))):
