@@ -140,10 +140,50 @@ def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.nda
   A block holding NaN gives its *last* NaN (PyTorch's kernels: a later tap replaces
   the running maximum if it is larger or NaN), as :func:`jaxpool.max_pool`.
   """
-  first = _reductions.winning_tap(
+  one_search = lambda: _reductions.winning_tap(
     _split(x, ks), _unsplit(y), _block_iota(ks), _odd_axes(ks), math.prod(ks)
+  ).astype(jnp.int32)
+  long = [a for a, k in enumerate(ks) if k > 1]
+  if len(long) != 1 or (grid := _rows_and_columns(ks[long[0]])) is None:
+    return one_search()
+  in_rows = lambda: _first_in_rows(_split(x, ks), _unsplit(y), 2 * long[0] + 1, *grid).reshape(
+    y.shape
   )
-  return first.astype(jnp.int32)
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    return in_rows()
+  # XLA:CPU's max reduction need not carry a NaN into a row's maximum, so an input with a
+  # NaN (or an infinity: x * 0 is NaN for both) takes the one search, exact for NaN.
+  return lax.cond(jnp.isfinite(jnp.sum(x * 0)), in_rows, one_search)
+
+
+def _rows_and_columns(k: int) -> tuple[int, int] | None:
+  """``(R, W)`` with ``R * W = k`` and ``W`` the largest divisor up to ``sqrt(k)``, for a
+  long 1-d block (256 taps or more) that factors into rows of at least 8; else None."""
+  if k < 256:
+    return None
+  w = max(d for d in range(1, math.isqrt(k) + 1) if k % d == 0)
+  return (k // w, w) if w >= 8 else None
+
+
+def _first_in_rows(xs: jnp.ndarray, ys: jnp.ndarray, axis: int, rows: int, cols: int):
+  """:func:`_reductions.winning_tap` over the ``rows * cols`` taps on ``axis``, in two levels.
+
+  XLA:CPU runs a plain max at memory speed but a reduction over a compare or select several
+  times slower. So the block is read as rows: each row's maximum (a plain max), the winning
+  row among those maxima (the first equal to the block's maximum: a row holds the block's
+  maximum exactly when its own maximum equals it), that one row gathered, and the winning
+  tap in it. The same tap as one search over the whole block, for inputs without NaN.
+  """
+  grid = xs.reshape(xs.shape[:axis] + (rows, cols) + xs.shape[axis + 1 :])
+  best = jnp.expand_dims(ys, axis + 1)
+  along = lambda n, a: lax.broadcasted_iota(
+    jnp.int32, (1,) * a + (n,) + (1,) * (grid.ndim - a - 1), a
+  )
+  row_max = jnp.max(grid, axis=axis + 1, keepdims=True)
+  row = jnp.minimum(_reductions.winning_tap(row_max, best, along(rows, axis), axis, rows), rows - 1)
+  picked = jnp.take_along_axis(grid, jnp.expand_dims(row, axis), axis=axis, mode='clip')
+  col = _reductions.winning_tap(picked, best, along(cols, axis + 1), axis + 1, cols)
+  return row * cols + col
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))

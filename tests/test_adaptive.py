@@ -590,3 +590,47 @@ def test_spatial_pyramid_errors():
     spatial_pyramid_pool(x, (1, (2, 2, 2)))
   with pytest.raises(ValueError, match='rank >= 3'):
     spatial_pyramid_pool(jnp.ones((4, 3)))
+
+
+def _first_max_gradient(x: np.ndarray) -> np.ndarray:
+  """Per (image, channel): 1 at PyTorch's winner over all positions (the last NaN if
+  any, else the first maximum in row-major order), 0 elsewhere."""
+  n, c = x.shape[0], x.shape[-1]
+  flat = x.reshape(n, -1, c)
+  out = np.zeros_like(flat)
+  for i in range(n):
+    for j in range(c):
+      v = flat[i, :, j]
+      nan = np.flatnonzero(np.isnan(v))
+      out[i, nan[-1] if nan.size else int(np.argmax(v == np.max(v))), j] = 1
+  return out.reshape(x.shape)
+
+
+@pytest.mark.parametrize('spatial', [(16, 16), (56, 56), (17, 17), (2, 300)])
+@pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf'])
+def test_global_max_gradient_goes_to_pytorchs_winner_on_both_paths(spatial, content):
+  # 256 positions or more that factor into rows of 8 or more search the winner row by row
+  # (a plain row max, then one row), inputs with NaN or inf search all positions at once;
+  # 17x17 (289 = 17 * 17) and 2x300 (20 * 30) take the rows, both under jit and vmap.
+  rng = np.random.default_rng(len(content) + spatial[0])
+  x = rng.standard_normal((3, *spatial, 4)).astype(np.float32)
+  if content == 'ties':
+    x = np.round(x).clip(-1, 1)
+    x[1] = 0.0
+    x[2, ..., 0] = -0.0
+    x[2, 0, 0, 0] = 0.0
+  elif content == 'nan':
+    x[0, spatial[0] // 2, 3, 1] = np.nan
+    x[0, spatial[0] - 1, 5, 1] = np.nan
+    x[1, 0, 0, 2] = np.nan
+  elif content == 'inf':
+    x[0, 1, 1, 0] = np.inf
+    x[1] = -np.inf
+  want = _first_max_gradient(x)
+  grad = jax.grad(lambda a: jnp.sum(jaxpool.global_pool(a, 'max')))
+  np.testing.assert_array_equal(np.asarray(jax.jit(grad)(jnp.asarray(x))), want)
+  per_image = jax.vmap(lambda a: grad(a[None])[0])
+  np.testing.assert_array_equal(np.asarray(jax.jit(per_image)(jnp.asarray(x))), want)
+  t = jnp.asarray(rng.standard_normal(x.shape).astype(np.float32))
+  tangent = jax.jvp(lambda a: jaxpool.global_pool(a, 'max'), (jnp.asarray(x),), (t,))[1]
+  np.testing.assert_array_equal(np.asarray(tangent), np.sum(want * np.asarray(t), axis=(1, 2)))
