@@ -193,15 +193,41 @@ def winning_tap(
 
 
 def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
-  """Window max/min by ``lax.reduce_window``: one call over the whole window, or one per
-  dim where :func:`separable_pays` (the extremum is separable; XLA:CPU's cost
-  per output grows with the taps it visits, the sum of the sides instead of their product)."""
-  init, op = _fill(x.dtype, kind), (lax.max if kind == 'max' else lax.min)
-  if not separable_pays(geom):
-    return _windows.reduce_window(x, init, op, geom)
-  for _, g in separable_passes(geom):
-    x = _windows.reduce_window(x, init, op, g)
-  return x
+  """Window max/min: over the whole window, or one pass per dim where :func:`separable_pays`
+  (the extremum is separable; XLA:CPU's cost per output grows with the taps it visits, the
+  sum of the sides instead of their product). NaN in a window gives NaN.
+
+  A pass whose windows are strided and short (at most 9 taps, stride above 1 wherever
+  the window is) is an elementwise max of its taps: faster than ``lax.reduce_window`` on
+  XLA:CPU (2x2: 0.16 against 0.30 ms at 16x56x56x64). Other passes are a
+  ``lax.reduce_window``: XLA's own max when the input is finite (:func:`_numerics.all_finite`),
+  which drops NaN on large inputs, else the NaN-keeping :func:`_numerics.extremum_op`
+  (1.4-1.6x slower there).
+  """
+  init = _fill(x.dtype, kind)
+  pair = jnp.maximum if kind == 'max' else jnp.minimum
+  passes = separable_passes(geom) if separable_pays(geom) else [(None, geom)]
+
+  def run(op):
+    y = x
+    for _, g in passes:
+      if _short_and_strided(g):
+        y = functools.reduce(pair, _windows.window_taps(y, g, init))
+      else:
+        y = lax.reduce_window(y, jnp.asarray(init, y.dtype), op, *_windows.reduce_window_args(y, g))
+    return y
+
+  plain = lax.max if kind == 'max' else lax.min
+  if all(_short_and_strided(g) for _, g in passes) or not jnp.issubdtype(x.dtype, jnp.floating):
+    return run(plain)
+  keep = _numerics.extremum_op(kind, x.dtype)
+  return lax.cond(_numerics.all_finite(x), lambda: run(plain), lambda: run(keep))
+
+
+def _short_and_strided(geom: Geometry) -> bool:
+  return math.prod(geom.window) <= 9 and all(
+    s > 1 for k, s in zip(geom.window, geom.strides) if k > 1
+  )
 
 
 def _extremum_scan(
@@ -264,7 +290,7 @@ def _stacked_extremum(
   fill = jnp.asarray(_fill(data.dtype, kind), data.dtype)
   if valid is not None:
     data = jnp.where(valid, data, fill)
-  best = jnp.max(data, axis=0) if kind == 'max' else jnp.min(data, axis=0)
+  best = _numerics.stacked_extremum(data, kind)
   iota = lax.broadcasted_iota(_windows.choice_dtype(taps.geom), data.shape, 0)
   return best, winning_tap(data, best[None], iota, 0, k, valid)
 

@@ -113,17 +113,26 @@ def stacked_tap_masks(geom: Geometry, num_batch: int) -> np.ndarray | None:
 
 
 def reduce_window(x: jnp.ndarray, init, op: Callable, geom: Geometry) -> jnp.ndarray:
-  """``lax.reduce_window`` over the spatial dims; padded positions hold ``init``."""
+  """``lax.reduce_window`` over the spatial dims; padded positions hold ``init``.
+
+  ``lax.max``/``lax.min`` over floats run as :func:`_numerics.extremum_op`: a window
+  holding NaN gives NaN (XLA:CPU's own max drops it on large inputs).
+  """
+  if op is lax.max or op is lax.min:
+    op = _numerics.extremum_op('max' if op is lax.max else 'min', x.dtype)
+  return lax.reduce_window(x, jnp.asarray(init, x.dtype), op, *reduce_window_args(x, geom))
+
+
+def reduce_window_args(x: jnp.ndarray, geom: Geometry) -> tuple:
+  """``lax.reduce_window``'s window dimensions, strides, padding and dilation for ``geom``."""
   nb = x.ndim - geom.ndim - 1
   ones = (1,) * nb
-  return lax.reduce_window(
-    x,
-    jnp.asarray(init, x.dtype),
-    op,
-    window_dimensions=ones + geom.window + (1,),
-    window_strides=ones + geom.strides + (1,),
-    padding=((0, 0),) * nb + geom.full_padding + ((0, 0),),
-    window_dilation=ones + geom.dilation + (1,),
+  return (
+    ones + geom.window + (1,),
+    ones + geom.strides + (1,),
+    ((0, 0),) * nb + geom.full_padding + ((0, 0),),
+    None,
+    ones + geom.dilation + (1,),
   )
 
 
@@ -141,9 +150,10 @@ def materialize(a: jnp.ndarray) -> jnp.ndarray:
   """
   low = jnp.asarray(_numerics.lowest(a.dtype), a.dtype)
   paired = lax.pad(a[..., None], low, [(0, 0, 0)] * a.ndim + [(0, 1, 0)])
-  return lax.reduce_window(
-    paired, low, lax.max, (1,) * a.ndim + (2,), (1,) * (a.ndim + 1), 'VALID'
-  )[..., 0]
+  keep = _numerics.extremum_op('max', a.dtype)  # a NaN stays NaN
+  return lax.reduce_window(paired, low, keep, (1,) * a.ndim + (2,), (1,) * (a.ndim + 1), 'VALID')[
+    ..., 0
+  ]
 
 
 @materialize.defjvp
@@ -387,10 +397,10 @@ class Taps:
     return self._reduce(jnp.add, jnp.sum)
 
   def max(self) -> jnp.ndarray:
-    return self._reduce(jnp.maximum, jnp.max)
+    return self._reduce(jnp.maximum, _numerics.stacked_extremum)
 
   def min(self) -> jnp.ndarray:
-    return self._reduce(jnp.minimum, jnp.min)
+    return self._reduce(jnp.minimum, functools.partial(_numerics.stacked_extremum, kind='min'))
 
   def pick(self, choice: jnp.ndarray) -> jnp.ndarray:
     """Per window, tap number ``choice`` (0 where ``choice`` is no tap): linear in the taps.

@@ -140,55 +140,75 @@ def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.nda
   A block holding NaN gives its *last* NaN (PyTorch's kernels: a later tap replaces
   the running maximum if it is larger or NaN), as :func:`jaxpool.max_pool`.
   """
-  one_search = lambda: _reductions.winning_tap(
-    _split(x, ks), _unsplit(y), _block_iota(ks), _odd_axes(ks), math.prod(ks)
-  ).astype(jnp.int32)
-  long = [a for a, k in enumerate(ks) if k > 1]
-  if len(long) != 1 or (grid := _rows_and_columns(ks[long[0]])) is None:
-    return one_search()
-  in_rows = lambda: _first_in_rows(_split(x, ks), _unsplit(y), 2 * long[0] + 1, *grid).reshape(
-    y.shape
+  # Unit dims of the blocked view dropped: XLA:CPU copies a cond operand that has them.
+  xs = _split(x, ks)
+  kept = [a for a, d in enumerate(xs.shape) if d != 1]
+  squeeze = lambda v: v.reshape(tuple(v.shape[a] for a in kept))
+  xs, best, iota = squeeze(xs), squeeze(_unsplit(y)), squeeze(_block_iota(ks))
+  block = [i for i, a in enumerate(kept) if a % 2 == 1]  # the block axes, k > 1
+  one_search = lambda: _reductions.winning_tap(xs, best, iota, tuple(block), math.prod(ks)).astype(
+    jnp.int32
   )
+  grid = _as_rows(xs, best, block)
+  if grid is None:
+    return one_search().reshape(y.shape)
+  in_rows = lambda: _first_in_rows(*grid).reshape(y.shape)
   if not jnp.issubdtype(x.dtype, jnp.floating):
     return in_rows()
   # XLA:CPU's max reduction need not carry a NaN into a row's maximum, so an input with a
   # NaN (or an infinity: x * 0 is NaN for both) takes the one search, exact for NaN.
-  return lax.cond(jnp.isfinite(jnp.sum(x * 0)), in_rows, one_search)
+  return lax.cond(_numerics.all_finite(x), in_rows, lambda: one_search().reshape(y.shape))
 
 
-def _rows_and_columns(k: int) -> tuple[int, int] | None:
-  """``(R, W)`` with ``R * W = k`` and ``W`` the largest divisor up to ``sqrt(k)``, for a
-  long 1-d block (256 taps or more) that factors into rows of at least 8; else None."""
-  if k < 256:
+def _as_rows(xs: jnp.ndarray, best: jnp.ndarray, block: list[int]):
+  """The blocks of ``xs`` (block axes ``block``) as rows, for :func:`_first_in_rows`, or None.
+
+  A 2-d block of 64 taps or more is its own grid of rows (the first block axis) and
+  columns (the second), rows of 8 or more. A 1-d block of 256 taps or more is cut into
+  ``R`` rows of ``W`` taps, ``W`` the largest divisor up to ``sqrt(k)``, if ``W >= 8``.
+  Smaller blocks, and blocks of 3 or more dims, are searched in one go (None).
+  """
+  k = math.prod(xs.shape[a] for a in block)
+  if len(block) == 2 and xs.shape[block[1]] >= 8 and k >= 64:
+    return xs, best, block[0], block[1]
+  if len(block) != 1 or k < 256:
     return None
-  w = max(d for d in range(1, math.isqrt(k) + 1) if k % d == 0)
-  return (k // w, w) if w >= 8 else None
+  axis = block[0]
+  cols = max(d for d in range(1, math.isqrt(k) + 1) if k % d == 0)
+  if cols < 8:
+    return None
+  grid = xs.reshape(xs.shape[:axis] + (k // cols, cols) + xs.shape[axis + 1 :])
+  return grid, jnp.expand_dims(best, axis + 1), axis, axis + 1
 
 
-def _first_in_rows(xs: jnp.ndarray, ys: jnp.ndarray, axis: int, rows: int, cols: int):
-  """:func:`_reductions.winning_tap` over the ``rows * cols`` taps on ``axis``, in two levels.
+def _first_in_rows(grid: jnp.ndarray, best: jnp.ndarray, row_axis: int, col_axis: int):
+  """:func:`_reductions.winning_tap` over a block's ``rows x cols`` taps, in two levels.
 
   XLA:CPU runs a plain max at memory speed but a reduction over a compare or select several
   times slower. So the block is read as rows: each row's maximum (a plain max), the winning
   row among those maxima (the first equal to the block's maximum: a row holds the block's
   maximum exactly when its own maximum equals it), that one row gathered, and the winning
-  tap in it. The same tap as one search over the whole block, for inputs without NaN.
+  tap in it: ``row * cols + col``, the same tap as one search over the whole block, for
+  inputs without NaN. ``best`` is the block maximum, 1 on both axes; the result is shaped
+  like ``best`` without them, flattened by the caller.
   """
-  grid = xs.reshape(xs.shape[:axis] + (rows, cols) + xs.shape[axis + 1 :])
-  best = jnp.expand_dims(ys, axis + 1)
+  rows, cols = grid.shape[row_axis], grid.shape[col_axis]
   along = lambda n, a: lax.broadcasted_iota(
     jnp.int32, (1,) * a + (n,) + (1,) * (grid.ndim - a - 1), a
   )
-  row_max = jnp.max(grid, axis=axis + 1, keepdims=True)
-  row = jnp.minimum(_reductions.winning_tap(row_max, best, along(rows, axis), axis, rows), rows - 1)
-  picked = jnp.take_along_axis(grid, jnp.expand_dims(row, axis), axis=axis, mode='clip')
-  col = _reductions.winning_tap(picked, best, along(cols, axis + 1), axis + 1, cols)
+  row_max = jnp.max(grid, axis=col_axis, keepdims=True)
+  row = _reductions.winning_tap(row_max, best, along(rows, row_axis), row_axis, rows)
+  row = jnp.expand_dims(jnp.minimum(row, rows - 1), row_axis)
+  picked = jnp.take_along_axis(grid, row, axis=row_axis, mode='clip')
+  col = jnp.expand_dims(
+    _reductions.winning_tap(picked, best, along(cols, col_axis), col_axis, cols), col_axis
+  )
   return row * cols + col
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _block_max(x: jnp.ndarray, ks: tuple[int, ...]) -> jnp.ndarray:
-  return jnp.max(_split(x, ks), axis=_odd_axes(ks))
+  return _numerics.extremum(_split(x, ks), _odd_axes(ks))
 
 
 @_block_max.defjvp
@@ -570,7 +590,7 @@ def _first_along(x, r: _Ranges, axis: int):
     return x, lax.broadcasted_iota(jnp.int32, x.shape, axis)
   if k is not None:
     ks = _axis_ks(x.ndim, axis, k)
-    y = jnp.max(_split(x, ks), axis=_odd_axes(ks))
+    y = _numerics.extremum(_split(x, ks), _odd_axes(ks))
     base = _along(np.arange(r.out, dtype=np.int32) * k, axis, x.ndim)
     return y, _block_first(x, y, ks) + base
   y = _gather_max(x, r, axis)
@@ -694,7 +714,7 @@ def _soft_reduce(x, axes, temperature):
   # normalised weights first: a sum of w x with sum w = 1 cannot overflow, one of e x can
   w = e / jnp.where(live, total, jnp.ones((), total.dtype))
   y = jnp.sum(w * jnp.where(e > 0, xs, jnp.zeros((), x.dtype)), axis=axes, keepdims=True)
-  y = jnp.where(live, y, jnp.max(x, axis=axes, keepdims=True))
+  y = jnp.where(live, y, _numerics.extremum(x, axes, keepdims=True))
   return jnp.where(top, jnp.asarray(jnp.inf, y.dtype), y)
 
 
@@ -715,7 +735,7 @@ def _masked_soft_reduce(x, valid, axes, temperature):
   live = total > 0
   w = e / jnp.where(live, total, jnp.ones((), total.dtype))
   y = jnp.sum(w * jnp.where(e > 0, xs, jnp.zeros((), x.dtype)), axis=axes, keepdims=True)
-  y = jnp.where(live, y, jnp.max(xv, axis=axes, keepdims=True))
+  y = jnp.where(live, y, _numerics.extremum(xv, axes, keepdims=True))
   y = jnp.where(top, jnp.asarray(jnp.inf, y.dtype), y)
   return _masks.zero_where_empty(y, jnp.any(valid, axis=axes, keepdims=True))
 

@@ -436,7 +436,7 @@ class _DPPContext:
     return jnp.sum(taps, axis=0) if self.stacked else functools.reduce(jnp.add, taps)
 
   def max(self, taps):
-    return jnp.max(taps, axis=0) if self.stacked else functools.reduce(jnp.maximum, taps)
+    return _numerics.stacked_extremum(taps) if self.stacked else functools.reduce(jnp.maximum, taps)
 
   def valid(self, taps, fill=0.0):
     """Per-tap values with the invalid (padding) taps replaced by ``fill``."""

@@ -645,7 +645,7 @@ def _stacked_window_maxima(planes, base, spatial, window):
   flat = index.reshape(*index.shape[:-3], index.shape[-3] * k, index.shape[-1])
   values = _plane_gather(planes, flat).reshape(index.shape)
   tap = lax.broadcasted_iota(jnp.int32, values.shape, values.ndim - 2)
-  best = jnp.max(values, axis=-2)
+  best = _numerics.stacked_extremum(values, axis=-2)
   winner = _reductions.winning_tap(values, best[..., None, :], tap, -2, k)
   best_index = base
   rest = winner

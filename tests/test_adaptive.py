@@ -606,13 +606,8 @@ def _first_max_gradient(x: np.ndarray) -> np.ndarray:
   return out.reshape(x.shape)
 
 
-@pytest.mark.parametrize('spatial', [(16, 16), (56, 56), (17, 17), (2, 300)])
-@pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf'])
-def test_global_max_gradient_goes_to_pytorchs_winner_on_both_paths(spatial, content):
-  # 256 positions or more that factor into rows of 8 or more search the winner row by row
-  # (a plain row max, then one row), inputs with NaN or inf search all positions at once;
-  # 17x17 (289 = 17 * 17) and 2x300 (20 * 30) take the rows, both under jit and vmap.
-  rng = np.random.default_rng(len(content) + spatial[0])
+def _winner_input(spatial, content, seed):
+  rng = np.random.default_rng(seed)
   x = rng.standard_normal((3, *spatial, 4)).astype(np.float32)
   if content == 'ties':
     x = np.round(x).clip(-1, 1)
@@ -626,11 +621,54 @@ def test_global_max_gradient_goes_to_pytorchs_winner_on_both_paths(spatial, cont
   elif content == 'inf':
     x[0, 1, 1, 0] = np.inf
     x[1] = -np.inf
-  want = _first_max_gradient(x)
-  grad = jax.grad(lambda a: jnp.sum(jaxpool.global_pool(a, 'max')))
+  return x, rng
+
+
+def _check_winner_routing(pool, x, want, rng):
+  """``pool``'s gradient (jit; vmap per image) and tangent go to the winners in ``want``."""
+  grad = jax.grad(lambda a: jnp.sum(pool(a)))
   np.testing.assert_array_equal(np.asarray(jax.jit(grad)(jnp.asarray(x))), want)
   per_image = jax.vmap(lambda a: grad(a[None])[0])
   np.testing.assert_array_equal(np.asarray(jax.jit(per_image)(jnp.asarray(x))), want)
-  t = jnp.asarray(rng.standard_normal(x.shape).astype(np.float32))
-  tangent = jax.jvp(lambda a: jaxpool.global_pool(a, 'max'), (jnp.asarray(x),), (t,))[1]
-  np.testing.assert_array_equal(np.asarray(tangent), np.sum(want * np.asarray(t), axis=(1, 2)))
+  t = rng.standard_normal(x.shape).astype(np.float32)
+  tangent = jax.jvp(pool, (jnp.asarray(x),), (jnp.asarray(t),))[1]
+  return np.asarray(tangent), want * t
+
+
+@pytest.mark.parametrize('spatial', [(16, 16), (56, 56), (17, 17), (2, 300)])
+@pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf'])
+def test_global_max_gradient_goes_to_pytorchs_winner_on_both_paths(spatial, content):
+  # 256 positions or more that factor into rows of 8 or more search the winner row by row
+  # (a plain row max, then one row), inputs with NaN or inf search all positions at once;
+  # 17x17 (289 = 17 * 17) and 2x300 (20 * 30) take the rows, both under jit and vmap.
+  x, rng = _winner_input(spatial, content, len(content) + spatial[0])
+  want = _first_max_gradient(x)
+  pool = lambda a: jaxpool.global_pool(a, 'max')
+  tangent, routed = _check_winner_routing(pool, x, want, rng)
+  np.testing.assert_array_equal(tangent, np.sum(routed, axis=(1, 2)))
+
+
+@pytest.mark.parametrize('spatial, out', [((16, 16), 2), ((24, 40), (3, 5)), ((16, 16), 4)])
+@pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf'])
+def test_adaptive_max_block_winner_on_both_paths(spatial, out, content):
+  # Blocks of 8x8 (64 taps or more, rows of 8 or more) search row by row when the input is
+  # finite, all taps at once otherwise; 4x4 blocks always at once.
+  x, rng = _winner_input(spatial, content, len(content) + spatial[1])
+  oh, ow = (out, out) if isinstance(out, int) else out
+  kh, kw = spatial[0] // oh, spatial[1] // ow
+  blocks = x.reshape(3, oh, kh, ow, kw, 4).transpose(0, 1, 3, 2, 4, 5).reshape(-1, kh, kw, 4)
+  want = _first_max_gradient(blocks).reshape(3, oh, ow, kh, kw, 4)
+  want = want.transpose(0, 1, 3, 2, 4, 5).reshape(x.shape)
+  pool = lambda a: jaxpool.adaptive_max_pool(a, (oh, ow))
+  tangent, routed = _check_winner_routing(pool, x, want, rng)
+  routed = routed.reshape(3, oh, kh, ow, kw, 4).sum(axis=(2, 4))
+  np.testing.assert_array_equal(tangent, routed)
+  y, index = jax.jit(lambda a: jaxpool.adaptive_max_pool(a, (oh, ow), return_indices=True))(x)
+  per_block = want.reshape(3, oh, kh, ow, kw, 4).transpose(0, 1, 3, 2, 4, 5)
+  flat = np.argmax(per_block.reshape(3, oh, ow, kh * kw, 4), axis=3)  # the winner in its block
+  rows, cols = flat // kw, flat % kw
+  oy, ox = np.arange(oh)[:, None, None] * kh, np.arange(ow)[None, :, None] * kw
+  np.testing.assert_array_equal(np.asarray(index), (oy + rows) * spatial[1] + ox + cols)
+  np.testing.assert_array_equal(
+    np.isnan(np.asarray(y)), np.isnan(blocks).any(axis=(1, 2)).reshape(3, oh, ow, 4)
+  )

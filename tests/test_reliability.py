@@ -331,6 +331,27 @@ def test_max_like_ops_follow_pytorchs_nan_rule(case):
   np.testing.assert_allclose(g, want_g, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize('case', sorted(MAX_LIKE))
+def test_nan_survives_at_sizes_xla_cpu_vectorises(case):
+  # XLA:CPU's own max/min reductions drop NaN from about 4096 elements on (jnp.max of a
+  # 64x64 plane holding a NaN is a number); the 6x6 input above is too small to show it.
+  torch = torch_or_skip()
+  ours, theirs = MAX_LIKE[case]
+  rng = np.random.default_rng(5)
+  x = rng.standard_normal((2, 64, 64, 2)).astype(np.float32)
+  for _ in range(12):
+    x[tuple(rng.integers(0, s) for s in x.shape)] = np.nan
+  want = _as_list(theirs(torch, _t(np.abs(x) if case.endswith('-inf') else x, torch)))
+  got = _as_list(jax.jit(ours)(jnp.asarray(x)))
+  y_want = want[0].detach().numpy()
+  if y_want.ndim == 4:
+    y_want = from_torch_layout(y_want, 2)
+  np.testing.assert_array_equal(np.isnan(got[0]), np.isnan(y_want))
+  assert np.isnan(y_want).any()
+  if len(want) > 1:  # indices
+    np.testing.assert_array_equal(got[1], from_torch_layout(want[1], 2))
+
+
 # --- documented limits of parameterised ops, infinities included -------------------------
 
 INF = np.inf
