@@ -135,8 +135,10 @@ def main(argv=None) -> None:
   }
 
   def prepare(f):
-    out = jax.eval_shape(f, x)
-    g = jax.random.normal(jax.random.key(1), out.shape)
+    leaves, tree = jax.tree.flatten(jax.eval_shape(f, x))  # lift_down_pool gives a pair
+    g = jax.tree.unflatten(
+      tree, [jax.random.normal(jax.random.key(1 + i), o.shape) for i, o in enumerate(leaves)]
+    )
     t = jax.random.normal(jax.random.key(2), x.shape)
     start = time.perf_counter()
     fb = jax.jit(lambda x, g: jax.vjp(f, x)[1](g)[0]).lower(x, g).compile()

@@ -4,8 +4,9 @@ min that keep NaN."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -73,17 +74,25 @@ def highest(dtype):
 _UNROLLED = 16
 
 
+def _max_keeping_nan(a, b):
+  return lax.select(lax.gt(a, b) | lax.ne(a, a), a, b)
+
+
+def _min_keeping_nan(a, b):
+  return lax.select(lax.lt(a, b) | lax.ne(a, a), a, b)
+
+
 def extremum_op(kind: str, dtype):
   """The pair combiner of a max (``kind='max'``) or min reduction that keeps NaN.
 
   ``lax.max``/``lax.min`` for integers and bools; for floats, ``a`` where ``a`` wins or is
   NaN, else ``b``: NaN from either side. A compare and a select, which XLA:CPU runs
   as fast as its own max in ``lax.reduce_window`` and over a leading stacked-tap axis.
+  Module-level functions, so that JAX's caches (keyed on the combiner) hit.
   """
   if not jnp.issubdtype(dtype, jnp.floating):
     return lax.max if kind == 'max' else lax.min
-  wins = lax.gt if kind == 'max' else lax.lt
-  return lambda a, b: lax.select(wins(a, b) | lax.ne(a, a), a, b)
+  return _max_keeping_nan if kind == 'max' else _min_keeping_nan
 
 
 def _identity(kind: str, dtype) -> np.ndarray:
@@ -103,6 +112,14 @@ def all_finite(x: jnp.ndarray) -> jnp.ndarray:
   (``x * 0`` is NaN exactly at NaN and +-inf). Always over ``x`` flattened, so that XLA
   computes it once for several callers holding reshapes of one array."""
   return jnp.isfinite(jnp.sum(x.reshape(-1) * 0))
+
+
+def when_finite(x: jnp.ndarray, finite: Callable, otherwise: Callable):
+  """``lax.cond(all_finite(x), finite, otherwise)``. A concrete ``x`` (eager, outside any
+  transformation) picks its branch in Python: no conditional compiled on every call."""
+  if not isinstance(x, jax.core.Tracer):
+    return finite() if bool(all_finite(x)) else otherwise()
+  return lax.cond(all_finite(x), finite, otherwise)
 
 
 def extremum(x: jnp.ndarray, axis: int | Sequence[int], kind: str = 'max', keepdims=False):
@@ -134,7 +151,7 @@ def extremum(x: jnp.ndarray, axis: int | Sequence[int], kind: str = 'max', keepd
   def keeping_nan():
     return lax.reduce(xs, _identity(kind, x.dtype), extremum_op(kind, x.dtype), over)
 
-  return lax.cond(all_finite(x), plain, keeping_nan).reshape(shape)
+  return when_finite(x, plain, keeping_nan).reshape(shape)
 
 
 def scale_normalizer(m):

@@ -221,7 +221,7 @@ def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
   if all(_short_and_strided(g) for _, g in passes) or not jnp.issubdtype(x.dtype, jnp.floating):
     return run(plain)
   keep = _numerics.extremum_op(kind, x.dtype)
-  return lax.cond(_numerics.all_finite(x), lambda: run(plain), lambda: run(keep))
+  return _numerics.when_finite(x, lambda: run(plain), lambda: run(keep))
 
 
 def _short_and_strided(geom: Geometry) -> bool:

@@ -157,7 +157,7 @@ def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.nda
     return in_rows()
   # XLA:CPU's max reduction need not carry a NaN into a row's maximum, so an input with a
   # NaN (or an infinity: x * 0 is NaN for both) takes the one search, exact for NaN.
-  return lax.cond(_numerics.all_finite(x), in_rows, lambda: one_search().reshape(y.shape))
+  return _numerics.when_finite(x, in_rows, lambda: one_search().reshape(y.shape))
 
 
 def _as_rows(xs: jnp.ndarray, best: jnp.ndarray, block: list[int]):

@@ -28,6 +28,12 @@ def _naive_adaptive_avg(x, out):
   return jnp.stack(rows, axis=1)
 
 
+def _with_nan(x):
+  """``x`` with one NaN, written inside the timed function (so it costs one copy of ``x``):
+  the max ops take their NaN-exact path (the rule holds; the time is reported)."""
+  return x.at[0, 1, 2, 3].set(jnp.nan)
+
+
 def cases(quick: bool) -> list[Case]:
   n, size, c = (2, 16, 32) if quick else (16, 56, 256)
   shape = (n, size, size, c)
@@ -49,7 +55,10 @@ def cases(quick: bool) -> list[Case]:
       op='adaptive_max_pool',
       label=f'{size}->{out}',
       shape=shape,
-      jax={'jaxpool': lambda x: jaxpool.adaptive_max_pool(x, (out, out))},
+      jax={
+        'jaxpool': lambda x: jaxpool.adaptive_max_pool(x, (out, out)),
+        'jaxpool, a NaN in x': lambda x: jaxpool.adaptive_max_pool(_with_nan(x), (out, out)),
+      },
       torch=lambda xt: _torch().adaptive_max_pool2d(xt, out),
       torch_channels_last=True,
     ),
@@ -68,7 +77,10 @@ def cases(quick: bool) -> list[Case]:
       op='adaptive_max_pool',
       label='14->5 (overlapping)',
       shape=odd,
-      jax={'jaxpool': lambda x: jaxpool.adaptive_max_pool(x, (5, 5))},
+      jax={
+        'jaxpool': lambda x: jaxpool.adaptive_max_pool(x, (5, 5)),
+        'jaxpool, a NaN in x': lambda x: jaxpool.adaptive_max_pool(_with_nan(x), (5, 5)),
+      },
       torch=lambda xt: _torch().adaptive_max_pool2d(xt, 5),
       torch_channels_last=True,
     ),
@@ -89,7 +101,8 @@ def cases(quick: bool) -> list[Case]:
       shape=shape,
       jax={
         'jaxpool': lambda x: jaxpool.global_pool(x, 'max'),
-        'jnp.max': lambda x: jnp.max(x, axis=(1, 2)),
+        'jaxpool, a NaN in x': lambda x: jaxpool.global_pool(_with_nan(x), 'max'),
+        'jnp.max (drops NaN on CPU)': lambda x: jnp.max(x, axis=(1, 2)),
       },
       torch=lambda xt: _torch().adaptive_max_pool2d(xt, 1).flatten(1),
       torch_channels_last=True,
