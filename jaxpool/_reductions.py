@@ -192,6 +192,7 @@ def winning_tap(
 # --- window max and min, with the route to the winner ----------------------------------------
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))  # one dispatch when called eagerly
 def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
   """Window max/min: over the whole window, or one pass per dim where :func:`separable_pays`
   (the extremum is separable; XLA:CPU's cost per output grows with the taps it visits, the
