@@ -192,8 +192,8 @@ def winning_tap(
 # --- window max and min, with the route to the winner ----------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))  # one dispatch when called eagerly
-def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))  # one dispatch when called eagerly
+def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str, by_taps: bool = True):
   """Window max/min: over the whole window, or one pass per dim where :func:`separable_pays`
   (the extremum is separable; XLA:CPU's cost per output grows with the taps it visits, the
   sum of the sides instead of their product). NaN in a window gives NaN.
@@ -203,7 +203,9 @@ def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
   XLA:CPU (2x2: 0.16 against 0.30 ms at 16x56x56x64). Other passes are a
   ``lax.reduce_window``: XLA's own max when the input is finite (:func:`_numerics.all_finite`),
   which drops NaN on large inputs, else the NaN-keeping :func:`_numerics.extremum_op`
-  (1.4-1.6x slower there).
+  (1.4-1.6x slower there). ``by_taps=False``: every pass a ``lax.reduce_window``, for a
+  caller that reads the same taps for something else (XLA:CPU fuses the two tap reads
+  badly: gated_pool's forward 2x slower).
   """
   init = _fill(x.dtype, kind)
   pair = jnp.maximum if kind == 'max' else jnp.minimum
@@ -212,14 +214,16 @@ def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str) -> jnp.ndarray:
   def run(op):
     y = x
     for _, g in passes:
-      if _short_and_strided(g):
+      if by_taps and _short_and_strided(g):
         y = functools.reduce(pair, _windows.window_taps(y, g, init))
       else:
         y = lax.reduce_window(y, jnp.asarray(init, y.dtype), op, *_windows.reduce_window_args(y, g))
     return y
 
   plain = lax.max if kind == 'max' else lax.min
-  if all(_short_and_strided(g) for _, g in passes) or not jnp.issubdtype(x.dtype, jnp.floating):
+  if by_taps and all(_short_and_strided(g) for _, g in passes):
+    return run(plain)
+  if not jnp.issubdtype(x.dtype, jnp.floating):
     return run(plain)
   keep = _numerics.extremum_op(kind, x.dtype)
   return _numerics.when_finite(x, lambda: run(plain), lambda: run(keep))
@@ -427,14 +431,15 @@ def _held(route: Route) -> Route:
   ]
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
-def extremum_pool(x, geom: Geometry, kind: str):
-  """Max/min pooling of float ``x``; derivative: the winning tap's (first extremum, last NaN)."""
-  return extremum_forward(x, geom, kind)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
+def extremum_pool(x, geom: Geometry, kind: str, by_taps: bool = True):
+  """Max/min pooling of float ``x``; derivative: the winning tap's (first extremum, last NaN).
+  ``by_taps``: as :func:`extremum_forward`."""
+  return extremum_forward(x, geom, kind, by_taps)
 
 
 @extremum_pool.defjvp
-def _extremum_pool_jvp(geom, kind, primals, tangents):
+def _extremum_pool_jvp(geom, kind, by_taps, primals, tangents):
   # y_dot_p = x_dot at the window's winning tap: linear in x_dot, so JAX transposes it
   # to "each cotangent to its winning tap" (selects, shifted pads: no scatter).
   (x,), (x_dot,) = primals, tangents
@@ -602,8 +607,8 @@ def empty_windows(geom: Geometry) -> np.ndarray | None:
   return empty[..., None] if empty.any() else None
 
 
-def valid_max(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
+def valid_max(x: jnp.ndarray, geom: Geometry, by_taps: bool = True) -> jnp.ndarray:
   """:func:`extremum_pool` max of float ``x``; 0 for a window without a valid tap."""
-  m = extremum_pool(x, geom, 'max')
+  m = extremum_pool(x, geom, 'max', by_taps)
   empty = empty_windows(geom)
   return m if empty is None else jnp.where(empty, jnp.zeros((), m.dtype), m)
