@@ -631,7 +631,7 @@ def _check_winner_routing(pool, x, want, rng):
   per_image = jax.vmap(lambda a: grad(a[None])[0])
   np.testing.assert_array_equal(np.asarray(jax.jit(per_image)(jnp.asarray(x))), want)
   t = rng.standard_normal(x.shape).astype(np.float32)
-  tangent = jax.jvp(pool, (jnp.asarray(x),), (jnp.asarray(t),))[1]
+  tangent = jax.jit(lambda a, b: jax.jvp(pool, (a,), (b,))[1])(jnp.asarray(x), jnp.asarray(t))
   return np.asarray(tangent), want * t
 
 
