@@ -221,10 +221,10 @@ def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str, by_taps: bool = 
     return y
 
   plain = lax.max if kind == 'max' else lax.min
-  if by_taps and all(_short_and_strided(g) for _, g in passes):
-    return run(plain)
-  if not jnp.issubdtype(x.dtype, jnp.floating):
-    return run(plain)
+  if not jnp.issubdtype(x.dtype, jnp.floating) or (
+    by_taps and all(_short_and_strided(g) for _, g in passes)
+  ):
+    return run(plain)  # no NaN, or elementwise maxima only (they keep NaN)
   keep = _numerics.extremum_op(kind, x.dtype)
   return _numerics.when_finite(x, lambda: run(plain), lambda: run(keep))
 
