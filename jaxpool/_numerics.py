@@ -95,16 +95,19 @@ def extremum_op(kind: str, dtype):
   return _max_keeping_nan if kind == 'max' else _min_keeping_nan
 
 
-def _identity(kind: str, dtype) -> np.ndarray:
-  # a NumPy scalar: a literal in the program, never a batched operand under vmap (lax.reduce
-  # has no batching rule for a batched initial value)
+def extremum_identity(kind: str, dtype) -> np.ndarray:
+  """The identity of max (``kind='max'``: :func:`lowest`) or min (:func:`highest`) as a NumPy
+  scalar of ``dtype``: a literal in the program, never a batched operand under ``vmap``
+  (``lax.reduce`` has no batching rule for a batched initial value)."""
   return np.asarray(lowest(dtype) if kind == 'max' else highest(dtype), jnp.dtype(dtype))
 
 
 def stacked_extremum(x: jnp.ndarray, kind: str = 'max', axis: int = 0) -> jnp.ndarray:
   """``jnp.max(x, axis)`` (``kind='min'``: ``jnp.min``) over one axis of stacked taps;
   a NaN among them gives NaN."""
-  return lax.reduce(x, _identity(kind, x.dtype), extremum_op(kind, x.dtype), (axis % x.ndim,))
+  return lax.reduce(
+    x, extremum_identity(kind, x.dtype), extremum_op(kind, x.dtype), (axis % x.ndim,)
+  )
 
 
 def all_finite(x: jnp.ndarray) -> jnp.ndarray:
@@ -149,7 +152,7 @@ def extremum(x: jnp.ndarray, axis: int | Sequence[int], kind: str = 'max', keepd
     return xs.reshape(shape)
 
   def keeping_nan():
-    return lax.reduce(xs, _identity(kind, x.dtype), extremum_op(kind, x.dtype), over)
+    return lax.reduce(xs, extremum_identity(kind, x.dtype), extremum_op(kind, x.dtype), over)
 
   return when_finite(x, plain, keeping_nan).reshape(shape)
 

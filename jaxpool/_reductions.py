@@ -207,7 +207,7 @@ def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str, by_taps: bool = 
   caller that reads the same taps for something else (XLA:CPU fuses the two tap reads
   badly: gated_pool's forward 2x slower).
   """
-  init = _fill(x.dtype, kind)
+  init = _numerics.extremum_identity(kind, x.dtype)
   pair = jnp.maximum if kind == 'max' else jnp.minimum
   passes = separable_passes(geom) if separable_pays(geom) else [(None, geom)]
 
@@ -248,7 +248,7 @@ def _extremum_scan(
   the taps, unrolled (used for windows where :func:`separable_pays` is false).
   ``valid`` (a runtime bool mask broadcastable to ``x``) marks more taps as padding.
   """
-  fill = _fill(x.dtype, kind)
+  fill = _numerics.extremum_identity(kind, x.dtype)
   better = lax.gt if kind == 'max' else lax.lt
   is_float = jnp.issubdtype(x.dtype, jnp.floating)
   unset = geom.window_size
@@ -273,10 +273,6 @@ def _extremum_scan(
   return best, choice
 
 
-def _fill(dtype, kind: str):
-  return _numerics.lowest(dtype) if kind == 'max' else _numerics.highest(dtype)
-
-
 def _stacked_extremum(
   taps: _windows.Taps, kind: str, runtime: jnp.ndarray | None = None
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -292,7 +288,7 @@ def _stacked_extremum(
   if runtime is not None:
     valid = runtime if valid is None else valid & runtime
   k = data.shape[0]
-  fill = jnp.asarray(_fill(data.dtype, kind), data.dtype)
+  fill = _numerics.extremum_identity(kind, data.dtype)
   if valid is not None:
     data = jnp.where(valid, data, fill)
   best = _numerics.stacked_extremum(data, kind)
@@ -321,7 +317,7 @@ def _scan_pass(
   merge the two (a padded tap never wins: any fill serves).
   """
   direct = direct_pass(g)
-  fill = _fill(x.dtype, kind)
+  fill = _numerics.extremum_identity(kind, x.dtype)
 
   def scan(a, v, g, tap_fill, out):
     return _extremum_scan(a, g, kind, v, direct=direct, tap_fill=tap_fill)[out]
@@ -372,7 +368,9 @@ def extremum_and_route(x, geom: Geometry, kind: str, valid=None) -> tuple[jnp.nd
     if stacked:
       runtime = None if valid is None else _windows.Taps.read(valid, g, False, stacked=True).data
       x, choice = _stacked_extremum(
-        _windows.Taps.read(x, g, _fill(x.dtype, kind), stacked=True), kind, runtime
+        _windows.Taps.read(x, g, _numerics.extremum_identity(kind, x.dtype), stacked=True),
+        kind,
+        runtime,
       )
     else:
       before = passes[i - 1][0] if i else None
@@ -454,7 +452,9 @@ def masked_extremum_pool(x, valid, geom: Geometry, kind: str):
   keeps: masked taps read the reduction's identity and never win. A window without an
   unmasked tap gives that identity (the caller zeroes it) and routes nowhere."""
   return extremum_forward(
-    jnp.where(valid, x, jnp.asarray(_fill(x.dtype, kind), x.dtype)), geom, kind
+    jnp.where(valid, x, _numerics.extremum_identity(kind, x.dtype)),
+    geom,
+    kind,
   )
 
 
