@@ -130,9 +130,12 @@ def test_masked_values_and_gradients_match_a_float64_window_loop(name, geometry,
     g = jax.grad(loss)(
       jnp.asarray(x), lambda x: entry.call(x, jnp.asarray(mask), window, strides, pad)
     )
-    g_ref = jax.grad(loss)(
-      jnp.asarray(x), lambda x: reference(jnp, entry, x, mask, spatial, window, strides, pad)
-    )
+    # the loop's gradient jitted: one program, not one compile per eager op in the loop
+    g_ref = jax.jit(
+      jax.grad(
+        lambda x: loss(x, lambda x: reference(jnp, entry, x, mask, spatial, window, strides, pad))
+      )
+    )(jnp.asarray(x))
     np.testing.assert_allclose(g, g_ref, rtol=1e-7, atol=1e-10, err_msg=f'{name} {kind}')
     assert not np.any(np.asarray(g)[~mask]), f'{name}: gradient at a masked position'
 
@@ -147,8 +150,8 @@ def test_all_true_mask_is_no_mask_and_the_pooled_mask_is_any(name):
   f_none = lambda x: entry.call(x, None, window, strides, pad)
   f_ones = lambda x: entry.call(x, ones, window, strides, pad)
   np.testing.assert_allclose(f_ones(x), f_none(x), rtol=2e-6, atol=1e-7)
-  g1 = jax.grad(lambda x: jnp.sum(f_ones(x) ** 2))(x)
-  g0 = jax.grad(lambda x: jnp.sum(f_none(x) ** 2))(x)
+  g1 = jax.jit(jax.grad(lambda x: jnp.sum(f_ones(x) ** 2)))(x)
+  g0 = jax.jit(jax.grad(lambda x: jnp.sum(f_none(x) ** 2)))(x)
   np.testing.assert_allclose(g1, g0, rtol=2e-5, atol=1e-6)
   _y, pooled = entry.call(x, jnp.asarray(mask), window, strides, pad, return_mask=True)
   outs, windows = _windows(spatial, window, strides, pad)
@@ -182,7 +185,8 @@ def test_garbage_at_masked_positions_never_reaches_values_or_derivatives(name):
   m = jnp.asarray(mask)
   garbage = jnp.where(m[..., None], x, jnp.asarray([jnp.nan, jnp.inf], jnp.float32))
   big = jnp.where(m[..., None], x, jnp.finfo(jnp.float32).max)
-  f = lambda x: entry.call(x, m, window, strides, pad)
+  # jitted: each transformation below is then one program to compile, not one per eager op
+  f = jax.jit(lambda x: entry.call(x, m, window, strides, pad))
   clean = jnp.where(m[..., None], x, 0)
   for bad in (garbage, big):
     np.testing.assert_array_equal(f(bad), f(clean))
@@ -199,7 +203,7 @@ def test_garbage_at_masked_positions_never_reaches_values_or_derivatives(name):
   np.testing.assert_allclose(jnp.vdot(y_dot, u), jnp.vdot(t, vjp(u)[0]), rtol=1e-4)
   if name not in JACOBIAN_NAMES:
     return  # jacfwd == jacrev: the cores every run, the others in rotation
-  small = lambda x: entry.call(x, m[:1, :3, :3], (2, 2), 1, 0)
+  small = jax.jit(lambda x: entry.call(x, m[:1, :3, :3], (2, 2), 1, 0))
   xs = garbage[:1, :3, :3, :1]
   jf, jr = jax.jacfwd(small)(xs), jax.jacrev(small)(xs)
   assert np.isfinite(jf).all()
@@ -218,8 +222,8 @@ def test_a_masked_border_is_padding(name):
   padded = lambda x: entry.call(x, None, (3, 3), 2, 1)
   masked = lambda xp: entry.call(xp, m, (3, 3), 2, 0)
   np.testing.assert_allclose(masked(xp), padded(x), rtol=2e-6, atol=1e-7)
-  g_pad = jax.grad(lambda x: jnp.sum(padded(x) ** 2))(x)
-  g_mask = jax.grad(lambda xp: jnp.sum(masked(xp) ** 2))(xp)
+  g_pad = jax.jit(jax.grad(lambda x: jnp.sum(padded(x) ** 2)))(x)
+  g_mask = jax.jit(jax.grad(lambda xp: jnp.sum(masked(xp) ** 2)))(xp)
   np.testing.assert_allclose(g_mask[:, 1:-1, 1:-1], g_pad, rtol=2e-5, atol=1e-6)
   assert not np.asarray(g_mask)[~np.asarray(m)].any()
   if entry.winner == 1:
@@ -474,9 +478,10 @@ def test_adaptive_and_pyramid_pools_with_a_mask_match_a_float64_loop(method, x64
       cot = np.random.default_rng(seed).standard_normal(want.shape)
       loss = lambda x, f: jnp.sum(f(x) * cot)
       g = jax.grad(loss)(jnp.asarray(x), lambda x: op(x, out, mask=jnp.asarray(mask)))
-      g_ref = jax.grad(loss)(
-        jnp.asarray(x), lambda x: _adaptive_reference(jnp, x, mask, out, reduce)
-      )
+      # the loop's gradient jitted: one program, not one compile per eager op in the loop
+      g_ref = jax.jit(
+        jax.grad(lambda x: loss(x, lambda x: _adaptive_reference(jnp, x, mask, out, reduce)))
+      )(jnp.asarray(x))
       np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-12)
       assert not np.asarray(g)[~mask].any()
   # garbage under the mask; all-true is no mask; the pyramid is its levels' pools
@@ -524,7 +529,7 @@ def test_global_pool_with_a_mask_matches_a_float64_loop(method, x64):
   g = jax.grad(
     lambda x: jnp.sum(jaxpool.global_pool(x, method, mask=jnp.asarray(mask), **kw) ** 2)
   )(jnp.asarray(x))
-  g_ref = jax.grad(lambda x: jnp.sum(ref(jnp, x) ** 2))(jnp.asarray(x))
+  g_ref = jax.jit(jax.grad(lambda x: jnp.sum(ref(jnp, x) ** 2)))(jnp.asarray(x))
   np.testing.assert_allclose(g, g_ref, rtol=1e-7, atol=1e-10)
   assert not np.asarray(g)[~mask].any()
   y_keep = jaxpool.global_pool(jnp.asarray(x), method, True, mask=jnp.asarray(mask), **kw)
@@ -575,12 +580,12 @@ def test_segment_pool_matches_a_float64_loop(method, x64):
 
   f = lambda x: jaxpool.segment_pool(x, jnp.asarray(ids), 5, method, **kw)
   np.testing.assert_allclose(f(jnp.asarray(x)), ref(np, x), rtol=1e-9, atol=1e-12)
-  g = jax.grad(lambda x: jnp.sum(f(x) ** 2))(jnp.asarray(x))
-  g_ref = jax.grad(lambda x: jnp.sum(ref(jnp, x) ** 2))(jnp.asarray(x))
+  g = jax.jit(jax.grad(lambda x: jnp.sum(f(x) ** 2)))(jnp.asarray(x))
+  g_ref = jax.jit(jax.grad(lambda x: jnp.sum(ref(jnp, x) ** 2)))(jnp.asarray(x))
   np.testing.assert_allclose(g, g_ref, rtol=1e-7, atol=1e-10)
   t = jnp.asarray(np.random.default_rng(2).standard_normal(x.shape))
   _, y_dot = jax.jvp(f, (jnp.asarray(x),), (t,))
-  _, y_dot_ref = jax.jvp(lambda x: ref(jnp, x), (jnp.asarray(x),), (t,))
+  _, y_dot_ref = jax.jit(lambda x, t: jax.jvp(lambda x: ref(jnp, x), (x,), (t,)))(jnp.asarray(x), t)
   np.testing.assert_allclose(y_dot, y_dot_ref, rtol=1e-7, atol=1e-10)
 
 
