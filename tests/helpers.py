@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -22,6 +24,19 @@ def from_torch_layout(a, n_spatial: int) -> np.ndarray:
   """(N, C, *spatial) -> (N, *spatial, C)."""
   a = a.detach().numpy() if hasattr(a, 'detach') else np.asarray(a)
   return np.moveaxis(a, a.ndim - n_spatial - 1, -1)
+
+
+def value_and_vjp(f, primals: tuple, cotangent=None):
+  """``(f(*primals), vjp(cotangent))`` as one jitted program (``cotangent`` None: ones like
+  the output). Eagerly, a vjp dispatches and compiles each primitive of the forward and of
+  its transpose on its own: several times the compile time of one program."""
+
+  @jax.jit
+  def run(primals, cotangent):
+    y, vjp = jax.vjp(f, *primals)
+    return y, vjp(jax.tree.map(jnp.ones_like, y) if cotangent is None else cotangent)
+
+  return run(tuple(primals), cotangent)
 
 
 def random_geometry(

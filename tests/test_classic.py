@@ -264,9 +264,12 @@ def test_max_unpool_matches_torch(n):
     ut = unpool(yt_leaf, it, 3, 2, 1, output_size=size)
     cotangent = rng.standard_normal(ut.shape).astype(np.float32)
     ut.backward(torch.tensor(cotangent))
-    u, vjp = jax.vjp(lambda v: jaxpool.max_unpool(v, idx, (3,) * n, 2, 1, output_size=size), y)
+    u, (gy,) = helpers.value_and_vjp(
+      lambda v: jaxpool.max_unpool(v, idx, (3,) * n, 2, 1, output_size=size),
+      (y,),
+      jnp.asarray(helpers.from_torch_layout(cotangent, n)),
+    )
     np.testing.assert_array_equal(u, helpers.from_torch_layout(ut, n))
-    (gy,) = vjp(jnp.asarray(helpers.from_torch_layout(cotangent, n)))
     np.testing.assert_array_equal(gy, helpers.from_torch_layout(yt_leaf.grad, n))
 
 

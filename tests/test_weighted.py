@@ -377,8 +377,9 @@ def test_minus_inf_beside_finite_values_gives_finite_values_and_gradients():
     a = _args(geo)
     ra = _ref_args(geo)
     for temperature in (1.0, 2.0):
-      y, vjp = jax.vjp(lambda v: jaxpool.soft_pool(v, *a, temperature=temperature), x)
-      (g,) = vjp(jnp.ones_like(y))
+      y, (g,) = helpers.value_and_vjp(
+        lambda v: jaxpool.soft_pool(v, *a, temperature=temperature), (x,)
+      )
       assert np.isfinite(np.asarray(y)).all() and np.isfinite(np.asarray(g)).all()
       np.testing.assert_allclose(
         y, ref.weighted_pool(x, 'soft', *ra, temperature=temperature)[0], rtol=1e-5, atol=1e-6
@@ -393,8 +394,7 @@ def test_minus_inf_beside_finite_values_gives_finite_values_and_gradients():
     # LIP: -inf logits beside finite ones; the value is finite, the gradients too.
     z = np.where(np.isneginf(x), -np.inf, rng.standard_normal(x.shape)).astype(np.float32)
     xf = np.where(np.isneginf(x), 3.0, x).astype(np.float32)
-    y, vjp = jax.vjp(lambda v, w: jaxpool.lip_pool(v, w, *a), xf, z)
-    gx, gz = vjp(jnp.ones_like(y))
+    y, (gx, gz) = helpers.value_and_vjp(lambda v, w: jaxpool.lip_pool(v, w, *a), (xf, z))
     for arr in (y, gx, gz):
       assert np.isfinite(np.asarray(arr)).all()
     np.testing.assert_allclose(
@@ -422,8 +422,7 @@ def test_zero_and_constant_windows(op, x64):
   c = np.array([0.0, 2.5, -7.0, 1e-9])
   x = np.broadcast_to(c, (2, 6, 6, 4)).copy()
   x[1] = np.kron(np.arange(9).reshape(3, 3), np.ones((2, 2)))[..., None]  # constant 2x2 blocks
-  y, vjp = jax.vjp(lambda a: fn(a, (2, 2)), x)
-  (g,) = vjp(jnp.ones_like(y))
+  y, (g,) = helpers.value_and_vjp(lambda a: fn(a, (2, 2)), (x,))
   np.testing.assert_allclose(y[0], np.broadcast_to(c, (3, 3, 4)), rtol=1e-12, atol=1e-15)
   np.testing.assert_allclose(y[1, ..., 0], np.arange(9).reshape(3, 3), rtol=1e-12)
   assert np.isfinite(np.asarray(g)).all()
@@ -543,8 +542,8 @@ def test_lip_identities(geo, x64):
   np.testing.assert_allclose(jaxpool.lip_pool(x, x, *a), jaxpool.soft_pool(x, *a), rtol=1e-13)
   # ... with the same gradient: x_bar(lip) + z_bar(lip) = x_bar(soft).
   g = rng.standard_normal(jaxpool.soft_pool(x, *a).shape)
-  gx, gz = jax.grad(lambda u, v: jnp.sum(jaxpool.lip_pool(u, v, *a) * g), argnums=(0, 1))(x, x)
-  gs = jax.grad(lambda u: jnp.sum(jaxpool.soft_pool(u, *a) * g))(x)
+  _, (gx, gz) = helpers.value_and_vjp(lambda u, v: jaxpool.lip_pool(u, v, *a), (x, x), g)
+  _, (gs,) = helpers.value_and_vjp(lambda u: jaxpool.soft_pool(u, *a), (x,), g)
   np.testing.assert_allclose(gx + gz, gs, rtol=1e-10, atol=1e-12)
   np.testing.assert_allclose(
     jaxpool.lip_pool(x, 0 * x, *a),
