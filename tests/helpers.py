@@ -26,17 +26,35 @@ def from_torch_layout(a, n_spatial: int) -> np.ndarray:
   return np.moveaxis(a, a.ndim - n_spatial - 1, -1)
 
 
-def value_and_vjp(f, primals: tuple, cotangent=None):
-  """``(f(*primals), vjp(cotangent))`` as one jitted program (``cotangent`` None: ones like
+def unit_cotangent(tree):
+  """Ones for float outputs, float0 zeros for integer ones (indices)."""
+  return jax.tree.map(
+    lambda v: (
+      jnp.ones_like(v)
+      if jnp.issubdtype(v.dtype, jnp.floating)
+      else np.zeros(v.shape, jax.dtypes.float0)
+    ),
+    tree,
+  )
+
+
+def value_and_vjp_fn(f):
+  """``run(primals, cotangent=None) -> (f(*primals), vjp(cotangent))``: one jitted program,
+  compiled once per input shapes and dtypes (``cotangent`` None: :func:`unit_cotangent` of
   the output). Eagerly, a vjp dispatches and compiles each primitive of the forward and of
   its transpose on its own: several times the compile time of one program."""
 
   @jax.jit
-  def run(primals, cotangent):
+  def run(primals, cotangent=None):
     y, vjp = jax.vjp(f, *primals)
-    return y, vjp(jax.tree.map(jnp.ones_like, y) if cotangent is None else cotangent)
+    return y, vjp(unit_cotangent(y) if cotangent is None else cotangent)
 
-  return run(tuple(primals), cotangent)
+  return run
+
+
+def value_and_vjp(f, primals: tuple, cotangent=None):
+  """:func:`value_and_vjp_fn` of ``f``, called once."""
+  return value_and_vjp_fn(f)(tuple(primals), cotangent)
 
 
 def random_geometry(

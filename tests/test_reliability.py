@@ -63,30 +63,17 @@ def _float_leaves(tree):
   return [v for v in jax.tree.leaves(tree) if jnp.issubdtype(v.dtype, jnp.floating)]
 
 
-def _cotangent(tree):
-  """Ones for float outputs, float0 zeros for integer ones (indices)."""
-  return jax.tree.map(
-    lambda v: (
-      jnp.ones_like(v)
-      if jnp.issubdtype(v.dtype, jnp.floating)
-      else np.zeros(v.shape, jax.dtypes.float0)
-    ),
-    tree,
-  )
-
-
 def _value_and_grad_fn(f):
   """``x -> (f(x), gradient of the sum of its float outputs)``, one jitted program: what training
   runs, several times cheaper to compile than op-by-op dispatch, and compiled once for every
   input of one shape and dtype."""
+  run = helpers.value_and_vjp_fn(f)
 
-  @jax.jit
-  def run(a):
-    y, vjp = jax.vjp(f, a)
-    (g,) = vjp(_cotangent(y))
+  def value_and_grad(x):
+    y, (g,) = run((x,))
     return y, g
 
-  return run
+  return value_and_grad
 
 
 def _value_and_grad(f, x):
@@ -197,9 +184,9 @@ def _mixed_signs(shape, seed=0):
   return base
 
 
-def _check_finite(f, x, label):
-  """``f`` may be a function or a :func:`_value_and_grad_fn` of one."""
-  y, g = (f if hasattr(f, 'lower') else _value_and_grad_fn(f))(x)
+def _check_finite(value_and_grad, x, label):
+  """``value_and_grad``: a :func:`_value_and_grad_fn`."""
+  y, g = value_and_grad(x)
   for leaf in _float_leaves(y):
     assert bool(jnp.isfinite(leaf.astype(jnp.float32)).all()), f'{label}: value'
   assert bool(jnp.isfinite(g.astype(jnp.float32)).all()), f'{label}: gradient'
@@ -256,7 +243,7 @@ def test_constant_window_of_1e38():
     np.testing.assert_allclose(y, 1e38, rtol=1e-6)
     np.testing.assert_allclose(g, 0.25, rtol=1e-5)
   x = jnp.asarray([[[[1e38], [-1e38]], [[5e37], [-3e37]]]], jnp.float32)
-  _check_finite(lambda a: jaxpool.idw_pool(a, (2, 2)), x, 'idw 1e38')
+  _check_finite(_value_and_grad_fn(lambda a: jaxpool.idw_pool(a, (2, 2))), x, 'idw 1e38')
 
 
 # --- one NaN rule: PyTorch's pooling kernels (last NaN of a window) ------------------------
