@@ -132,6 +132,15 @@ def time_case(case: Case, reps: int, torch_ok: bool) -> dict[str, dict[str, floa
   return {name: {k: statistics.median(v) for k, v in s.items()} for name, s in samples.items()}
 
 
+def calibrated(fn: Callable, args: tuple) -> tuple[Callable, tuple, int]:
+  """``(fn, args, calls)``: ``calls`` calls of ``fn(*args)`` make one rep of about 20 ms of
+  work, so that a rep is not one noisy millisecond (``fn`` is called twice to find out)."""
+  jax.block_until_ready(fn(*args))
+  start = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  return fn, args, max(1, round(0.02 / max(time.perf_counter() - start, 1e-6)))
+
+
 def compiled_temp_bytes(f: Callable, x: np.ndarray) -> int | None:
   """Temp bytes XLA allocates for the jitted forward+backward of ``f``."""
   _, fb = jax_callables(f, x)

@@ -71,16 +71,6 @@ def _torch_jvp(op: str, window: int, stride: int, pad: int, x, t):
   return call
 
 
-def _calibrated(fn, args):
-  """``fn`` and how many calls make one rep of about 20 ms (one call can be a noisy 1 ms)."""
-  import jax
-
-  jax.block_until_ready(fn(*args))
-  start = time.perf_counter()
-  jax.block_until_ready(fn(*args))
-  return fn, args, max(1, round(0.02 / max(time.perf_counter() - start, 1e-6)))
-
-
 def measure(op: str, label: str, window: int, stride: int, pad: int, shape, reps: int):
   """Median ms per call of each implementation and measure, interleaved rep by rep."""
   import jax
@@ -93,12 +83,14 @@ def measure(op: str, label: str, window: int, stride: int, pad: int, shape, reps
   timed = {}
   for name, f in _implementations(op, window, stride, pad).items():
     _, linear = jax.linearize(f, x)
-    timed[(name, 'jvp')] = _calibrated(jax.jit(lambda x, t, f=f: jax.jvp(f, (x,), (t,))), (x, t))
-    timed[(name, 'tangent')] = _calibrated(jax.jit(lambda lin, t: lin(t)), (linear, t))
-    timed[(name, 'fwd')] = _calibrated(jax.jit(f), (x,))
+    timed[(name, 'jvp')] = common.calibrated(
+      jax.jit(lambda x, t, f=f: jax.jvp(f, (x,), (t,))), (x, t)
+    )
+    timed[(name, 'tangent')] = common.calibrated(jax.jit(lambda lin, t: lin(t)), (linear, t))
+    timed[(name, 'fwd')] = common.calibrated(jax.jit(f), (x,))
   torch_call = _torch_jvp(op, window, stride, pad, x_np, t_np)
   if torch_call is not None:
-    timed[('torch channels_last', 'jvp')] = _calibrated(lambda: torch_call(), ())
+    timed[('torch channels_last', 'jvp')] = common.calibrated(torch_call, ())
   samples: dict = {key: [] for key in timed}
   for _ in range(reps):
     for key, (fn, args, calls) in timed.items():

@@ -151,13 +151,7 @@ def main(argv=None) -> None:
     calls = {'fwd': (fwd, (x,)), 'f+b': (fb, (x, g))}
     if jvp is not None:
       calls['jvp'] = (jvp, (x, t))
-    timed = {}
-    for m, (fn, a) in calls.items():
-      jax.block_until_ready(fn(*a))
-      start = time.perf_counter()
-      jax.block_until_ready(fn(*a))
-      # Calls per rep: about 20 ms of work, so that one rep is not one noisy millisecond.
-      timed[m] = (fn, a, max(1, round(0.02 / (time.perf_counter() - start))))
+    timed = {m: common.calibrated(fn, a) for m, (fn, a) in calls.items()}
     hlo_ops = sum(
       1
       for line in fb.as_text().splitlines()
