@@ -134,25 +134,35 @@ def _block_iota(ks: tuple[int, ...]) -> np.ndarray:
   return flat.reshape(tuple(v for k in ks for v in (1, k)))
 
 
+def _squeezed_blocks(x: jnp.ndarray, ks: tuple[int, ...]):
+  """``(xs, kept, block)``: the blocked view of ``x`` (:func:`_split`) without its unit dims
+  (``kept``: the axes left), and its block axes (``k > 1``). XLA:CPU copies a cond operand
+  that has unit dims."""
+  xs = _split(x, ks)
+  kept = [a for a, d in enumerate(xs.shape) if d != 1]
+  xs = xs.reshape(tuple(xs.shape[a] for a in kept))
+  return xs, kept, [i for i, a in enumerate(kept) if a % 2 == 1]
+
+
 def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.ndarray:
   """Row-major flat position of the first maximum inside each block: int32, shaped like y.
 
   A block holding NaN gives its *last* NaN (PyTorch's kernels: a later tap replaces
   the running maximum if it is larger or NaN), as :func:`jaxpool.max_pool`.
   """
-  # Unit dims of the blocked view dropped: XLA:CPU copies a cond operand that has them.
-  xs = _split(x, ks)
-  kept = [a for a, d in enumerate(xs.shape) if d != 1]
+  xs, kept, block = _squeezed_blocks(x, ks)
   squeeze = lambda v: v.reshape(tuple(v.shape[a] for a in kept))
-  xs, best, iota = squeeze(xs), squeeze(_unsplit(y)), squeeze(_block_iota(ks))
-  block = [i for i, a in enumerate(kept) if a % 2 == 1]  # the block axes, k > 1
+  best, iota = squeeze(_unsplit(y)), squeeze(_block_iota(ks))
   one_search = lambda: _reductions.winning_tap(xs, best, iota, tuple(block), math.prod(ks)).astype(
     jnp.int32
   )
-  grid = _as_rows(xs, best, block)
+  grid = _as_rows(xs, block)
   if grid is None:
     return one_search().reshape(y.shape)
-  in_rows = lambda: _first_in_rows(*grid).reshape(y.shape)
+  rows, row_axis, col_axis = grid
+  if rows.ndim > xs.ndim:  # a 1-d block cut into rows: the block maximum gets the column axis
+    best = jnp.expand_dims(best, col_axis)
+  in_rows = lambda: _first_in_rows(rows, best, row_axis, col_axis).reshape(y.shape)
   if not jnp.issubdtype(x.dtype, jnp.floating):
     return in_rows()
   # XLA:CPU's max reduction need not carry a NaN into a row's maximum, so an input with a
@@ -160,8 +170,39 @@ def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.nda
   return _numerics.when_finite(x, in_rows, lambda: one_search().reshape(y.shape))
 
 
-def _as_rows(xs: jnp.ndarray, best: jnp.ndarray, block: list[int]):
-  """The blocks of ``xs`` (block axes ``block``) as rows, for :func:`_first_in_rows`, or None.
+def _block_max_and_first(x: jnp.ndarray, ks: tuple[int, ...]) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """``(y, first)``: :func:`_block_max` and :func:`_block_first` of ``x``.
+
+  Where the blocks are searched row by row (:func:`_as_rows`) and ``x`` is finite, the
+  block maximum is the maximum of the row maxima that the search reads anyway: one read of
+  ``x`` fewer than the two apart (global max f+b). Elsewhere, the two apart.
+  """
+  xs, kept, block = _squeezed_blocks(x, ks)
+  grid = _as_rows(xs, block)
+  if grid is None or not jnp.issubdtype(x.dtype, jnp.floating):
+    y = _numerics.extremum(_split(x, ks), _odd_axes(ks))
+    return y, _block_first(x, y, ks)
+  rows, row_axis, col_axis = grid
+  shape = tuple(d // k for d, k in zip(x.shape, ks))
+
+  def in_rows():
+    best = jnp.max(jnp.max(rows, axis=col_axis, keepdims=True), axis=row_axis, keepdims=True)
+    return best.reshape(shape), _first_in_rows(rows, best, row_axis, col_axis).reshape(shape)
+
+  def one_search():  # NaN or inf in x: the NaN-keeping maximum, the winner in one search
+    keep = _numerics.extremum_op('max', x.dtype)
+    best = lax.reduce(xs, _numerics.extremum_identity('max', x.dtype), keep, tuple(block))
+    best = jnp.expand_dims(best, tuple(block))
+    iota = _block_iota(ks).reshape(tuple(_block_iota(ks).shape[a] for a in kept))
+    first = _reductions.winning_tap(xs, best, iota, tuple(block), math.prod(ks))
+    return best.reshape(shape), first.astype(jnp.int32).reshape(shape)
+
+  return _numerics.when_finite(x, in_rows, one_search)
+
+
+def _as_rows(xs: jnp.ndarray, block: list[int]):
+  """The blocks of ``xs`` (block axes ``block``) as ``(rows, row_axis, col_axis)`` for
+  :func:`_first_in_rows`, or None.
 
   A 2-d block of 64 taps or more is its own grid of rows (the first block axis) and
   columns (the second), rows of 8 or more. A 1-d block of 256 taps or more is cut into
@@ -170,15 +211,14 @@ def _as_rows(xs: jnp.ndarray, best: jnp.ndarray, block: list[int]):
   """
   k = math.prod(xs.shape[a] for a in block)
   if len(block) == 2 and xs.shape[block[1]] >= 8 and k >= 64:
-    return xs, best, block[0], block[1]
+    return xs, block[0], block[1]
   if len(block) != 1 or k < 256:
     return None
   axis = block[0]
   cols = max(d for d in range(1, math.isqrt(k) + 1) if k % d == 0)
   if cols < 8:
     return None
-  grid = xs.reshape(xs.shape[:axis] + (k // cols, cols) + xs.shape[axis + 1 :])
-  return grid, jnp.expand_dims(best, axis + 1), axis, axis + 1
+  return xs.reshape(xs.shape[:axis] + (k // cols, cols) + xs.shape[axis + 1 :]), axis, axis + 1
 
 
 def _first_in_rows(grid: jnp.ndarray, best: jnp.ndarray, row_axis: int, col_axis: int):
@@ -213,13 +253,31 @@ def _block_max(x: jnp.ndarray, ks: tuple[int, ...]) -> jnp.ndarray:
 
 @_block_max.defjvp
 def _block_max_jvp(ks, primals, tangents):
+  (x,), (dx,) = primals, tangents
+  y, first = _block_max_and_first(x, ks)
+  return _block_winner(ks, y, x, first), _winner_tangent(ks, dx, first)
+
+
+def _winner_tangent(ks: tuple[int, ...], dx: jnp.ndarray, first: jnp.ndarray) -> jnp.ndarray:
   # ẏ = ẋ at the winner of each block (_block_first: PyTorch's rule): a where and a
   # block sum, linear in ẋ. Transposed: a broadcast and a where, no scatter.
-  (x,), (dx,) = primals, tangents
-  y = _block_max(x, ks)
-  hit = _block_iota(ks) == _unsplit(_block_first(x, y, ks))
-  dy = jnp.sum(jnp.where(hit, _split(dx, ks), jnp.zeros((), dx.dtype)), axis=_odd_axes(ks))
-  return y, dy
+  hit = _block_iota(ks) == _unsplit(first)
+  return jnp.sum(jnp.where(hit, _split(dx, ks), jnp.zeros((), dx.dtype)), axis=_odd_axes(ks))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _block_winner(ks, y, x, first):
+  """``y`` (the block maxima of ``x``, won at ``first``), differentiated by that winner: a
+  tangent rule's primal output is differentiated again for second derivatives, and ``y``
+  computed by plain reductions would get JAX's rule, which splits ties."""
+  del x, first
+  return y
+
+
+@_block_winner.defjvp
+def _block_winner_jvp(ks, primals, tangents):
+  y, x, first = primals
+  return _block_winner(ks, y, x, first), _winner_tangent(ks, tangents[1], first)
 
 
 def _axis_ks(ndim: int, axis: int, k: int) -> tuple[int, ...]:
