@@ -102,11 +102,15 @@ def extremum_identity(kind: str, dtype) -> np.ndarray:
   return np.asarray(lowest(dtype) if kind == 'max' else highest(dtype), jnp.dtype(dtype))
 
 
-def stacked_extremum(x: jnp.ndarray, kind: str = 'max', axis: int = 0) -> jnp.ndarray:
-  """``jnp.max(x, axis)`` (``kind='min'``: ``jnp.min``) over one axis of stacked taps;
-  a NaN among them gives NaN."""
+def stacked_extremum(x: jnp.ndarray, kind: str = 'max', axis: int | Sequence[int] = 0):
+  """``jnp.max(x, axis)`` (``kind='min'``: ``jnp.min``) over an axis (or axes) of stacked
+  taps; a NaN among them gives NaN."""
+  axes = (axis,) if isinstance(axis, int) else tuple(axis)
   return lax.reduce(
-    x, extremum_identity(kind, x.dtype), extremum_op(kind, x.dtype), (axis % x.ndim,)
+    x,
+    extremum_identity(kind, x.dtype),
+    extremum_op(kind, x.dtype),
+    tuple(a % x.ndim for a in axes),
   )
 
 
@@ -151,10 +155,7 @@ def extremum(x: jnp.ndarray, axis: int | Sequence[int], kind: str = 'max', keepd
       xs = functools.reduce(pair, [lax.index_in_dim(xs, i, a) for i in range(xs.shape[a])])
     return xs.reshape(shape)
 
-  def keeping_nan():
-    return lax.reduce(xs, extremum_identity(kind, x.dtype), extremum_op(kind, x.dtype), over)
-
-  return when_finite(x, plain, keeping_nan).reshape(shape)
+  return when_finite(x, plain, lambda: stacked_extremum(xs, kind, over)).reshape(shape)
 
 
 def scale_normalizer(m):

@@ -152,10 +152,8 @@ def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.nda
   """
   xs, kept, block = _squeezed_blocks(x, ks)
   squeeze = lambda v: v.reshape(tuple(v.shape[a] for a in kept))
-  best, iota = squeeze(_unsplit(y)), squeeze(_block_iota(ks))
-  one_search = lambda: _reductions.winning_tap(xs, best, iota, tuple(block), math.prod(ks)).astype(
-    jnp.int32
-  )
+  best = squeeze(_unsplit(y))
+  one_search = lambda: _all_taps_winner(xs, best, kept, block, ks)
   grid = _as_rows(xs, block)
   if grid is None:
     return one_search().reshape(y.shape)
@@ -168,6 +166,15 @@ def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.nda
   # XLA:CPU's max reduction need not carry a NaN into a row's maximum, so an input with a
   # NaN (or an infinity: x * 0 is NaN for both) takes the one search, exact for NaN.
   return _numerics.when_finite(x, in_rows, lambda: one_search().reshape(y.shape))
+
+
+def _all_taps_winner(xs, best, kept: list[int], block: list[int], ks: tuple[int, ...]):
+  """:func:`_reductions.winning_tap` over all taps of each block of the view ``xs`` of
+  :func:`_squeezed_blocks` at once (exact with NaN); ``best``: the block maxima, 1 on the
+  block axes. int32."""
+  iota = _block_iota(ks)
+  iota = iota.reshape(tuple(iota.shape[a] for a in kept))
+  return _reductions.winning_tap(xs, best, iota, tuple(block), math.prod(ks)).astype(jnp.int32)
 
 
 def _block_max_and_first(x: jnp.ndarray, ks: tuple[int, ...]) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -190,12 +197,8 @@ def _block_max_and_first(x: jnp.ndarray, ks: tuple[int, ...]) -> tuple[jnp.ndarr
     return best.reshape(shape), _first_in_rows(rows, best, row_axis, col_axis).reshape(shape)
 
   def one_search():  # NaN or inf in x: the NaN-keeping maximum, the winner in one search
-    keep = _numerics.extremum_op('max', x.dtype)
-    best = lax.reduce(xs, _numerics.extremum_identity('max', x.dtype), keep, tuple(block))
-    best = jnp.expand_dims(best, tuple(block))
-    iota = _block_iota(ks).reshape(tuple(_block_iota(ks).shape[a] for a in kept))
-    first = _reductions.winning_tap(xs, best, iota, tuple(block), math.prod(ks))
-    return best.reshape(shape), first.astype(jnp.int32).reshape(shape)
+    best = jnp.expand_dims(_numerics.stacked_extremum(xs, 'max', block), tuple(block))
+    return best.reshape(shape), _all_taps_winner(xs, best, kept, block, ks).reshape(shape)
 
   return _numerics.when_finite(x, in_rows, one_search)
 
