@@ -141,6 +141,20 @@ def calibrated(fn: Callable, args: tuple) -> tuple[Callable, tuple, int]:
   return fn, args, max(1, round(0.02 / max(time.perf_counter() - start, 1e-6)))
 
 
+def interleaved_medians(timed: dict, reps: int) -> dict:
+  """Median ms per call of each ``key: (fn, args, calls)`` (from :func:`calibrated`), the keys
+  timed in turn within each of ``reps`` reps, so that a slow spell of the machine hits all."""
+  samples: dict = {key: [] for key in timed}
+  for _ in range(reps):
+    for key, (fn, args, calls) in timed.items():
+      start = time.perf_counter()
+      for _ in range(calls):
+        out = fn(*args)
+      jax.block_until_ready(out)
+      samples[key].append((time.perf_counter() - start) * 1e3 / calls)
+  return {key: statistics.median(v) for key, v in samples.items()}
+
+
 def compiled_temp_bytes(f: Callable, x: np.ndarray) -> int | None:
   """Temp bytes XLA allocates for the jitted forward+backward of ``f``."""
   _, fb = jax_callables(f, x)

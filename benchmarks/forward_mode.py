@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -91,15 +89,7 @@ def measure(op: str, label: str, window: int, stride: int, pad: int, shape, reps
   torch_call = _torch_jvp(op, window, stride, pad, x_np, t_np)
   if torch_call is not None:
     timed[('torch channels_last', 'jvp')] = common.calibrated(torch_call, ())
-  samples: dict = {key: [] for key in timed}
-  for _ in range(reps):
-    for key, (fn, args, calls) in timed.items():
-      start = time.perf_counter()
-      for _ in range(calls):
-        out = fn(*args)
-      jax.block_until_ready(out)
-      samples[key].append((time.perf_counter() - start) * 1e3 / calls)
-  return {key: statistics.median(v) for key, v in samples.items()}
+  return common.interleaved_medians(timed, reps)
 
 
 def main(argv=None) -> None:

@@ -21,7 +21,6 @@ import argparse
 import io
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -177,16 +176,10 @@ def main(argv=None) -> None:
     runs = {'then': prepare(then_cases[name]), 'now': prepare(now_cases[name])}
     if name in flax_ops:
       runs['flax'] = prepare(flax_ops[name])
-    times = {k: {m: [] for m in calls} for k, (calls, *_) in runs.items()}
-    for _ in range(args.reps):
-      for k, (calls, *_) in runs.items():
-        for m, (fn, a, n) in calls.items():
-          start = time.perf_counter()
-          for _ in range(n):
-            out = fn(*a)
-          jax.block_until_ready(out)
-          times[k][m].append((time.perf_counter() - start) * 1e3 / n)
-    med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in times.items()}
+    flat = common.interleaved_medians(
+      {(k, m): c for k, (calls, *_) in runs.items() for m, c in calls.items()}, args.reps
+    )
+    med = {k: {m: flat[k, m] for m in calls} for k, (calls, *_) in runs.items()}
     then, now = med['then'], med['now']
     flax_jvp = med['flax'].get('jvp') if 'flax' in med else None
     jvp = now.get('jvp')
