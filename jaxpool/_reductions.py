@@ -422,11 +422,35 @@ def route_choice(route: Route, geom: Geometry) -> jnp.ndarray:
 def _held(route: Route) -> Route:
   """The route with each choice computed once (:func:`~jaxpool._windows.materialize`), not
   inside every tap of the transposed route; unit-stride passes hold theirs already
-  (:func:`_scan_pass`)."""
+  (:func:`_scan_pass`), and small windows that cover their input exactly need none
+  (:func:`_recomputed_in_place`)."""
   return [
-    (a, g, c if a is not None and direct_pass(g) else _windows.materialize(c), stacked)
+    (
+      a,
+      g,
+      c
+      if (a is not None and direct_pass(g)) or _recomputed_in_place(g)
+      else _windows.materialize(c),
+      stacked,
+    )
     for a, g, c, stacked in route
   ]
+
+
+def _recomputed_in_place(g: Geometry) -> bool:
+  """Whether the transposed route is faster recomputing the choice than reading it held.
+
+  Up to 4 taps, without padding, where the windows end at the input's end (no position
+  left over): there XLA:CPU folds the choice into the one loop that writes the input's
+  cotangent, and holding it costs a pass of its own (max_pool 2x2/s2 f+b 0.5-0.8x,
+  2x2/s1 0.54x). With padding, a remainder, or more taps, the recomputation is repeated per
+  tap and slice (1.2-3.7x slower; measured per geometry on XLA:CPU)."""
+  return g.window_size <= 4 and all(
+    lo == hi == 0 and (out - 1) * s + (k - 1) * d + 1 == n
+    for (lo, hi), out, s, k, d, n in zip(
+      g.full_padding, g.out_shape, g.strides, g.window, g.dilation, g.in_shape
+    )
+  )
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
