@@ -29,10 +29,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import jaxpool
 import jaxpool.linen as jl
 import jaxpool.nnx as jn
+from tests.helpers import value_and_vjp
 from tests.ops import PAIRS, Pair
 from tests.ops.fixtures import SCALAR_X, Good
 
@@ -84,13 +86,21 @@ def _linen(pair: Pair, field: str, value: Any):
 
 
 def _nnx(pair: Pair, field: str, value: Any):
+  # Built and called under nnx.eval_shape, as the linen modules under eval_shape: the same
+  # checks, nothing compiled.
   kw = _fields(pair, field, value)
-  module = getattr(jn, pair.module)(**kw, **pair.nnx_kw())
-  return module(*_inputs(pair, kw), **pair.call_kw)
+
+  def build_and_call():
+    module = getattr(jn, pair.module)(**kw, **pair.nnx_kw())
+    return module(*_inputs(pair, kw), **pair.call_kw)
+
+  return nnx.eval_shape(build_and_call)
 
 
 def _function(pair: Pair, field: str, value: Any):
-  return pair.function(**{field: value})
+  # Traced like the modules (eval_shape: the same argument checks, no compile): values are
+  # closed over, so Python numbers stay Python numbers and concrete checks still see them.
+  return jax.eval_shape(lambda: pair.function(**{field: value}))
 
 
 _CACHE: dict = {}
@@ -247,8 +257,9 @@ def test_python_numpy_and_jax_scalars_give_one_value_and_gradient(case):
       ('numpy', np.float32(v)),
       ('jax', jnp.float32(v)),
     ):
-      y, vjp = jax.vjp(lambda a, value=value: call(a, value), _TIED)
-      results[form] = (np.asarray(y), np.asarray(vjp(jnp.ones_like(y))[0]))
+      # jitted with the value closed over: its form (Python, NumPy, JAX) reaches the op
+      y, (grad,) = value_and_vjp(lambda a, value=value: call(a, value), (_TIED,))
+      results[form] = (np.asarray(y), np.asarray(grad))
     for form in ('numpy', 'jax'):
       for part, a, b in zip(('value', 'gradient'), results[form], results['python']):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6, err_msg=f'{case}={v} {form} {part}')
