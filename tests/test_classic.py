@@ -11,6 +11,7 @@ import pytest
 from jax import test_util as jtu
 
 import jaxpool
+from jaxpool import _geometry, _reductions
 from tests import helpers
 from tests.reference import classic as ref
 
@@ -79,6 +80,45 @@ def test_max_pool_matches_torch(geo):
   np.testing.assert_array_equal(idx, helpers.from_torch_layout(it, n))
   assert idx.dtype == jnp.int32
   np.testing.assert_allclose(g, gt, atol=1e-6)
+
+
+# Small windows that cover their input exactly recompute the winner inside the cotangent's
+# loop; their neighbours (a remainder, padding, more taps) hold it. Both, with ties and a NaN.
+COVERING = [
+  ((8, 6), (2, 2), 2, 0, True),
+  ((5, 7), (2, 2), 1, 0, True),
+  ((4, 6), (1, 2), (1, 2), 0, True),
+  ((10,), (2,), 2, 0, True),
+  ((12,), (4,), 4, 0, True),
+  ((7, 6), (2, 2), 2, 0, False),  # a row left over
+  ((8, 6), (2, 2), 2, 1, False),  # padded
+  ((9, 6), (3, 3), 3, 0, False),  # 9 taps
+]
+
+
+@pytest.mark.parametrize('spatial,window,strides,padding,recomputed', COVERING, ids=str)
+def test_max_pool_covering_windows_match_torch_with_ties_and_nan(
+  spatial, window, strides, padding, recomputed
+):
+  n = len(window)
+  geom = _geometry.pool_geometry((2, *spatial, 3), window, strides, padding, 1, False)[0]
+  assert _reductions._recomputed_in_place(geom) is recomputed
+  fn = _torch_fn('max_pool', n)
+  rng = np.random.default_rng(11)
+  x = np.round(rng.standard_normal((2, *spatial, 3)) * 1.5).astype(np.float32)  # many ties
+  x[1].reshape(-1)[[1, 7]] = np.nan
+  f = lambda a: jaxpool.max_pool(a, window, strides, padding, return_indices=True)
+  cotangent = rng.standard_normal(jax.eval_shape(f, x)[0].shape).astype(np.float32)
+  y, idx, g = _jax_value_and_grad(f, x, cotangent, has_aux=True)
+  (yt, it), gt = _torch_grad(fn, x, cotangent, n, window, strides, padding, return_indices=True)
+  np.testing.assert_array_equal(y, helpers.from_torch_layout(yt, n))
+  np.testing.assert_array_equal(idx, helpers.from_torch_layout(it, n))
+  np.testing.assert_array_equal(g, gt)
+  # forward mode picks the same winners
+  t = rng.standard_normal(x.shape).astype(np.float32)
+  dy = jax.jit(lambda a, v: jax.jvp(lambda b: f(b)[0], (a,), (v,))[1])(x, t)
+  want = np.take_along_axis(t.reshape(2, -1, 3), idx.reshape(2, -1, 3), axis=1)
+  np.testing.assert_array_equal(dy, want.reshape(dy.shape))
 
 
 def test_max_pool_nan_and_inf_routing_matches_torch():
