@@ -424,15 +424,9 @@ def _held(route: Route) -> Route:
   inside every tap of the transposed route; unit-stride passes hold theirs already
   (:func:`_scan_pass`), and small windows that cover their input exactly need none
   (:func:`_recomputed_in_place`)."""
+  needs_none = lambda a, g: (a is not None and direct_pass(g)) or _recomputed_in_place(g)
   return [
-    (
-      a,
-      g,
-      c
-      if (a is not None and direct_pass(g)) or _recomputed_in_place(g)
-      else _windows.materialize(c),
-      stacked,
-    )
+    (a, g, c if needs_none(a, g) else _windows.materialize(c), stacked)
     for a, g, c, stacked in route
   ]
 
