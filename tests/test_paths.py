@@ -133,9 +133,9 @@ def test_softpool_family_hessian_at_ties_is_the_plain_formulas(w):
         lambda a: _plain_softmax_pool(a, 0.5 * a, w),
       ),
     }
-    for name, (f, plain) in cases.items():
-      h = jax.hessian(lambda a: jnp.sum(f(a) ** 2))(x)
-      want = jax.hessian(lambda a: jnp.sum(plain(a) ** 2))(x)
+    for name, (f, plain) in cases.items():  # jitted: one program per Hessian
+      h = jax.jit(jax.hessian(lambda a: jnp.sum(f(a) ** 2)))(x)
+      want = jax.jit(jax.hessian(lambda a: jnp.sum(plain(a) ** 2)))(x)
       np.testing.assert_allclose(h, want, atol=1e-10, err_msg=name)
     two = jnp.asarray([[[1.0], [1.0]]])
     h = jax.hessian(lambda a: jnp.sum(jaxpool.soft_pool(a, (2,))))(two).reshape(2, 2)
