@@ -653,10 +653,8 @@ def _first_along(x, r: _Ranges, axis: int):
   if k == 1:
     return x, lax.broadcasted_iota(jnp.int32, x.shape, axis)
   if k is not None:
-    ks = _axis_ks(x.ndim, axis, k)
-    y = _numerics.extremum(_split(x, ks), _odd_axes(ks))
-    base = _along(np.arange(r.out, dtype=np.int32) * k, axis, x.ndim)
-    return y, _block_first(x, y, ks) + base
+    y, first = _block_max_and_first(x, _axis_ks(x.ndim, axis, k))
+    return y, first + _along(np.arange(r.out, dtype=np.int32) * k, axis, x.ndim)
   y = _gather_max(x, r, axis)
   return y, _gather_first(x, y, r, axis)
 
