@@ -83,7 +83,9 @@ def jax_callables(f: Callable, x: np.ndarray):
   return fwd, fb
 
 
-def torch_callables(f: Callable, x: np.ndarray, n_spatial: int, channels_last: bool):
+def torch_input(x: np.ndarray, n_spatial: int, channels_last: bool):
+  """A channel-last NumPy ``x`` as a PyTorch tensor, ``(N, C, *spatial)``; with
+  ``channels_last`` (2-d and 3-d) in PyTorch's channels-last memory format."""
   import torch
 
   xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)))
@@ -91,6 +93,13 @@ def torch_callables(f: Callable, x: np.ndarray, n_spatial: int, channels_last: b
     xt = xt.contiguous(
       memory_format=torch.channels_last if n_spatial == 2 else torch.channels_last_3d
     )
+  return xt
+
+
+def torch_callables(f: Callable, x: np.ndarray, n_spatial: int, channels_last: bool):
+  import torch
+
+  xt = torch_input(x, n_spatial, channels_last)
   with torch.no_grad():
     out = f(xt)
   ct = torch.from_numpy(np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(x.dtype))

@@ -51,12 +51,7 @@ def _torch_jvp(op: str, window: int, stride: int, pad: int, x, t):
   except ImportError:
     return None
   fn = getattr(F, f'{op}2d')
-  xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).contiguous(
-    memory_format=torch.channels_last
-  )
-  tt = torch.from_numpy(t.transpose(0, 3, 1, 2).copy()).contiguous(
-    memory_format=torch.channels_last
-  )
+  xt, tt = (common.torch_input(a, 2, channels_last=True) for a in (x, t))
 
   def call():
     with torch.no_grad():
