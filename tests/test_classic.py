@@ -51,17 +51,18 @@ def _torch_grad(fn, x, cotangent, n, *args, **kwargs):
 
 
 def _jax_value_and_grad(f, x, cotangent, has_aux=False):
-  """``f(x)`` and its VJP with ``cotangent``, one jitted program (the cotangent an argument).
+  """``f(x)`` and its VJP with ``cotangent`` (:func:`helpers.value_and_vjp`: one jitted
+  program, the cotangent an argument).
 
-  With ``has_aux``, ``f`` returns ``(y, aux)`` and this returns ``(y, aux, x_bar)``.
+  With ``has_aux``, ``f`` returns ``(y, aux)`` (integer indices, not differentiated) and this
+  returns ``(y, aux, x_bar)``.
   """
-
-  @jax.jit
-  def run(a, ct):
-    out = jax.vjp(f, a, has_aux=has_aux)
-    return (*out[:1], *out[2:], out[1](ct)[0])
-
-  return run(jnp.asarray(x), jnp.asarray(cotangent))
+  cotangent = jnp.asarray(cotangent)
+  if has_aux:
+    aux = jax.eval_shape(f, x)[1]
+    cotangent = (cotangent, np.zeros(aux.shape, jax.dtypes.float0))
+  out, (g,) = helpers.value_and_vjp(f, (jnp.asarray(x),), cotangent)
+  return (*out, g) if has_aux else (out, g)
 
 
 @pytest.mark.parametrize('geo', _sweep(1, 36), ids=str)
