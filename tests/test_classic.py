@@ -175,6 +175,47 @@ def test_avg_pool_divisor_override_matches_torch(n, divisor):
   np.testing.assert_allclose(g, gt, rtol=1e-5, atol=1e-6)
 
 
+# (spatial, window, strides, padding, ceil_mode, divisor_override, count_include_pad, per-dim):
+# the window sums run one reduce-window per dim where windows overlap over two or more dims,
+# with a single divisor scaling the first pass's result; tiling and 1-d windows take one pass.
+PER_DIM_SUMS = [
+  ((14, 13), (7, 7), 1, 3, False, None, True, True),  # the large overlapping window
+  ((9, 8), (3, 3), 2, 1, False, None, True, True),
+  ((9, 8), (3, 3), 2, 1, True, None, False, True),  # per-window divisors (no static scale)
+  ((7, 9), (3, 2), 1, 1, False, 5, True, True),  # divisor_override
+  ((5, 6, 7), (3, 3, 2), (2, 1, 2), 1, True, None, True, True),  # 3-d, three passes
+  ((8, 6), (2, 2), 2, 0, False, None, True, False),  # tiling: one pass
+  ((12,), (3,), 2, 1, False, None, True, False),  # 1-d: one pass
+]
+
+
+@pytest.mark.parametrize(
+  'spatial,window,strides,padding,ceil_mode,divisor,cip,per_dim', PER_DIM_SUMS, ids=str
+)
+def test_avg_pool_per_dim_sums_match_torch(
+  spatial, window, strides, padding, ceil_mode, divisor, cip, per_dim
+):
+  n = len(window)
+  geom = _geometry.pool_geometry((2, *spatial, 3), window, strides, padding, 1, ceil_mode)[0]
+  assert _reductions.sum_separable(geom) is per_dim
+  fn = _torch_fn('avg_pool', n)
+  rng = np.random.default_rng(13)
+  x = rng.standard_normal((2, *spatial, 3)).astype(np.float32)
+  kw = dict(ceil_mode=ceil_mode, count_include_pad=cip)
+  if divisor is not None:  # torch's avg_pool1d has no divisor_override
+    kw['divisor_override'] = divisor
+  f = lambda a: jaxpool.avg_pool(a, window, strides, padding, **kw)
+  cotangent = rng.standard_normal(jax.eval_shape(f, x).shape).astype(np.float32)
+  y, g = _jax_value_and_grad(f, x, cotangent)
+  yt, gt = _torch_grad(fn, x, cotangent, n, window, strides, padding, **kw)
+  np.testing.assert_allclose(y, helpers.from_torch_layout(yt, n), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(g, gt, rtol=1e-5, atol=1e-6)
+  # forward mode: the same linear map as the values (avg_pool of the tangent)
+  t = rng.standard_normal(x.shape).astype(np.float32)
+  dy = jax.jit(lambda a, v: jax.jvp(f, (a,), (v,))[1])(x, t)
+  np.testing.assert_allclose(dy, f(t), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize('geo', _sweep(4, 12), ids=str)
 def test_avg_pool_with_dilation_matches_reference(geo):
   rng = np.random.default_rng(5)
@@ -429,6 +470,7 @@ def test_same_padding_follows_xla():
       jaxpool.avg_pool(x, window, stride, 'SAME', count_include_pad=False),
       nn.avg_pool(x, window, (stride,) * 2, 'SAME', count_include_pad=False),
       rtol=1e-6,
+      atol=1e-6,  # the sums' order differs (jaxpool: one pass per dim for overlapping windows)
     )
 
 

@@ -69,6 +69,21 @@ def cases(quick: bool) -> list[Case]:
         torch_channels_last=True,
       )
     )
+    out.append(
+      Case(
+        op='avg_pool',
+        label=label,
+        shape=shape,
+        jax={
+          'jaxpool': lambda x, w=window, s=stride, p=pad: jaxpool.avg_pool(x, w, s, p),
+          'flax': lambda x, w=window, s=stride, p=pad: nn.avg_pool(x, w, (s, s), ((p, p), (p, p))),
+        },
+        torch=lambda xt, w=window, s=stride, p=pad: __import__('torch').nn.functional.avg_pool2d(
+          xt, w, s, p
+        ),
+        torch_channels_last=True,
+      )
+    )
   out.append(
     Case(
       op='max_pool',
