@@ -115,21 +115,21 @@ LOOP_CASES = helpers.rotating_share(_FIXED + _OTHERS, len(_FIXED), 2)
 def test_masked_values_and_gradients_match_a_float64_window_loop(name, geometry, x64):
   entry = MASKED[name]
   spatial, window, strides, pad = GEOMETRIES[geometry]
+  # one jitted value-and-gradient program for both masks (a runtime argument), not one
+  # compile per eager op
+  run = helpers.value_and_vjp_fn(lambda x, m: entry.call(x, m, window, strides, pad))
   for kind, seed in (('random', 0), ('single', 1)):
     x, mask = _case(spatial, seed, kind)
-    y = entry.call(jnp.asarray(x), jnp.asarray(mask), window, strides, pad)
     want = reference(np, entry, x, mask, spatial, window, strides, pad)
+    cot = np.random.default_rng(seed + 7).standard_normal(want.shape)
+    y, (g, _) = run((jnp.asarray(x), jnp.asarray(mask)), jnp.asarray(cot))
     np.testing.assert_allclose(y, want, rtol=1e-9, atol=1e-12, err_msg=f'{name} {kind}')
     if kind != 'random':
       continue
-    cot = np.random.default_rng(seed + 7).standard_normal(want.shape)
 
     def loss(x, f):
       return jnp.sum(f(x) * cot)
 
-    g = jax.grad(loss)(
-      jnp.asarray(x), lambda x: entry.call(x, jnp.asarray(mask), window, strides, pad)
-    )
     # the loop's gradient jitted: one program, not one compile per eager op in the loop
     g_ref = jax.jit(
       jax.grad(
@@ -427,12 +427,20 @@ def test_padding_invariance_of_a_sequence_pooled_at_two_lengths():
     x[:, :13] = seq
     m = np.arange(total)[None] < lengths[:, None]
     x[~m] = 7.0e3
-    for name in SWEPT:
-      y, pooled = MASKED[name].call(jnp.asarray(x), jnp.asarray(m), (3,), 2, 1, return_mask=True)
-      outs.setdefault(name, []).append((np.asarray(y)[:, :7], np.asarray(pooled)[:, :7]))
-    for method in GLOBAL_MASKED:
-      kw, _ = GLOBAL_MASKED[method]
-      y = jaxpool.global_pool(jnp.abs(jnp.asarray(x)), method, mask=jnp.asarray(m), **kw)
+    # every op at this length in one jitted program (the mask a runtime argument)
+    pooled = jax.jit(
+      lambda x, m: (
+        {n: MASKED[n].call(x, m, (3,), 2, 1, return_mask=True) for n in SWEPT},
+        {
+          k: jaxpool.global_pool(jnp.abs(x), k, mask=m, **GLOBAL_MASKED[k][0])
+          for k in GLOBAL_MASKED
+        },
+      )
+    )
+    windowed, whole = pooled(jnp.asarray(x), jnp.asarray(m))
+    for name, (y, p) in windowed.items():
+      outs.setdefault(name, []).append((np.asarray(y)[:, :7], np.asarray(p)[:, :7]))
+    for method, y in whole.items():
       outs.setdefault(method, []).append((np.asarray(y), None))
   for name, ((a, pa), (b, pb)) in outs.items():
     valid = pa[..., None] if pa is not None else np.ones(a.shape, bool)
@@ -466,9 +474,11 @@ def test_adaptive_and_pyramid_pools_with_a_mask_match_a_float64_loop(method, x64
   op = {'avg': jaxpool.adaptive_avg_pool, 'max': jaxpool.adaptive_max_pool}[method]
   reduce = {'avg': lambda v: v.mean(0), 'max': lambda v: v.max(0)}[method]
   for seed, (spatial, out) in enumerate([((7, 5), (3, 2)), ((4, 6), (3, 4)), ((5,), (7,))]):
+    # one jitted program per geometry, the mask a runtime argument
+    pool = jax.jit(lambda x, m, out=out: op(x, out, mask=m, return_mask=True))
     for kind in ('random', 'single'):
       x, mask = _case(spatial, seed, kind)
-      y, pooled = op(jnp.asarray(x), out, mask=jnp.asarray(mask), return_mask=True)
+      y, pooled = pool(jnp.asarray(x), jnp.asarray(mask))
       want = _adaptive_reference(np, x, mask, out, reduce)
       np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12, err_msg=f'{spatial} {kind}')
       any_ref = _adaptive_reference(np, mask[..., None] * 1.0, mask, out, lambda v: v.max(0))
@@ -477,7 +487,9 @@ def test_adaptive_and_pyramid_pools_with_a_mask_match_a_float64_loop(method, x64
         continue  # the gradient reference (autodiff of the loop) once: it is slow
       cot = np.random.default_rng(seed).standard_normal(want.shape)
       loss = lambda x, f: jnp.sum(f(x) * cot)
-      g = jax.grad(loss)(jnp.asarray(x), lambda x: op(x, out, mask=jnp.asarray(mask)))
+      g = jax.jit(jax.grad(loss), static_argnums=1)(
+        jnp.asarray(x), lambda x: op(x, out, mask=jnp.asarray(mask))
+      )
       # the loop's gradient jitted: one program, not one compile per eager op in the loop
       g_ref = jax.jit(
         jax.grad(lambda x: loss(x, lambda x: _adaptive_reference(jnp, x, mask, out, reduce)))
@@ -489,17 +501,20 @@ def test_adaptive_and_pyramid_pools_with_a_mask_match_a_float64_loop(method, x64
   m = jnp.asarray(mask)
   clean = jnp.where(m[..., None], x, 0)
   garbage = jnp.where(m[..., None], x, jnp.asarray([jnp.nan, jnp.inf]))
-  np.testing.assert_array_equal(op(garbage, (3, 2), mask=m), op(clean, (3, 2), mask=m))
-  g = jax.grad(lambda x: jnp.sum(jnp.sin(op(x, (3, 2), mask=m))))(garbage)
+  pool = jax.jit(lambda x, m: op(x, (3, 2), mask=m))
+  np.testing.assert_array_equal(pool(garbage, m), pool(clean, m))
+  g = jax.jit(jax.grad(lambda x, m: jnp.sum(jnp.sin(pool(x, m)))))(garbage, m)
   assert np.isfinite(g).all() and not np.asarray(g)[~mask].any()
   np.testing.assert_allclose(
-    op(jnp.asarray(x), (3, 2), mask=jnp.ones(mask.shape, bool)), op(jnp.asarray(x), (3, 2))
+    pool(jnp.asarray(x), jnp.ones(mask.shape, bool)), jax.jit(op, static_argnums=1)(x, (3, 2))
   )
-  spp = jaxpool.spatial_pyramid_pool(garbage, (1, (2, 3)), method, mask=m)
-  parts = [op(clean, s, mask=m).reshape(2, -1) for s in ((1, 1), (2, 3))]
-  np.testing.assert_array_equal(spp, jnp.concatenate(parts, axis=-1))
+  spp = jax.jit(lambda x, m: jaxpool.spatial_pyramid_pool(x, (1, (2, 3)), method, mask=m))
+  parts = jax.jit(
+    lambda x, m: jnp.concatenate([op(x, s, mask=m).reshape(2, -1) for s in ((1, 1), (2, 3))], -1)
+  )
+  np.testing.assert_array_equal(spp(garbage, m), parts(clean, m))
   if method == 'max':
-    _, idx = op(jnp.asarray(x), (3, 2), return_indices=True, mask=m)
+    _, idx = jax.jit(lambda x, m: op(x, (3, 2), return_indices=True, mask=m))(jnp.asarray(x), m)
     flat = mask.reshape(2, -1)
     for b in range(2):
       i = np.asarray(idx)[b].reshape(-1)
@@ -524,15 +539,20 @@ def test_global_pool_with_a_mask_matches_a_float64_loop(method, x64):
       rows.append(reduce(xp, v) if mask[b].any() else xp.zeros(width, x.dtype))
     return xp.stack(rows)
 
-  y = jaxpool.global_pool(jnp.asarray(x), method, mask=jnp.asarray(mask), **kw)
-  np.testing.assert_allclose(y, ref(np, x), rtol=1e-9, atol=1e-12)
-  g = jax.grad(
-    lambda x: jnp.sum(jaxpool.global_pool(x, method, mask=jnp.asarray(mask), **kw) ** 2)
-  )(jnp.asarray(x))
+  want = ref(np, x)
+  # one jitted program; the cotangent 2 * want makes g the gradient of sum(y ** 2), as g_ref
+  y, (g, _) = helpers.value_and_vjp(
+    lambda x, m: jaxpool.global_pool(x, method, mask=m, **kw),
+    (jnp.asarray(x), jnp.asarray(mask)),
+    jnp.asarray(2 * want),
+  )
+  np.testing.assert_allclose(y, want, rtol=1e-9, atol=1e-12)
   g_ref = jax.jit(jax.grad(lambda x: jnp.sum(ref(jnp, x) ** 2)))(jnp.asarray(x))
   np.testing.assert_allclose(g, g_ref, rtol=1e-7, atol=1e-10)
   assert not np.asarray(g)[~mask].any()
-  y_keep = jaxpool.global_pool(jnp.asarray(x), method, True, mask=jnp.asarray(mask), **kw)
+  y_keep = jax.eval_shape(
+    lambda x, m: jaxpool.global_pool(x, method, True, mask=m, **kw), x, jnp.asarray(mask)
+  )
   assert y_keep.shape == (4, 1, 1, y.shape[-1])
 
 
@@ -579,12 +599,12 @@ def test_segment_pool_matches_a_float64_loop(method, x64):
     return xp.stack(rows)
 
   f = lambda x: jaxpool.segment_pool(x, jnp.asarray(ids), 5, method, **kw)
-  np.testing.assert_allclose(f(jnp.asarray(x)), ref(np, x), rtol=1e-9, atol=1e-12)
+  t = jnp.asarray(np.random.default_rng(2).standard_normal(x.shape))
+  y, y_dot = jax.jit(lambda x, t: jax.jvp(f, (x,), (t,)))(jnp.asarray(x), t)
+  np.testing.assert_allclose(y, ref(np, x), rtol=1e-9, atol=1e-12)
   g = jax.jit(jax.grad(lambda x: jnp.sum(f(x) ** 2)))(jnp.asarray(x))
   g_ref = jax.jit(jax.grad(lambda x: jnp.sum(ref(jnp, x) ** 2)))(jnp.asarray(x))
   np.testing.assert_allclose(g, g_ref, rtol=1e-7, atol=1e-10)
-  t = jnp.asarray(np.random.default_rng(2).standard_normal(x.shape))
-  _, y_dot = jax.jvp(f, (jnp.asarray(x),), (t,))
   _, y_dot_ref = jax.jit(lambda x, t: jax.jvp(lambda x: ref(jnp, x), (x,), (t,)))(jnp.asarray(x), t)
   np.testing.assert_allclose(y_dot, y_dot_ref, rtol=1e-7, atol=1e-10)
 
