@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -274,9 +275,16 @@ def uncovered() -> list[str]:
   return [n for n in jaxpool.__all__ if n not in studied and n not in EXCLUDED]
 
 
+@functools.cache
+def _jitted(fn: Callable) -> Callable:
+  """``fn`` jitted with ``k`` static: one program per image size and ``k``, not one compile
+  per eager op."""
+  return jax.jit(fn, static_argnums=1)
+
+
 def pool(method: Method, img: np.ndarray, k: int, scale: float = 1.0) -> np.ndarray | None:
   """``method`` on ``img * scale``, divided back by ``scale``; None if not defined at k."""
-  y = method.fn(jnp.asarray(img * scale), k)
+  y = _jitted(method.fn)(jnp.asarray(img * scale), k)
   if y is None:
     return None
   y = np.asarray(y, np.float64) / scale
