@@ -197,7 +197,10 @@ def winning_tap(
 def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str, by_taps: bool = True):
   """Window max/min: over the whole window, or one pass per dim where :func:`separable_pays`
   (the extremum is separable; XLA:CPU's cost per output grows with the taps it visits, the
-  sum of the sides instead of their product). NaN in a window gives NaN.
+  sum of the sides instead of their product), and for overlapping windows that are not
+  short and strided (:func:`extremum_separable`): XLA:CPU's reduce-window over a 2-d window
+  costs several times more per tap than over a 1-d one (16x56x56x64 f32, forward: 3x3/s1/p1
+  8.6 -> 2.6 ms, 4x4/s2/p1 4.7 -> 1.7 ms). NaN in a window gives NaN.
 
   A pass whose windows are strided and short (at most 9 taps, stride above 1 wherever
   the window is) is an elementwise max of its taps: faster than ``lax.reduce_window`` on
@@ -210,7 +213,7 @@ def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str, by_taps: bool = 
   """
   init = _numerics.extremum_identity(kind, x.dtype)
   pair = jnp.maximum if kind == 'max' else jnp.minimum
-  passes = separable_passes(geom) if separable_pays(geom) else [(None, geom)]
+  passes = separable_passes(geom) if extremum_separable(geom) else [(None, geom)]
 
   def run(op):
     y = x
@@ -228,6 +231,17 @@ def extremum_forward(x: jnp.ndarray, geom: Geometry, kind: str, by_taps: bool = 
     return run(plain)  # no NaN, or elementwise maxima only (they keep NaN)
   keep = _numerics.extremum_op(kind, x.dtype)
   return _numerics.when_finite(x, lambda: run(plain), lambda: run(keep))
+
+
+def extremum_separable(geom: Geometry) -> bool:
+  """Whether :func:`extremum_forward` reduces one dim at a time: where :func:`separable_pays`,
+  and for windows of two or more dims that overlap (longer than their stride in a dim)
+  unless they are short and strided (an elementwise max of taps is faster there)."""
+  extent = lambda k, d: (k - 1) * d + 1
+  overlaps = any(s < extent(k, d) for k, s, d in zip(geom.window, geom.strides, geom.dilation))
+  return separable_pays(geom) or (
+    overlaps and len(separable_passes(geom)) > 1 and not _short_and_strided(geom)
+  )
 
 
 def _short_and_strided(geom: Geometry) -> bool:
@@ -535,14 +549,17 @@ def window_sum(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
 
 
 def sum_separable(geom: Geometry) -> bool:
-  """Whether a window sum runs as one ``lax.reduce_window`` per dim: windows that overlap
-  (a stride shorter than the window's extent) over at least two dims. XLA:CPU's
-  reduce-window over a 2-d window is several times slower per tap than over a 1-d one
-  (16x56x56x64 f32: 7x7/s1 34 against 3.7 ms, 3x3/s2/p1 2.3 against 1.2 ms); windows
-  that tile the input gain nothing from the extra pass."""
-  extent = lambda k, d: (k - 1) * d + 1
-  overlaps = any(s < extent(k, d) for k, s, d in zip(geom.window, geom.strides, geom.dilation))
-  return overlaps and len(separable_passes(geom)) > 1
+  """Whether a window sum runs as one ``lax.reduce_window`` per dim: windows of two or more
+  dims that overlap at unit stride in one of them, or where :func:`separable_pays`.
+  XLA:CPU's reduce-window over a 2-d window costs several times more per tap than over a 1-d
+  one (16x56x56x64 f32, forward: 7x7/s1 34 against 3.7 ms, 3x3/s1 10 against 2.6 ms).
+  Strided small windows keep one pass: 3x3/s2/p1 would gain there alone (avg_pool
+  value-and-gradient 0.71x), but max_avg_pool and mixed_pool, whose value-and-gradient runs the
+  sum beside the max's winner search, took 1.7x as long; windows that tile gain nothing."""
+  if len(separable_passes(geom)) < 2:
+    return False
+  unit = any(s == 1 and k > 1 for k, s in zip(geom.window, geom.strides))
+  return unit or separable_pays(geom)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))

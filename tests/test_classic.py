@@ -122,6 +122,37 @@ def test_max_pool_covering_windows_match_torch_with_ties_and_nan(
   np.testing.assert_array_equal(dy, want.reshape(dy.shape))
 
 
+# (window, strides, padding, per-dim forward): overlapping windows over two dims reduce one
+# dim at a time unless short and strided (an elementwise max of taps); 64x64 planes with ties,
+# without NaN (XLA's own max) and with NaN (the NaN-keeping reduction).
+PER_DIM_MAX = [
+  ((3, 3), 1, 1, True),
+  ((4, 4), 2, 1, True),
+  ((2, 2), 1, 0, True),
+  ((3, 3), 2, 1, False),
+  ((2, 2), 2, 0, False),
+]
+
+
+@pytest.mark.parametrize('window,strides,padding,per_dim', PER_DIM_MAX, ids=str)
+def test_max_pool_per_dim_forward_matches_torch_with_nan(window, strides, padding, per_dim):
+  geom = _geometry.pool_geometry((2, 64, 64, 2), window, strides, padding, 1, False)[0]
+  assert _reductions.extremum_separable(geom) is per_dim
+  torch = helpers.torch_or_skip()
+  fn = _torch_fn('max_pool', 2)
+  rng = np.random.default_rng(17)
+  x = np.round(rng.standard_normal((2, 64, 64, 2)) * 2).astype(np.float32)  # ties
+  clean = x.copy()
+  x[1].reshape(-1)[rng.choice(x[1].size, 6, replace=False)] = np.nan
+  f = jax.jit(lambda a: jaxpool.max_pool(a, window, strides, padding, return_indices=True))
+  for data in (clean, x):  # the finite path (XLA's max) and the NaN-keeping one
+    y, idx = f(data)
+    xt = torch.tensor(helpers.to_torch_layout(data, 2))
+    yt, it = fn(xt, window, strides, padding, return_indices=True)
+    np.testing.assert_array_equal(y, helpers.from_torch_layout(yt, 2))
+    np.testing.assert_array_equal(idx, helpers.from_torch_layout(it, 2))
+
+
 def test_max_pool_nan_and_inf_routing_matches_torch():
   fn = _torch_fn('max_pool', 2)
   x = np.arange(36, dtype=np.float32).reshape(1, 6, 6, 1) % 5
@@ -176,14 +207,16 @@ def test_avg_pool_divisor_override_matches_torch(n, divisor):
 
 
 # (spatial, window, strides, padding, ceil_mode, divisor_override, count_include_pad, per-dim):
-# the window sums run one reduce-window per dim where windows overlap over two or more dims,
-# with a single divisor scaling the first pass's result; tiling and 1-d windows take one pass.
+# the window sums run one reduce-window per dim where windows overlap at unit stride over two
+# or more dims, or are large, with a single divisor scaling the first pass's result; small
+# strided, tiling and 1-d windows take one pass.
 PER_DIM_SUMS = [
   ((14, 13), (7, 7), 1, 3, False, None, True, True),  # the large overlapping window
-  ((9, 8), (3, 3), 2, 1, False, None, True, True),
-  ((9, 8), (3, 3), 2, 1, True, None, False, True),  # per-window divisors (no static scale)
+  ((9, 8), (3, 3), 1, 1, True, None, False, True),  # per-window divisors (no static scale)
   ((7, 9), (3, 2), 1, 1, False, 5, True, True),  # divisor_override
   ((5, 6, 7), (3, 3, 2), (2, 1, 2), 1, True, None, True, True),  # 3-d, three passes
+  ((20, 19), (6, 6), 2, 2, False, None, True, True),  # 36 taps: separable pays
+  ((9, 8), (3, 3), 2, 1, False, None, True, False),  # small and strided: one pass
   ((8, 6), (2, 2), 2, 0, False, None, True, False),  # tiling: one pass
   ((12,), (3,), 2, 1, False, None, True, False),  # 1-d: one pass
 ]
@@ -470,7 +503,6 @@ def test_same_padding_follows_xla():
       jaxpool.avg_pool(x, window, stride, 'SAME', count_include_pad=False),
       nn.avg_pool(x, window, (stride,) * 2, 'SAME', count_include_pad=False),
       rtol=1e-6,
-      atol=1e-6,  # the sums' order differs (jaxpool: one pass per dim for overlapping windows)
     )
 
 
