@@ -353,16 +353,22 @@ def test_max_pool_indices_never_point_at_a_masked_position_and_unpool_round_trip
   x = jnp.asarray(rng.standard_normal((3, 9, 8, 4)), jnp.float32)
   m = jnp.asarray(rng.random((3, 9, 8)) < 0.3)
   for window, strides in (((2, 2), 2), ((3, 3), 3), ((5, 5), 5)):
-    y, idx, pooled = jaxpool.max_pool(
-      x, window, strides, mask=m, return_indices=True, return_mask=True
-    )
+
+    @jax.jit  # the pool and the unpool as one program (the mask a runtime argument)
+    def pool_and_unpool(x, m, window=window, strides=strides):
+      y, idx, pooled = jaxpool.max_pool(
+        x, window, strides, mask=m, return_indices=True, return_mask=True
+      )
+      u = jaxpool.max_unpool(y, idx, window, strides, output_size=(9, 8), mask=pooled)
+      return idx, pooled, u
+
+    idx, pooled, u = pool_and_unpool(x, m)
     i = np.asarray(idx)
     assert (i[~np.asarray(pooled)] == -1).all()
     flat = np.asarray(m).reshape(3, -1)
     for b in range(3):
       hit = i[b][np.asarray(pooled)[b]]
       assert flat[b][hit].all()
-    u = jaxpool.max_unpool(y, idx, window, strides, output_size=(9, 8), mask=pooled)
     covered = np.zeros((3, 9, 8), bool)
     covered[:, : (9 // strides) * strides, : (8 // strides) * strides] = True
     kept = np.asarray(u) != 0
