@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import flax.linen as nn
 
 import jaxpool
@@ -53,34 +55,21 @@ def cases(quick: bool) -> list[Case]:
       )
     )
   # big windows: a tiling 8x8 (window = stride) and an overlapping 7x7 at stride 1
-  for label, window, stride, pad in (('8x8/s8', (8, 8), 8, 0), ('7x7/s1/p3', (7, 7), 1, 3)):
+  big = (('8x8/s8', (8, 8), 8, 0), ('7x7/s1/p3', (7, 7), 1, 3))
+  for (label, window, stride, pad), op in itertools.product(big, ('max_pool', 'avg_pool')):
+    pads = ((pad, pad), (pad, pad))
     out.append(
       Case(
-        op='max_pool',
+        op=op,
         label=label,
         shape=shape,
         jax={
-          'jaxpool': lambda x, w=window, s=stride, p=pad: jaxpool.max_pool(x, w, s, p),
-          'flax': lambda x, w=window, s=stride, p=pad: nn.max_pool(x, w, (s, s), ((p, p), (p, p))),
+          'jaxpool': lambda x, o=op, w=window, s=stride, p=pad: getattr(jaxpool, o)(x, w, s, p),
+          'flax': lambda x, o=op, w=window, s=stride, p=pads: getattr(nn, o)(x, w, (s, s), p),
         },
-        torch=lambda xt, w=window, s=stride, p=pad: __import__('torch').nn.functional.max_pool2d(
-          xt, w, s, p
-        ),
-        torch_channels_last=True,
-      )
-    )
-    out.append(
-      Case(
-        op='avg_pool',
-        label=label,
-        shape=shape,
-        jax={
-          'jaxpool': lambda x, w=window, s=stride, p=pad: jaxpool.avg_pool(x, w, s, p),
-          'flax': lambda x, w=window, s=stride, p=pad: nn.avg_pool(x, w, (s, s), ((p, p), (p, p))),
-        },
-        torch=lambda xt, w=window, s=stride, p=pad: __import__('torch').nn.functional.avg_pool2d(
-          xt, w, s, p
-        ),
+        torch=lambda xt, o=op, w=window, s=stride, p=pad: getattr(
+          __import__('torch').nn.functional, f'{o}2d'
+        )(xt, w, s, p),
         torch_channels_last=True,
       )
     )
