@@ -197,13 +197,18 @@ class Geometry:
     return math.prod(self.window)
 
   @property
+  def extent(self) -> tuple[int, ...]:
+    """The input span of one window per dim, dilation included: ``d * (k - 1) + 1``."""
+    return tuple(d * (k - 1) + 1 for k, d in zip(self.window, self.dilation))
+
+  @property
   def full_padding(self) -> tuple[tuple[int, int], ...]:
     """Padding extended on the high side so every output window fits (ceil_mode)."""
     pads = []
-    for size, out, k, s, d, (lo, hi) in zip(
-      self.in_shape, self.out_shape, self.window, self.strides, self.dilation, self.padding
+    for size, out, e, s, (lo, hi) in zip(
+      self.in_shape, self.out_shape, self.extent, self.strides, self.padding
     ):
-      need = (out - 1) * s + d * (k - 1) + 1 - size - lo
+      need = (out - 1) * s + e - size - lo
       pads.append((lo, max(hi, need)))
     return tuple(pads)
 

@@ -237,8 +237,7 @@ def extremum_separable(geom: Geometry) -> bool:
   """Whether :func:`extremum_forward` reduces one dim at a time: where :func:`separable_pays`,
   and for windows of two or more dims that overlap (longer than their stride in a dim)
   unless they are short and strided (an elementwise max of taps is faster there)."""
-  extent = lambda k, d: (k - 1) * d + 1
-  overlaps = any(s < extent(k, d) for k, s, d in zip(geom.window, geom.strides, geom.dilation))
+  overlaps = any(s < e for e, s in zip(geom.extent, geom.strides))
   return separable_pays(geom) or (
     overlaps and len(separable_passes(geom)) > 1 and not _short_and_strided(geom)
   )
@@ -455,10 +454,8 @@ def _recomputed_in_place(g: Geometry) -> bool:
   2x2/s1 0.54x). With padding, a remainder, or more taps, the recomputation is repeated per
   tap and slice (1.2-3.7x slower; measured per geometry on XLA:CPU)."""
   return g.window_size <= 4 and all(
-    lo == hi == 0 and (out - 1) * s + (k - 1) * d + 1 == n
-    for (lo, hi), out, s, k, d, n in zip(
-      g.full_padding, g.out_shape, g.strides, g.window, g.dilation, g.in_shape
-    )
+    lo == hi == 0 and (out - 1) * s + e == n
+    for (lo, hi), out, s, e, n in zip(g.full_padding, g.out_shape, g.strides, g.extent, g.in_shape)
   )
 
 
@@ -581,6 +578,16 @@ def _sum_pool_jvp(geom, scale, primals, tangents):
   return _sum_pool(x, geom, scale), t if scale is None else t * scale
 
 
+def divided_sum(x: jnp.ndarray, geom: Geometry, divisors: np.ndarray) -> jnp.ndarray:
+  """Window sums of ``x`` (compute dtype) divided by static per-window ``divisors``
+  (``(*out, 1)`` or a scalar): one divisor for every window is :func:`sum_pool`'s static
+  ``scale``, several divide the sums."""
+  divisors = np.asarray(divisors, np.float64)
+  if divisors.size and (divisors == divisors.flat[0]).all():
+    return sum_pool(x, geom, 1 / float(divisors.flat[0]))
+  return sum_pool(x, geom) / divisors.astype(_numerics.compute_dtype(x.dtype))
+
+
 def sum_pool(x: jnp.ndarray, geom: Geometry, scale: float | None = None) -> jnp.ndarray:
   """Window sums over valid taps, times ``scale`` if given, accumulated in f32 for half
   precisions.
@@ -609,9 +616,7 @@ def window_mean(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   scale = 2.0 ** -scale_exponent(geom)
   cdt = _numerics.compute_dtype(x.dtype)
   counts = np.maximum(geom.valid_counts(), 1)[..., None]
-  if counts.size and (counts == counts.flat[0]).all():  # one count: a static scale
-    return sum_pool(x.astype(cdt) * scale, geom, 1 / (float(counts.flat[0]) * scale))
-  return sum_pool(x.astype(cdt) * scale, geom) / (counts.astype(cdt) * scale)
+  return divided_sum(x.astype(cdt) * scale, geom, counts * scale)
 
 
 def _tiles(geom: Geometry) -> bool:

@@ -257,12 +257,10 @@ def avg_pool(
       x, geom, valid, no_channels, count_include_pad, divisor_override, return_mask
     )
   if divisor_override is not None:
-    return _reductions.sum_pool(x, geom, 1 / divisor_override).astype(x.dtype)
-  divisor = np.maximum(geom.valid_counts(count_include_pad), 1)[..., None]
-  if divisor.size and (divisor == divisor.flat[0]).all():  # one divisor: a static scale
-    return _reductions.sum_pool(x, geom, 1 / float(divisor.flat[0])).astype(x.dtype)
-  y = _reductions.sum_pool(x, geom) / divisor.astype(_numerics.compute_dtype(x.dtype))
-  return y.astype(x.dtype)
+    divisor = np.asarray(float(divisor_override))
+  else:
+    divisor = np.maximum(geom.valid_counts(count_include_pad), 1)[..., None]
+  return _reductions.divided_sum(x, geom, divisor).astype(x.dtype)
 
 
 def _masked_avg(x, geom, valid, no_channels, count_include_pad, divisor_override, return_mask):
