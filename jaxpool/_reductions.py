@@ -619,16 +619,6 @@ def window_mean(x: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   return divided_sum(x.astype(cdt) * scale, geom, counts * scale)
 
 
-def _tiles(geom: Geometry) -> bool:
-  """Windows that tile the input: strides == window, no dilation, no padding (``ceil_mode``
-  included: its overhang is padding)."""
-  return (
-    geom.strides == geom.window
-    and all(d == 1 for d in geom.dilation)
-    and all(p == (0, 0) for p in geom.full_padding)
-  )
-
-
 def masked_sum(x: jnp.ndarray, valid: jnp.ndarray, geom: Geometry) -> jnp.ndarray:
   """Window sums of ``x`` (compute dtype) over the taps a runtime bool mask keeps: masked
   positions add exactly 0, whatever they hold, and get no derivative.
@@ -637,7 +627,7 @@ def masked_sum(x: jnp.ndarray, valid: jnp.ndarray, geom: Geometry) -> jnp.ndarra
   into the reduction (and its transpose into one broadcast); others through :func:`sum_pool`.
   """
   data = jnp.where(valid, x.astype(_numerics.compute_dtype(x.dtype)), 0)
-  if not _tiles(geom):
+  if not _windows.tiles(geom):
     return sum_pool(data, geom)
   nb = x.ndim - geom.ndim - 1
   data = lax.slice(

@@ -100,6 +100,16 @@ def unrolls(geom: Geometry) -> bool:
   return geom.window_size <= UNROLL_MAX_TAPS
 
 
+def tiles(geom: Geometry) -> bool:
+  """Windows that tile the input: strides == window, no dilation, no padding (``ceil_mode``
+  included: its overhang is padding). Each input position is read by at most one window."""
+  return (
+    geom.strides == geom.window
+    and all(d == 1 for d in geom.dilation)
+    and all(p == (0, 0) for p in geom.full_padding)
+  )
+
+
 def stacked_tap_masks(geom: Geometry, num_batch: int) -> np.ndarray | None:
   """Validity of every tap, ``(K, *1s, *out, 1)`` bool, or None when all are valid."""
   masks = [tap_mask(geom, o) for o in offsets(geom)]

@@ -530,8 +530,13 @@ def _dpp_primal(taps, alpha, half_lam, guide, valid, geom, symmetric, eps):
 def _dpp_jvp(geom, symmetric, eps, primals, tangents):
   taps, alpha, half_lam, guide, valid = primals
   out = _dpp_primal(taps, alpha, half_lam, guide, valid, geom, symmetric, eps)[0]
-  # Checkpointed: reverse mode keeps the inputs and recomputes the per-window values.
-  tangent = jax.checkpoint(functools.partial(_dpp_tangent, geom=geom, symmetric=symmetric, eps=eps))
+  tangent = functools.partial(_dpp_tangent, geom=geom, symmetric=symmetric, eps=eps)
+  if not _windows.tiles(geom):
+    # Overlapping windows: checkpointed, so reverse mode keeps the inputs and recomputes the
+    # per-window values (keeping them took 1.27x the time at 3x3/s2/p1). Where windows tile,
+    # keeping them is faster and smaller: 2x2 0.75x the time and 0.73x the temp memory, 4x4
+    # 0.70x the time.
+    tangent = jax.checkpoint(tangent)
   return out, tangent(primals, tangents)
 
 
