@@ -481,18 +481,25 @@ def _gather_first(x: jnp.ndarray, y: jnp.ndarray, r: _Ranges, axis: int) -> jnp.
   return pos
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
-def _ranged_max(x: jnp.ndarray, r: _Ranges, axis: int) -> jnp.ndarray:
-  """``y_i = max(x[starts_i:ends_i])`` along ``axis``."""
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
+def _ranged_max(x: jnp.ndarray, r: _Ranges, axis: int, by_runs: bool) -> jnp.ndarray:
+  """``y_i = max(x[starts_i:ends_i])`` along ``axis``.
+
+  ``by_runs``: the tangent reads ``x`` by runs (:func:`_by_runs`) however few the
+  intervals, so that its transpose touches each position through the (at most two)
+  intervals holding it. For a dim pooled after another: XLA:CPU fuses the two transposes
+  into one loop, which otherwise re-derives every interval of the later one per position
+  of the earlier one (14->5 in 2-d: 25 selects per position instead of 4).
+  """
   return _gather_max(x, r, axis)
 
 
 @_ranged_max.defjvp
-def _ranged_max_jvp(r, axis, primals, tangents):
+def _ranged_max_jvp(r, axis, by_runs, primals, tangents):
   # ẏ_i = ẋ at pos_i, the first maximum of interval i (PyTorch's winner, NaN rule
   # included), linear in ẋ. Transposed: x̄_p = Σ ȳ_i over the intervals won by p.
   (x,), (dx,) = primals, tangents
-  y = _ranged_max(x, r, axis)
+  y = _ranged_max(x, r, axis, by_runs)
   g, q = _period(r)
   pos = _gather_first(x, y, r, axis)
   pos = pos.reshape(pos.shape[:axis] + (g, q.out) + pos.shape[axis + 1 :])
@@ -502,7 +509,7 @@ def _ranged_max_jvp(r, axis, primals, tangents):
 
   def tangent(v, q, ax):
     here = _along(np.arange(q.size, dtype=np.int32), ax, v.ndim)
-    if q.out <= _CONCAT_FUSE_MAX:
+    if q.out <= _CONCAT_FUSE_MAX and not by_runs:
       return _masked_sums(
         v, [lax.slice_in_dim(pos, i, i + 1, axis=ax) == here for i in range(q.out)], ax
       )
@@ -638,13 +645,13 @@ def adaptive_avg_pool(
   return (xc / counts[..., None].astype(xc.dtype)).astype(x.dtype)
 
 
-def _max_along(x, r: _Ranges, axis: int) -> jnp.ndarray:
+def _max_along(x, r: _Ranges, axis: int, by_runs: bool) -> jnp.ndarray:
   k = r.block
   if k == 1:
     return x
   if k is not None:
     return _block_max(x, _axis_ks(x.ndim, axis, k))
-  return _ranged_max(x, r, axis)
+  return _ranged_max(x, r, axis, by_runs)
 
 
 def _first_along(x, r: _Ranges, axis: int):
@@ -744,8 +751,9 @@ def adaptive_max_pool(
     y = _block_max(x, ks)
   else:
     y = x
+    pooled = sum(r.block != 1 for r in ranges)  # several: their transposes fuse (by_runs)
     for d in reversed(range(len(ranges))):  # last dim first: row-major first maximum
-      y = _max_along(y, ranges[d], nb + d)
+      y = _max_along(y, ranges[d], nb + d, pooled > 1)
   if not return_indices:
     return y
   return y, _max_indices(lax.stop_gradient(x), nb, ranges)
