@@ -390,24 +390,31 @@ def test_global_grads(method, kw, x64, rng):
 def test_power_means_grad_wrt_p(x64, rng):
   """GeM / LP custom JVPs: gradients in x and p (learnable, scalar or per channel)."""
   x = jnp.asarray(np.abs(rng.standard_normal((2, 4, 5, 3))) + 0.05)
-  gem = jaxpool.global_pool  # eager: check_grads transforms it many ways, each a new jit
+  gem = jaxpool.global_pool
+  # Each function jitted: check_grads calls it many times (eagerly, every op compiles apart).
   check_grads(
-    lambda q: gem(x, 'gem', p=q), (jnp.asarray(3.0),), order=1, modes=['rev', 'fwd'], eps=1e-5
+    jax.jit(lambda q: gem(x, 'gem', p=q)),
+    (jnp.asarray(3.0),),
+    order=1,
+    modes=['rev', 'fwd'],
+    eps=1e-5,
   )
   check_grads(
-    lambda a, q: gem(a, 'gem', p=q),
+    jax.jit(lambda a, q: gem(a, 'gem', p=q)),
     (x, jnp.asarray([1.5, 3.0, 6.0])),
     order=1,
     modes=['rev', 'fwd'],
     eps=1e-4,
   )
   check_grads(
-    lambda a, q: gem(a, 'lp', p=q), (x, jnp.asarray(2.5)), order=1, modes=['rev'], eps=1e-4
+    jax.jit(lambda a, q: gem(a, 'lp', p=q)), (x, jnp.asarray(2.5)), order=1, modes=['rev'], eps=1e-4
   )
-  check_grads(lambda a: gem(a, 'lp', p=3), (x - 0.5,), order=1, modes=['rev'])  # signs
-  check_grads(lambda t: gem(x, 'soft', temperature=t), (jnp.asarray(0.7),), order=1, modes=['rev'])
+  check_grads(jax.jit(lambda a: gem(a, 'lp', p=3)), (x - 0.5,), order=1, modes=['rev'])  # signs
+  check_grads(
+    jax.jit(lambda t: gem(x, 'soft', temperature=t)), (jnp.asarray(0.7),), order=1, modes=['rev']
+  )
   # d/dp by central finite differences in float64
-  f = lambda q: jnp.sum(gem(x, 'gem', p=q))
+  f = jax.jit(lambda q: jnp.sum(gem(x, 'gem', p=q)))
   fd = (f(3.0 + 1e-6) - f(3.0 - 1e-6)) / 2e-6
   np.testing.assert_allclose(jax.grad(f)(jnp.asarray(3.0)), fd, rtol=1e-6)
 
