@@ -178,6 +178,20 @@ def _materialize_jvp(primals, tangents):
   return materialize(a), a_dot
 
 
+def reverse_barrier(tree, live: jnp.ndarray):
+  """``tree`` (arrays), unchanged, through a ``lax.cond`` on ``live``: a runtime bool the
+  caller knows is True but XLA cannot fold (the other branch, zeros, never runs).
+
+  Linear in ``tree``, and its transpose is the same cond on the cotangents: reverse mode
+  then computes them once, as whole arrays, before they are read back through a tap
+  transpose. Without it XLA:CPU fuses each tap's cotangent, and whatever it recomputes,
+  into the pads and concatenates that put the taps back at input resolution, evaluating
+  every padded tap's expression at every input position of its phase (DPP 3x3/s2/p1: one
+  200 ms loop of a 250 ms gradient). Forward mode pays one copy of the tangent taps.
+  """
+  return lax.cond(live, lambda t: t, lambda t: jax.tree.map(jnp.zeros_like, t), tree)
+
+
 def _phase_arrays(x: jnp.ndarray, geom: Geometry, fill) -> dict[Offset, jnp.ndarray]:
   """The padded input split into its stride phases: phase ``r`` -> ``(*batch, *M, C)``.
 

@@ -425,6 +425,41 @@ def test_dpp_guide_under_vmap_and_grad(rng):
   assert grad.shape == guide.shape and np.any(grad != 0)
 
 
+def test_dpp_reverse_barrier_changes_nothing_but_the_program(monkeypatch, rng):
+  """Overlapping (or padded) windows read their tangent taps through
+  ``_windows.reverse_barrier`` (a cond); tiling windows do not. With and without NaN (one
+  example holds one), under jit and vmap, gradients and jvps equal those of the same rule
+  without the barrier."""
+  from jaxpool import _windows
+
+  x = rng.normal(size=(4, 9, 8, 3)).astype(np.float32)
+  x[1, 4, 3, 2] = np.nan
+  t = rng.normal(size=x.shape).astype(np.float32)
+
+  def program(geo):
+    f = lambda a: jaxpool.dpp_pool(a, 0.5, 1.5, *geo)
+    grad = jax.grad(lambda a, c: jnp.sum(f(a) * c))
+    per_example = jax.vmap(lambda a, c: grad(a[None], c[None])[0])
+    tangent = lambda a, u: jax.jvp(f, (a,), (u,))[1]
+    run = lambda a, c, u: {'grad': grad(a, c), 'vmap': per_example(a, c), 'jvp': tangent(a, u)}
+    ct = np.random.default_rng(1).normal(size=jax.eval_shape(f, x).shape).astype(np.float32)
+    return jax.jit(run), ct, str(jax.make_jaxpr(grad)(x, ct)).count('cond[')
+
+  for geo, barrier in ((((3, 3), 2, 1), True), (((2, 3), 1), True), (((2, 2),), False)):
+    assert (program(geo)[2] > 0) == barrier, geo
+  run, ct, _ = program(((3, 3), 2, 1))
+  got = run(x, ct, t)
+  with monkeypatch.context() as m:
+    m.setattr(_windows, 'reverse_barrier', lambda tree, live: tree)
+    run, ct, conds = program(((3, 3), 2, 1))
+    assert conds == 0
+    want = run(x, ct, t)
+  for key in want:
+    nan = np.isnan(want[key]).reshape(4, -1).any(axis=1)
+    np.testing.assert_array_equal(nan, [False, True, False, False], err_msg=key)
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
 # --- errors --------------------------------------------------------------------------------
 
 
