@@ -344,7 +344,7 @@ def _scan_pass(
       g,
       nb,
       avoid=before,
-      whole=_windows.materialize,
+      whole=_numerics.materialize,
     )
   else:
     choice = scan(x, valid, g, fill, 1)
@@ -434,13 +434,13 @@ def route_choice(route: Route, geom: Geometry) -> jnp.ndarray:
 
 
 def _held(route: Route) -> Route:
-  """The route with each choice computed once (:func:`~jaxpool._windows.materialize`), not
+  """The route with each choice computed once (:func:`~jaxpool._numerics.materialize`), not
   inside every tap of the transposed route; unit-stride passes hold theirs already
   (:func:`_scan_pass`), and small windows that cover their input exactly need none
   (:func:`_recomputed_in_place`)."""
   needs_none = lambda a, g: (a is not None and direct_pass(g)) or _recomputed_in_place(g)
   return [
-    (a, g, c if needs_none(a, g) else _windows.materialize(c), stacked)
+    (a, g, c if needs_none(a, g) else _numerics.materialize(c), stacked)
     for a, g, c, stacked in route
   ]
 

@@ -146,52 +146,6 @@ def reduce_window_args(x: jnp.ndarray, geom: Geometry) -> tuple:
   )
 
 
-@jax.custom_jvp
-def materialize(a: jnp.ndarray) -> jnp.ndarray:
-  """Returns ``a`` unchanged, asking XLA to compute it once: a fusion boundary.
-
-  XLA fuses cheap elementwise producers into each consumer. When a backward
-  rule recomputes per-window data (an argmax, softmax weights) and
-  :meth:`Taps.scatter` reads it at several shifted positions, XLA:CPU can
-  re-evaluate the whole producer per input element and tap (measured 10-20x
-  slower). ``lax.optimization_barrier`` is dropped on CPU; this identity
-  reduce-window (a max over a pair whose second entry is the dtype's lowest
-  value) is kept as a reduction of its own for int8 and bool arrays (the tap
-  choices that routes hold). For float and int32 arrays XLA:CPU (jax 0.10) folds
-  it into the consumer, so there it is the identity: holding them through their
-  bytes as int8 was measured slower as often as faster (DPP 1.2-1.7x, adaptive
-  max 1.8-2.2x, fractional max 0.77x), so it is not done.
-  """
-  low = jnp.asarray(_numerics.lowest(a.dtype), a.dtype)
-  paired = lax.pad(a[..., None], low, [(0, 0, 0)] * a.ndim + [(0, 1, 0)])
-  keep = _numerics.extremum_op('max', a.dtype)  # a NaN stays NaN
-  return lax.reduce_window(paired, low, keep, (1,) * a.ndim + (2,), (1,) * (a.ndim + 1), 'VALID')[
-    ..., 0
-  ]
-
-
-@materialize.defjvp
-def _materialize_jvp(primals, tangents):
-  # The identity, for derivatives too (the reduce-window's own rule would route
-  # through a select-and-gather); its transpose is the identity.
-  (a,), (a_dot,) = primals, tangents
-  return materialize(a), a_dot
-
-
-def reverse_barrier(tree, live: jnp.ndarray):
-  """``tree`` (arrays), unchanged, through a ``lax.cond`` on ``live``: a runtime bool the
-  caller knows is True but XLA cannot fold (the other branch, zeros, never runs).
-
-  Linear in ``tree``, and its transpose is the same cond on the cotangents: reverse mode
-  then computes them once, as whole arrays, before they are read back through a tap
-  transpose. Without it XLA:CPU fuses each tap's cotangent, and whatever it recomputes,
-  into the pads and concatenates that put the taps back at input resolution, evaluating
-  every padded tap's expression at every input position of its phase (DPP 3x3/s2/p1: one
-  200 ms loop of a 250 ms gradient). Forward mode pays one copy of the tangent taps.
-  """
-  return lax.cond(live, lambda t: t, lambda t: jax.tree.map(jnp.zeros_like, t), tree)
-
-
 def _phase_arrays(x: jnp.ndarray, geom: Geometry, fill) -> dict[Offset, jnp.ndarray]:
   """The padded input split into its stride phases: phase ``r`` -> ``(*batch, *M, C)``.
 

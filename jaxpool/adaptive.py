@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool import _checks, _fields, _geometry, _masks, _numerics, _reductions, _windows
+from jaxpool import _checks, _fields, _geometry, _masks, _numerics, _reductions
 
 __all__ = [
   'adaptive_avg_pool',
@@ -504,7 +504,7 @@ def _ranged_max_jvp(r, axis, by_runs, primals, tangents):
   pos = _gather_first(x, y, r, axis)
   pos = pos.reshape(pos.shape[:axis] + (g, q.out) + pos.shape[axis + 1 :])
   pos = pos - _along(np.arange(g, dtype=np.int32) * q.size, axis, pos.ndim)
-  pos = _windows.materialize(pos)  # computed once, not once per interval or run
+  pos = _numerics.materialize(pos)  # computed once, not once per interval or run
   zero = jnp.zeros((), dx.dtype)
 
   def tangent(v, q, ax):

@@ -291,6 +291,7 @@ def gated_pool(
     s,
     _reductions.valid_max(xc, geom, by_taps=False),
     _reductions.window_mean(xc, geom),
+    hold=not _windows.tiles(geom),  # windows that tile: 1.06x with the masks held
   )  # saturated gates
   return _zero_empty_cast(y, geom, x.dtype)
 
@@ -476,7 +477,9 @@ def _dpp_forward(ctx: _DPPContext, xs, alpha, half_lam, gs):
     if ctx.empty is not None:
       top = jnp.where(ctx.empty, 0, top)
     # computed once (XLA:CPU would otherwise re-derive it inside every tap's fusion)
-    gs = _windows.materialize(top + ctx.sum(ctx.valid(ctx.map(lambda x: x - top, xs))) / ctx.counts)
+    gs = _numerics.materialize(
+      top + ctx.sum(ctx.valid(ctx.map(lambda x: x - top, xs))) / ctx.counts
+    )
   _, penalty = ctx.deviation(xs, gs)
   log_mean = jnp.log(ctx.sum(ctx.valid(penalty)) / ctx.counts)
   log_ratio = ctx.valid(ctx.map(lambda e: half_lam * (jnp.log(e) - log_mean), penalty), -np.inf)
@@ -499,7 +502,7 @@ def _dpp_scaled(ctx: _DPPContext, taps, guide, eps):
   if guide is not None:
     max_abs = jnp.maximum(max_abs, jnp.abs(guide))
   _, inv_t = _pow2_scale(max_abs)
-  inv_t = _windows.materialize(inv_t)  # computed once, not inside every tap's fusion
+  inv_t = _numerics.materialize(inv_t)  # computed once, not inside every tap's fusion
   t = 1 / inv_t  # exact: a power of two
   xs = ctx.map(lambda tap: tap * inv_t, taps)
   return t, xs, None if guide is None else guide * inv_t, jnp.square(math.sqrt(eps) * inv_t)
@@ -555,7 +558,7 @@ def _dpp_tangent(primal, primals, tangents, geom: Geometry):
   # cotangent is never multiplied by t; only the parameters' terms carry t.
   xs_dot = taps_dot
   if not _windows.tiles(geom):  # windows that overlap or pad (3x3/s2/p1 f+b 0.44x)
-    xs_dot = _windows.reverse_barrier(xs_dot, ~jnp.any(total < 0))  # total >= 0, or NaN
+    xs_dot = _numerics.reverse_barrier(xs_dot, ~jnp.any(total < 0))  # total >= 0, or NaN
   gs_dot = ctx.sum(ctx.valid(xs_dot)) / ctx.counts if guide is None else guide_dot
   devs, penalty = ctx.deviation(xs, gs)
   if ctx.symmetric:

@@ -158,7 +158,7 @@ def _stochastic_train_jvp(geom, primals, tangents):
   # pick to "the cotangent to its drawn tap" (selects, shifted pads: no scatter).
   (x, u), (x_dot, _) = primals, tangents
   y, choice = _stochastic_train_forward(x, u, geom)
-  choice = _windows.materialize(choice)
+  choice = _numerics.materialize(choice)
   return y, _windows.Taps.read(x_dot, geom, 0.0).pick(choice)
 
 
@@ -200,7 +200,7 @@ def _stochastic_eval_tangent(x, scale, total, y, x_dot, geom):
   """
   # x / m without the reciprocal 1 / m, which is subnormal (flushed to 0) for m > 2**126
   down, _ = _numerics.scale_normalizer(scale)
-  offset_y = _windows.materialize(down(y))  # else XLA re-evaluates y's chain per tap
+  offset_y = _numerics.materialize(down(y))  # else XLA re-evaluates y's chain per tap
   zero = jnp.zeros((), x_dot.dtype)
   # masked on the primal side: the transpose multiplies the cotangent by it (a -inf tap
   # masked after the product would give -inf * 0 = NaN there)

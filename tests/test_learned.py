@@ -275,6 +275,16 @@ def test_gated_saturated_gate_selects_max_or_avg(rng):
   np.testing.assert_allclose(
     gated(x, np.full((2, 2), -100.0)), _fn('avg_pool', (2, 2))(x), rtol=1e-6
   )
+  # Overlapping windows (the limits' masks held as bool arrays): values and gradients too.
+  ct = _x(rng, (2, 3, 3, 2))
+  grad = lambda f: jax.jit(jax.value_and_grad(lambda a: jnp.sum(f(a) * ct)))
+  geo = ((3, 3), 2, 1)
+  for gate, pool in ((100.0, jaxpool.max_pool), (-100.0, jaxpool.avg_pool)):
+    got = grad(lambda a, gate=gate: jaxpool.gated_pool(a, np.full((3, 3), gate), *geo))(x)
+    kw = {} if pool is jaxpool.max_pool else {'count_include_pad': False}
+    want = grad(lambda a, pool=pool, kw=kw: pool(a, *geo, **kw))(x)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-7)
 
 
 def test_tree_heap_order_and_leaf_filters(rng):
@@ -427,10 +437,10 @@ def test_dpp_guide_under_vmap_and_grad(rng):
 
 def test_dpp_reverse_barrier_changes_nothing_but_the_program(monkeypatch, rng):
   """Overlapping (or padded) windows read their tangent taps through
-  ``_windows.reverse_barrier`` (a cond); tiling windows do not. With and without NaN (one
+  ``_numerics.reverse_barrier`` (a cond); tiling windows do not. With and without NaN (one
   example holds one), under jit and vmap, gradients and jvps equal those of the same rule
   without the barrier."""
-  from jaxpool import _windows
+  from jaxpool import _numerics
 
   x = rng.normal(size=(4, 9, 8, 3)).astype(np.float32)
   x[1, 4, 3, 2] = np.nan
@@ -450,7 +460,7 @@ def test_dpp_reverse_barrier_changes_nothing_but_the_program(monkeypatch, rng):
   run, ct, _ = program(((3, 3), 2, 1))
   got = run(x, ct, t)
   with monkeypatch.context() as m:
-    m.setattr(_windows, 'reverse_barrier', lambda tree, live: tree)
+    m.setattr(_numerics, 'reverse_barrier', lambda tree, live: tree)
     run, ct, conds = program(((3, 3), 2, 1))
     assert conds == 0
     want = run(x, ct, t)
