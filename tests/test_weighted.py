@@ -512,6 +512,15 @@ def test_jit_vmap_grad_compose():
   g1 = jax.jit(jax.vmap(jax.grad(lambda a: f(a).sum())))(x)
   g2 = jax.jit(jax.grad(lambda a: f(a).sum()))(x)
   np.testing.assert_allclose(g1, g2, rtol=1e-5)
+  # eDSCW's window-mean tangent passes a reverse barrier (a cond: a select under vmap);
+  # one example holds a NaN, which reaches its gradient and no other's
+  xn = x.copy()
+  xn[1, 0, 3, 4, 1] = np.nan
+  e = lambda a: jnp.sum(jaxpool.edscw_pool(a, (3, 3), 2, 1) ** 2)
+  g1 = jax.jit(jax.vmap(jax.grad(e)))(xn)
+  g2 = jax.jit(jax.grad(e))(xn)
+  np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(np.isnan(g2).reshape(3, -1).any(axis=1), [False, True, False])
   # vmapped (traced) temperature and beta
   ts = np.array([0.5, 1.0, 2.0], np.float32)
   yt = jax.jit(jax.vmap(lambda t: jaxpool.soft_pool(x[0], (2, 2), temperature=t)))(ts)
