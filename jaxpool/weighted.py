@@ -363,9 +363,10 @@ def _taps_tangent(
   xd_taps = _windows.Taps.read(x_dot.astype(cdt), geom, 0.0)
   td_taps = xd_taps if t is None else _windows.Taps.read(t_dot.astype(cdt), geom, 0.0)
   sd = None if s is None else s_dot.astype(cdt)
-  if sd is not None:
+  if sd is not None and not _windows.tiles(geom):
     # The per-window s_dot's cotangent (a sum over the window's taps) computed once before
-    # it is spread back over the taps, not once per tap: eDSCW 3x3/s2/p1 f+b 0.65x.
+    # it is spread back over overlapping or padded taps, not once per tap: eDSCW 3x3/s2/p1
+    # f+b 0.65x (windows that tile: IDW 2x2 1.36x, so not there).
     sd = _numerics.reverse_barrier(sd, ~jnp.any(s0 < 0))  # s0 >= 0, or NaN
 
   # Normalised weights w = e / S <= 1 first, and de/dt, de/ds (proportional to e) taken at
