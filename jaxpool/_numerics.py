@@ -219,11 +219,12 @@ def reverse_barrier(tree, live: jnp.ndarray):
   caller knows is True but XLA cannot fold (the other branch, zeros, never runs).
 
   Linear in ``tree``, and its transpose is the same cond on the cotangents: reverse mode
-  then computes them once, as whole arrays, before they are read back through a tap
-  transpose. Without it XLA:CPU fuses each tap's cotangent, and whatever it recomputes,
-  into the pads and concatenates that put the taps back at input resolution, evaluating
-  every padded tap's expression at every input position of its phase (DPP 3x3/s2/p1: one
-  200 ms loop of a 250 ms gradient). Forward mode pays one copy of the tangent taps.
+  then computes them once, as whole arrays, before they are spread back over the taps.
+  Without it XLA:CPU fuses each tap's cotangent, and whatever it recomputes, into the pads
+  and concatenates that put the taps back at input resolution, evaluating every padded
+  tap's expression at every input position of its phase (DPP 3x3/s2/p1: one 200 ms loop
+  of a 250 ms gradient). Forward mode pays one copy of ``tree``'s tangents. Under ``vmap``
+  with a batched ``live`` the cond becomes a select: the same values, no boundary.
   """
   return lax.cond(live, lambda t: t, lambda t: jax.tree.map(jnp.zeros_like, t), tree)
 
