@@ -250,7 +250,7 @@ def _unnormalised(
   Arguments in the compute dtype; ``tc`` None means ``t = x``; ``valid`` None or
   a runtime bool mask (masked taps are padding; ``x`` is 0 there).
 
-  ``hold`` (the tangent rule, where windows overlap or pad): the offset and the sum pass
+  ``hold`` (the tangent rule, for windows that overlap or pad): the offset and the sum pass
   :func:`_numerics.reverse_barrier`, so that the transposed tangent reads them as arrays
   instead of re-deriving them inside every tap's loop (SoftPool 3x3/s2 f+b 0.33x). Not in
   the forward, whose one fused loop computes each once already.
@@ -281,7 +281,6 @@ def _unnormalised(
       m = largest  # the softmax offset, already taken
   if m is None:
     m = _offset(weighting, t_taps, sc)
-  hold = hold and not _windows.tiles(geom)
   if hold and m is not None:
     m = _numerics.reverse_barrier(m, ~jnp.any(m > jnp.inf))  # never true, even for NaN
   e = t_taps.map(lambda t, s, m: weighting.weight(t, s, m, geom), sc, m).where_valid(0)
@@ -370,16 +369,18 @@ def _taps_tangent(
   cdt = y.dtype
   tc = None if t is None else t.astype(cdt)
   sc = None if s is None else s.astype(cdt)
+  # Windows that overlap or pad hold their per-window values (reverse barriers); windows
+  # that tile gain nothing from it (IDW 2x2 took 1.36x with s_dot's).
+  hold = not _windows.tiles(geom)
   x_taps, t_taps, m, e, s0 = _unnormalised(
-    x.astype(cdt), tc, sc, valid, geom, weighting, with_weights, hold=True
+    x.astype(cdt), tc, sc, valid, geom, weighting, with_weights, hold=hold
   )
   xd_taps = _windows.Taps.read(x_dot.astype(cdt), geom, 0.0)
   td_taps = xd_taps if t is None else _windows.Taps.read(t_dot.astype(cdt), geom, 0.0)
   sd = None if s is None else s_dot.astype(cdt)
-  if sd is not None and not _windows.tiles(geom):
+  if sd is not None and hold:
     # The per-window s_dot's cotangent (a sum over the window's taps) computed once before
-    # it is spread back over overlapping or padded taps, not once per tap: eDSCW 3x3/s2/p1
-    # f+b 0.65x (windows that tile: IDW 2x2 1.36x, so not there).
+    # it is spread back over the taps, not once per tap: eDSCW 3x3/s2/p1 f+b 0.65x.
     sd = _numerics.reverse_barrier(sd, ~jnp.any(s0 < 0))  # s0 >= 0, or NaN
 
   # Normalised weights w = e / S <= 1 first, and de/dt, de/ds (proportional to e) taken at
