@@ -489,7 +489,10 @@ def _ranged_max(x: jnp.ndarray, r: _Ranges, axis: int, by_runs: bool) -> jnp.nda
   intervals, so that its transpose touches each position through the (at most two)
   intervals holding it. For a dim pooled after another: XLA:CPU fuses the two transposes
   into one loop, which otherwise re-derives every interval of the later one per position
-  of the earlier one (14->5 in 2-d: 25 selects per position instead of 4).
+  of the earlier one (14->5 in 2-d: 25 selects per position instead of 4). The dim pooled
+  first keeps the masks: its transpose is the last loop, which writes the input-sized
+  cotangent, and one select per interval there runs faster than a concatenate of the
+  runs (14->5 f+b 0.58-0.65x).
   """
   return _gather_max(x, r, axis)
 
@@ -751,9 +754,10 @@ def adaptive_max_pool(
     y = _block_max(x, ks)
   else:
     y = x
-    pooled = sum(r.block != 1 for r in ranges)  # several: their transposes fuse (by_runs)
+    seen = False  # a dim pooled after another: by runs (see _ranged_max)
     for d in reversed(range(len(ranges))):  # last dim first: row-major first maximum
-      y = _max_along(y, ranges[d], nb + d, pooled > 1)
+      y = _max_along(y, ranges[d], nb + d, seen)
+      seen = seen or ranges[d].block != 1
   if not return_indices:
     return y
   return y, _max_indices(lax.stop_gradient(x), nb, ranges)
