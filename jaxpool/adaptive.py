@@ -160,7 +160,7 @@ def _block_first(x: jnp.ndarray, y: jnp.ndarray, ks: tuple[int, ...]) -> jnp.nda
   rows, row_axis, col_axis = grid
   if rows.ndim > xs.ndim:  # a 1-d block cut into rows: the block maximum gets the column axis
     best = jnp.expand_dims(best, col_axis)
-  in_rows = lambda: _first_in_rows(rows, best, row_axis, col_axis).reshape(y.shape)
+  in_rows = lambda: _first_in_rows(rows, best, row_axis, col_axis)[0].reshape(y.shape)
   if not jnp.issubdtype(x.dtype, jnp.floating):
     return in_rows()
   # XLA:CPU's max reduction need not carry a NaN into a row's maximum, so an input with a
@@ -180,9 +180,10 @@ def _all_taps_winner(xs, best, kept: list[int], block: list[int], ks: tuple[int,
 def _block_max_and_first(x: jnp.ndarray, ks: tuple[int, ...]) -> tuple[jnp.ndarray, jnp.ndarray]:
   """``(y, first)``: :func:`_block_max` and :func:`_block_first` of ``x``.
 
-  Where the blocks are searched row by row (:func:`_as_rows`) and ``x`` is finite, the
-  block maximum is the maximum of the row maxima that the search reads anyway: one read of
-  ``x`` fewer than the two apart (global max f+b). Elsewhere, the two apart.
+  Where the blocks are searched row by row (:func:`_as_rows`), one read of ``x`` gives the
+  row maxima and whether ``x`` is finite (:func:`_numerics.finite_extremum`). Finite, the
+  winner comes from the row maxima, and the block maximum is ``x`` at the winner (its sign
+  of zero included). Elsewhere, the two apart.
   """
   xs, kept, block = _squeezed_blocks(x, ks)
   grid = _as_rows(xs, block)
@@ -192,18 +193,22 @@ def _block_max_and_first(x: jnp.ndarray, ks: tuple[int, ...]) -> tuple[jnp.ndarr
   rows, row_axis, col_axis = grid
   shape = tuple(d // k for d, k in zip(x.shape, ks))
 
+  # One read of x: the row maxima, NaN in a row holding NaN or an infinity (which picks
+  # the path too).
+  row_max = _numerics.finite_extremum(rows, col_axis)
+
   def in_rows():
     # The max of the row maxima by another combiner: XLA folds a max of a max into one
     # reduction over both axes, a second read of x.
-    row_max = jnp.max(rows, axis=col_axis, keepdims=True)
     best = jnp.expand_dims(_numerics.stacked_extremum(row_max, 'max', row_axis), row_axis)
-    return best.reshape(shape), _first_in_rows(rows, best, row_axis, col_axis).reshape(shape)
+    first, value = _first_in_rows(rows, best, row_axis, col_axis, row_max)
+    return value.reshape(shape), first.reshape(shape)
 
   def one_search():  # NaN or inf in x: the NaN-keeping maximum, the winner in one search
     best = jnp.expand_dims(_numerics.stacked_extremum(xs, 'max', block), tuple(block))
     return best.reshape(shape), _all_taps_winner(xs, best, kept, block, ks).reshape(shape)
 
-  return _numerics.when_finite(x, in_rows, one_search)
+  return _numerics.when_finite(row_max, in_rows, one_search)
 
 
 def _as_rows(xs: jnp.ndarray, block: list[int]):
@@ -227,29 +232,35 @@ def _as_rows(xs: jnp.ndarray, block: list[int]):
   return xs.reshape(xs.shape[:axis] + (k // cols, cols) + xs.shape[axis + 1 :]), axis, axis + 1
 
 
-def _first_in_rows(grid: jnp.ndarray, best: jnp.ndarray, row_axis: int, col_axis: int):
-  """:func:`_reductions.winning_tap` over a block's ``rows x cols`` taps, in two levels.
+def _first_in_rows(
+  grid: jnp.ndarray, best: jnp.ndarray, row_axis: int, col_axis: int, row_max=None
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """``(position, value)``: :func:`_reductions.winning_tap` over a block's ``rows x cols``
+  taps, in two levels, and the tap's value.
 
   XLA:CPU runs a plain max at memory speed but a reduction over a compare or select several
   times slower. So the block is read as rows: each row's maximum (a plain max), the winning
   row among those maxima (the first equal to the block's maximum: a row holds the block's
   maximum exactly when its own maximum equals it), that one row gathered, and the winning
   tap in it: ``row * cols + col``, the same tap as one search over the whole block, for
-  inputs without NaN. ``best`` is the block maximum, 1 on both axes; the result is shaped
-  like ``best`` without them, flattened by the caller.
+  inputs without NaN. ``best`` is the block maximum, 1 on both axes; ``row_max`` the row
+  maxima where the caller has them. Both results are shaped like ``best``, reshaped by
+  the caller.
   """
   rows, cols = grid.shape[row_axis], grid.shape[col_axis]
   along = lambda n, a: lax.broadcasted_iota(
     jnp.int32, (1,) * a + (n,) + (1,) * (grid.ndim - a - 1), a
   )
-  row_max = jnp.max(grid, axis=col_axis, keepdims=True)
+  if row_max is None:
+    row_max = jnp.max(grid, axis=col_axis, keepdims=True)
   row = _reductions.winning_tap(row_max, best, along(rows, row_axis), row_axis, rows)
   row = jnp.expand_dims(jnp.minimum(row, rows - 1), row_axis)
   picked = jnp.take_along_axis(grid, row, axis=row_axis, mode='clip')
   col = jnp.expand_dims(
     _reductions.winning_tap(picked, best, along(cols, col_axis), col_axis, cols), col_axis
   )
-  return row * cols + col
+  value = jnp.take_along_axis(picked, jnp.minimum(col, cols - 1), axis=col_axis, mode='clip')
+  return row * cols + col, value
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))

@@ -684,3 +684,36 @@ def test_adaptive_max_block_winner_on_both_paths(spatial, out, content):
   np.testing.assert_array_equal(
     np.isnan(np.asarray(y)), np.isnan(blocks).any(axis=(1, 2)).reshape(3, oh, ow, 4)
   )
+
+
+@pytest.mark.parametrize('spatial', [(16, 16), (56, 56), (2, 300), (2, 2048)])
+@pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf', 'zeros'])
+def test_max_value_on_every_path(spatial, content):
+  # The forward reads row maxima and finiteness in one pass; rows whose maxima are finite and
+  # not zero give the result, an input with NaN or inf takes the NaN-keeping reduction, and
+  # one with a zero maximum the plain one (the key loses the sign of zero). Each path under
+  # jit, vmap and eagerly gives NumPy's maximum (NaN where the window holds one), all three
+  # agree bit for bit, and a zero maximum has the sign XLA's own max gives it, as before the
+  # one-pass key (it is not PyTorch's: XLA's vectorised max picks among +0 and -0 by shape).
+  x, _ = _winner_input(spatial, 'ties' if content == 'zeros' else content, len(content))
+  if content == 'zeros':  # a channel of dead ReLUs: +0 and -0 only, the rest positive
+    x[:, ..., 3] = np.where(x[:, ..., 3] > 0, 0.0, -0.0)
+    x[:, ..., :3] = np.abs(x[:, ..., :3]) + 1
+  pools = {
+    'global': (lambda a: jaxpool.global_pool(a, 'max'), lambda v: v.max(axis=(1, 2))),
+    'adaptive': (
+      lambda a: jaxpool.adaptive_max_pool(a, (1, 2)),
+      lambda v: np.stack([h.max(axis=(1, 2)) for h in np.split(v, 2, axis=2)], axis=1)[:, None],
+    ),
+  }
+  for name, (pool, reference) in pools.items():
+    jitted = np.asarray(jax.jit(pool)(jnp.asarray(x)))
+    per_image = np.asarray(jax.jit(jax.vmap(lambda a: pool(a[None])[0]))(jnp.asarray(x)))
+    eager = np.asarray(pool(jnp.asarray(x)))
+    np.testing.assert_array_equal(jitted, reference(x), err_msg=name)
+    for other in (per_image, eager):
+      np.testing.assert_array_equal(other, jitted, err_msg=name)
+      np.testing.assert_array_equal(np.signbit(other), np.signbit(jitted), err_msg=name)
+  plain = np.asarray(jax.jit(lambda a: jnp.max(a, axis=(1, 2)))(jnp.asarray(x)))
+  signs = np.signbit(np.asarray(jax.jit(pools['global'][0])(jnp.asarray(x))))
+  np.testing.assert_array_equal(signs, np.signbit(plain))
