@@ -179,15 +179,21 @@ def winning_tap(
   ``valid`` masks out padding. Ties and NaN as PyTorch's pooling kernels.
   """
   dtype = iota.dtype
-  hit = values == best
-  if valid is not None:
-    hit = hit & valid
-  first = jnp.min(jnp.where(hit, iota, jnp.asarray(none, dtype)), axis=axis)
+  first = first_tap(values, best, iota, axis, none, valid)
   if not jnp.issubdtype(values.dtype, jnp.floating):
     return first
   nan = jnp.isnan(values) if valid is None else jnp.isnan(values) & valid
   last_nan = jnp.max(jnp.where(nan, iota, jnp.asarray(-1, dtype)), axis=axis)
   return jnp.where(last_nan >= 0, last_nan, first)
+
+
+def first_tap(values: jnp.ndarray, best: jnp.ndarray, iota, axis, none: int, valid=None):
+  """:func:`winning_tap` for ``values`` known to hold no NaN: the first entry equal to
+  ``best``, else ``none`` (one reduction, not two)."""
+  hit = values == best
+  if valid is not None:
+    hit = hit & valid
+  return jnp.min(jnp.where(hit, iota, jnp.asarray(none, iota.dtype)), axis=axis)
 
 
 # --- window max and min, with the route to the winner ----------------------------------------

@@ -660,11 +660,14 @@ def test_global_max_gradient_goes_to_pytorchs_winner_on_both_paths(spatial, cont
   np.testing.assert_array_equal(tangent, np.sum(routed, axis=(1, 2)))
 
 
-@pytest.mark.parametrize('spatial, out', [((16, 16), 2), ((24, 40), (3, 5)), ((16, 16), 4)])
+@pytest.mark.parametrize(
+  'spatial, out', [((16, 16), 2), ((24, 40), (3, 5)), ((16, 16), 4), ((32, 48), (2, 3))]
+)
 @pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf'])
-def test_adaptive_max_block_winner_on_both_paths(spatial, out, content):
-  # Blocks of 8x8 (64 taps or more, rows of 8 or more) search row by row when the input is
-  # finite, all taps at once otherwise; 4x4 blocks always at once.
+def test_adaptive_max_block_winner_on_every_path(spatial, out, content):
+  # Blocks of up to 64 taps (8x8, 4x4) are scanned tap by tap, whatever the input holds;
+  # larger ones (16x16) search row by row when the input is finite, all taps at once
+  # otherwise.
   x, rng = _winner_input(spatial, content, len(content) + spatial[1])
   oh, ow = (out, out) if isinstance(out, int) else out
   kh, kw = spatial[0] // oh, spatial[1] // ow
