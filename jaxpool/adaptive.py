@@ -184,9 +184,9 @@ def _block_max_and_first(x: jnp.ndarray, ks: tuple[int, ...]) -> tuple[jnp.ndarr
   """``(y, first)``: :func:`_block_max` and :func:`_block_first` of ``x``.
 
   Small blocks: both from one scan (:func:`_chain_first`). Where the blocks are searched
-  row by row (:func:`_as_rows`), one read of ``x`` gives the row maxima and whether ``x``
-  is finite (:func:`_numerics.finite_extremum`). Finite, the winner comes from the row
-  maxima, and the block maximum is ``x`` at the winner (its sign of zero included).
+  row by row (:func:`_as_rows`), ``x`` is read for the row maxima and whether it is finite
+  (once where it is large, :func:`_numerics.read_once`). Finite, the winner comes from the
+  row maxima, and the block maximum is ``x`` at the winner (its sign of zero included).
   Elsewhere, the two apart.
   """
   xs, kept, block = _squeezed_blocks(x, ks)
@@ -200,22 +200,24 @@ def _block_max_and_first(x: jnp.ndarray, ks: tuple[int, ...]) -> tuple[jnp.ndarr
     return y, _block_first(x, y, ks)
   rows, row_axis, col_axis = grid
 
-  # One read of x: the row maxima, NaN in a row holding NaN or an infinity (which picks
-  # the path too).
-  row_max = _numerics.finite_extremum(rows, col_axis)
+  # A large x: one read gives the row maxima, NaN in a row holding NaN or an infinity
+  # (which picks the path too). A smaller one: the whole-array test, then a plain max.
+  joined = _numerics.read_once(xs, block)
+  row_max = _numerics.finite_extremum(rows, col_axis) if joined else None
 
   def in_rows():
     # The max of the row maxima by another combiner: XLA folds a max of a max into one
     # reduction over both axes, a second read of x.
-    best = jnp.expand_dims(_numerics.stacked_extremum(row_max, 'max', row_axis), row_axis)
-    first, value = _first_in_rows(rows, best, row_axis, col_axis, row_max)
+    maxima = jnp.max(rows, axis=col_axis, keepdims=True) if row_max is None else row_max
+    best = jnp.expand_dims(_numerics.stacked_extremum(maxima, 'max', row_axis), row_axis)
+    first, value = _first_in_rows(rows, best, row_axis, col_axis, maxima)
     return value.reshape(shape), first.reshape(shape)
 
   def one_search():  # NaN or inf in x: the NaN-keeping maximum, the winner in one search
     best = jnp.expand_dims(_numerics.stacked_extremum(xs, 'max', block), tuple(block))
     return best.reshape(shape), _all_taps_winner(xs, best, kept, block, ks).reshape(shape)
 
-  return _numerics.when_finite(row_max, in_rows, one_search)
+  return _numerics.when_finite(x if row_max is None else row_max, in_rows, one_search)
 
 
 _CHAINED = 64  # most taps of a block searched by a chain of selects (_chain_first)

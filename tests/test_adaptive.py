@@ -10,6 +10,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.test_util import check_grads
 
 import jaxpool
+from jaxpool import _numerics
 from tests import helpers
 from tests.helpers import from_torch_layout, to_torch_layout, torch_or_skip
 from tests.reference import adaptive as ref
@@ -599,6 +600,16 @@ def test_spatial_pyramid_errors():
     spatial_pyramid_pool(jnp.ones((4, 3)))
 
 
+@pytest.fixture(params=['tested whole', 'read once'])
+def read_once(request, monkeypatch):
+  """Both NaN tests of the max reductions: small inputs are tested whole, large ones
+  (``_numerics.read_once``) read their row maxima and finiteness in one pass; a threshold of
+  0 bytes takes the second path at test sizes."""
+  if request.param == 'read once':
+    monkeypatch.setattr(_numerics, 'READ_ONCE_BYTES', 0)
+  return request.param
+
+
 def _first_max_gradient(x: np.ndarray) -> np.ndarray:
   """Per (image, channel): 1 at PyTorch's winner over all positions (the last NaN if
   any, else the first maximum in row-major order), 0 elsewhere."""
@@ -649,7 +660,7 @@ def _check_winner_routing(pool, x, want, rng):
 
 @pytest.mark.parametrize('spatial', [(16, 16), (56, 56), (17, 17), (2, 300)])
 @pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf'])
-def test_global_max_gradient_goes_to_pytorchs_winner_on_both_paths(spatial, content):
+def test_global_max_gradient_goes_to_pytorchs_winner_on_both_paths(spatial, content, read_once):
   # 256 positions or more that factor into rows of 8 or more search the winner row by row
   # (a plain row max, then one row), inputs with NaN or inf search all positions at once;
   # 17x17 (289 = 17 * 17) and 2x300 (20 * 30) take the rows, both under jit and vmap.
@@ -664,7 +675,7 @@ def test_global_max_gradient_goes_to_pytorchs_winner_on_both_paths(spatial, cont
   'spatial, out', [((16, 16), 2), ((24, 40), (3, 5)), ((16, 16), 4), ((32, 48), (2, 3))]
 )
 @pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf'])
-def test_adaptive_max_block_winner_on_every_path(spatial, out, content):
+def test_adaptive_max_block_winner_on_every_path(spatial, out, content, read_once):
   # Blocks of up to 64 taps (8x8, 4x4) are scanned tap by tap, whatever the input holds;
   # larger ones (16x16) search row by row when the input is finite, all taps at once
   # otherwise.
@@ -691,7 +702,7 @@ def test_adaptive_max_block_winner_on_every_path(spatial, out, content):
 
 @pytest.mark.parametrize('spatial', [(16, 16), (56, 56), (2, 300), (2, 2048)])
 @pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf', 'zeros'])
-def test_max_value_on_every_path(spatial, content):
+def test_max_value_on_every_path(spatial, content, read_once):
   # The forward reads row maxima and finiteness in one pass; rows whose maxima are finite and
   # not zero give the result, an input with NaN or inf takes the NaN-keeping reduction, and
   # one with a zero maximum the plain one (the key loses the sign of zero). Each path under
