@@ -676,9 +676,9 @@ def test_global_max_gradient_goes_to_pytorchs_winner_on_both_paths(spatial, cont
 )
 @pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf'])
 def test_adaptive_max_block_winner_on_every_path(spatial, out, content, read_once):
-  # Blocks of up to 64 taps (8x8, 4x4) are scanned tap by tap, whatever the input holds;
-  # larger ones (16x16) search row by row when the input is finite, all taps at once
-  # otherwise.
+  # Blocks of fewer than 64 taps (4x4) are scanned tap by tap, whatever the input holds;
+  # 8x8 blocks too where the input is read once (large), else, like larger ones (16x16),
+  # they search row by row when the input is finite, all taps at once otherwise.
   x, rng = _winner_input(spatial, content, len(content) + spatial[1])
   oh, ow = (out, out) if isinstance(out, int) else out
   kh, kw = spatial[0] // oh, spatial[1] // ow
