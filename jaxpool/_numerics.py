@@ -73,6 +73,7 @@ def highest(dtype):
 
 #: Axes up to this long are reduced by :func:`extremum` as an unrolled elementwise max.
 _UNROLLED = 16
+_SLICED = 64  # the longest rows that _keeping_nan reduces by slices
 
 
 def _max_keeping_nan(a, b):
@@ -199,13 +200,26 @@ def extremum(x: jnp.ndarray, axis: int | Sequence[int], kind: str = 'max', keepd
     return xs.reshape(shape)
 
   if not read_once(xs, over):
-    return when_finite(x, plain, lambda: stacked_extremum(xs, kind, over)).reshape(shape)
+    return when_finite(x, plain, lambda: _keeping_nan(xs, kind, over)).reshape(shape)
   rows, col, others = _as_rows(xs, over)
   key = stacked_extremum(finite_extremum(rows, col, kind), kind, (*others, col))
-  exact = lambda: when_finite(key, plain, lambda: stacked_extremum(xs, kind, over))
+  exact = lambda: when_finite(key, plain, lambda: _keeping_nan(xs, kind, over))
   if not isinstance(key, jax.core.Tracer):
     return (key if bool(jnp.all(jnp.isfinite(key) & (key != 0))) else exact()).reshape(shape)
   return lax.cond(jnp.all(jnp.isfinite(key) & (key != 0)), lambda: key, exact).reshape(shape)
+
+
+def _keeping_nan(xs: jnp.ndarray, kind: str, over: tuple[int, ...]) -> jnp.ndarray:
+  """:func:`stacked_extremum` of ``xs`` over ``over``, its rows (:func:`_as_rows`) of up to
+  64 entries first taken by an elementwise max (or min) of their slices, which keeps NaN at
+  memory speed: XLA:CPU's NaN-keeping reduction over them runs several times slower (global
+  max with a NaN, 16x56x56x256: 40-50 ms)."""
+  rows, col, others = _as_rows(xs, over)
+  if rows.shape[col] > _SLICED or not others:
+    return stacked_extremum(xs, kind, over)
+  pair = jnp.maximum if kind == 'max' else jnp.minimum
+  row = functools.reduce(pair, [lax.index_in_dim(rows, i, col) for i in range(rows.shape[col])])
+  return stacked_extremum(row, kind, (*others, col))
 
 
 def _as_rows(x: jnp.ndarray, over: tuple[int, ...]) -> tuple[jnp.ndarray, int, tuple[int, ...]]:
