@@ -223,18 +223,25 @@ def _keeping_nan(xs: jnp.ndarray, kind: str, over: tuple[int, ...]) -> jnp.ndarr
 
 
 def _as_rows(x: jnp.ndarray, over: tuple[int, ...]) -> tuple[jnp.ndarray, int, tuple[int, ...]]:
-  """``(view, col, others)``: ``x`` with its innermost reduced axis cut into rows of ``W``
-  entries where it is long (at least 256, ``W`` its largest divisor up to its square
-  root, if 8 or more); ``col`` that axis in the view (the columns), ``others`` the other
-  reduced axes (the rows' axis among them)."""
+  """``(view, col, others)``: ``x`` with its innermost reduced axis cut into rows of
+  :func:`row_width` entries where it is long; ``col`` that axis in the view (the columns),
+  ``others`` the other reduced axes (the rows' axis among them)."""
   a = max(over)
   k = x.shape[a]
-  cols = max(d for d in range(1, math.isqrt(k) + 1) if k % d == 0)
+  cols = row_width(k)
   others = tuple(b for b in over if b != a)
-  if k < 256 or cols < 8:
+  if cols is None:
     return x, a, others
   view = x.reshape(x.shape[:a] + (k // cols, cols) + x.shape[a + 1 :])
   return view, a + 1, (*others, a)
+
+
+def row_width(k: int) -> int | None:
+  """The width ``W`` of the rows that a reduced axis of ``k`` entries is cut into: its
+  largest divisor up to ``sqrt(k)``, where ``k`` is at least 256 and ``W`` 8 or more; else
+  None (the axis is read whole)."""
+  cols = max(d for d in range(1, math.isqrt(k) + 1) if k % d == 0)
+  return cols if k >= 256 and cols >= 8 else None
 
 
 def scale_normalizer(m):

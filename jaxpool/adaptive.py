@@ -313,19 +313,17 @@ def _as_rows(xs: jnp.ndarray, block: list[int]):
   :func:`_first_in_rows`, or None.
 
   A 2-d block of 64 taps or more is its own grid of rows (the first block axis) and
-  columns (the second), rows of 8 or more. A 1-d block of 256 taps or more is cut into
-  ``R`` rows of ``W`` taps, ``W`` the largest divisor up to ``sqrt(k)``, if ``W >= 8``.
-  Smaller blocks, and blocks of 3 or more dims, are searched in one go (None).
+  columns (the second), rows of 8 or more. A 1-d block is cut into rows of
+  :func:`_numerics.row_width` taps where it is long. Smaller blocks, and blocks of 3 or
+  more dims, are searched in one go (None).
   """
   k = math.prod(xs.shape[a] for a in block)
   if len(block) == 2 and xs.shape[block[1]] >= 8 and k >= 64:
     return xs, block[0], block[1]
-  if len(block) != 1 or k < 256:
+  cols = _numerics.row_width(k) if len(block) == 1 else None
+  if cols is None:
     return None
   axis = block[0]
-  cols = max(d for d in range(1, math.isqrt(k) + 1) if k % d == 0)
-  if cols < 8:
-    return None
   return xs.reshape(xs.shape[:axis] + (k // cols, cols) + xs.shape[axis + 1 :]), axis, axis + 1
 
 
