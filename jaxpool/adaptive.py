@@ -207,8 +207,7 @@ def _block_max_and_first(x: jnp.ndarray, ks: tuple[int, ...]) -> tuple[jnp.ndarr
 
   # A large x: one read gives the row maxima, NaN in a row holding NaN or an infinity
   # (which picks the path too). A smaller one: the whole-array test, then a plain max.
-  joined = _numerics.read_once(xs, block)
-  row_max = _numerics.finite_extremum(rows, col_axis) if joined else None
+  row_max = _numerics.finite_extremum(rows, col_axis) if _numerics.read_once(xs, block) else None
 
   def in_rows():
     # The max of the row maxima by another combiner: XLA folds a max of a max into one

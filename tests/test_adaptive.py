@@ -662,8 +662,9 @@ def _check_winner_routing(pool, x, want, rng):
 @pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf'])
 def test_global_max_gradient_goes_to_pytorchs_winner_on_both_paths(spatial, content, read_once):
   # 256 positions or more that factor into rows of 8 or more search the winner row by row
-  # (a plain row max, then one row), inputs with NaN or inf search all positions at once;
-  # 17x17 (289 = 17 * 17) and 2x300 (20 * 30) take the rows, both under jit and vmap.
+  # (a plain row max, then one row), inputs with NaN or inf by the two-level scan over the
+  # rows' slices; 17x17 (289 = 17 * 17) and 2x300 (20 * 30) take the rows, both under jit
+  # and vmap.
   x, rng = _winner_input(spatial, content, len(content) + spatial[0])
   want = _first_max_gradient(x)
   pool = lambda a: jaxpool.global_pool(a, 'max')
@@ -678,7 +679,7 @@ def test_global_max_gradient_goes_to_pytorchs_winner_on_both_paths(spatial, cont
 def test_adaptive_max_block_winner_on_every_path(spatial, out, content, read_once):
   # Blocks of fewer than 64 taps (4x4) are scanned tap by tap, whatever the input holds;
   # 8x8 blocks too where the input is read once (large), else, like larger ones (16x16),
-  # they search row by row when the input is finite, all taps at once otherwise.
+  # they search row by row when the input is finite, by the two-level scan otherwise.
   x, rng = _winner_input(spatial, content, len(content) + spatial[1])
   oh, ow = (out, out) if isinstance(out, int) else out
   kh, kw = spatial[0] // oh, spatial[1] // ow
@@ -704,7 +705,7 @@ def test_adaptive_max_block_winner_on_every_path(spatial, out, content, read_onc
 @pytest.mark.parametrize('content', ['normal', 'ties', 'nan', 'inf', 'zeros'])
 def test_max_value_on_every_path(spatial, content, read_once):
   # The forward reads row maxima and finiteness in one pass; rows whose maxima are finite and
-  # not zero give the result, an input with NaN or inf takes the NaN-keeping reduction, and
+  # not zero give the result, an input with NaN or inf a NaN-keeping max by slices, and
   # one with a zero maximum the plain one (the key loses the sign of zero). Each path under
   # jit, vmap and eagerly gives NumPy's maximum (NaN where the window holds one), all three
   # agree bit for bit, and a zero maximum has the sign XLA's own max gives it, as before the
@@ -720,8 +721,10 @@ def test_max_value_on_every_path(spatial, content, read_once):
       lambda v: np.stack([h.max(axis=(1, 2)) for h in np.split(v, 2, axis=2)], axis=1)[:, None],
     ),
   }
+  signs = {}
   for name, (pool, reference) in pools.items():
     jitted = np.asarray(jax.jit(pool)(jnp.asarray(x)))
+    signs[name] = np.signbit(jitted)
     per_image = np.asarray(jax.jit(jax.vmap(lambda a: pool(a[None])[0]))(jnp.asarray(x)))
     eager = np.asarray(pool(jnp.asarray(x)))
     np.testing.assert_array_equal(jitted, reference(x), err_msg=name)
@@ -729,5 +732,4 @@ def test_max_value_on_every_path(spatial, content, read_once):
       np.testing.assert_array_equal(other, jitted, err_msg=name)
       np.testing.assert_array_equal(np.signbit(other), np.signbit(jitted), err_msg=name)
   plain = np.asarray(jax.jit(lambda a: jnp.max(a, axis=(1, 2)))(jnp.asarray(x)))
-  signs = np.signbit(np.asarray(jax.jit(pools['global'][0])(jnp.asarray(x))))
-  np.testing.assert_array_equal(signs, np.signbit(plain))
+  np.testing.assert_array_equal(signs['global'], np.signbit(plain))
